@@ -1,0 +1,153 @@
+"""Encapsulated Control Message (RFC 9301 section 5.8): a control message inside an inner IPv4 or
+IPv6 + UDP header, as ITRs send Map-Requests to Map-Resolvers and Map-Servers forward them to ETRs.
+
+The inner headers are checked as a receiver must trust them: IP version, header and total length,
+protocol UDP, no fragment, IPv4 header checksum, UDP length, UDP checksum (zero means none, as many
+implementations send it). IPv4 options and IPv6 extension headers are refused as unsupported.
+An ECM never nests inside another.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from typing import ClassVar
+
+from .errors import DecodeError, EncodeError, check_range
+
+LISP_CONTROL_PORT = 4342
+
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_IPV6 = struct.Struct("!IHBB16s16s")
+_UDP = struct.Struct("!HHHH")
+_LITTLE = sys.byteorder == "little"
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 ones'-complement checksum of ``data``."""
+    if len(data) & 1:
+        data += b"\0"
+    total = sum(array("H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    total = ~total & 0xFFFF
+    return ((total & 0xFF) << 8 | total >> 8) if _LITTLE else total
+
+
+def _pseudo_header(src, dst, udp_len: int) -> bytes:
+    if src.version == 4:
+        return src.packed + dst.packed + struct.pack("!BBH", 0, 17, udp_len)
+    return src.packed + dst.packed + struct.pack("!IxxxB", udp_len, 17)
+
+
+@dataclass(frozen=True, slots=True)
+class EncapsulatedControlMessage:
+    """An ECM: flags S ``security``, D ``ddt_originated``, E ``to_etr``, M ``to_ms``; the inner
+    header's fields; and ``message``, the control message inside (usually a Map-Request)."""
+
+    TYPE: ClassVar[int] = 8
+
+    source: IPv4Address | IPv6Address
+    destination: IPv4Address | IPv6Address
+    message: object
+    source_port: int = LISP_CONTROL_PORT
+    dest_port: int = LISP_CONTROL_PORT
+    ttl: int = 64
+    tos: int = 0
+    ip_id: int = 0
+    dont_fragment: bool = False
+    flow_label: int = 0
+    udp_checksum: bool = True
+    security: bool = False
+    ddt_originated: bool = False
+    to_etr: bool = False
+    to_ms: bool = False
+
+    def encode(self) -> bytes:
+        src, dst = self.source, self.destination
+        if type(src) not in (IPv4Address, IPv6Address) or type(dst) is not type(src):
+            raise EncodeError(f"ECM inner source {src!r} and destination {dst!r} must be IP "
+                              "addresses of one family")
+        if isinstance(self.message, EncapsulatedControlMessage):
+            raise EncodeError("an ECM cannot carry another ECM")
+        for name, bits in (("source_port", 16), ("dest_port", 16), ("ttl", 8), ("tos", 8),
+                           ("ip_id", 16), ("flow_label", 20)):
+            check_range(name, getattr(self, name), bits)
+        inner = self.message.encode()
+        udp_len = 8 + len(inner)
+        if src.version == 4:
+            total = 20 + udp_len
+            if total > 0xFFFF:
+                raise EncodeError(f"ECM inner packet of {total} bytes exceeds 65535")
+            head = _IPV4.pack(0x45, self.tos, total, self.ip_id, 0x4000 if self.dont_fragment else 0,
+                              self.ttl, 17, 0, src.packed, dst.packed)
+            head = head[:10] + struct.pack("!H", internet_checksum(head)) + head[12:]
+        else:
+            if udp_len > 0xFFFF:
+                raise EncodeError(f"ECM inner payload of {udp_len} bytes exceeds 65535")
+            head = _IPV6.pack(6 << 28 | self.tos << 20 | self.flow_label, udp_len, 17, self.ttl,
+                              src.packed, dst.packed)
+        udp = _UDP.pack(self.source_port, self.dest_port, udp_len, 0)
+        if self.udp_checksum:
+            csum = internet_checksum(_pseudo_header(src, dst, udp_len) + udp + inner) or 0xFFFF
+            udp = udp[:6] + struct.pack("!H", csum)
+        b0 = (0x80 | self.security << 3 | self.ddt_originated << 2 | self.to_etr << 1
+              | self.to_ms)
+        return bytes((b0, 0, 0, 0)) + head + udp + inner
+
+
+def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
+    from .control import decode_control_at  # the inner message may be any control message
+
+    if end - off < 4:
+        raise DecodeError(f"ECM: truncated header ({end - off} of 4 bytes)", off)
+    flags = data[off] & 0x0F
+    ip = off + 4
+    if end - ip < 1:
+        raise DecodeError("ECM: no inner IP header", ip)
+    version = data[ip] >> 4
+    if version == 4:
+        if end - ip < 20:
+            raise DecodeError(f"ECM: truncated inner IPv4 header ({end - ip} of 20 bytes)", ip)
+        vihl, tos, total, ip_id, frag, ttl, proto, _csum, s, d = _IPV4.unpack_from(data, ip)
+        if vihl & 0x0F != 5:
+            raise DecodeError(f"ECM: inner IPv4 header length {4 * (vihl & 0x0F)} is not 20 "
+                              "(options are not supported)", ip)
+        if total != end - ip:
+            raise DecodeError(f"ECM: inner IPv4 total length {total} but {end - ip} bytes follow",
+                              ip + 2)
+        if frag & 0x3FFF:
+            raise DecodeError("ECM: inner IPv4 packet is a fragment", ip + 6)
+        if internet_checksum(bytes(data[ip:ip + 20])) != 0:
+            raise DecodeError("ECM: inner IPv4 header checksum is wrong", ip + 10)
+        src, dst = IPv4Address(s), IPv4Address(d)
+        dont_fragment, flow_label = bool(frag & 0x4000), 0
+        udp = ip + 20
+    elif version == 6:
+        if end - ip < 40:
+            raise DecodeError(f"ECM: truncated inner IPv6 header ({end - ip} of 40 bytes)", ip)
+        word, plen, proto, ttl, s, d = _IPV6.unpack_from(data, ip)
+        if plen != end - ip - 40:
+            raise DecodeError(f"ECM: inner IPv6 payload length {plen} but {end - ip - 40} bytes "
+                              "follow", ip + 4)
+        src, dst = IPv6Address(s), IPv6Address(d)
+        tos, flow_label, ip_id, dont_fragment = word >> 20 & 0xFF, word & 0xFFFFF, 0, False
+        udp = ip + 40
+    else:
+        raise DecodeError(f"ECM: inner IP version {version} is neither 4 nor 6", ip)
+    if proto != 17:
+        raise DecodeError(f"ECM: inner protocol {proto} is not UDP", ip + (9 if version == 4 else 6))
+    if end - udp < 8:
+        raise DecodeError(f"ECM: truncated inner UDP header ({end - udp} of 8 bytes)", udp)
+    sport, dport, ulen, ucsum = _UDP.unpack_from(data, udp)
+    if ulen != end - udp:
+        raise DecodeError(f"ECM: inner UDP length {ulen} but {end - udp} bytes follow", udp + 4)
+    if ucsum and internet_checksum(_pseudo_header(src, dst, ulen) + bytes(data[udp:end])) != 0:
+        raise DecodeError("ECM: inner UDP checksum is wrong", udp + 6)
+    message = decode_control_at(data, udp + 8, end, allow_ecm=False)
+    return EncapsulatedControlMessage(src, dst, message, sport, dport, ttl, tos, ip_id,
+                                      dont_fragment, flow_label, bool(ucsum), bool(flags & 8),
+                                      bool(flags & 4), bool(flags & 2), bool(flags & 1))

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine (as root) for lisp_app: the system packages its demo and its tests drive
+# (Open vSwitch, FRR, Mininet, tshark, ...) and a virtualenv (.venv) holding lisp_app with its test extra.
+# Idempotent: run it as often as you like. Used by the README's commands and by .ci/run.
+#
+#   scripts/setup.sh            system packages + .venv with lisp_app[test]
+#   VENV=/path scripts/setup.sh another virtualenv location
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=${VENV:-$here/.venv}
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: run as root (it installs Debian packages)" >&2
+    exit 1
+fi
+
+# openvswitch-switch: the forwarding core (userspace datapath); frr: the ALT core in tests and demo;
+# mininet: demo topologies; tshark: wire-format oracle; ethtool + iputils-ping: a fresh image lacks them,
+# and without ethtool's offload settings TCP through the userspace datapath stalls.
+apt_pkgs="openvswitch-switch frr mininet tshark tcpdump iperf3 ethtool iputils-ping iproute2 socat
+          python3-venv python3-dev"
+missing=""
+for p in $apt_pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get update -q
+    # policy-rc.d: package scripts must not start system daemons (OVS, FRR) in the root namespace;
+    # our tests and demo start their own per-namespace daemons.
+    prc=/usr/sbin/policy-rc.d
+    created_prc=0
+    if [ ! -e $prc ]; then printf '#!/bin/sh\nexit 101\n' > $prc; chmod +x $prc; created_prc=1; fi
+    apt-get install -y -q --no-install-recommends $missing
+    [ $created_prc = 1 ] && rm -f $prc
+fi
+
+# The Python side: a virtualenv with lisp_app and its test extra (editable, so tests see the checkout).
+py=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+    "$py" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -e "$here[test]"
+echo "setup.sh: ready (virtualenv: $venv)"
