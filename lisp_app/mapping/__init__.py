@@ -1,0 +1,1 @@
+"""The mapping system's state: the map-cache, the local database and locator selection."""

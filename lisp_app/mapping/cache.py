@@ -1,0 +1,194 @@
+"""The map-cache: EID-prefix -> locators, longest-prefix match per instance-id, with TTLs.
+
+Entries come from Map-Replies (TTL in minutes, refreshed while in use), from negative Map-Replies
+(no locators; the ACT field says what to do), or from the operator (static: never expire).
+Time is a parameter (``now``, seconds on any monotonic clock); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+from ..protocol.addresses import EidPrefix
+from ..protocol.records import Action, Locator
+
+SOURCE_REPLY = "map-reply"
+SOURCE_STATIC = "static"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One mapping in the cache. ``expires_at`` is None for static entries."""
+
+    prefix: EidPrefix
+    locators: tuple[Locator, ...]
+    action: Action = Action.NO_ACTION
+    ttl: int = 1440
+    expires_at: float | None = None
+    source: str = SOURCE_REPLY
+    created_at: float = 0.0
+    authoritative: bool = False
+    map_version: int = 0
+
+    @property
+    def negative(self) -> bool:
+        return not self.locators
+
+    def remaining(self, now: float) -> float | None:
+        """Seconds left before expiry (None: never expires)."""
+        return None if self.expires_at is None else max(0.0, self.expires_at - now)
+
+
+class _PrefixTable:
+    """Exact and longest-prefix match for one (instance-id, address family)."""
+
+    __slots__ = ("bits", "by_len", "lengths")
+
+    def __init__(self, bits: int):
+        self.bits = bits
+        self.by_len: dict[int, dict[int, CacheEntry]] = {}
+        self.lengths: list[int] = []  # the prefix lengths present, longest first
+
+    def key(self, addr_int: int, plen: int) -> int:
+        return addr_int >> (self.bits - plen)
+
+    def put(self, entry: CacheEntry) -> CacheEntry | None:
+        net = entry.prefix.network
+        plen = net.prefixlen
+        bucket = self.by_len.get(plen)
+        if bucket is None:
+            bucket = self.by_len[plen] = {}
+            self.lengths = sorted(self.by_len, reverse=True)
+        k = self.key(int(net.network_address), plen)
+        old = bucket.get(k)
+        bucket[k] = entry
+        return old
+
+    def get(self, prefix: EidPrefix) -> CacheEntry | None:
+        net = prefix.network
+        bucket = self.by_len.get(net.prefixlen)
+        return None if bucket is None else bucket.get(self.key(int(net.network_address),
+                                                                net.prefixlen))
+
+    def pop(self, prefix: EidPrefix) -> CacheEntry | None:
+        net = prefix.network
+        plen = net.prefixlen
+        bucket = self.by_len.get(plen)
+        if bucket is None:
+            return None
+        old = bucket.pop(self.key(int(net.network_address), plen), None)
+        if not bucket:
+            del self.by_len[plen]
+            self.lengths = sorted(self.by_len, reverse=True)
+        return old
+
+    def lookup(self, addr_int: int) -> CacheEntry | None:
+        bits = self.bits
+        for plen in self.lengths:
+            hit = self.by_len[plen].get(addr_int >> (bits - plen))
+            if hit is not None:
+                return hit
+        return None
+
+
+@dataclass
+class CacheStats:
+    """Counters the cache keeps about itself (``mapstat`` shows them)."""
+
+    lookups: int = 0
+    hits: int = 0
+    inserted: int = 0
+    replaced: int = 0
+    expired: int = 0
+    removed: int = 0
+
+
+class MapCache:
+    """EID-prefix -> :class:`CacheEntry`, longest-prefix match per instance-id and family."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[int, int], _PrefixTable] = {}
+        self._expiry: list[tuple[float, int, EidPrefix]] = []  # heap; stale items skipped
+        self._seq = 0
+        self._count = 0
+        self.stats = CacheStats()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self):
+        for table in list(self._tables.values()):
+            for plen in table.lengths:
+                yield from list(table.by_len[plen].values())
+
+    def _table(self, iid: int, version: int, create: bool) -> _PrefixTable | None:
+        table = self._tables.get((iid, version))
+        if table is None and create:
+            table = self._tables[(iid, version)] = _PrefixTable(32 if version == 4 else 128)
+        return table
+
+    def insert(self, entry: CacheEntry) -> CacheEntry | None:
+        """Add or replace the entry for ``entry.prefix``; return the entry it replaced."""
+        prefix = entry.prefix
+        old = self._table(prefix.instance_id, prefix.network.version, True).put(entry)
+        if old is None:
+            self._count += 1
+            self.stats.inserted += 1
+        else:
+            self.stats.replaced += 1
+        if entry.expires_at is not None:
+            self._seq += 1
+            heapq.heappush(self._expiry, (entry.expires_at, self._seq, prefix))
+        return old
+
+    def get(self, prefix: EidPrefix) -> CacheEntry | None:
+        """The entry for exactly this prefix."""
+        table = self._table(prefix.instance_id, prefix.network.version, False)
+        return None if table is None else table.get(prefix)
+
+    def remove(self, prefix: EidPrefix) -> CacheEntry | None:
+        """Remove the entry for exactly this prefix; return it (None if there was none)."""
+        old = self._pop(prefix)
+        if old is not None:
+            self.stats.removed += 1
+        return old
+
+    def _pop(self, prefix: EidPrefix) -> CacheEntry | None:
+        table = self._table(prefix.instance_id, prefix.network.version, False)
+        old = None if table is None else table.pop(prefix)
+        if old is not None:
+            self._count -= 1
+        return old
+
+    def lookup(self, instance_id: int, address: IPv4Address | IPv6Address) -> CacheEntry | None:
+        """Longest-prefix match of an EID in one instance-id."""
+        self.stats.lookups += 1
+        table = self._tables.get((instance_id, address.version))
+        hit = None if table is None else table.lookup(int(address))
+        if hit is not None:
+            self.stats.hits += 1
+        return hit
+
+    def next_expiry(self) -> float | None:
+        """When the earliest entry expires (None: nothing will)."""
+        while self._expiry:
+            when, _seq, prefix = self._expiry[0]
+            current = self.get(prefix)
+            if current is not None and current.expires_at == when:
+                return when
+            heapq.heappop(self._expiry)
+        return None
+
+    def expire(self, now: float) -> list[CacheEntry]:
+        """Remove and return every entry whose lifetime ended at or before ``now``."""
+        gone = []
+        while self._expiry and self._expiry[0][0] <= now:
+            when, _seq, prefix = heapq.heappop(self._expiry)
+            current = self.get(prefix)
+            if current is not None and current.expires_at == when:
+                self._pop(prefix)
+                self.stats.expired += 1
+                gone.append(current)
+        return gone

@@ -1,0 +1,60 @@
+"""Locator selection (RFC 9300 section 5.3): which RLOCs carry traffic, and in what shares.
+
+The usable locators are those with a priority below 255 that are reachable (R bit, and not marked
+down by probing) and have an address we can tunnel to. Among them the best (lowest) priority wins;
+its locators share traffic by weight. All-zero weights mean an even split; a zero weight beside
+non-zero ones gets no traffic. When every locator of the best priority is gone the next priority
+takes over, because selection simply runs again on what is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from typing import Callable, Iterable
+
+from ..protocol.addresses import AfiListAddress
+from ..protocol.records import Locator
+
+UNUSABLE_PRIORITY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One RLOC chosen for traffic and its weight (a select-group bucket)."""
+
+    rloc: IPv4Address | IPv6Address
+    weight: int
+
+
+def tunnel_address(locator: Locator,
+                   families: tuple[int, ...] = (4,)) -> IPv4Address | IPv6Address | None:
+    """The address to tunnel to: the locator's own address, or the first member of an AFI list,
+    of a family the data plane carries (``families``); None if there is none."""
+    addr = locator.address
+    candidates = addr.addresses if type(addr) is AfiListAddress else (addr,)
+    for cand in candidates:
+        if type(cand) in (IPv4Address, IPv6Address) and cand.version in families:
+            return cand
+    return None
+
+
+def select_shares(locators: Iterable[Locator],
+                  is_down: Callable[[IPv4Address | IPv6Address], bool] | None = None,
+                  families: tuple[int, ...] = (4,)) -> tuple[Share, ...]:
+    """The RLOCs of the best usable priority with their weights (empty: none usable)."""
+    usable: list[tuple[int, int, IPv4Address | IPv6Address]] = []
+    for loc in locators:
+        if loc.priority >= UNUSABLE_PRIORITY or not loc.reachable:
+            continue
+        rloc = tunnel_address(loc, families)
+        if rloc is None or (is_down is not None and is_down(rloc)):
+            continue
+        usable.append((loc.priority, loc.weight, rloc))
+    if not usable:
+        return ()
+    best = min(p for p, _w, _r in usable)
+    chosen = [(w, r) for p, w, r in usable if p == best]
+    if all(w == 0 for w, _r in chosen):
+        return tuple(Share(r, 1) for _w, r in chosen)
+    return tuple(Share(r, w) for w, r in chosen if w > 0)

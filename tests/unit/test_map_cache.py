@@ -1,0 +1,101 @@
+"""The map-cache: longest-prefix match per instance-id and family, replacement, expiry."""
+
+from ipaddress import ip_address
+
+import pytest
+
+from lisp_app.mapping.cache import SOURCE_STATIC, CacheEntry, MapCache
+from lisp_app.protocol import Action, EidPrefix, Locator
+
+
+def entry(text, expires_at=None, rloc="192.0.2.1", **kw):
+    return CacheEntry(EidPrefix.parse(text), (Locator(ip_address(rloc)),), expires_at=expires_at,
+                      **kw)
+
+
+def test_longest_prefix_wins_and_falls_back():
+    cache = MapCache()
+    cache.insert(entry("10.0.0.0/8", rloc="192.0.2.8"))
+    cache.insert(entry("10.1.0.0/16", rloc="192.0.2.16"))
+    cache.insert(entry("10.1.2.0/24", rloc="192.0.2.24"))
+    assert cache.lookup(0, ip_address("10.1.2.3")).prefix == EidPrefix.parse("10.1.2.0/24")
+    assert cache.lookup(0, ip_address("10.1.3.3")).prefix == EidPrefix.parse("10.1.0.0/16")
+    assert cache.lookup(0, ip_address("10.9.9.9")).prefix == EidPrefix.parse("10.0.0.0/8")
+    assert cache.lookup(0, ip_address("11.0.0.1")) is None
+    cache.remove(EidPrefix.parse("10.1.2.0/24"))
+    assert cache.lookup(0, ip_address("10.1.2.3")).prefix == EidPrefix.parse("10.1.0.0/16")
+    assert len(cache) == 2
+
+
+def test_instance_ids_keep_overlapping_prefixes_apart():
+    cache = MapCache()
+    cache.insert(entry("[100]10.2.0.0/24", rloc="192.0.2.100"))
+    cache.insert(entry("[200]10.2.0.0/24", rloc="192.0.2.200"))
+    a = cache.lookup(100, ip_address("10.2.0.5"))
+    b = cache.lookup(200, ip_address("10.2.0.5"))
+    assert a.locators[0].address == ip_address("192.0.2.100")
+    assert b.locators[0].address == ip_address("192.0.2.200")
+    assert cache.lookup(0, ip_address("10.2.0.5")) is None
+
+
+def test_ipv6_and_default_route_entries():
+    cache = MapCache()
+    cache.insert(entry("2001:db8:2::/48"))
+    cache.insert(entry("0.0.0.0/0", rloc="192.0.2.254"))
+    assert cache.lookup(0, ip_address("2001:db8:2::10")).prefix.network.prefixlen == 48
+    assert cache.lookup(0, ip_address("2001:db8:3::10")) is None
+    assert cache.lookup(0, ip_address("8.8.8.8")).prefix == EidPrefix.parse("0.0.0.0/0")
+
+
+def test_replace_returns_old_entry_and_keeps_count():
+    cache = MapCache()
+    assert cache.insert(entry("10.2.0.0/24", rloc="192.0.2.1")) is None
+    old = cache.insert(entry("10.2.0.0/24", rloc="192.0.2.2"))
+    assert old.locators[0].address == ip_address("192.0.2.1")
+    assert len(cache) == 1
+    assert cache.get(EidPrefix.parse("10.2.0.0/24")).locators[0].address == ip_address("192.0.2.2")
+    assert cache.stats.replaced == 1
+
+
+def test_expiry_removes_only_due_entries_and_ignores_superseded_deadlines():
+    cache = MapCache()
+    cache.insert(entry("10.1.0.0/24", expires_at=60.0))
+    cache.insert(entry("10.2.0.0/24", expires_at=120.0))
+    cache.insert(entry("10.3.0.0/24", source=SOURCE_STATIC))
+    # refreshed before its deadline: the old deadline must not remove it
+    cache.insert(entry("10.1.0.0/24", expires_at=200.0))
+    assert cache.next_expiry() == 120.0
+    assert cache.expire(119.9) == []
+    gone = cache.expire(120.0)
+    assert [e.prefix for e in gone] == [EidPrefix.parse("10.2.0.0/24")]
+    assert cache.next_expiry() == 200.0
+    assert [str(e.prefix) for e in cache.expire(1e9)] == ["10.1.0.0/24"]
+    assert [str(e.prefix) for e in cache] == ["10.3.0.0/24"]
+    assert cache.next_expiry() is None
+    assert cache.stats.expired == 2
+
+
+def test_removed_entry_does_not_expire_later():
+    cache = MapCache()
+    cache.insert(entry("10.1.0.0/24", expires_at=10.0))
+    cache.remove(EidPrefix.parse("10.1.0.0/24"))
+    assert cache.expire(100.0) == []
+    assert len(cache) == 0
+
+
+def test_negative_entry():
+    e = CacheEntry(EidPrefix.parse("10.9.0.0/16"), (), Action.NATIVELY_FORWARD, ttl=15,
+                   expires_at=900.0)
+    assert e.negative
+    assert e.remaining(300.0) == 600.0
+    assert entry("10.1.0.0/24").remaining(5.0) is None
+
+
+def test_eid_prefix_parse_errors():
+    with pytest.raises(ValueError, match="host bits"):
+        EidPrefix.parse("10.1.0.1/24")
+    with pytest.raises(ValueError, match="without"):
+        EidPrefix.parse("[12 10.0.0.0/8")
+    with pytest.raises(ValueError, match="24-bit"):
+        EidPrefix.parse("[16777216]10.0.0.0/8")
+    assert str(EidPrefix.parse("[7]10.0.0.0/8")) == "[7]10.0.0.0/8"
