@@ -1,0 +1,319 @@
+"""Site configuration: a YAML file -> validated, frozen objects.
+
+The schema is the dataclasses below: each field's type says how a value is read, its metadata
+holds the documentation and the allowed range. A bad file raises :class:`ConfigError` naming the
+file, the key path (``eid_prefixes[0].locators[1].priority``) and the reason; nothing starts.
+Unknown keys are errors too (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
+
+import yaml
+
+from .protocol.addresses import EidPrefix
+
+ROLES = ("itr", "etr", "xtr")
+
+
+class ConfigError(ValueError):
+    """A configuration problem: ``source`` (the file), ``path`` (the key) and ``reason``."""
+
+    def __init__(self, source: str, path: str, reason: str):
+        super().__init__(f"{source}: {path or '(top level)'}: {reason}")
+        self.source = source
+        self.path = path
+        self.reason = reason
+
+
+def _doc(text: str, **kw) -> dict:
+    return {"doc": text, **kw}
+
+
+@dataclass(frozen=True)
+class LocatorConfig:
+    """One RLOC of a local EID prefix, as Map-Replies and Map-Registers announce it."""
+
+    rloc: IPv4Address | IPv6Address = field(metadata=_doc("the locator's address"))
+    priority: int = field(default=1, metadata=_doc(
+        "unicast priority, lower is preferred; 255 means do not use", min=0, max=255))
+    weight: int = field(default=100, metadata=_doc(
+        "unicast weight among locators of the same priority", min=0, max=255))
+
+
+@dataclass(frozen=True)
+class EidPrefixConfig:
+    """A local EID prefix: the site's own address space, served by this ETR."""
+
+    prefix: EidPrefix = field(metadata=_doc(
+        "the prefix, as `10.1.0.0/24` or `[iid]10.1.0.0/24`; without [iid] the site's "
+        "instance_id applies"))
+    locators: tuple[LocatorConfig, ...] = field(default=(), metadata=_doc(
+        "the prefix's locators; empty means the underlay RLOC, priority 1, weight 100"))
+    ttl: int = field(default=1440, metadata=_doc(
+        "record TTL in minutes sent in Map-Replies", min=1, max=0xFFFFFFFF))
+
+
+@dataclass(frozen=True)
+class LispBridgeConfig:
+    """The OVS bridge that holds the site port and the LISP-GPE tunnel port."""
+
+    datapath_id: int = field(metadata=_doc("the bridge's datapath id (number or hex string)",
+                                           min=0, max=2**64 - 1))
+    site_port: str = field(default="site", metadata=_doc("port name towards the site's hosts"))
+    gpe_port: str = field(default="gpe", metadata=_doc(
+        "name of the VXLAN-GPE port on UDP 4341 (options:exts=gpe, packet_type=legacy_l3)"))
+
+
+@dataclass(frozen=True)
+class UnderlayConfig:
+    """The OVS bridge facing the underlay; its LOCAL port holds the RLOC."""
+
+    datapath_id: int = field(metadata=_doc("the bridge's datapath id", min=0, max=2**64 - 1))
+    rloc: IPv4Address = field(metadata=_doc("this xTR's RLOC (on the bridge's LOCAL port)"))
+    next_hop: IPv4Address = field(metadata=_doc("the underlay router the RLOC routes through"))
+    uplink_port: str = field(default="uplink", metadata=_doc("port name towards the underlay"))
+    mtu: int = field(default=1500, metadata=_doc(
+        "underlay path MTU; larger encapsulated packets are refused with ICMP", min=576,
+        max=65535))
+
+
+@dataclass(frozen=True)
+class SiteGatewayConfig:
+    """The gateway address the site's hosts route through; the switch answers for it."""
+
+    ipv4: IPv4Address | None = field(default=None, metadata=_doc("gateway IPv4 address"))
+    ipv6: IPv6Address | None = field(default=None, metadata=_doc("gateway IPv6 address"))
+    mac: str = field(default="02:00:00:00:00:01", metadata=_doc(
+        "gateway MAC address", pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"))
+
+
+@dataclass(frozen=True)
+class TimersConfig:
+    """Map-Request timing (RFC 9301 defaults)."""
+
+    request_timeout: float = field(default=1.0, metadata=_doc(
+        "seconds before the first retransmission; doubles each time", min=0.01, max=60))
+    request_retries: int = field(default=2, metadata=_doc(
+        "retransmissions before giving up (RFC 9301: 1 s, then exponential backoff)", min=0,
+        max=10))
+    request_min_interval: float = field(default=1.0, metadata=_doc(
+        "at most one new Map-Request per EID prefix in this many seconds", min=0, max=60))
+    refresh_before: float = field(default=60.0, metadata=_doc(
+        "seconds before a used entry expires that it is refreshed", min=0, max=3600))
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    """Packets held while their Map-Request is outstanding."""
+
+    per_destination: int = field(default=16, metadata=_doc(
+        "packets buffered per destination EID prefix", min=0, max=10000))
+    total: int = field(default=1024, metadata=_doc("packets buffered in all", min=0,
+                                                   max=1000000))
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The inspection REST API (JSON over HTTP)."""
+
+    host: str = field(default="127.0.0.1", metadata=_doc("address to listen on"))
+    port: int = field(default=8080, metadata=_doc("TCP port; 0 disables the API", min=0,
+                                                  max=65535))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A LISP site: one controller process."""
+
+    role: str = field(metadata=_doc("itr, etr or xtr", choices=ROLES))
+    lisp_bridge: LispBridgeConfig = field(metadata=_doc("the LISP bridge"))
+    underlay: UnderlayConfig = field(metadata=_doc("the underlay bridge"))
+    instance_id: int = field(default=0, metadata=_doc(
+        "the default instance-id (24 bits)", min=0, max=2**24 - 1))
+    eid_prefixes: tuple[EidPrefixConfig, ...] = field(default=(), metadata=_doc(
+        "local EID prefixes (needed by the etr and xtr roles)"))
+    site_gateway: SiteGatewayConfig = field(default_factory=SiteGatewayConfig, metadata=_doc(
+        "the site's gateway"))
+    map_resolvers: tuple[IPv4Address, ...] = field(default=(), metadata=_doc(
+        "Map-Resolvers to send Map-Requests to, in an ECM"))
+    map_request_targets: tuple[IPv4Address, ...] = field(default=(), metadata=_doc(
+        "ETR addresses to send plain Map-Requests to directly (no resolver)"))
+    data_probes: bool = field(default=False, metadata=_doc(
+        "send the first packets of a miss as data probes instead of buffering them"))
+    miss_rate: int = field(default=100, metadata=_doc(
+        "packets per second a cache miss may punt to the controller (OpenFlow meter)", min=1,
+        max=1000000))
+    timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
+    buffer: BufferConfig = field(default_factory=BufferConfig, metadata=_doc("buffering"))
+    api: ApiConfig = field(default_factory=ApiConfig, metadata=_doc("inspection API"))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Validate config text (YAML)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, "", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}") \
+            from None
+    config = _Reader(source).read(Config, raw if raw is not None else {}, "")
+    _check_site(config, source)
+    return config
+
+
+def _check_site(config: Config, source: str) -> None:
+    """Rules that span fields."""
+    if config.role in ("etr", "xtr") and not config.eid_prefixes:
+        raise ConfigError(source, "eid_prefixes", f"the {config.role} role needs at least one "
+                          "local EID prefix")
+    if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets):
+        raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers "
+                          "or map_request_targets to send Map-Requests to")
+    seen = {}
+    for i, eid in enumerate(config.eid_prefixes):
+        for j, other in seen.items():
+            if eid.prefix.contains(other) or other.contains(eid.prefix):
+                raise ConfigError(source, f"eid_prefixes[{i}].prefix",
+                                  f"{eid.prefix} overlaps eid_prefixes[{j}] ({other})")
+        seen[i] = eid.prefix
+
+
+class _Reader:
+    """Builds a dataclass from plain YAML data, following the field types."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, path: str, reason: str):
+        raise ConfigError(self.source, path, reason)
+
+    def read(self, cls, raw, path: str):
+        if not isinstance(raw, dict):
+            self.fail(path, f"expected a mapping of keys, got {_kind(raw)}")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in raw:
+            if key not in names:
+                self.fail(_join(path, str(key)), f"unknown key (known: {', '.join(sorted(names))})")
+        values = {}
+        for f in dataclasses.fields(cls):
+            sub = _join(path, f.name)
+            if f.name not in raw:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    self.fail(sub, "required key is missing")
+                continue
+            values[f.name] = self.value(hints[f.name], raw[f.name], sub, f.metadata)
+        return cls(**values)
+
+    def value(self, hint, raw, path: str, meta):
+        origin = typing.get_origin(hint)
+        if origin in (typing.Union, types.UnionType):
+            options = typing.get_args(hint)
+            if raw is None and type(None) in options:
+                return None
+            if all(o in (IPv4Address, IPv6Address, type(None)) for o in options):
+                return self.address(raw, path, tuple(o for o in options if o is not type(None)))
+            return self.value(next(o for o in options if o is not type(None)), raw, path, meta)
+        if origin is tuple:
+            item = typing.get_args(hint)[0]
+            if not isinstance(raw, list):
+                self.fail(path, f"expected a list, got {_kind(raw)}")
+            return tuple(self.value(item, r, f"{path}[{i}]", {}) for i, r in enumerate(raw))
+        if hint is EidPrefix:
+            if not isinstance(raw, str):
+                self.fail(path, f"expected a prefix such as 10.1.0.0/24, got {_kind(raw)}")
+            try:
+                return EidPrefix.parse(raw)
+            except ValueError as exc:
+                self.fail(path, str(exc))
+        if dataclasses.is_dataclass(hint):
+            return self.read(hint, raw, path)
+        if hint is bool:
+            if not isinstance(raw, bool):
+                self.fail(path, f"expected true or false, got {_kind(raw)}")
+            return raw
+        if hint is int:
+            if isinstance(raw, str) and meta.get("max") == 2**64 - 1:
+                try:
+                    raw = int(raw, 16)
+                except ValueError:
+                    self.fail(path, f"{raw!r} is not a hex number")
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                self.fail(path, f"expected a whole number, got {_kind(raw)}")
+            return self.ranged(raw, path, meta)
+        if hint is float:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                self.fail(path, f"expected a number, got {_kind(raw)}")
+            return self.ranged(float(raw), path, meta)
+        if hint is str:
+            if not isinstance(raw, str):
+                self.fail(path, f"expected a string, got {_kind(raw)}")
+            if "choices" in meta and raw not in meta["choices"]:
+                self.fail(path, f"{raw!r} is not one of {', '.join(meta['choices'])}")
+            if "pattern" in meta and not re.match(meta["pattern"], raw):
+                self.fail(path, f"{raw!r} is not well-formed")
+            return raw
+        if hint in (IPv4Address, IPv6Address):
+            return self.address(raw, path, (hint,))
+        raise TypeError(f"config schema: no reader for {hint!r}")  # a bug in the schema
+
+    def ranged(self, value, path: str, meta):
+        lo, hi = meta.get("min"), meta.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            self.fail(path, f"{value} is outside {lo}..{hi}")
+        return value
+
+    def address(self, raw, path: str, families: tuple):
+        if not isinstance(raw, str):
+            self.fail(path, f"expected an IP address, got {_kind(raw)}")
+        try:
+            addr = ip_address(raw)
+        except ValueError:
+            self.fail(path, f"{raw!r} is not an IP address")
+        if type(addr) not in families:
+            want = " or ".join("IPv4" if f is IPv4Address else "IPv6" for f in families)
+            self.fail(path, f"{raw} is not an {want} address")
+        return addr
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(raw) -> str:
+    if raw is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: f"the string {raw!r}", bool: f"{raw}"}.get(
+        type(raw), f"{raw!r}")
+
+
+def local_prefixes(config: Config) -> list[tuple[EidPrefix, tuple[LocatorConfig, ...], int]]:
+    """The local EID prefixes as (prefix, locators, ttl): the site's instance-id applied where the
+    prefix names none (or instance-id 0), the underlay RLOC where no locators are listed."""
+    out = []
+    for eid in config.eid_prefixes:
+        prefix = eid.prefix
+        if prefix.instance_id == 0 and config.instance_id:
+            prefix = EidPrefix(config.instance_id, prefix.network)
+        locators = eid.locators or (LocatorConfig(config.underlay.rloc),)
+        out.append((prefix, locators, eid.ttl))
+    return out

@@ -1,0 +1,79 @@
+"""Config loading: the shipped example is valid; every error names file, key path and reason."""
+
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+
+from lisp_app.config import ConfigError, load_config, local_prefixes, parse_config
+from lisp_app.protocol import EidPrefix
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "site1.yaml"
+
+MINIMAL = """
+role: xtr
+lisp_bridge: {datapath_id: 1}
+underlay: {datapath_id: 2, rloc: 192.0.2.1, next_hop: 192.0.2.254}
+eid_prefixes: [{prefix: 10.1.0.0/24}]
+map_request_targets: [198.51.100.1]
+"""
+
+
+def test_shipped_example_loads():
+    config = load_config(EXAMPLE)
+    assert config.role == "xtr"
+    assert config.lisp_bridge.datapath_id == 1
+    assert config.underlay.rloc == ip_address("192.0.2.1")
+    prefixes = local_prefixes(config)
+    assert prefixes[0][0] == EidPrefix.parse("[1000]10.1.0.0/24")
+    assert prefixes[1][0] == EidPrefix.parse("[1000]2001:db8:1::/48")
+    # no locators listed: the underlay RLOC stands in
+    assert prefixes[1][1][0].rloc == ip_address("192.0.2.1")
+
+
+def test_defaults_apply():
+    config = parse_config(MINIMAL)
+    assert config.timers.request_timeout == 1.0
+    assert config.buffer.per_destination == 16
+    assert config.api.host == "127.0.0.1"
+    assert config.data_probes is False
+
+
+@pytest.mark.parametrize("patch, path, reason", [
+    ("role: router", "role", "'router' is not one of itr, etr, xtr"),
+    ("lisp_bridge: {datapath_id: -1}", "lisp_bridge.datapath_id", "outside"),
+    ("lisp_bridge: {datapath_id: '00zz'}", "lisp_bridge.datapath_id", "not a hex number"),
+    ("lisp_bridge: {datapath_id: 1, site_prot: x}", "lisp_bridge.site_prot", "unknown key"),
+    ("underlay: {datapath_id: 2, rloc: 2001:db8::1, next_hop: 192.0.2.254}", "underlay.rloc",
+     "not an IPv4 address"),
+    ("underlay: {datapath_id: 2, rloc: 192.0.2.1}", "underlay.next_hop", "required key is missing"),
+    ("eid_prefixes: [{prefix: 10.1.0.1/24}]", "eid_prefixes[0].prefix", "host bits"),
+    ("eid_prefixes: [{prefix: 10.1.0.0/24, locators: [{rloc: 192.0.2.1, weight: 256}]}]",
+     "eid_prefixes[0].locators[0].weight", "outside 0..255"),
+    ("eid_prefixes: [{prefix: 10.1.0.0/24}, {prefix: 10.1.0.128/25}]", "eid_prefixes[1].prefix",
+     "overlaps"),
+    ("eid_prefixes: []", "eid_prefixes", "needs at least one local EID prefix"),
+    ("map_request_targets: []", "map_resolvers", "needs map_resolvers"),
+    ("data_probes: 'yes'", "data_probes", "expected true or false"),
+    ("timers: {request_timeout: 0}", "timers.request_timeout", "outside"),
+    ("site_gateway: {mac: '02:00:00:00:00'}", "site_gateway.mac", "not well-formed"),
+])
+def test_errors_name_file_key_and_reason(patch, path, reason):
+    key = patch.split(":")[0]
+    lines = [ln for ln in MINIMAL.strip().splitlines() if not ln.startswith(key + ":")]
+    text = "\n".join(lines + [patch])
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "site.yaml")
+    err = info.value
+    assert (err.source, err.path) == ("site.yaml", path)
+    assert reason in err.reason
+    assert str(err).startswith(f"site.yaml: {path}: ")
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("role: [xtr\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: \(top level\): not valid YAML: line"):
+        load_config(bad)
