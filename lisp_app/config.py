@@ -62,12 +62,23 @@ class EidPrefixConfig:
 
 
 @dataclass(frozen=True)
+class SitePortConfig:
+    """A port towards the site's hosts; its packets belong to one instance-id."""
+
+    name: str = field(metadata=_doc("the OVS port name"))
+    instance_id: int | None = field(default=None, metadata=_doc(
+        "instance-id of this port's traffic; default: the site's instance_id", min=0,
+        max=2**24 - 1))
+
+
+@dataclass(frozen=True)
 class LispBridgeConfig:
-    """The OVS bridge that holds the site port and the LISP-GPE tunnel port."""
+    """The OVS bridge that holds the site ports and the LISP-GPE tunnel port."""
 
     datapath_id: int = field(metadata=_doc("the bridge's datapath id (number or hex string)",
                                            min=0, max=2**64 - 1))
-    site_port: str = field(default="site", metadata=_doc("port name towards the site's hosts"))
+    site_ports: tuple[SitePortConfig, ...] = field(
+        default=(SitePortConfig("site"),), metadata=_doc("ports towards the site's hosts"))
     gpe_port: str = field(default="gpe", metadata=_doc(
         "name of the VXLAN-GPE port on UDP 4341 (options:exts=gpe, packet_type=legacy_l3)"))
 
@@ -188,6 +199,13 @@ def _check_site(config: Config, source: str) -> None:
     if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets):
         raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers "
                           "or map_request_targets to send Map-Requests to")
+    names = [p.name for p in config.lisp_bridge.site_ports]
+    if not names:
+        raise ConfigError(source, "lisp_bridge.site_ports", "at least one site port is needed")
+    for i, name in enumerate(names):
+        if name in names[:i] or name == config.lisp_bridge.gpe_port:
+            raise ConfigError(source, f"lisp_bridge.site_ports[{i}].name",
+                              f"port {name!r} is named twice")
     seen = {}
     for i, eid in enumerate(config.eid_prefixes):
         for j, other in seen.items():
@@ -304,6 +322,12 @@ def _kind(raw) -> str:
         return "nothing"
     return {dict: "a mapping", list: "a list", str: f"the string {raw!r}", bool: f"{raw}"}.get(
         type(raw), f"{raw!r}")
+
+
+def site_port_instance_ids(config: Config) -> dict[str, int]:
+    """Site port name -> the instance-id its traffic belongs to."""
+    return {p.name: config.instance_id if p.instance_id is None else p.instance_id
+            for p in config.lisp_bridge.site_ports}
 
 
 def local_prefixes(config: Config) -> list[tuple[EidPrefix, tuple[LocatorConfig, ...], int]]:

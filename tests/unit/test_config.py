@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lisp_app.config import ConfigError, load_config, local_prefixes, parse_config
+from lisp_app.config import (ConfigError, load_config, local_prefixes, parse_config,
+                             site_port_instance_ids)
 from lisp_app.protocol import EidPrefix
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "site1.yaml"
@@ -37,6 +38,10 @@ def test_defaults_apply():
     assert config.buffer.per_destination == 16
     assert config.api.host == "127.0.0.1"
     assert config.data_probes is False
+    assert site_port_instance_ids(config) == {"site": 0}
+    two = parse_config(MINIMAL.replace("lisp_bridge: {datapath_id: 1}", "lisp_bridge: {datapath_id: 1, "
+                       "site_ports: [{name: red, instance_id: 100}, {name: blue}]}\ninstance_id: 7"))
+    assert site_port_instance_ids(two) == {"red": 100, "blue": 7}
 
 
 @pytest.mark.parametrize("patch, path, reason", [
@@ -44,6 +49,10 @@ def test_defaults_apply():
     ("lisp_bridge: {datapath_id: -1}", "lisp_bridge.datapath_id", "outside"),
     ("lisp_bridge: {datapath_id: '00zz'}", "lisp_bridge.datapath_id", "not a hex number"),
     ("lisp_bridge: {datapath_id: 1, site_prot: x}", "lisp_bridge.site_prot", "unknown key"),
+    ("lisp_bridge: {datapath_id: 1, site_ports: [{name: a}, {name: a}]}",
+     "lisp_bridge.site_ports[1].name", "named twice"),
+    ("lisp_bridge: {datapath_id: 1, site_ports: [{name: a, instance_id: 16777216}]}",
+     "lisp_bridge.site_ports[0].instance_id", "outside"),
     ("underlay: {datapath_id: 2, rloc: 2001:db8::1, next_hop: 192.0.2.254}", "underlay.rloc",
      "not an IPv4 address"),
     ("underlay: {datapath_id: 2, rloc: 192.0.2.1}", "underlay.next_hop", "required key is missing"),
