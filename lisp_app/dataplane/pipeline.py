@@ -1,0 +1,271 @@
+"""The OpenFlow pipeline: tables, priorities and cookies, and the compiler from LISP state to flows.
+
+This module is the one owner of the table layout. Every flow carries a cookie whose top 32 bits
+spell "LISP" (so the app can list and remove exactly its own flows) and whose next byte says what
+kind of flow it is; for a punt, the kind is the reason the controller gets the packet.
+
+LISP bridge (site ports, the LISP-GPE port)::
+
+  0 CLASSIFY  ARP for the gateway -> answered in the switch; ARP replies/NS for the gateway -> ctl;
+              site IPv4/IPv6 -> metadata=instance-id, ENCAP;  GPE port -> DECAP;  else drop
+  1 ENCAP     (ITR) local EID -> DELIVER; multicast/broadcast -> drop;
+              one flow per map-cache entry: check_pkt_larger -> reg0[0], action set = dec_ttl,
+              tun_dst, tun_id, output GPE (or the locators' select group) -> MTU;
+              negative entries: drop or natively forward;  miss -> meter -> controller (MAPM_MISS)
+  2 MTU       reg0[0]=1 -> clear the action set, meter -> controller (ICMP too-big); else the
+              action set runs
+  3 DECAP     (ETR) tun_id=instance-id + local EID prefix -> metadata, DELIVER;  else drop
+  4 DELIVER   one flow per known host: gateway MAC -> host MAC, out its port;
+              unknown host in a local prefix -> meter -> controller (resolve);  else drop
+
+Underlay bridge (uplink, LOCAL holds the RLOC)::
+
+  0           UDP 4342 to the RLOC -> meter -> controller;  ARP replies to the RLOC -> controller
+              and NORMAL;  everything else NORMAL (OVS's own tunnelling uses it)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from ..mapping.cache import CacheEntry
+from ..mapping.locators import Share
+from ..protocol.addresses import EidPrefix
+from ..protocol.records import Action
+from .flows import (OFPP_IN_PORT, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField, DecTtl, Flow,
+                    Group, GroupAction, Meter, Output, SetField, ToController, match)
+
+T_CLASSIFY, T_ENCAP, T_MTU, T_DECAP, T_DELIVER = 0, 1, 2, 3, 4
+T_UNDERLAY = 0
+
+COOKIE_BASE = 0x4C49535000000000  # "LISP"
+COOKIE_MASK = 0xFFFFFFFF00000000
+
+# Flow kinds (cookie bits 24-31)
+K_BASE = 0x01        # structural flows
+K_ENCAP = 0x02       # one per map-cache entry
+K_HOST = 0x03        # one per known site host
+K_NEGATIVE = 0x04    # negative map-cache entry (drop / natively forward)
+K_DROP = 0x05        # explicit drops (counted in the switch)
+K_PUNT_MISS = 0x10   # map-cache miss
+K_PUNT_TOO_BIG = 0x11
+K_PUNT_RESOLVE = 0x12  # packet for a local host whose MAC is unknown
+K_PUNT_NEIGHBOR = 0x13  # ARP reply / neighbour solicitation for the gateway
+K_PUNT_CONTROL = 0x14  # LISP control message to our RLOC
+K_PUNT_UNDERLAY_ARP = 0x15
+
+METER_MISS = 1     # cache misses
+METER_PUNT = 2     # too-big, resolve, neighbour
+METER_CONTROL = 3  # control messages
+
+METADATA_MASK = 0xFFFFFF  # the instance-id lives in the low 24 bits of metadata
+ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
+LISP_CONTROL_PORT = 4342
+ENCAP_OVERHEAD = {4: 20 + 8 + 8, 6: 40 + 8 + 8}  # outer IP + UDP + LISP header
+ETHERNET_HEADER = 14
+
+
+def cookie(kind: int) -> int:
+    return COOKIE_BASE | kind << 24
+
+
+def kind_of(cookie_value: int) -> int | None:
+    """The kind of one of our flows from its cookie (None: not ours)."""
+    if cookie_value & COOKIE_MASK != COOKIE_BASE:
+        return None
+    return cookie_value >> 24 & 0xFF
+
+
+def prefix_match(network: IPv4Network | IPv6Network) -> tuple[str, object]:
+    """(field, value) matching a destination prefix."""
+    if network.version == 4:
+        return "ipv4_dst", (str(network.network_address), str(network.netmask))
+    return "ipv6_dst", (str(network.network_address), str(network.netmask))
+
+
+def _eth_type(network) -> int:
+    return ETH_IPV4 if network.version == 4 else ETH_IPV6
+
+
+def encap_priority(prefix: EidPrefix) -> int:
+    """Longer prefixes win: priority grows with the prefix length."""
+    return 2000 + prefix.network.prefixlen
+
+
+def packet_size_limit(underlay_mtu: int, rloc_version: int = 4) -> int:
+    """The largest frame (Ethernet header included, as check_pkt_larger measures it) whose
+    encapsulation still fits the underlay MTU."""
+    return underlay_mtu - ENCAP_OVERHEAD[rloc_version] + ETHERNET_HEADER
+
+
+def inner_mtu(underlay_mtu: int, rloc_version: int = 4) -> int:
+    """The IP MTU a site host must use: what ICMP too-big reports."""
+    return underlay_mtu - ENCAP_OVERHEAD[rloc_version]
+
+
+@dataclass(frozen=True)
+class LispBridge:
+    """What the compiler needs to know about the LISP bridge and the site."""
+
+    site_ports: tuple[tuple[int, int], ...]  # (OpenFlow port number, instance-id)
+    gpe_port: int
+    local_prefixes: tuple[EidPrefix, ...]
+    gateway_mac: str
+    gateway_ipv4: IPv4Address | None = None
+    gateway_ipv6: IPv6Address | None = None
+    underlay_mtu: int = 1500
+    itr: bool = True
+    etr: bool = True
+    native_port: int | None = None  # patch port to the underlay, for natively-forward entries
+    miss_rate_pps: int = 100
+    punt_rate_pps: int = 100
+
+    def meters(self) -> list[Meter]:
+        return [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
+
+    def base_flows(self) -> list[Flow]:
+        """The flows that do not depend on the map-cache or on learned hosts."""
+        flows = [Flow(T_CLASSIFY, 0, (), cookie(K_DROP)),
+                 Flow(T_ENCAP, 0, (), cookie(K_PUNT_MISS), apply=(ToController(),),
+                      meter=METER_MISS) if self.itr else Flow(T_ENCAP, 0, (), cookie(K_DROP)),
+                 Flow(T_MTU, 100, match(reg0=(1, 1)), cookie(K_PUNT_TOO_BIG),
+                      apply=(ToController(),), clear=True, meter=METER_PUNT),
+                 Flow(T_MTU, 0, (), cookie(K_BASE)),
+                 Flow(T_DECAP, 0, (), cookie(K_DROP)),
+                 Flow(T_DELIVER, 0, (), cookie(K_DROP))]
+        for port, iid in self.site_ports:
+            flows.extend(self._classify_site(port, iid))
+        if self.etr:
+            for eth in (ETH_IPV4, ETH_IPV6):
+                flows.append(Flow(T_CLASSIFY, 800, match(in_port=self.gpe_port, eth_type=eth),
+                                  cookie(K_BASE), goto=T_DECAP))
+        # never looked up in the mapping system: multicast, broadcast, link-local
+        for net, eth in ((IPv4Network("224.0.0.0/4"), ETH_IPV4),
+                         (IPv4Network("255.255.255.255/32"), ETH_IPV4),
+                         (IPv4Network("169.254.0.0/16"), ETH_IPV4),
+                         (IPv6Network("ff00::/8"), ETH_IPV6),
+                         (IPv6Network("fe80::/10"), ETH_IPV6)):
+            flows.append(Flow(T_ENCAP, 4000, match(eth_type=eth, **dict([prefix_match(net)])),
+                              cookie(K_DROP)))
+        for prefix in self.local_prefixes:
+            flows.extend(self._local_prefix(prefix))
+        return flows
+
+    def _classify_site(self, port: int, iid: int) -> list[Flow]:
+        flows = []
+        meta = (iid, METADATA_MASK)
+        for eth in (ETH_IPV4, ETH_IPV6):
+            flows.append(Flow(T_CLASSIFY, 800, match(in_port=port, eth_type=eth), cookie(K_BASE),
+                              metadata=meta, goto=T_ENCAP))
+        if self.gateway_ipv4 is not None:
+            gw, mac = str(self.gateway_ipv4), self.gateway_mac
+            # an ARP responder in the switch: no packet-in when hosts refresh the gateway's MAC
+            flows.append(Flow(
+                T_CLASSIFY, 1000, match(in_port=port, eth_type=ETH_ARP, arp_op=1, arp_tpa=gw),
+                cookie(K_BASE), apply=(
+                    CopyField("eth_src", "eth_dst", 48), SetField("eth_src", mac),
+                    SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
+                    SetField("arp_sha", mac), CopyField("arp_spa", "arp_tpa", 32),
+                    SetField("arp_spa", gw), Output(OFPP_IN_PORT))))
+            flows.append(Flow(T_CLASSIFY, 900,
+                              match(in_port=port, eth_type=ETH_ARP, arp_op=2, arp_tpa=gw),
+                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
+        if self.gateway_ipv6 is not None:
+            flows.append(Flow(T_CLASSIFY, 900,
+                              match(in_port=port, eth_type=ETH_IPV6, ip_proto=58,
+                                    icmpv6_type=135, ipv6_nd_target=str(self.gateway_ipv6)),
+                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
+            flows.append(Flow(T_CLASSIFY, 900,
+                              match(in_port=port, eth_type=ETH_IPV6, ip_proto=58,
+                                    icmpv6_type=136, ipv6_dst=str(self.gateway_ipv6)),
+                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
+        return flows
+
+    def _local_prefix(self, prefix: EidPrefix) -> list[Flow]:
+        net = prefix.network
+        field_value = prefix_match(net)
+        meta = (prefix.instance_id, METADATA_MASK)
+        eth = _eth_type(net)
+        flows = [
+            # traffic between local hosts of one instance-id stays local
+            Flow(T_ENCAP, 3000 + net.prefixlen,
+                 match(metadata=meta, eth_type=eth, **dict([field_value])), cookie(K_BASE),
+                 goto=T_DELIVER),
+            Flow(T_DELIVER, 10, match(metadata=meta, eth_type=eth, **dict([field_value])),
+                 cookie(K_PUNT_RESOLVE), apply=(ToController(),), meter=METER_PUNT),
+        ]
+        if self.etr:
+            flows.append(Flow(T_DECAP, 1000 + net.prefixlen,
+                              match(tunnel_id=prefix.instance_id, eth_type=eth,
+                                    **dict([field_value])),
+                              cookie(K_BASE), metadata=meta, goto=T_DELIVER))
+        return flows
+
+    def mapping_flows(self, entry: CacheEntry, shares: tuple[Share, ...],
+                      group_id: int | None) -> tuple[list[Flow], Group | None]:
+        """The flow (and select group, when several locators share traffic) for one entry."""
+        prefix = entry.prefix
+        net = prefix.network
+        m = match(metadata=(prefix.instance_id, METADATA_MASK), eth_type=_eth_type(net),
+                  **dict([prefix_match(net)]))
+        prio = encap_priority(prefix)
+        if not shares:
+            if entry.action == Action.NATIVELY_FORWARD and self.native_port is not None:
+                return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE),
+                             apply=(DecTtl(), Output(self.native_port)))], None
+            return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE))], None
+        tunnel = [SetField("tunnel_id", prefix.instance_id)]
+        rloc_version = shares[0].rloc.version
+        if len(shares) == 1:
+            write = (DecTtl(), *tunnel, SetField(_tun_dst(shares[0].rloc), str(shares[0].rloc)),
+                     Output(self.gpe_port))
+            group = None
+        else:
+            if group_id is None:
+                raise ValueError(f"{prefix}: several locators need a group id")
+            group = Group(group_id, tuple(
+                Bucket(s.weight, (*tunnel, SetField(_tun_dst(s.rloc), str(s.rloc)),
+                                  Output(self.gpe_port))) for s in shares))
+            write = (DecTtl(), GroupAction(group_id))
+        limit = packet_size_limit(self.underlay_mtu, rloc_version)
+        return [Flow(T_ENCAP, prio, m, cookie(K_ENCAP), apply=(CheckPktLarger(limit),),
+                     write=write, goto=T_MTU)], group
+
+    def host_flow(self, instance_id: int, address: IPv4Address | IPv6Address, mac: str,
+                  port: int, idle_timeout: int = 300) -> Flow:
+        """Delivery to one local host (learned by the controller)."""
+        field_name = "ipv4_dst" if address.version == 4 else "ipv6_dst"
+        eth = ETH_IPV4 if address.version == 4 else ETH_IPV6
+        return Flow(T_DELIVER, 1000,
+                    match(metadata=(instance_id, METADATA_MASK), eth_type=eth,
+                          **{field_name: str(address)}),
+                    cookie(K_HOST), apply=(SetField("eth_src", self.gateway_mac),
+                                           SetField("eth_dst", mac), Output(port)),
+                    idle_timeout=idle_timeout)
+
+
+def _tun_dst(rloc) -> str:
+    return "tun_ipv4_dst" if rloc.version == 4 else "tun_ipv6_dst"
+
+
+@dataclass(frozen=True)
+class UnderlayBridge:
+    """The underlay bridge: punts control traffic to us, forwards the rest normally."""
+
+    rloc: IPv4Address
+    control_rate_pps: int = 1000
+
+    def meters(self) -> list[Meter]:
+        return [Meter(METER_CONTROL, self.control_rate_pps)]
+
+    def base_flows(self) -> list[Flow]:
+        rloc = str(self.rloc)
+        return [
+            Flow(T_UNDERLAY, 40000, match(eth_type=ETH_IPV4, ip_proto=17, ipv4_dst=rloc,
+                                          udp_dst=LISP_CONTROL_PORT),
+                 cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
+            Flow(T_UNDERLAY, 40000, match(eth_type=ETH_ARP, arp_op=2, arp_tpa=rloc),
+                 cookie(K_PUNT_UNDERLAY_ARP), apply=(ToController(), Output(OFPP_NORMAL))),
+            Flow(T_UNDERLAY, 0, (), cookie(K_BASE), apply=(Output(OFPP_NORMAL),)),
+        ]
