@@ -211,6 +211,8 @@ class LispBridge:
                   **dict([prefix_match(net)]))
         prio = encap_priority(prefix)
         if not shares:
+            if entry.action == Action.SEND_MAP_REQUEST:
+                return [], None  # keep missing: each miss asks again (rate-limited)
             if entry.action == Action.NATIVELY_FORWARD and self.native_port is not None:
                 return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE),
                              apply=(DecTtl(), Output(self.native_port)))], None

@@ -1,0 +1,49 @@
+"""What the engines ask the shell to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from ..mapping.cache import CacheEntry
+from ..protocol.ecm import LISP_CONTROL_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedPacket:
+    """A punted packet held while its mapping is looked up (the frame as the switch gave it)."""
+
+    data: bytes
+    in_port: int
+    instance_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendControl:
+    """Send a LISP control message (a UDP payload) over the underlay."""
+
+    destination: IPv4Address | IPv6Address
+    payload: bytes
+    dest_port: int = LISP_CONTROL_PORT
+    source_port: int = LISP_CONTROL_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class InstallMapping:
+    """Program (or reprogram) the flows of a map-cache entry."""
+
+    entry: CacheEntry
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMapping:
+    """Remove the flows of a map-cache entry."""
+
+    entry: CacheEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Reinject:
+    """Send held packets through the pipeline again, now that their mapping is installed."""
+
+    packets: tuple[BufferedPacket, ...]

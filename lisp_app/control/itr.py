@@ -1,0 +1,260 @@
+"""The ITR's mapping daemon: cache misses become Map-Requests, Map-Replies become mappings.
+
+A miss (OpenLISP's MAPM_MISS) for an EID opens a pending request keyed by (instance-id, EID): a
+Map-Request with a fresh random 64-bit nonce goes to the configured Map-Resolvers (inside an ECM) or
+straight to the configured ETR addresses; it is retransmitted with exponential backoff (1 s, 2 s,
+4 s ... by default) and given up after the configured retries. While it waits, punted packets are
+held, bounded per destination and in total. A Map-Reply is accepted only with the nonce of an
+outstanding request and a record covering the EID asked for; its mapping enters the cache with the
+record's TTL and the held packets are released. Entries expire with their TTL; one that carried
+traffic is refreshed shortly before.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_network
+
+from ..mapping.cache import SOURCE_REPLY, SOURCE_STATIC, CacheEntry, MapCache
+from ..protocol.addresses import NO_ADDRESS, EidPrefix
+from ..protocol.ecm import EncapsulatedControlMessage
+from ..protocol.map_reply import MapReply
+from ..protocol.map_request import MapRequest
+from ..protocol.records import Action, EidRecord, Locator
+from .actions import BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl
+from .mapstat import MapStat
+
+IPAddress = IPv4Address | IPv6Address
+
+
+@dataclass(frozen=True)
+class ItrSettings:
+    itr_rlocs: tuple[IPAddress, ...]
+    map_resolvers: tuple[IPAddress, ...] = ()
+    map_request_targets: tuple[IPAddress, ...] = ()
+    request_timeout: float = 1.0
+    request_retries: int = 2
+    request_min_interval: float = 1.0
+    refresh_before: float = 60.0
+    buffer_per_destination: int = 16
+    buffer_total: int = 1024
+
+
+@dataclass
+class PendingRequest:
+    key: tuple[int, IPAddress]
+    prefix: EidPrefix  # what the Map-Request asks for (the EID, or the entry being refreshed)
+    nonce: int
+    source_eid: IPAddress | None
+    sent_at: float
+    next_retry: float
+    attempts: int = 1
+    packets: list[BufferedPacket] = field(default_factory=list)
+
+
+class ItrEngine:
+    def __init__(self, settings: ItrSettings, cache: MapCache, stats: MapStat,
+                 rng: random.Random | None = None):
+        if not settings.itr_rlocs:
+            raise ValueError("an ITR needs at least one RLOC to put in its Map-Requests")
+        if not (settings.map_resolvers or settings.map_request_targets):
+            raise ValueError("an ITR needs map-resolvers or map-request targets")
+        self.settings = settings
+        self.cache = cache
+        self.stats = stats
+        self.rng = rng or random.SystemRandom()
+        self.pending: dict[tuple[int, IPAddress], PendingRequest] = {}
+        self.by_nonce: dict[int, PendingRequest] = {}
+        self.last_sent: dict[tuple[int, IPAddress], float] = {}
+        self.last_traffic: dict[EidPrefix, float] = {}
+        self._held = 0
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_miss(self, instance_id: int, source: IPAddress | None, destination: IPAddress,
+                packet: BufferedPacket | None, now: float) -> list:
+        """A packet for ``destination`` found no flow. Hold it and ask for the mapping."""
+        self.stats.misses += 1
+        entry = self.cache.lookup(instance_id, destination)
+        if entry is not None and not (entry.negative
+                                      and entry.action == Action.SEND_MAP_REQUEST):
+            # the flow is being installed (or was refused): let the pipeline decide again
+            return [Reinject((packet,))] if packet is not None else []
+        key = (instance_id, destination)
+        pending = self.pending.get(key)
+        if pending is not None:
+            self._hold(pending, packet)
+            return []
+        last = self.last_sent.get(key)
+        if last is not None and now - last < self.settings.request_min_interval:
+            if packet is not None:
+                self.stats.buffer_dropped += 1  # rate-limited and nothing pending to hold it
+            return []
+        pending = PendingRequest(key, EidPrefix(instance_id, ip_network(destination)),
+                                 self._nonce(), source, now, now + self.settings.request_timeout)
+        self._hold(pending, packet)
+        self.pending[key] = pending
+        self.by_nonce[pending.nonce] = pending
+        return self._send(pending, now)
+
+    def on_map_reply(self, reply: MapReply, now: float) -> list:
+        """A Map-Reply arrived (over the underlay). Check it, cache it, release held packets."""
+        pending = self.by_nonce.get(reply.nonce)
+        if pending is None:
+            self.stats.replies_rejected += 1
+            return []
+        wanted = pending.prefix
+        record = next((r for r in reply.records if _covers(r, wanted)), None)
+        if record is None:
+            self.stats.replies_rejected += 1
+            return []
+        self._close(pending)
+        self.stats.requests_answered += 1
+        entry = CacheEntry(record.prefix, record.locators, _action(record.action), record.ttl,
+                           now + record.ttl * 60, SOURCE_REPLY, now, record.authoritative,
+                           record.map_version)
+        if entry.negative:
+            self.stats.negative_replies += 1
+        self.cache.insert(entry)
+        actions: list = [InstallMapping(entry)]
+        if pending.packets:
+            if entry.negative and entry.action != Action.NATIVELY_FORWARD:
+                self.stats.buffer_dropped += len(pending.packets)
+            else:
+                self.stats.reinjected += len(pending.packets)
+                actions.append(Reinject(tuple(pending.packets)))
+        return actions
+
+    def note_traffic(self, prefix: EidPrefix, now: float) -> None:
+        """The switch reports packets through this entry's flow since the last look."""
+        self.last_traffic[prefix] = now
+
+    def add_static(self, prefix: EidPrefix, locators: tuple[Locator, ...], now: float,
+                   action: Action = Action.NO_ACTION) -> list:
+        """An operator's mapping: cached until removed."""
+        entry = CacheEntry(prefix, locators, action, 0, None, SOURCE_STATIC, now, True)
+        self.cache.insert(entry)
+        return [InstallMapping(entry)]
+
+    def remove(self, prefix: EidPrefix) -> list:
+        entry = self.cache.remove(prefix)
+        self.last_traffic.pop(prefix, None)
+        return [RemoveMapping(entry)] if entry is not None else []
+
+    def on_timer(self, now: float) -> list:
+        """Retransmit, give up, expire and refresh whatever is due at ``now``."""
+        actions: list = []
+        for pending in [p for p in self.pending.values() if p.next_retry <= now]:
+            if pending.attempts > self.settings.request_retries:
+                self._close(pending)
+                self.stats.requests_timed_out += 1
+                self.stats.buffer_dropped += len(pending.packets)
+                continue
+            pending.attempts += 1
+            pending.next_retry = now + self.settings.request_timeout * 2 ** (pending.attempts - 1)
+            self.stats.requests_retransmitted += 1
+            actions.extend(self._send(pending, now, retransmission=True))
+        for entry in self.cache.expire(now):
+            self.last_traffic.pop(entry.prefix, None)
+            actions.append(RemoveMapping(entry))
+        for entry in self._due_for_refresh(now):
+            eid = entry.prefix.network.network_address
+            key = (entry.prefix.instance_id, eid)
+            if key in self.pending:
+                continue
+            pending = PendingRequest(key, entry.prefix, self._nonce(), None, now,
+                                     now + self.settings.request_timeout)
+            self.pending[key] = pending
+            self.by_nonce[pending.nonce] = pending
+            actions.extend(self._send(pending, now))
+        return actions
+
+    def next_deadline(self) -> float | None:
+        """When ``on_timer`` next has work (None: nothing scheduled)."""
+        times = [p.next_retry for p in self.pending.values()]
+        expiry = self.cache.next_expiry()
+        if expiry is not None:
+            times.append(expiry)
+        times.extend(e.expires_at - self.settings.refresh_before
+                     for e in self._refreshable())
+        return min(times) if times else None
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _refreshable(self):
+        for entry in self.cache:
+            if (entry.source == SOURCE_REPLY and entry.expires_at is not None
+                    and entry.prefix in self.last_traffic
+                    and self.last_traffic[entry.prefix] >= entry.created_at):
+                yield entry
+
+    def _due_for_refresh(self, now: float) -> list[CacheEntry]:
+        return [e for e in self._refreshable()
+                if e.expires_at - self.settings.refresh_before <= now]
+
+    def _nonce(self) -> int:
+        while True:
+            nonce = self.rng.getrandbits(64)
+            if nonce and nonce not in self.by_nonce:
+                return nonce
+
+    def _hold(self, pending: PendingRequest, packet: BufferedPacket | None) -> None:
+        if packet is None:
+            return
+        if (len(pending.packets) >= self.settings.buffer_per_destination
+                or self._held >= self.settings.buffer_total):
+            self.stats.buffer_overflow += 1
+            return
+        pending.packets.append(packet)
+        self._held += 1
+        self.stats.buffered += 1
+
+    def _close(self, pending: PendingRequest) -> None:
+        self.pending.pop(pending.key, None)
+        self.by_nonce.pop(pending.nonce, None)
+        self._held -= len(pending.packets)
+
+    def _send(self, pending: PendingRequest, now: float, retransmission: bool = False) -> list:
+        iid, eid = pending.key
+        rlocs = self.settings.itr_rlocs
+        request = MapRequest(
+            nonce=pending.nonce,
+            records=(EidRecord.for_prefix(pending.prefix),),
+            itr_rlocs=rlocs,
+            source_eid=pending.source_eid if pending.source_eid is not None else NO_ADDRESS)
+        self.last_sent[pending.key] = now
+        if not retransmission:
+            self.stats.requests_sent += 1
+        actions = []
+        if self.settings.map_resolvers:
+            ecm = EncapsulatedControlMessage(_inner_source(pending.source_eid, eid, rlocs), eid,
+                                             request).encode()
+            actions.extend(SendControl(resolver, ecm) for resolver in self.settings.map_resolvers)
+        else:
+            payload = request.encode()
+            actions.extend(SendControl(target, payload)
+                           for target in self.settings.map_request_targets)
+        return actions
+
+
+def _covers(record, wanted: EidPrefix) -> bool:
+    try:
+        return record.prefix.contains(wanted)
+    except ValueError:  # not an IP EID
+        return False
+
+
+def _action(value) -> Action:
+    return value if isinstance(value, Action) else Action.NO_ACTION
+
+
+def _inner_source(source_eid, eid: IPAddress, rlocs) -> IPAddress:
+    """An ECM's inner source must be of the EID's family: the source EID, else one of our RLOCs,
+    else the unspecified address (the reply goes to the ITR-RLOCs, not to this source)."""
+    if source_eid is not None and source_eid.version == eid.version:
+        return source_eid
+    same = [r for r in rlocs if r.version == eid.version]
+    if same:
+        return same[0]
+    return IPv4Address(0) if eid.version == 4 else IPv6Address(0)

@@ -1,0 +1,39 @@
+"""The mapping daemon's counters, in the spirit of OpenLISP's ``mapstat``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class MapStat:
+    # data plane (filled from the switch's flow statistics)
+    received: int = 0          # LISP packets decapsulated for our EID prefixes
+    delivered: int = 0         # packets delivered to site hosts
+    sent: int = 0              # packets encapsulated towards remote RLOCs
+    dropped: int = 0           # packets dropped by our flows (no mapping, negative, unknown)
+    bad_header: int = 0        # malformed packets punted to us
+    # ITR
+    misses: int = 0            # cache misses punted to the controller
+    requests_sent: int = 0
+    requests_retransmitted: int = 0
+    requests_answered: int = 0
+    requests_timed_out: int = 0
+    replies_rejected: int = 0  # Map-Replies with a nonce we did not send, or not covering the EID
+    negative_replies: int = 0
+    buffered: int = 0
+    buffer_overflow: int = 0
+    buffer_dropped: int = 0    # held packets dropped when their request failed or was negative
+    reinjected: int = 0
+    # ETR
+    requests_received: int = 0
+    requests_not_ours: int = 0
+    replies_sent: int = 0
+    probes_answered: int = 0
+    # control plane, both roles
+    control_malformed: int = 0
+    control_unexpected: int = 0
+    too_big: int = 0           # ICMP too-big / fragmentation-needed sent
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
