@@ -36,11 +36,17 @@ if [ -n "$missing" ]; then
     [ $created_prc = 1 ] && rm -f $prc
 fi
 
-# The Python side: a virtualenv with lisp_app and its test extra (editable, so tests see the checkout).
-py=${PYTHON:-python3}
+# The Python side: a virtualenv on Debian's Python 3.11 with lisp_app and its test extra (editable,
+# so tests see the checkout).
+py=${PYTHON:-/usr/bin/python3}
 if [ ! -x "$venv/bin/python" ]; then
     "$py" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e "$here[test]"
+# Mininet's Python API is packaged only by Debian (python3-mininet files in dist-packages): link that
+# one package into the virtualenv rather than exposing every system package.
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+[ -e "$site/mininet" ] || ln -s /usr/lib/python3/dist-packages/mininet "$site/mininet"
+"$venv/bin/python" -c 'import mininet.net' || { echo "setup.sh: mininet does not import" >&2; exit 1; }
 echo "setup.sh: ready (virtualenv: $venv)"
