@@ -1,0 +1,169 @@
+"""``lispctl``: look at and change a running lisp_app (OpenLISP's ``map`` and ``mapstat``).
+
+    lispctl map get [IID]EID          the mapping an EID uses (database or cache)
+    lispctl map list                  the local database and the map-cache
+    lispctl map add PREFIX RLOC[/PRIORITY/WEIGHT] ...   a static map-cache entry
+    lispctl map del PREFIX            remove a map-cache entry
+    lispctl mapstat                   counters
+    lispctl flows                     our flows and groups with packet counts
+Every command takes --json; --api URL selects the controller (default http://127.0.0.1:8080).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .client import ApiRefused, ApiUnavailable, LispClient
+
+
+def format_mapping(m: dict) -> list[str]:
+    iid = f" [iid {m['instance_id']}]" if m["instance_id"] else ""
+    expires = "never" if m["expires_in"] is None else f"{int(m['expires_in'])}s"
+    flags = [m["source"], f"ttl {m['ttl']} min", f"expires {expires}"]
+    if m["authoritative"]:
+        flags.append("authoritative")
+    if m["negative"]:
+        flags.append(f"negative, action {m['action']}")
+    lines = [f"{m['eid']}{iid}  " + ", ".join(flags)]
+    for i, loc in enumerate(m["locators"], 1):
+        state = "up" if loc["reachable"] else "down"
+        local = " local" if loc["local"] else ""
+        lines.append(f"    RLOC {i}: {loc['rloc']:<16} priority {loc['priority']:>3}  "
+                     f"weight {loc['weight']:>3}  {state}{local}")
+    return lines
+
+
+def format_map_list(data: dict) -> list[str]:
+    lines = ["Local database:"]
+    for m in data["database"]:
+        lines += ["  " + l for l in format_mapping(m)]
+    if not data["database"]:
+        lines.append("  (empty)")
+    lines.append("Map-cache:")
+    for m in data["cache"]:
+        lines += ["  " + l for l in format_mapping(m)]
+    if not data["cache"]:
+        lines.append("  (empty)")
+    return lines
+
+
+MAPSTAT_LABELS = [
+    ("received", "LISP packets received (decapsulated)"),
+    ("delivered", "packets delivered to site hosts"),
+    ("sent", "packets encapsulated and sent"),
+    ("dropped", "packets dropped by negative mappings"),
+    ("bad_header", "packets with a bad header"),
+    ("misses", "map-cache misses"),
+    ("requests_sent", "Map-Requests sent"),
+    ("requests_retransmitted", "Map-Requests retransmitted"),
+    ("requests_answered", "Map-Requests answered"),
+    ("requests_timed_out", "Map-Requests timed out"),
+    ("replies_rejected", "Map-Replies rejected (bad nonce or EID)"),
+    ("negative_replies", "negative Map-Replies"),
+    ("buffered", "packets held while waiting for a mapping"),
+    ("buffer_overflow", "packets not held (buffer full)"),
+    ("buffer_dropped", "held packets dropped"),
+    ("reinjected", "held packets sent on"),
+    ("requests_received", "Map-Requests received"),
+    ("requests_not_ours", "Map-Requests for EIDs not ours"),
+    ("replies_sent", "Map-Replies sent"),
+    ("probes_answered", "RLOC-probes answered"),
+    ("control_malformed", "malformed control messages"),
+    ("control_unexpected", "unexpected control messages"),
+    ("too_big", "ICMP too-big sent"),
+]
+
+
+def format_mapstat(data: dict) -> list[str]:
+    c = data["counters"]
+    lines = ["lisp:"]
+    lines += [f"\t{c.get(key, 0)} {label}" for key, label in MAPSTAT_LABELS]
+    lines.append(f"\t{data['cache_entries']} map-cache entries, "
+                 f"{data['pending_requests']} Map-Requests pending")
+    return lines
+
+
+def format_flows(data: dict) -> list[str]:
+    lines = []
+    for bridge, content in data.items():
+        lines.append(f"{bridge} bridge:")
+        for f in content["flows"]:
+            match = ",".join(f"{k}={v}" for k, v in f["match"].items()) or "*"
+            lines.append(f"  table={f['table']} prio={f['priority']} {f['kind']:<14} "
+                         f"packets={f['packets']:<8} {match} -> {' '.join(f['actions'])}")
+        for g in content["groups"]:
+            buckets = "; ".join(f"w={b['weight']} {','.join(b['actions'])}" for b in g["buckets"])
+            lines.append(f"  group={g['group_id']} packets={g['packets']} "
+                         f"per-bucket={g['bucket_packets']} [{buckets}]")
+    return lines
+
+
+def parse_locator(text: str) -> dict:
+    parts = text.split("/")
+    if not 1 <= len(parts) <= 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected RLOC[/PRIORITY/WEIGHT]")
+    loc = {"rloc": parts[0]}
+    try:
+        if len(parts) > 1:
+            loc["priority"] = int(parts[1])
+        if len(parts) > 2:
+            loc["weight"] = int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: priority and weight are numbers") from None
+    return loc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
+    parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+    mp = sub.add_parser("map", help="mappings").add_subparsers(dest="verb", required=True)
+    get = mp.add_parser("get", help="the mapping an EID uses")
+    get.add_argument("eid", help="[IID]EID, e.g. [1000]10.2.0.10")
+    mp.add_parser("list", help="local database and map-cache")
+    add = mp.add_parser("add", help="add a static map-cache entry")
+    add.add_argument("prefix", help="[IID]PREFIX, e.g. [1000]10.2.0.0/24")
+    add.add_argument("locators", nargs="+", type=parse_locator, help="RLOC[/PRIORITY/WEIGHT]")
+    delete = mp.add_parser("del", help="remove a map-cache entry")
+    delete.add_argument("prefix")
+    sub.add_parser("mapstat", help="counters")
+    sub.add_parser("flows", help="our flows and groups")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    client = LispClient(args.api)
+    try:
+        if args.command == "map":
+            if args.verb == "get":
+                data = client.map_get(args.eid)
+                lines = (format_mapping(data["mapping"]) if data["found"]
+                         else [f"{args.eid}: no mapping"])
+            elif args.verb == "list":
+                data = client.map_list()
+                lines = format_map_list(data)
+            elif args.verb == "add":
+                data = client.map_add(args.prefix, args.locators)
+                lines = [f"added {data['added']}"]
+            else:
+                data = client.map_del(args.prefix)
+                lines = [f"removed {data['removed']}"]
+        elif args.command == "mapstat":
+            data = client.mapstat()
+            lines = format_mapstat(data)
+        else:
+            data = client.flows()
+            lines = format_flows(data)
+    except (ApiUnavailable, ApiRefused) as exc:
+        print(f"lispctl: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=1) if args.json else "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

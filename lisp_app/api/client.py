@@ -1,0 +1,66 @@
+"""A Python client for the REST API: the operations of ``lispctl``, importable.
+
+    from lisp_app.api.client import LispClient
+    client = LispClient("http://127.0.0.1:8080")
+    client.map_get("[1000]10.2.0.10")["mapping"]["locators"]
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+
+class ApiUnavailable(ConnectionError):
+    """The controller's API could not be reached."""
+
+
+class ApiRefused(ValueError):
+    """The API answered with an error (the message says why)."""
+
+
+class LispClient:
+    def __init__(self, url: str = "http://127.0.0.1:8080", timeout: float = 10.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except ValueError:
+                message = exc.reason
+            raise ApiRefused(f"{method} {path}: {exc.code} {message}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ApiUnavailable(f"cannot reach the lisp_app API at {self.url}: "
+                                 f"{getattr(exc, 'reason', exc)}") from None
+        return raw.decode() if path == "/metrics" else json.loads(raw)
+
+    def map_list(self) -> dict:
+        return self._call("GET", "/map")
+
+    def map_get(self, eid: str) -> dict:
+        return self._call("GET", "/map/lookup?eid=" + quote(eid))
+
+    def map_add(self, prefix: str, locators: list[dict]) -> dict:
+        return self._call("POST", "/map", {"prefix": prefix, "locators": locators})
+
+    def map_del(self, prefix: str) -> dict:
+        return self._call("DELETE", "/map?prefix=" + quote(prefix))
+
+    def mapstat(self) -> dict:
+        return self._call("GET", "/mapstat")
+
+    def flows(self) -> dict:
+        return self._call("GET", "/flows")
+
+    def metrics(self) -> str:
+        return self._call("GET", "/metrics")

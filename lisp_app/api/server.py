@@ -1,0 +1,269 @@
+"""The REST API (JSON over HTTP, localhost by default) and the Prometheus ``/metrics`` page.
+
+    GET    /map                  map-cache and local database
+    GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
+    POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
+    DELETE /map?prefix=P         remove a static (or any cached) mapping
+    GET    /mapstat              counters
+    GET    /flows                our flows and groups as the switch reports them
+    GET    /metrics              Prometheus text format
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from ipaddress import ip_address
+from urllib.parse import parse_qs
+
+from ..protocol.addresses import EidPrefix
+from ..protocol.records import Locator
+from .views import entry_view, local_view
+
+LOG = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Api:
+    """Request handling over an object with ``xtr``, ``execute``, ``flow_stats``, ``group_stats``
+    and ``datapaths`` (the os-ken app)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        try:
+            if path == "/metrics" and method == "GET":
+                body = self.metrics().encode()
+                start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
+                return [body]
+            result = self.route(method, path, query, environ)
+            status = "200 OK"
+        except ApiError as exc:
+            status, result = exc.status, {"error": str(exc)}
+        except Exception as exc:  # the API must answer, whatever went wrong
+            LOG.exception("API request %s %s failed", method, path)
+            status, result = "500 Internal Server Error", {"error": str(exc)}
+        body = json.dumps(result, indent=1).encode()
+        start_response(status, [("Content-Type", "application/json")])
+        return [body]
+
+    def route(self, method: str, path: str, query: dict, environ) -> object:
+        if path == "/map" and method == "GET":
+            return self.map_list()
+        if path == "/map/lookup" and method == "GET":
+            return self.map_get(_required(query, "eid"))
+        if path == "/map" and method == "POST":
+            return self.map_add(_read_json(environ))
+        if path == "/map" and method == "DELETE":
+            return self.map_del(_required(query, "prefix"))
+        if path == "/mapstat" and method == "GET":
+            return self.mapstat()
+        if path == "/flows" and method == "GET":
+            return self.flows()
+        raise ApiError("404 Not Found", f"no such resource: {method} {path}")
+
+    # -- operations -----------------------------------------------------------------------------
+
+    def map_list(self) -> dict:
+        now = time.monotonic()
+        xtr = self.app.xtr
+        return {"cache": [entry_view(e, now) for e in xtr.cache],
+                "database": [local_view(m) for m in xtr.database]}
+
+    def map_get(self, text: str) -> dict:
+        iid, addr = _parse_eid(text)
+        xtr = self.app.xtr
+        for mapping in xtr.database:
+            if mapping.prefix.instance_id == iid and addr in mapping.prefix.network:
+                return {"eid": text, "found": True, "mapping": local_view(mapping)}
+        entry = xtr.cache.lookup(iid, addr)
+        if entry is None:
+            return {"eid": text, "found": False, "mapping": None}
+        return {"eid": text, "found": True, "mapping": entry_view(entry, time.monotonic())}
+
+    def map_add(self, body: dict) -> dict:
+        if not isinstance(body, dict) or "prefix" not in body:
+            raise ApiError("400 Bad Request", "body must be an object with 'prefix' and "
+                           "'locators'")
+        try:
+            prefix = EidPrefix.parse(str(body["prefix"]))
+            locators = tuple(Locator(ip_address(str(l["rloc"])), int(l.get("priority", 1)),
+                                     int(l.get("weight", 100)))
+                             for l in body.get("locators", ()))
+            for loc in locators:
+                if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
+                    raise ValueError(f"priority and weight of {loc.address} must be 0..255")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError("400 Bad Request", f"bad mapping: {exc}") from None
+        if not locators:
+            raise ApiError("400 Bad Request", "a static mapping needs at least one locator")
+        try:
+            effects = self.app.xtr.add_static(prefix, locators, time.monotonic())
+        except ValueError as exc:
+            raise ApiError("409 Conflict", str(exc)) from None
+        self.app.execute(effects)
+        return {"added": str(prefix)}
+
+    def map_del(self, text: str) -> dict:
+        try:
+            prefix = EidPrefix.parse(text)
+        except ValueError as exc:
+            raise ApiError("400 Bad Request", str(exc)) from None
+        effects = self.app.xtr.remove_mapping(prefix, time.monotonic())
+        if not effects and self.app.xtr.cache.get(prefix) is None:
+            raise ApiError("404 Not Found", f"no cached mapping for {prefix}")
+        self.app.execute(effects)
+        return {"removed": str(prefix)}
+
+    def mapstat(self) -> dict:
+        xtr = self.app.xtr
+        return {"counters": xtr.stats.as_dict(), "cache_entries": len(xtr.cache),
+                "pending_requests": len(xtr.itr.pending) if xtr.itr else 0,
+                "bridges": sorted(self.app.datapaths)}
+
+    def flows(self) -> dict:
+        out = {}
+        for bridge in sorted(self.app.datapaths):
+            flows = [flow_view(s) for s in self.app.flow_stats(bridge)]
+            flows.sort(key=lambda f: (f["table"], -f["priority"]))
+            groups = [group_view(d, s) for d, s in self.app.group_stats(bridge)]
+            out[bridge] = {"flows": flows, "groups": groups}
+        return out
+
+    def metrics(self) -> str:
+        xtr = self.app.xtr
+        lines = []
+        for name, value in xtr.stats.as_dict().items():
+            metric = f"lisp_{name}_total"
+            lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+        gauges = {"lisp_map_cache_entries": len(xtr.cache),
+                  "lisp_pending_map_requests": len(xtr.itr.pending) if xtr.itr else 0,
+                  "lisp_site_hosts": len(xtr.hosts)}
+        for metric, value in gauges.items():
+            lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+        lines.append("# TYPE lisp_bridge_connected gauge")
+        for bridge in ("lisp", "underlay"):
+            lines.append(f'lisp_bridge_connected{{bridge="{bridge}"}} '
+                         f'{int(bridge in self.app.datapaths)}')
+        return "\n".join(lines) + "\n"
+
+
+def flow_view(stat) -> dict:
+    from ..dataplane.pipeline import kind_of
+    return {"table": stat.table_id, "priority": stat.priority, "cookie": hex(stat.cookie),
+            "kind": KIND_NAMES.get(kind_of(stat.cookie), "other"),
+            "match": {k: _jsonable(v) for k, v in stat.match.items()},
+            "actions": describe_instructions(stat.instructions),
+            "packets": stat.packet_count, "bytes": stat.byte_count,
+            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec}
+
+
+def group_view(desc, stat) -> dict:
+    buckets = []
+    if desc is not None:
+        for b in desc.buckets:
+            buckets.append({"weight": b.weight, "actions": [describe_action(a) for a in b.actions]})
+    return {"group_id": stat.group_id, "packets": stat.packet_count, "bytes": stat.byte_count,
+            "buckets": buckets,
+            "bucket_packets": [b.packet_count for b in stat.bucket_stats]}
+
+
+KIND_NAMES = {0x01: "base", 0x02: "encap", 0x03: "host", 0x04: "negative", 0x05: "drop",
+              0x10: "punt-miss", 0x11: "punt-too-big", 0x12: "punt-resolve",
+              0x13: "punt-neighbor", 0x14: "punt-control", 0x15: "punt-underlay-arp"}
+
+
+def describe_instructions(instructions) -> list[str]:
+    out = []
+    for inst in instructions:
+        name = type(inst).__name__
+        if name == "OFPInstructionActions":
+            label = {4: "apply", 3: "write", 5: "clear"}.get(inst.type, str(inst.type))
+            acts = ",".join(describe_action(a) for a in inst.actions)
+            out.append(f"{label}({acts})" if label != "clear" else "clear_actions")
+        elif name == "OFPInstructionGotoTable":
+            out.append(f"goto_table:{inst.table_id}")
+        elif name == "OFPInstructionWriteMetadata":
+            out.append(f"write_metadata:{inst.metadata:#x}/{inst.metadata_mask:#x}")
+        elif name == "OFPInstructionMeter":
+            out.append(f"meter:{inst.meter_id}")
+        else:
+            out.append(name)
+    return out
+
+
+def describe_action(act) -> str:
+    name = type(act).__name__
+    if name == "OFPActionOutput":
+        port = {0xFFFFFFFD: "CONTROLLER", 0xFFFFFFF8: "IN_PORT", 0xFFFFFFFA: "NORMAL",
+                0xFFFFFFFE: "LOCAL"}.get(act.port, act.port)
+        return f"output:{port}"
+    if name == "OFPActionSetField":
+        return f"set_field:{act.value}->{act.key}"
+    if name == "OFPActionGroup":
+        return f"group:{act.group_id}"
+    if name == "OFPActionDecNwTtl":
+        return "dec_ttl"
+    if name == "NXActionRegMove":
+        return f"move:{act.src_field}->{act.dst_field}"
+    if name == "NXActionUnknown" and getattr(act, "subtype", None) == 49:
+        return f"check_pkt_larger({int.from_bytes(bytes(act.data[:2]), 'big')})"
+    return name
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _required(query: dict, name: str) -> str:
+    if name not in query:
+        raise ApiError("400 Bad Request", f"missing query parameter {name!r}")
+    return query[name]
+
+
+def _read_json(environ) -> object:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        return json.loads(environ["wsgi.input"].read(length) or b"null")
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ApiError("400 Bad Request", f"body is not JSON: {exc}") from None
+
+
+def _parse_eid(text: str):
+    iid = 0
+    raw = text.strip()
+    if raw.startswith("["):
+        close = raw.find("]")
+        if close < 0:
+            raise ApiError("400 Bad Request", f"EID {text!r}: '[' without ']'")
+        try:
+            iid = int(raw[1:close])
+        except ValueError:
+            raise ApiError("400 Bad Request", f"EID {text!r}: bad instance-id") from None
+        raw = raw[close + 1:]
+    try:
+        return iid, ip_address(raw)
+    except ValueError:
+        raise ApiError("400 Bad Request", f"{raw!r} is not an IP address") from None
+
+
+def serve(app, host: str, port: int) -> None:
+    """Serve the API until the process ends (run in a hub thread)."""
+    import eventlet
+    from eventlet import wsgi
+
+    sock = eventlet.listen((host, port))
+    LOG.info("REST API on http://%s:%d/", host, port)
+    wsgi.server(sock, Api(app), log=logging.getLogger("lisp_app.api.access"), log_output=False)

@@ -1,0 +1,400 @@
+"""The os-ken application: the only place that touches datapaths, the hub and OpenFlow messages.
+
+It identifies the two bridges by datapath id, reconciles their meters, groups and flows with what
+the :class:`~lisp_app.control.xtr.Xtr` wants (adding what is missing, removing our stale flows,
+never touching flows without our cookie), feeds packet-ins and timers to the Xtr and turns the
+effects it returns into flow-mods, group-mods and packet-outs.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+
+from os_ken.app.ofctl import api as ofctl_api
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from .control.xtr import LISP, UNDERLAY, FlowChange, PacketOut, Xtr
+from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction, Meter,
+                              Output, SetField, ToController)
+from .dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, K_HOST, kind_of
+
+LOG = logging.getLogger("lisp_app")
+
+NXAST_CHECK_PKT_LARGER = 49
+TIMER_TICK = 0.1
+STATS_INTERVAL = 5.0
+
+
+class LispApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = kwargs["lisp_config"]
+        self.xtr = Xtr(self.config)
+        self.datapaths = {}  # bridge name -> datapath, once reconciled
+        self.bridge_of_dpid = {self.config.lisp_bridge.datapath_id: LISP,
+                               self.config.underlay.datapath_id: UNDERLAY}
+        self.switch_groups: set[int] = set()
+        self.started = time.monotonic()
+        self.threads = []
+
+    def start(self):
+        super().start()
+        self.threads.append(hub.spawn(self._timer_loop))
+        self.threads.append(hub.spawn(self._stats_loop))
+        if self.config.api.port:
+            from .api.server import serve
+            self.threads.append(hub.spawn(serve, self, self.config.api.host, self.config.api.port))
+
+    # -- connection and reconciliation ----------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _state_change(self, ev):
+        dp = ev.datapath
+        bridge = self.bridge_of_dpid.get(dp.id)
+        if ev.state == MAIN_DISPATCHER:
+            if bridge is None:
+                LOG.warning("datapath %016x is neither the LISP nor the underlay bridge of the "
+                            "config: leaving it alone", dp.id or 0)
+                return
+            hub.spawn(self._connect, bridge, dp)
+        elif ev.state == DEAD_DISPATCHER and bridge is not None:
+            if self.datapaths.get(bridge) is dp:
+                del self.datapaths[bridge]
+                LOG.warning("%s bridge disconnected", bridge)
+
+    def _connect(self, bridge: str, dp) -> None:
+        try:
+            self._reconcile(bridge, dp)
+        except Exception:  # a failed reconciliation must not kill the controller
+            LOG.exception("could not program the %s bridge", bridge)
+
+    def _request(self, dp, msg, reply_cls):
+        return ofctl_api.send_msg(self, msg, reply_cls=reply_cls, reply_multi=True) or []
+
+    def _reconcile(self, bridge: str, dp) -> None:
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        ports, local_mac = {}, None
+        for reply in self._request(dp, parser.OFPPortDescStatsRequest(dp, 0),
+                                   parser.OFPPortDescStatsReply):
+            for port in reply.body:
+                name = port.name.decode() if isinstance(port.name, bytes) else port.name
+                ports[name] = port.port_no
+                if port.port_no == ofp.OFPP_LOCAL:
+                    local_mac = port.hw_addr
+        if bridge == LISP:
+            self.xtr.lisp_bridge_ready(ports)
+            self.xtr.reprogram_mappings()
+        else:
+            self.xtr.underlay_bridge_ready(ports, local_mac)
+        meters, flows, groups = self.xtr.desired(bridge)
+        self._reconcile_meters(dp, meters)
+        existing = {}
+        for reply in self._request(dp, parser.OFPFlowStatsRequest(
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_BASE, COOKIE_MASK,
+                parser.OFPMatch()), parser.OFPFlowStatsReply):
+            for stat in reply.body:
+                existing[(stat.table_id, stat.priority, _match_key(stat.match))] = stat
+        wanted = {}
+        for flow in flows:
+            wanted[self._canonical_key(dp, flow)] = flow
+        stale = [stat for key, stat in existing.items() if key not in wanted]
+        for stat in stale:
+            dp.send_msg(parser.OFPFlowMod(
+                dp, cookie=stat.cookie, cookie_mask=COOKIE_MASK, table_id=stat.table_id,
+                command=ofp.OFPFC_DELETE_STRICT, priority=stat.priority,
+                out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=stat.match))
+        current_groups = set()
+        for reply in self._request(dp, parser.OFPGroupDescStatsRequest(dp, 0),
+                                   parser.OFPGroupDescStatsReply):
+            current_groups.update(g.group_id for g in reply.body)
+        self.switch_groups = current_groups if bridge == LISP else self.switch_groups
+        for group in groups:
+            self._send_group(dp, group)
+        added = 0
+        for key, flow in wanted.items():
+            have = existing.get(key)
+            if have is None or not self._same_instructions(dp, have, flow):
+                dp.send_msg(self._flow_mod(dp, flow))
+                added += 1
+        for gid in current_groups - {g.group_id for g in groups}:
+            if bridge == LISP:
+                dp.send_msg(parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, gid, []))
+                self.switch_groups.discard(gid)
+        self._barrier(dp)
+        self.datapaths[bridge] = dp
+        LOG.info("%s bridge %016x programmed: %d flows added, %d stale removed, %d kept",
+                 bridge, dp.id, added, len(stale), len(wanted) - added)
+
+    def _reconcile_meters(self, dp, meters: list[Meter]) -> None:
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        present = {}
+        for reply in self._request(dp, parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL),
+                                   parser.OFPMeterConfigStatsReply):
+            for cfg in reply.body:
+                present[cfg.meter_id] = [b.rate for b in cfg.bands]
+        for meter in meters:
+            if present.get(meter.meter_id) == [meter.rate_pps]:
+                continue
+            command = ofp.OFPMC_MODIFY if meter.meter_id in present else ofp.OFPMC_ADD
+            band = parser.OFPMeterBandDrop(rate=meter.rate_pps, burst_size=meter.burst)
+            dp.send_msg(parser.OFPMeterMod(dp, command, ofp.OFPMF_PKTPS, meter.meter_id, [band]))
+
+    def _barrier(self, dp) -> None:
+        ofctl_api.send_msg(self, dp.ofproto_parser.OFPBarrierRequest(dp),
+                           reply_cls=dp.ofproto_parser.OFPBarrierReply)
+
+    # -- plain-data flows -> OpenFlow -----------------------------------------------------------
+
+    def _match(self, dp, flow: Flow):
+        return dp.ofproto_parser.OFPMatch(**flow.match_dict())
+
+    def _canonical_key(self, dp, flow: Flow) -> tuple:
+        """The flow's key as the switch will report it: the match serialized and parsed back."""
+        match = self._match(dp, flow)
+        buf = bytearray()
+        match.serialize(buf, 0)
+        return (flow.table, flow.priority, _match_key(type(match).parser(bytes(buf), 0)))
+
+    def _actions(self, dp, actions) -> list:
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        out = []
+        for act in actions:
+            kind = type(act)
+            if kind is Output:
+                out.append(parser.OFPActionOutput(act.port, 0))
+            elif kind is ToController:
+                out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, act.max_len))
+            elif kind is SetField:
+                out.append(parser.OFPActionSetField(**{act.field: act.value}))
+            elif kind is CopyField:
+                out.append(parser.NXActionRegMove(src_field=act.src, dst_field=act.dst,
+                                                  n_bits=act.n_bits))
+            elif kind is GroupAction:
+                out.append(parser.OFPActionGroup(act.group_id))
+            elif kind is DecTtl:
+                out.append(parser.OFPActionDecNwTtl())
+            elif kind is CheckPktLarger:
+                out.append(parser.NXActionUnknown(NXAST_CHECK_PKT_LARGER,
+                                                  data=check_pkt_larger_body(act)))
+            else:
+                raise TypeError(f"no OpenFlow form for {act!r}")
+        return out
+
+    def _instructions(self, dp, flow: Flow) -> list:
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        inst = []
+        if flow.meter is not None:
+            inst.append(parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER))
+        if flow.apply:
+            inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
+                                                     self._actions(dp, flow.apply)))
+        if flow.clear:
+            inst.append(parser.OFPInstructionActions(ofp.OFPIT_CLEAR_ACTIONS, []))
+        if flow.write:
+            inst.append(parser.OFPInstructionActions(ofp.OFPIT_WRITE_ACTIONS,
+                                                     self._actions(dp, flow.write)))
+        if flow.metadata is not None:
+            inst.append(parser.OFPInstructionWriteMetadata(*flow.metadata))
+        if flow.goto is not None:
+            inst.append(parser.OFPInstructionGotoTable(flow.goto))
+        return inst
+
+    def _flow_mod(self, dp, flow: Flow, command=None):
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        flags = ofp.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
+        return parser.OFPFlowMod(
+            dp, cookie=flow.cookie, table_id=flow.table,
+            command=ofp.OFPFC_ADD if command is None else command,
+            idle_timeout=flow.idle_timeout, hard_timeout=flow.hard_timeout,
+            priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
+            out_group=ofp.OFPG_ANY, flags=flags, match=self._match(dp, flow),
+            instructions=self._instructions(dp, flow))
+
+    def _same_instructions(self, dp, stat, flow: Flow) -> bool:
+        want = [i.to_jsondict() for i in self._instructions(dp, flow)]
+        have = [i.to_jsondict() for i in stat.instructions]
+        return want == have and stat.cookie == flow.cookie
+
+    def _send_group(self, dp, group: Group) -> None:
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        buckets = [parser.OFPBucket(weight=b.weight, watch_port=ofp.OFPP_ANY,
+                                    watch_group=ofp.OFPG_ANY,
+                                    actions=self._actions(dp, b.actions))
+                   for b in group.buckets]
+        command = ofp.OFPGC_MODIFY if group.group_id in self.switch_groups else ofp.OFPGC_ADD
+        dp.send_msg(parser.OFPGroupMod(dp, command, ofp.OFPGT_SELECT, group.group_id, buckets))
+        self.switch_groups.add(group.group_id)
+
+    # -- effects --------------------------------------------------------------------------------
+
+    def execute(self, effects) -> None:
+        for effect in effects:
+            if isinstance(effect, PacketOut):
+                self._packet_out(effect)
+            elif isinstance(effect, FlowChange):
+                self._flow_change(effect)
+
+    def _packet_out(self, out: PacketOut) -> None:
+        dp = self.datapaths.get(out.bridge)
+        if dp is None:
+            LOG.debug("%s bridge not connected: packet-out dropped", out.bridge)
+            return
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        dp.send_msg(parser.OFPPacketOut(dp, ofp.OFP_NO_BUFFER, out.in_port,
+                                        [parser.OFPActionOutput(out.out_port, 0)], out.data))
+
+    def _flow_change(self, change: FlowChange) -> None:
+        dp = self.datapaths.get(change.bridge)
+        if dp is None:
+            return  # programmed in full when the bridge (re)connects
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        for flow in change.delete:
+            dp.send_msg(parser.OFPFlowMod(
+                dp, cookie=flow.cookie, cookie_mask=COOKIE_MASK, table_id=flow.table,
+                command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority, out_port=ofp.OFPP_ANY,
+                out_group=ofp.OFPG_ANY, match=self._match(dp, flow)))
+        for group in change.groups:
+            self._send_group(dp, group)
+        for flow in change.add:
+            dp.send_msg(self._flow_mod(dp, flow))
+        for gid in change.delete_groups:
+            dp.send_msg(parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, gid, []))
+            self.switch_groups.discard(gid)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def _packet_in(self, ev):
+        msg = ev.msg
+        bridge = self.bridge_of_dpid.get(msg.datapath.id)
+        if bridge is None or bridge not in self.datapaths:
+            return
+        try:
+            effects = self.xtr.on_packet_in(bridge, msg.cookie, msg.match.get("in_port", 0),
+                                            msg.match.get("metadata", 0), bytes(msg.data),
+                                            time.monotonic())
+        except Exception:  # one bad packet must never take the handler down
+            self.xtr.stats.bad_header += 1
+            LOG.exception("packet-in on the %s bridge could not be handled", bridge)
+            return
+        self.execute(effects)
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def _flow_removed(self, ev):
+        msg = ev.msg
+        if kind_of(msg.cookie) == K_HOST:
+            self.xtr.host_expired(dict(msg.match.items()))
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def _error(self, ev):
+        msg = ev.msg
+        LOG.error("switch %016x refused a message: type %d code %d (%s)", msg.datapath.id,
+                  msg.type, msg.code, bytes(msg.data[:64]).hex())
+
+    # -- threads --------------------------------------------------------------------------------
+
+    def _timer_loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            try:
+                self.execute(self.xtr.on_timer(now) + self.xtr.retry_next_hop(now))
+            except Exception:
+                LOG.exception("timer work failed")
+            deadline = self.xtr.next_deadline()
+            wait = TIMER_TICK if deadline is None else min(TIMER_TICK, max(0.01, deadline - now))
+            hub.sleep(wait)
+
+    def _stats_loop(self) -> None:
+        while True:
+            hub.sleep(STATS_INTERVAL)
+            try:
+                self.poll_flow_stats()
+            except Exception:
+                LOG.exception("flow statistics poll failed")
+
+    def flow_stats(self, bridge: str) -> list:
+        """Our flows on a bridge as the switch reports them (OFPFlowStats objects)."""
+        dp = self.datapaths.get(bridge)
+        if dp is None:
+            return []
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        stats = []
+        for reply in self._request(dp, parser.OFPFlowStatsRequest(
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_BASE, COOKIE_MASK,
+                parser.OFPMatch()), parser.OFPFlowStatsReply):
+            stats.extend(reply.body)
+        return stats
+
+    def group_stats(self, bridge: str) -> list:
+        dp = self.datapaths.get(bridge)
+        if dp is None:
+            return []
+        parser = dp.ofproto_parser
+        desc = {}
+        for reply in self._request(dp, parser.OFPGroupDescStatsRequest(dp, 0),
+                                   parser.OFPGroupDescStatsReply):
+            for g in reply.body:
+                desc[g.group_id] = g
+        out = []
+        for reply in self._request(dp, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL),
+                                   parser.OFPGroupStatsReply):
+            for g in reply.body:
+                out.append((desc.get(g.group_id), g))
+        return out
+
+    def poll_flow_stats(self) -> None:
+        stats = self.flow_stats(LISP)
+        if not stats:
+            return
+        by_key = {}
+        for prefix, (flows, _g) in self.xtr.installed.items():
+            for f in flows:
+                by_key[self._canonical_key(self.datapaths[LISP], f)] = f
+        rows = []
+        for s in stats:
+            flow = by_key.get((s.table_id, s.priority, _match_key(s.match)))
+            key = flow.key if flow is not None else (s.table_id, s.priority, ())
+            rows.append((s.cookie, key[0], key[1], key[2], s.packet_count))
+        self.xtr.on_flow_stats(LISP, rows, time.monotonic())
+
+
+def check_pkt_larger_body(act: CheckPktLarger) -> bytes:
+    """The body of Nicira's check_pkt_larger action after its subtype: packet length, result bit
+    offset, the destination register's NXM header, padding to a 24-byte action."""
+    nxm_reg = (0x0001 << 16) | (act.reg << 9) | 4  # NXM_NX_REGn, 4 bytes, no mask
+    return struct.pack("!HHI", act.length, act.bit, nxm_reg) + bytes(6)
+
+
+def _match_key(match) -> tuple:
+    """A comparable form of an OFPMatch: sorted fields, full masks dropped."""
+    items = []
+    for name, value in match.items():
+        if isinstance(value, tuple) and len(value) == 2:
+            val, mask = value
+            if _full_mask(mask):
+                value = val
+        items.append((name, _norm(value)))
+    return tuple(sorted(items))
+
+
+def _full_mask(mask) -> bool:
+    if isinstance(mask, int):
+        return False  # integer masks (metadata) are kept as given
+    return mask in ("255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                    "ff:ff:ff:ff:ff:ff")
+
+
+def _norm(value):
+    if isinstance(value, tuple):
+        return tuple(_norm(v) for v in value)
+    if isinstance(value, str):
+        return value.lower()
+    return value

@@ -1,0 +1,461 @@
+"""The xTR, sans I/O: packet-ins and timers in, packet-outs and flow changes out.
+
+It owns the map-cache, the local database, the ITR and ETR engines, the site hosts it has learned
+and the underlay next hop's MAC, and keeps the switch's flows in step with them: every change to
+the map-cache goes out as a :class:`FlowChange` at once, so cache and flows never disagree. The
+os-ken application (``lisp_app.app``) only translates these effects into OpenFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+
+from ..config import Config, local_prefixes, site_port_instance_ids
+from ..dataplane import frames
+from ..dataplane.flows import OFPP_CONTROLLER, Flow, Group, Meter
+from ..dataplane.pipeline import (K_ENCAP, K_HOST, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_MISS,
+                                  K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
+                                  K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge, inner_mtu,
+                                  kind_of)
+from ..mapping.cache import CacheEntry, MapCache
+from ..mapping.database import LocalDatabase, LocalMapping
+from ..mapping.locators import select_shares
+from ..protocol import (DecodeError, EidPrefix, EncapsulatedControlMessage, Locator, MapReply,
+                        MapRequest, decode_control)
+from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl)
+from .etr import EtrEngine
+from .itr import ItrEngine, ItrSettings
+from .mapstat import MapStat
+
+LOG = logging.getLogger(__name__)
+
+LISP = "lisp"          # the LISP bridge
+UNDERLAY = "underlay"  # the underlay bridge
+OFPP_TABLE = 0xFFFFFFF9
+ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
+FIRST_GROUP_ID = 1
+CONTROL_QUEUE = 256        # control messages held while the next hop's MAC is resolved
+RESOLVE_QUEUE = 16         # packets held per site host being resolved
+HOST_IDLE_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    bridge: str
+    data: bytes
+    out_port: int
+    in_port: int = OFPP_CONTROLLER
+
+
+@dataclass(frozen=True)
+class FlowChange:
+    """Flows and groups to program on one bridge. Deletions run first, then groups, then flows."""
+
+    bridge: str
+    add: tuple[Flow, ...] = ()
+    delete: tuple[Flow, ...] = ()
+    groups: tuple[Group, ...] = ()          # add or modify
+    delete_groups: tuple[int, ...] = ()     # after the flows that used them are gone
+
+
+@dataclass
+class Host:
+    instance_id: int
+    address: IPv4Address | IPv6Address
+    mac: str
+    port: int
+
+
+@dataclass
+class _Resolving:
+    packets: deque = field(default_factory=lambda: deque(maxlen=RESOLVE_QUEUE))
+    asked_at: float = 0.0
+
+
+class Xtr:
+    """One LISP site's xTR."""
+
+    def __init__(self, config: Config, rng: random.Random | None = None):
+        self.config = config
+        self.stats = MapStat()
+        self.cache = MapCache()
+        self.database = LocalDatabase(
+            LocalMapping(prefix, tuple(Locator(l.rloc, l.priority, l.weight,
+                                               local=l.rloc == config.underlay.rloc)
+                                       for l in locs), ttl)
+            for prefix, locs, ttl in local_prefixes(config))
+        self.itr_role = config.role in ("itr", "xtr")
+        self.etr_role = config.role in ("etr", "xtr")
+        self.itr = ItrEngine(ItrSettings(
+            itr_rlocs=(config.underlay.rloc,),
+            map_resolvers=config.map_resolvers,
+            map_request_targets=config.map_request_targets,
+            request_timeout=config.timers.request_timeout,
+            request_retries=config.timers.request_retries,
+            request_min_interval=config.timers.request_min_interval,
+            refresh_before=config.timers.refresh_before,
+            buffer_per_destination=config.buffer.per_destination,
+            buffer_total=config.buffer.total), self.cache, self.stats, rng) \
+            if self.itr_role else None
+        self.etr = EtrEngine(self.database, self.stats) if self.etr_role else None
+        self.port_instance_ids = site_port_instance_ids(config)
+        # learned from the switches when they connect
+        self.lisp_ports: dict[str, int] = {}
+        self.underlay_ports: dict[str, int] = {}
+        self.underlay_mac: str | None = None
+        self.next_hop_mac: str | None = None
+        self.lisp_bridge: LispBridge | None = None
+        self.underlay_bridge = UnderlayBridge(config.underlay.rloc)
+        # state the flows mirror
+        self.hosts: dict[tuple[int, IPv4Address | IPv6Address], Host] = {}
+        self.installed: dict[EidPrefix, tuple[tuple[Flow, ...], Group | None]] = {}
+        self._group_ids: dict[EidPrefix, int] = {}
+        self._free_groups: list[int] = []
+        self._next_group = FIRST_GROUP_ID
+        self._control_queue: deque = deque(maxlen=CONTROL_QUEUE)
+        self._resolving: dict[tuple[int, IPv4Address | IPv6Address], _Resolving] = {}
+        self._arp_asked_at: float | None = None
+        self._flow_packets: dict[tuple, int] = {}
+
+    # -- switch connection ----------------------------------------------------------------------
+
+    def lisp_bridge_ready(self, ports: dict[str, int]) -> None:
+        """The LISP bridge connected; ``ports`` maps port names to OpenFlow numbers."""
+        missing = [n for n in [*self.port_instance_ids, self.config.lisp_bridge.gpe_port]
+                   if n not in ports]
+        if missing:
+            raise LookupError(f"LISP bridge lacks port(s) {', '.join(missing)}")
+        self.lisp_ports = dict(ports)
+        c = self.config
+        self.lisp_bridge = LispBridge(
+            site_ports=tuple((ports[name], iid) for name, iid in self.port_instance_ids.items()),
+            gpe_port=ports[c.lisp_bridge.gpe_port],
+            local_prefixes=tuple(m.prefix for m in self.database),
+            gateway_mac=c.site_gateway.mac, gateway_ipv4=c.site_gateway.ipv4,
+            gateway_ipv6=c.site_gateway.ipv6, underlay_mtu=c.underlay.mtu,
+            itr=self.itr_role, etr=self.etr_role, miss_rate_pps=c.miss_rate)
+
+    def underlay_bridge_ready(self, ports: dict[str, int], local_mac: str) -> None:
+        if self.config.underlay.uplink_port not in ports:
+            raise LookupError(f"underlay bridge lacks port {self.config.underlay.uplink_port}")
+        self.underlay_ports = dict(ports)
+        self.underlay_mac = local_mac
+
+    def desired(self, bridge: str) -> tuple[list[Meter], list[Flow], list[Group]]:
+        """Everything our flows should be on a bridge now (for reconciliation on connect)."""
+        if bridge == UNDERLAY:
+            return self.underlay_bridge.meters(), self.underlay_bridge.base_flows(), []
+        b = self._lisp()
+        flows = b.base_flows()
+        groups = []
+        for mflows, group in self.installed.values():
+            flows.extend(mflows)
+            if group is not None:
+                groups.append(group)
+        flows.extend(b.host_flow(h.instance_id, h.address, h.mac, h.port, HOST_IDLE_TIMEOUT)
+                     for h in self.hosts.values())
+        return b.meters(), flows, groups
+
+    def _lisp(self) -> LispBridge:
+        if self.lisp_bridge is None:
+            raise RuntimeError("the LISP bridge has not connected yet")
+        return self.lisp_bridge
+
+    # -- packet-ins -----------------------------------------------------------------------------
+
+    def on_packet_in(self, bridge: str, cookie: int, in_port: int, metadata: int, data: bytes,
+                     now: float) -> list:
+        kind = kind_of(cookie)
+        try:
+            frame = frames.parse_frame(data)
+        except frames.FrameError as exc:
+            self.stats.bad_header += 1
+            LOG.debug("malformed packet-in dropped: %s", exc)
+            return []
+        if bridge == UNDERLAY:
+            if kind == K_PUNT_CONTROL:
+                return self._control(frame, data, now)
+            if kind == K_PUNT_UNDERLAY_ARP:
+                return self._underlay_arp(frame)
+        elif kind == K_PUNT_MISS and self.itr is not None:
+            return self._miss(frame, data, in_port, metadata & 0xFFFFFF, now)
+        elif kind == K_PUNT_TOO_BIG:
+            return self._too_big(frame, data, in_port)
+        elif kind == K_PUNT_RESOLVE:
+            return self._resolve(frame, data, metadata & 0xFFFFFF, now)
+        elif kind == K_PUNT_NEIGHBOR:
+            return self._neighbor(frame, in_port)
+        self.stats.control_unexpected += 1
+        return []
+
+    def _miss(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        if frame.ip_dst is None:
+            self.stats.bad_header += 1
+            return []
+        packet = BufferedPacket(data, in_port, iid)
+        return self._carry_out(self.itr.on_miss(iid, frame.ip_src, frame.ip_dst, packet, now), now)
+
+    def _too_big(self, frame, data: bytes, in_port: int) -> list:
+        gw = self.config.site_gateway
+        source = gw.ipv4 if frame.ip_version == 4 else gw.ipv6
+        if frame.ip_version is None or source is None:
+            self.stats.dropped += 1
+            return []
+        self.stats.too_big += 1
+        reply = frames.icmp_too_big(data, frame, inner_mtu(self.config.underlay.mtu), gw.mac,
+                                    source)
+        return [PacketOut(LISP, reply, in_port)]
+
+    def _resolve(self, frame, data: bytes, iid: int, now: float) -> list:
+        """A packet for a local host whose MAC we do not know: hold it and ask for the host."""
+        if frame.ip_dst is None:
+            self.stats.bad_header += 1
+            return []
+        key = (iid, frame.ip_dst)
+        state = self._resolving.setdefault(key, _Resolving())
+        if len(state.packets) == state.packets.maxlen:
+            self.stats.buffer_overflow += 1
+        state.packets.append(data)
+        if state.asked_at and now - state.asked_at < 1.0:
+            return []
+        state.asked_at = now
+        return self._solicit(iid, frame.ip_dst)
+
+    def _solicit(self, iid: int, target) -> list:
+        gw = self.config.site_gateway
+        ports = [p for name, p in self.lisp_ports.items()
+                 if self.port_instance_ids.get(name) == iid]
+        if target.version == 4 and gw.ipv4 is not None:
+            data = frames.arp_request(gw.mac, gw.ipv4, target)
+        elif target.version == 6 and gw.ipv6 is not None:
+            data = frames.neighbor_solicitation(gw.mac, gw.ipv6, target)
+        else:
+            return []
+        return [PacketOut(LISP, data, port) for port in ports]
+
+    def _neighbor(self, frame, in_port: int) -> list:
+        name = next((n for n, p in self.lisp_ports.items() if p == in_port), None)
+        if name not in self.port_instance_ids:
+            return []
+        iid = self.port_instance_ids[name]
+        gw = self.config.site_gateway
+        if frame.arp_op == 2 and frame.arp_spa is not None:
+            return self._learn_host(iid, frame.arp_spa, frame.arp_sha, in_port)
+        if frame.icmpv6_type == 135 and gw.ipv6 is not None and frame.nd_target == gw.ipv6:
+            out = []
+            if frame.nd_lladdr and not frame.ip_src.is_unspecified:
+                out.extend(self._learn_host(iid, frame.ip_src, frame.nd_lladdr, in_port))
+            dst_ip = frame.ip_src if not frame.ip_src.is_unspecified else ip_address("ff02::1")
+            reply = frames.neighbor_advertisement(gw.mac, frame.eth_src, gw.ipv6, dst_ip, gw.ipv6,
+                                                  solicited=not frame.ip_src.is_unspecified)
+            return out + [PacketOut(LISP, reply, in_port)]
+        if frame.icmpv6_type == 136 and frame.nd_target is not None:
+            return self._learn_host(iid, frame.nd_target, frame.nd_lladdr or frame.eth_src,
+                                    in_port)
+        return []
+
+    def _learn_host(self, iid: int, address, mac: str | None, port: int) -> list:
+        if mac is None or self.database.covering(EidPrefix(iid, ip_network(address))) is None:
+            return []
+        host = Host(iid, address, mac, port)
+        self.hosts[(iid, address)] = host
+        flow = self._lisp().host_flow(iid, address, mac, port, HOST_IDLE_TIMEOUT)
+        out: list = [FlowChange(LISP, add=(flow,))]
+        state = self._resolving.pop((iid, address), None)
+        if state is not None:
+            gw_mac = self.config.site_gateway.mac
+            for data in state.packets:
+                self.stats.reinjected += 1
+                out.append(PacketOut(LISP, frames.mac_to_bytes(mac) + frames.mac_to_bytes(gw_mac)
+                                     + data[12:], port))
+        return out
+
+    def host_expired(self, flow_match: dict) -> None:
+        """A host flow idled out in the switch: forget the host (it is asked for again)."""
+        for key, host in list(self.hosts.items()):
+            field_name = "ipv4_dst" if host.address.version == 4 else "ipv6_dst"
+            if flow_match.get(field_name) == str(host.address):
+                del self.hosts[key]
+
+    def _underlay_arp(self, frame) -> list:
+        if frame.arp_spa != self.config.underlay.next_hop or frame.arp_sha is None:
+            return []
+        self.next_hop_mac = frame.arp_sha
+        queued = list(self._control_queue)
+        self._control_queue.clear()
+        return [self._underlay_frame(send) for send in queued]
+
+    def _control(self, frame, data: bytes, now: float) -> list:
+        if frame.payload_offset is None or frame.ip_src is None:
+            self.stats.control_malformed += 1
+            return []
+        try:
+            message = decode_control(data[frame.payload_offset:frame.ip_offset + frame.ip_length])
+        except DecodeError as exc:
+            self.stats.control_malformed += 1
+            LOG.info("malformed LISP control message from %s dropped: %s", frame.ip_src, exc)
+            return []
+        if isinstance(message, MapReply):
+            if self.itr is None:
+                self.stats.control_unexpected += 1
+                return []
+            return self._carry_out(self.itr.on_map_reply(message, now), now)
+        if isinstance(message, MapRequest):
+            if self.etr is None:
+                self.stats.control_unexpected += 1
+                return []
+            return self._carry_out(self.etr.on_map_request(message, frame.sport, frame.ip_dst),
+                                   now)
+        if isinstance(message, EncapsulatedControlMessage) and isinstance(message.message,
+                                                                          MapRequest):
+            if self.etr is None:
+                self.stats.control_unexpected += 1
+                return []
+            return self._carry_out(self.etr.on_map_request(message.message, message.source_port),
+                                   now)
+        self.stats.control_unexpected += 1
+        return []
+
+    # -- timers and statistics ------------------------------------------------------------------
+
+    def on_timer(self, now: float) -> list:
+        return self._carry_out(self.itr.on_timer(now), now) if self.itr is not None else []
+
+    def next_deadline(self) -> float | None:
+        return self.itr.next_deadline() if self.itr is not None else None
+
+    def on_flow_stats(self, bridge: str, stats: list[tuple[int, int, int, tuple, int]],
+                      now: float) -> None:
+        """Flow statistics: (cookie, table, priority, match, packet_count) per flow of ours.
+        Updates the data-plane counters and tells the ITR which mappings carry traffic."""
+        if bridge != LISP:
+            return
+        by_key = {}
+        for prefix, (flows, _group) in self.installed.items():
+            for f in flows:
+                by_key[f.key] = prefix
+        sent = delivered = dropped = 0
+        for cookie_value, table, priority, match_key, packets in stats:
+            kind = kind_of(cookie_value)
+            key = (table, priority, match_key)
+            if kind == K_ENCAP:
+                sent += packets
+                prefix = by_key.get(key)
+                if prefix is not None and packets > self._flow_packets.get(key, 0):
+                    if self.itr is not None:
+                        self.itr.note_traffic(prefix, now)
+                self._flow_packets[key] = packets
+            elif kind == K_HOST:
+                delivered += packets
+            elif kind == K_NEGATIVE:
+                dropped += packets
+        self.stats.sent, self.stats.delivered, self.stats.dropped = sent, delivered, dropped
+
+    # -- operator commands ----------------------------------------------------------------------
+
+    def add_static(self, prefix: EidPrefix, locators: tuple[Locator, ...], now: float) -> list:
+        if self.itr is None:
+            raise ValueError("static map-cache entries need the itr or xtr role")
+        return self._carry_out(self.itr.add_static(prefix, locators, now), now)
+
+    def remove_mapping(self, prefix: EidPrefix, now: float) -> list:
+        if self.itr is None:
+            return []
+        return self._carry_out(self.itr.remove(prefix), now)
+
+    # -- engine actions -> effects --------------------------------------------------------------
+
+    def _carry_out(self, actions: list, now: float) -> list:
+        out: list = []
+        for act in actions:
+            if isinstance(act, SendControl):
+                out.extend(self._send_control(act, now))
+            elif isinstance(act, InstallMapping):
+                out.extend(self._install(act.entry))
+            elif isinstance(act, RemoveMapping):
+                out.extend(self._uninstall(act.entry.prefix))
+            elif isinstance(act, Reinject):
+                out.extend(PacketOut(LISP, p.data, OFPP_TABLE, p.in_port) for p in act.packets)
+        return out
+
+    def _send_control(self, send: SendControl, now: float) -> list:
+        if send.destination.version != 4:
+            self.stats.control_unexpected += 1
+            return []
+        if self.next_hop_mac is None or self.underlay_mac is None:
+            self._control_queue.append(send)
+            return self._ask_next_hop(now)
+        return [self._underlay_frame(send)]
+
+    def _ask_next_hop(self, now: float) -> list:
+        if self.underlay_mac is None or (self._arp_asked_at is not None
+                                         and now - self._arp_asked_at < 1.0):
+            return []
+        self._arp_asked_at = now
+        u = self.config.underlay
+        return [PacketOut(UNDERLAY, frames.arp_request(self.underlay_mac, u.rloc, u.next_hop),
+                          self.underlay_ports[u.uplink_port])]
+
+    def retry_next_hop(self, now: float) -> list:
+        """Called periodically: ask again while control messages wait for the next hop."""
+        if self._control_queue and self.next_hop_mac is None:
+            return self._ask_next_hop(now)
+        return []
+
+    def _underlay_frame(self, send: SendControl) -> PacketOut:
+        u = self.config.underlay
+        data = frames.udp_frame(self.underlay_mac, self.next_hop_mac, u.rloc, send.destination,
+                                send.source_port, send.dest_port, send.payload)
+        return PacketOut(UNDERLAY, data, self.underlay_ports[u.uplink_port])
+
+    def _install(self, entry: CacheEntry) -> list:
+        if self.lisp_bridge is None:
+            return []  # programmed with everything else when the bridge connects
+        shares = select_shares(entry.locators)
+        group_id = self._group_for(entry.prefix) if len(shares) > 1 else None
+        flows, group = self.lisp_bridge.mapping_flows(entry, shares, group_id)
+        old_flows, old_group = self.installed.get(entry.prefix, ((), None))
+        self.installed[entry.prefix] = (tuple(flows), group)
+        new_keys = {f.key for f in flows}
+        stale = tuple(f for f in old_flows if f.key not in new_keys)
+        drop_group = ()
+        if old_group is not None and group is None:
+            drop_group = (self._release_group(entry.prefix),)
+        return [FlowChange(LISP, add=tuple(flows), delete=stale,
+                           groups=(group,) if group else (), delete_groups=drop_group)]
+
+    def _uninstall(self, prefix: EidPrefix) -> list:
+        old_flows, old_group = self.installed.pop(prefix, ((), None))
+        drop_group = (self._release_group(prefix),) if old_group is not None else ()
+        if not old_flows and not drop_group:
+            return []
+        return [FlowChange(LISP, delete=old_flows, delete_groups=drop_group)]
+
+    def _group_for(self, prefix: EidPrefix) -> int:
+        gid = self._group_ids.get(prefix)
+        if gid is None:
+            if self._free_groups:
+                gid = self._free_groups.pop()
+            else:
+                gid = self._next_group
+                self._next_group += 1
+            self._group_ids[prefix] = gid
+        return gid
+
+    def _release_group(self, prefix: EidPrefix) -> int:
+        gid = self._group_ids.pop(prefix)
+        self._free_groups.append(gid)
+        return gid
+
+    def reprogram_mappings(self) -> None:
+        """Recompile every cached mapping (the LISP bridge connected or its ports changed)."""
+        self.installed.clear()
+        self._group_ids.clear()
+        self._free_groups.clear()
+        self._next_group = FIRST_GROUP_ID
+        for entry in self.cache:
+            self._install(entry)

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Start lisp_app: validate the site config, then run os-ken's OpenFlow controller with the LISP app.
+
+    run_controller.py --config site.yaml [os-ken options, e.g. --ofp-tcp-listen-port 6653]
+
+os-ken 4.x has no osken-manager; this script builds the AppManager itself. The eventlet hub with a
+full monkey_patch() comes first: under os-ken's native hub timeouts and thread kills do not work.
+"""
+
+import warnings
+
+warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()
+
+import os  # noqa: E402
+
+os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=True)
+    parser.add_argument("--config", required=True, help="site configuration (YAML)")
+    args, osken_args = parser.parse_known_args(argv)
+
+    from lisp_app.config import ConfigError, load_config
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"lisp_app: {exc}", file=sys.stderr)
+        return 2
+
+    from os_ken import cfg, log
+    from os_ken.base.app_manager import AppManager
+    from os_ken.controller import controller  # noqa: F401  (registers the --ofp-* options)
+    from os_ken.lib import hub
+
+    cfg.CONF(args=osken_args, project="os_ken")
+    log.init_log()
+    manager = AppManager.get_instance()
+    manager.load_apps(["lisp_app.app"])
+    contexts = manager.create_contexts()
+    contexts["lisp_config"] = config
+    services = [s for s in manager.instantiate_apps(**contexts) if s is not None]
+
+    def stop(_signum, _frame):
+        manager.close()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        hub.joinall(services)
+    finally:
+        manager.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

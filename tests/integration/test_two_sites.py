@@ -1,0 +1,240 @@
+"""Two LISP sites on real Open vSwitch (userspace datapath) with the real controller, in Mininet.
+
+The topology (topologies/two_sites.py) is built once for the module; tests that need a cold
+map-cache empty both caches first through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from topologies.two_sites import TwoSites, site_spec
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def topo(tmp_path_factory):
+    x1 = site_spec(1)
+    x1.extra = {"timers": {"refresh_before": 10}}
+    x2 = site_spec(2, weights=(70, 30))
+    with TwoSites(x1, x2, rundir=str(tmp_path_factory.mktemp("two-sites"))) as t:
+        yield t
+
+
+def api(xtr, *args):
+    """lispctl --json in the xTR's namespace, parsed."""
+    return json.loads(xtr.lispctl("--json", *args))
+
+
+def cold(topo):
+    """Empty both map-caches (and so their encapsulation flows)."""
+    for xtr in topo.xtrs.values():
+        for entry in api(xtr, "map", "list")["cache"]:
+            api(xtr, "map", "del", f"'{entry['prefix']}'")
+        assert api(xtr, "map", "list")["cache"] == []
+
+
+def ping(host, dst, count=3, extra=""):
+    out = host.cmd(f"ping -c {count} -i 0.3 -W 3 {extra} {dst}")
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2)), out
+
+
+class Capture:
+    """tshark on the underlay router's two interfaces, LISP ports only."""
+
+    def __init__(self, topo, path: Path):
+        self.path = path
+        self.proc = topo.host("r").popen(
+            ["tshark", "-q", "-i", "r-eth1", "-i", "r-eth2", "-f", "udp port 4341 or udp port 4342",
+             "-w", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 15
+        line = b""
+        while time.monotonic() < deadline and b"Capturing on" not in line:
+            line = self.proc.stderr.readline()
+        time.sleep(0.5)
+
+    def stop(self) -> list[dict]:
+        time.sleep(0.5)
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(10)
+        out = subprocess.run(["tshark", "-r", str(self.path), "-T", "json", "--no-duplicate-keys"],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out or "[]")
+
+
+def layers(packets, name):
+    return [p["_source"]["layers"] for p in packets if name in p["_source"]["layers"]]
+
+
+def find_problems(obj, path=""):
+    """Every _ws.malformed / _ws.expert item in a tshark JSON tree."""
+    found = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k.startswith("_ws.malformed") or k.startswith("_ws.expert"):
+                found.append(f"{path}/{k}: {v}")
+            found += find_problems(v, f"{path}/{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found += find_problems(v, f"{path}[{i}]")
+    return found
+
+
+def test_cold_cache_ping_loses_nothing_and_the_wire_is_clean(topo, tmp_path):
+    cold(topo)
+    cap = Capture(topo, tmp_path / "underlay.pcap")
+    sent, received, out = ping(topo.host("h1"), "10.2.0.10", count=5)
+    packets = cap.stop()
+    assert (sent, received) == (5, 5), out
+    assert not find_problems(packets)
+    lisp = layers(packets, "lisp")
+    requests = [l for l in lisp if l["lisp"].get("lisp.type") == "1"]
+    replies = [l for l in lisp if l["lisp"].get("lisp.type") == "2"]
+    assert requests and replies, [l["lisp"].get("lisp.type") for l in lisp]
+    request_nonces = {r["lisp"]["lisp.nonce"] for r in requests}
+    assert {r["lisp"]["lisp.nonce"] for r in replies} <= request_nonces
+    data = layers(packets, "lisp-data")
+    assert len(data) >= 10  # 5 requests and 5 replies, encapsulated
+    for d in data:
+        assert d["lisp-data"]["lisp-data.iid"] == "1000"
+    x1 = api(topo.xtrs["x1"], "mapstat")["counters"]
+    assert x1["requests_sent"] >= 1 and x1["requests_answered"] >= 1
+    assert x1["reinjected"] >= 1
+
+
+def test_lispctl_shows_the_mapping_and_the_counters(topo):
+    ping(topo.host("h1"), "10.2.0.10", count=1)
+    x1 = topo.xtrs["x1"]
+    text = x1.lispctl("map", "get", "'[1000]10.2.0.10'")
+    assert "10.2.0.0/24" in text and "198.51.100.1" in text and "198.51.100.2" in text
+    assert "Map-Requests sent" in x1.lispctl("mapstat")
+    flows = x1.lispctl("flows")
+    assert "encap" in flows and "check_pkt_larger" in flows
+
+
+def test_ipv6_eids(topo):
+    sent, received, out = ping(topo.host("h1"), "2001:db8:2::10", count=3)
+    assert received == sent, out
+
+
+def test_instance_ids_keep_overlapping_prefixes_apart(topo):
+    def rx(name):
+        return int(topo.host(name).cmd(f"cat /sys/class/net/{name}-eth0/statistics/rx_packets"))
+    before = rx("h2"), rx("hb2")
+    sent, received, out = ping(topo.host("hb1"), "10.2.0.10", count=5)
+    assert received == sent, out
+    after = rx("h2"), rx("hb2")
+    assert after[1] - before[1] >= 5
+    assert after[0] - before[0] < 2  # at most stray neighbour traffic, not the pings
+    x1 = api(topo.xtrs["x1"], "map", "list")["cache"]
+    assert {e["prefix"] for e in x1} >= {"[2000]10.2.0.0/24"}
+
+
+def test_weighted_locators_split_flows(topo):
+    h1 = topo.host("h1")
+    ping(h1, "10.2.0.10", count=1)
+    x1 = topo.xtrs["x1"]
+    before = _bucket_packets(x1)
+    h1.cmd("python3 - <<'EOF'\n"
+           "import socket\n"
+           "for port in range(20000, 20200):\n"
+           "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+           "    s.bind(('10.1.0.10', port)); s.sendto(b'x', ('10.2.0.10', 9)); s.close()\n"
+           "EOF")
+    time.sleep(1)
+    after = _bucket_packets(x1)
+    counts = [a - b for a, b in zip(after, before)]
+    assert sum(counts) >= 190, counts
+    share = counts[0] / sum(counts)
+    assert 0.55 < share < 0.85, counts  # 70/30 over 200 flows
+
+
+def _bucket_packets(xtr):
+    groups = api(xtr, "flows")["lisp"]["groups"]
+    assert groups, "no select group for the two-locator mapping"
+    (group,) = [g for g in groups if len(g["buckets"]) == 2]
+    weights = [b["weight"] for b in group["buckets"]]
+    assert weights == [70, 30]
+    return group["bucket_packets"]
+
+
+def test_too_big_packet_gets_icmp_fragmentation_needed(topo):
+    h1 = topo.host("h1")
+    ping(h1, "10.2.0.10", count=1)
+    h1.cmd("ip route flush cache")
+    out = h1.cmd("ping -c 2 -i 0.3 -W 2 -M do -s 1472 10.2.0.10")
+    assert re.search(r"mtu ?= ?1464", out), out
+    sent, received, out = ping(h1, "10.2.0.10", count=2, extra="-M do -s 1436")
+    assert received == sent, out
+    assert api(topo.xtrs["x1"], "mapstat")["counters"]["too_big"] >= 1
+
+
+def test_bad_reply_and_garbage_change_nothing_and_are_counted(topo):
+    x1 = topo.xtrs["x1"]
+    ping(topo.host("h1"), "10.2.0.10", count=1)
+    before = api(x1, "mapstat")["counters"]
+    cache_before = {e["prefix"] for e in api(x1, "map", "list")["cache"]}
+    r = topo.host("r")
+    script = (
+        "import socket, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from ipaddress import ip_address\n"
+        "from lisp_app.protocol import MapReply, MappingRecord, Locator, EidPrefix\n"
+        "rec = MappingRecord.for_prefix(EidPrefix.parse('[1000]10.66.0.0/16'),"
+        " locators=(Locator(ip_address('192.0.2.254')),))\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('192.0.2.254', 4342))\n"
+        "s.sendto(MapReply(0x1234567890, (rec,)).encode(), ('192.0.2.1', 4342))\n"
+        "s.sendto(b'\\x2f\\x00garbage', ('192.0.2.1', 4342))\n" % str(Path(__file__).parents[2]))
+    import sys
+    r.cmd(f"{sys.executable} - <<'EOF'\n{script}EOF")
+    time.sleep(1)
+    after = api(x1, "mapstat")["counters"]
+    assert after["replies_rejected"] == before["replies_rejected"] + 1
+    assert after["control_malformed"] == before["control_malformed"] + 1
+    assert {e["prefix"] for e in api(x1, "map", "list")["cache"]} == cache_before
+    assert "10.66.0.0" not in x1.ofctl("dump-flows br-lisp")
+
+
+def test_roles_and_expiry(tmp_path):
+    """ITR-only x1 and ETR-only x2 (announcing a 1-minute TTL): one-way traffic is
+    encapsulated and delivered; neither xTR programs the other role; the mapping expires."""
+    x1 = site_spec(1, role="itr")
+    x1.extra = {"timers": {"refresh_before": 5}}
+    x2 = site_spec(2, role="etr", ttl=1)
+    with TwoSites(x1, x2, rundir=str(tmp_path)) as t:
+        h1, h2 = t.host("h1"), t.host("h2")
+        listener = h2.popen(["timeout", "20", "python3", "-c",
+                             "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+                             "s.bind(('10.2.0.10', 9999)); print(s.recv(100).decode(), flush=True)"],
+                            stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        h1.cmd("python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+               "s.sendto(b'one-way', ('10.2.0.10', 9999))\"")
+        out, _ = listener.communicate(timeout=25)
+        assert "one-way" in out
+        xi, xe = t.xtrs["x1"], t.xtrs["x2"]
+        # the ITR has no decapsulation flows, the ETR no miss punt
+        decap = [l for l in xi.ofctl("dump-flows br-lisp table=3").splitlines() if "cookie=" in l]
+        assert len(decap) == 1 and "priority=0" in decap[0], decap
+        assert "CONTROLLER" not in xe.ofctl("dump-flows br-lisp table=1")
+        cache = api(xi, "map", "list")["cache"]
+        assert cache and cache[0]["ttl"] == 1
+        assert "10.2.0.0/24" in xi.ofctl("dump-flows br-lisp table=1")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "nw_dst=10.2.0.0/24" in xi.ofctl(
+                "dump-flows br-lisp table=1"):
+            time.sleep(2)
+        assert "nw_dst=10.2.0.0/24" not in xi.ofctl("dump-flows br-lisp table=1")
+        assert api(xi, "map", "list")["cache"] == []
+        assert api(xe, "mapstat")["counters"]["requests_sent"] == 0

@@ -1,0 +1,1 @@
+"""Runnable Mininet topologies of LISP sites (also used by the integration tests)."""

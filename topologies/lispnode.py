@@ -1,0 +1,223 @@
+"""Building blocks for LISP topologies in Mininet: an xTR host with its own Open vSwitch and its own
+lisp_app controller, and helpers for plain hosts and routers.
+
+Each xTR runs a private ovsdb-server and ovs-vswitchd inside its network namespace (one
+ovs-vswitchd cannot host two xTRs with native tunnels), with two userspace bridges:
+
+- br-lisp: the site port(s) and the LISP-GPE port ``gpe`` (VXLAN-GPE on UDP 4341, L3 payload);
+- br-u: the uplink; its LOCAL port holds the RLOC, so OVS's native tunnelling routes from it.
+
+Both bridges run fail_mode=secure with the controller at tcp:127.0.0.1:6653 inside the namespace,
+and the controller (``run_controller.py``) serves its REST API on 127.0.0.1:8080 there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OF_PORT = 6653
+API_PORT = 8080
+LISP_DPID = "0000000000000001"
+UNDERLAY_DPID = "0000000000000002"
+
+
+def quiet_interface(node, intf: str, keep_ipv6: bool = False, arp: bool = True) -> None:
+    """Offloads off (the userspace datapath forwards partial checksums as they are and TCP then
+    stalls), optionally no IPv6 and no ARP (a port handed to OVS must not answer for the RLOC)."""
+    node.cmd(f"ethtool -K {intf} tx off rx off >/dev/null 2>&1")
+    if not keep_ipv6:
+        node.cmd(f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=1")
+    if not arp:
+        node.cmd(f"ip link set {intf} arp off")
+    node.cmd(f"ip link set {intf} up")
+
+
+@dataclass
+class SitePort:
+    intf: str             # the interface in the xTR's namespace
+    instance_id: int
+
+
+@dataclass
+class XtrSpec:
+    name: str
+    rlocs: list[str]                  # first one is the RLOC; more are extra locators (/24 each)
+    next_hop: str
+    uplink: str                       # interface name in the xTR
+    site_ports: list[SitePort]
+    eid_prefixes: list[dict]          # config entries (prefix, locators, ttl)
+    role: str = "xtr"
+    instance_id: int = 0
+    gateway_ipv4: str | None = None
+    gateway_ipv6: str | None = None
+    map_request_targets: list[str] = field(default_factory=list)
+    map_resolvers: list[str] = field(default_factory=list)
+    mtu: int = 1500
+    extra: dict = field(default_factory=dict)
+
+
+class XtrNode:
+    """An xTR inside a Mininet host: its OVS daemons, bridges and controller."""
+
+    def __init__(self, host, spec: XtrSpec, rundir: Path):
+        self.host = host
+        self.spec = spec
+        self.dir = rundir / spec.name
+        self.controller = None
+        self.config_path = self.dir / "site.yaml"
+
+    # -- OVS ------------------------------------------------------------------------------------
+
+    def _env(self) -> str:
+        d = self.dir
+        return f"OVS_RUNDIR={d} OVS_DBDIR={d} OVS_LOGDIR={d}"
+
+    def sh(self, command: str, check: bool = True) -> str:
+        """Run a shell command in the xTR's namespace (with its OVS environment)."""
+        marker = "__rc="
+        out = self.host.cmd(f"{self._env()} {command}; echo {marker}$?")
+        text, _, rc = out.rpartition(marker)
+        if check and rc.strip() != "0":
+            raise RuntimeError(f"{self.spec.name}: `{command}` failed ({rc.strip()}): {text}")
+        return text
+
+    def vsctl(self, args: str) -> str:
+        return self.sh(f"ovs-vsctl --db=unix:{self.dir}/db.sock {args}")
+
+    def ofctl(self, args: str, check: bool = True) -> str:
+        return self.sh(f"ovs-ofctl -O OpenFlow13 {args}", check)
+
+    def appctl(self, args: str) -> str:
+        return self.sh(f"ovs-appctl -t {self.dir}/vswitchd.ctl {args}")
+
+    def start_ovs(self) -> None:
+        d = self.dir
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        self.sh(f"ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema")
+        self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid "
+                f"--unixctl={d}/ovsdb.ctl --log-file={d}/ovsdb.log --detach")
+        self.vsctl("--no-wait init")
+        self.sh(f"ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid "
+                f"--unixctl={d}/vswitchd.ctl --log-file={d}/vswitchd.log --detach")
+
+    def build_bridges(self) -> None:
+        s = self.spec
+        ctl = f"tcp:127.0.0.1:{OF_PORT}"
+        quiet_interface(self.host, s.uplink, arp=False)
+        self.vsctl(f"add-br br-u -- set bridge br-u datapath_type=netdev fail_mode=secure "
+                   f"protocols=OpenFlow13 other-config:datapath-id={UNDERLAY_DPID} "
+                   f"-- add-port br-u {s.uplink}")
+        for rloc in s.rlocs:
+            self.sh(f"ip addr add {rloc}/24 dev br-u")
+        self.sh("ip link set br-u up")
+        self.sh(f"ip route add default via {s.next_hop}")
+        ports = ""
+        for p in s.site_ports:
+            quiet_interface(self.host, p.intf, arp=False)
+            ports += f" -- add-port br-lisp {p.intf}"
+        self.vsctl(f"add-br br-lisp -- set bridge br-lisp datapath_type=netdev fail_mode=secure "
+                   f"protocols=OpenFlow13 other-config:datapath-id={LISP_DPID}{ports} "
+                   f"-- add-port br-lisp gpe -- set interface gpe type=vxlan options:exts=gpe "
+                   f"options:dst_port=4341 options:remote_ip=flow options:key=flow "
+                   f"options:packet_type=legacy_l3")
+        for br in ("br-lisp", "br-u"):
+            self.vsctl(f"set-controller {br} {ctl} -- set controller {br} "
+                       f"connection-mode=out-of-band")
+
+    def stop_ovs(self) -> None:
+        for name in ("vswitchd", "ovsdb"):
+            pidfile = self.dir / f"{name}.pid"
+            if pidfile.exists():
+                try:
+                    os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+                except (ValueError, ProcessLookupError):
+                    pass
+
+    # -- controller -----------------------------------------------------------------------------
+
+    def config(self) -> dict:
+        s = self.spec
+        cfg = {
+            "role": s.role,
+            "instance_id": s.instance_id,
+            "eid_prefixes": s.eid_prefixes,
+            "lisp_bridge": {"datapath_id": LISP_DPID,
+                            "site_ports": [{"name": p.intf, "instance_id": p.instance_id}
+                                           for p in s.site_ports],
+                            "gpe_port": "gpe"},
+            "underlay": {"datapath_id": UNDERLAY_DPID, "rloc": s.rlocs[0],
+                         "next_hop": s.next_hop, "uplink_port": s.uplink, "mtu": s.mtu},
+            "site_gateway": {k: v for k, v in (("ipv4", s.gateway_ipv4),
+                                               ("ipv6", s.gateway_ipv6)) if v},
+            "api": {"host": "127.0.0.1", "port": API_PORT},
+        }
+        if s.map_request_targets:
+            cfg["map_request_targets"] = s.map_request_targets
+        if s.map_resolvers:
+            cfg["map_resolvers"] = s.map_resolvers
+        cfg.update(s.extra)
+        return cfg
+
+    def start_controller(self) -> None:
+        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        log = open(self.dir / "controller.log", "wb")
+        self.controller = self.host.popen(
+            [sys.executable, str(REPO / "run_controller.py"), "--config", str(self.config_path),
+             "--ofp-tcp-listen-port", str(OF_PORT), "--ofp-listen-host", "127.0.0.1"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+
+    def stop_controller(self) -> None:
+        if self.controller is not None and self.controller.poll() is None:
+            self.controller.terminate()
+            try:
+                self.controller.wait(5)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+                self.controller.wait(5)
+        self.controller = None
+
+    def wait_programmed(self, timeout: float = 30.0) -> None:
+        """Until both bridges are connected and our base flows are in place."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.controller is not None and self.controller.poll() is not None:
+                raise RuntimeError(f"{self.spec.name}: controller exited: {self.log_tail()}")
+            lisp = self.ofctl("dump-flows br-lisp", check=False)
+            under = self.ofctl("dump-flows br-u", check=False)
+            if "cookie=0x4c495350" in lisp and "cookie=0x4c495350" in under:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.spec.name}: bridges not programmed in {timeout}s: "
+                           f"{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.dir / "controller.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def lispctl(self, *args: str) -> str:
+        """Run lispctl inside the xTR's namespace."""
+        return self.sh(f"{sys.executable} -m lisp_app.api.cli --api "
+                       f"http://127.0.0.1:{API_PORT} {' '.join(args)}")
+
+    def start(self) -> None:
+        self.start_ovs()
+        self.build_bridges()
+        self.start_controller()
+
+    def stop(self) -> None:
+        self.stop_controller()
+        self.stop_ovs()

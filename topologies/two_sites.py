@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Two LISP sites across an underlay router, in Mininet, each xTR with its own OVS and controller.
+
+    h1 10.1.0.10 ---- x1 [br-lisp | br-u 192.0.2.1] ---- r ---- [br-u 198.51.100.1 | br-lisp] x2 ---- h2 10.2.0.10
+    hb1 10.1.0.10 --'  (instance-id 2000)                              (instance-id 2000)  '-- hb2 10.2.0.10
+
+Site prefixes 10.1.0.0/24 and 2001:db8:1::/48 (x1), 10.2.0.0/24 and 2001:db8:2::/48 (x2) in
+instance-id 1000; the blue hosts hb1/hb2 use the same IPv4 prefixes in instance-id 2000. x2 also
+holds a second locator 198.51.100.2. Each xTR sends its Map-Requests straight to the other's RLOC.
+
+    sudo .venv/bin/python topologies/two_sites.py          build, ping across, print state, tear down
+    sudo .venv/bin/python topologies/two_sites.py --cli    ... and leave you in the Mininet CLI
+        (inside it:  x1 lispctl map list   -- see the note the script prints)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from topologies.lispnode import SitePort, XtrNode, XtrSpec, quiet_interface  # noqa: E402
+
+IID, BLUE_IID = 1000, 2000
+
+
+def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
+              ttl: int = 1440, mtu: int = 1500) -> XtrSpec:
+    """x1 (n=1) or x2 (n=2)."""
+    rlocs = ["192.0.2.1"] if n == 1 else ["198.51.100.1", "198.51.100.2"]
+    gw_net = "192.0.2.254" if n == 1 else "198.51.100.254"
+    other = "198.51.100.1" if n == 1 else "192.0.2.1"
+    if weights is None:
+        locators = [{"rloc": rlocs[0], "priority": 1, "weight": 100}]
+    else:
+        locators = [{"rloc": r, "priority": 1, "weight": w} for r, w in zip(rlocs, weights)]
+    prefixes = [{"prefix": f"[{IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators},
+                {"prefix": f"[{IID}]2001:db8:{n}::/48", "ttl": ttl, "locators": locators},
+                {"prefix": f"[{BLUE_IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators}]
+    return XtrSpec(name=f"x{n}", rlocs=rlocs, next_hop=gw_net, uplink=f"x{n}-up",
+                   site_ports=[SitePort(f"x{n}-site", IID), SitePort(f"x{n}-blue", BLUE_IID)],
+                   eid_prefixes=prefixes, role=role, instance_id=IID,
+                   gateway_ipv4=f"10.{n}.0.1", gateway_ipv6=f"2001:db8:{n}::1",
+                   map_request_targets=[other], mtu=mtu)
+
+
+class TwoSites:
+    """Build, start and tear down the topology. Use as a context manager."""
+
+    def __init__(self, x1: XtrSpec | None = None, x2: XtrSpec | None = None,
+                 rundir: str | None = None):
+        from mininet.net import Mininet
+        self.specs = [x1 or site_spec(1), x2 or site_spec(2)]
+        self._own_rundir = rundir is None
+        self.rundir = Path(rundir or tempfile.mkdtemp(prefix="lisp-two-sites-"))
+        self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
+                           autoStaticArp=False)
+        self.xtrs: dict[str, XtrNode] = {}
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def host(self, name: str):
+        return self.net.get(name)
+
+    def start(self) -> None:
+        net = self.net
+        for name in ("h1", "hb1", "h2", "hb2", "x1", "x2", "r"):
+            net.addHost(name, ip=None)
+        for n in (1, 2):
+            net.addLink(f"h{n}", f"x{n}", intfName1=f"h{n}-eth0", intfName2=f"x{n}-site")
+            net.addLink(f"hb{n}", f"x{n}", intfName1=f"hb{n}-eth0", intfName2=f"x{n}-blue")
+            net.addLink(f"x{n}", "r", intfName1=f"x{n}-up", intfName2=f"r-eth{n}")
+        net.build()
+        net.start()
+        for node in net.hosts:
+            node.cmd("ip link set lo up")
+            for intf in node.intfNames():
+                if intf != "lo":
+                    node.cmd(f"ip addr flush dev {intf}")
+        r = self.host("r")
+        for n, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24")):
+            quiet_interface(r, f"r-eth{n}")
+            r.cmd(f"ip addr add {addr} dev r-eth{n}")
+        r.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        for n in (1, 2):
+            for name, v6 in ((f"h{n}", True), (f"hb{n}", False)):
+                h = self.host(name)
+                intf = f"{name}-eth0"
+                quiet_interface(h, intf, keep_ipv6=v6)
+                h.cmd(f"ip addr add 10.{n}.0.10/24 dev {intf}")
+                h.cmd(f"ip route add default via 10.{n}.0.1")
+                if v6:
+                    h.cmd(f"ip -6 addr add 2001:db8:{n}::10/64 dev {intf} nodad")
+                    h.cmd(f"ip -6 route add default via 2001:db8:{n}::1")
+        for spec in self.specs:
+            xtr = XtrNode(self.host(spec.name), spec, self.rundir)
+            self.xtrs[spec.name] = xtr
+            xtr.start()
+        for xtr in self.xtrs.values():
+            xtr.wait_programmed()
+
+    def stop(self) -> None:
+        for xtr in self.xtrs.values():
+            try:
+                xtr.stop()
+            except Exception as exc:  # keep tearing down the rest
+                print(f"teardown of {xtr.spec.name}: {exc}", file=sys.stderr)
+        try:
+            self.net.stop()
+        except Exception as exc:
+            print(f"mininet teardown: {exc}", file=sys.stderr)
+        if self._own_rundir and not os.environ.get("LISP_KEEP_RUNDIR"):
+            shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cli", action="store_true", help="leave me in the Mininet CLI")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("two_sites.py: run as root (Mininet and OVS need it)", file=sys.stderr)
+        return 1
+    with TwoSites() as topo:
+        h1 = topo.host("h1")
+        print("*** h1 -> h2 across LISP (cold map-cache):")
+        print(h1.cmd("ping -c 3 -i 0.3 10.2.0.10"))
+        print("*** x1 lispctl map list:")
+        print(topo.xtrs["x1"].lispctl("map", "list"))
+        print("*** x1 lispctl mapstat:")
+        print(topo.xtrs["x1"].lispctl("mapstat"))
+        if args.cli:
+            from mininet.cli import CLI
+            print(f"lispctl in a node: x1 {sys.executable} -m lisp_app.api.cli map list")
+            CLI(topo.net)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
