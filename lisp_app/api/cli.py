@@ -95,7 +95,7 @@ def format_flows(data: dict) -> list[str]:
                          f"packets={f['packets']:<8} {match} -> {' '.join(f['actions'])}")
         for g in content["groups"]:
             buckets = "; ".join(f"w={b['weight']} {','.join(b['actions'])}" for b in g["buckets"])
-            lines.append(f"  group={g['group_id']} packets={g['packets']} "
+            lines.append(f"  group={g['group_id']} ({g.get('prefix')}) packets={g['packets']} "
                          f"per-bucket={g['bucket_packets']} [{buckets}]")
     return lines
 

@@ -136,7 +136,9 @@ class Api:
         for bridge in sorted(self.app.datapaths):
             flows = [flow_view(s) for s in self.app.flow_stats(bridge)]
             flows.sort(key=lambda f: (f["table"], -f["priority"]))
-            groups = [group_view(d, s) for d, s in self.app.group_stats(bridge)]
+            owners = {gid: str(prefix) for prefix, gid in self.app.xtr.group_ids().items()}
+            groups = [dict(group_view(d, s), prefix=owners.get(s.group_id))
+                      for d, s in self.app.group_stats(bridge)]
             out[bridge] = {"flows": flows, "groups": groups}
         return out
 

@@ -6,8 +6,9 @@ straight to the configured ETR addresses; it is retransmitted with exponential b
 4 s ... by default) and given up after the configured retries. While it waits, punted packets are
 held, bounded per destination and in total. A Map-Reply is accepted only with the nonce of an
 outstanding request and a record covering the EID asked for; its mapping enters the cache with the
-record's TTL and the held packets are released. Entries expire with their TTL; one that carried
-traffic is refreshed shortly before.
+record's TTL and the held packets are released. Entries expire with their TTL; one that still
+carries traffic (seen within ``activity_window`` before its refresh point) is refreshed shortly
+before it would expire.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ItrSettings:
     request_retries: int = 2
     request_min_interval: float = 1.0
     refresh_before: float = 60.0
+    activity_window: float = 30.0  # traffic this long before the refresh point counts as "in use"
     buffer_per_destination: int = 16
     buffer_total: int = 1024
 
@@ -183,10 +185,15 @@ class ItrEngine:
     # -- internals ------------------------------------------------------------------------------
 
     def _refreshable(self):
+        """Entries still in use: traffic seen shortly before their refresh point."""
+        s = self.settings
         for entry in self.cache:
-            if (entry.source == SOURCE_REPLY and entry.expires_at is not None
-                    and entry.prefix in self.last_traffic
-                    and self.last_traffic[entry.prefix] >= entry.created_at):
+            if entry.source != SOURCE_REPLY or entry.expires_at is None:
+                continue
+            seen = self.last_traffic.get(entry.prefix)
+            refresh_at = entry.expires_at - s.refresh_before
+            if seen is not None and seen >= max(entry.created_at,
+                                                refresh_at - s.activity_window):
                 yield entry
 
     def _due_for_refresh(self, now: float) -> list[CacheEntry]:

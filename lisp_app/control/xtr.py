@@ -446,6 +446,10 @@ class Xtr:
             self._group_ids[prefix] = gid
         return gid
 
+    def group_ids(self) -> dict[EidPrefix, int]:
+        """The select group of each mapping that has one."""
+        return dict(self._group_ids)
+
     def _release_group(self, prefix: EidPrefix) -> int:
         gid = self._group_ids.pop(prefix)
         self._free_groups.append(gid)

@@ -191,3 +191,12 @@ def test_miss_for_an_installed_entry_reinjects_instead_of_asking():
     itr.add_static(EidPrefix.parse("[1000]10.2.0.0/24"), (Locator(ETR),), 0.0)
     actions = itr.on_miss(1000, SRC, DST, pkt(), 0.0)
     assert [type(a) for a in actions] == [Reinject]
+
+
+def test_traffic_long_before_the_refresh_point_does_not_keep_an_entry_alive():
+    itr = engine(refresh_before=10.0, activity_window=15.0)
+    req = decode_control(sent(itr.on_miss(1000, SRC, DST, None, 0.0))[0].payload)
+    itr.on_map_reply(reply_for(req, ttl=1), 0.0)
+    itr.note_traffic(EidPrefix.parse("[1000]10.2.0.0/24"), 20.0)  # refresh point 50, window 35
+    assert not sent(itr.on_timer(50.0))
+    assert [type(a) for a in itr.on_timer(60.0)] == [RemoveMapping]
