@@ -333,6 +333,20 @@ class LispApp(app_manager.OSKenApp):
             stats.extend(reply.body)
         return stats
 
+    def echo_rtt(self, bridge: str, count: int = 10) -> list[float]:
+        """OpenFlow echo round trips to a bridge, in seconds (the controller's own latency floor)."""
+        dp = self.datapaths.get(bridge)
+        if dp is None:
+            return []
+        parser = dp.ofproto_parser
+        rtts = []
+        for _ in range(count):
+            start = time.perf_counter()
+            ofctl_api.send_msg(self, parser.OFPEchoRequest(dp, data=b"lisp"),
+                               reply_cls=parser.OFPEchoReply)
+            rtts.append(time.perf_counter() - start)
+        return rtts
+
     def group_stats(self, bridge: str) -> list:
         dp = self.datapaths.get(bridge)
         if dp is None:

@@ -30,8 +30,9 @@ IID, BLUE_IID = 1000, 2000
 
 
 def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
-              ttl: int = 1440, mtu: int = 1500) -> XtrSpec:
-    """x1 (n=1) or x2 (n=2)."""
+              ttl: int = 1440, mtu: int = 1500, tag: str = "") -> XtrSpec:
+    """x1 (n=1) or x2 (n=2). ``tag`` prefixes interface names, so that two topologies can exist
+    at once (Mininet creates every link in the root namespace first)."""
     rlocs = ["192.0.2.1"] if n == 1 else ["198.51.100.1", "198.51.100.2"]
     gw_net = "192.0.2.254" if n == 1 else "198.51.100.254"
     other = "198.51.100.1" if n == 1 else "192.0.2.1"
@@ -42,8 +43,9 @@ def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
     prefixes = [{"prefix": f"[{IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators},
                 {"prefix": f"[{IID}]2001:db8:{n}::/48", "ttl": ttl, "locators": locators},
                 {"prefix": f"[{BLUE_IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators}]
-    return XtrSpec(name=f"x{n}", rlocs=rlocs, next_hop=gw_net, uplink=f"x{n}-up",
-                   site_ports=[SitePort(f"x{n}-site", IID), SitePort(f"x{n}-blue", BLUE_IID)],
+    return XtrSpec(name=f"x{n}", rlocs=rlocs, next_hop=gw_net, uplink=f"{tag}x{n}-up",
+                   site_ports=[SitePort(f"{tag}x{n}-site", IID),
+                               SitePort(f"{tag}x{n}-blue", BLUE_IID)],
                    eid_prefixes=prefixes, role=role, instance_id=IID,
                    gateway_ipv4=f"10.{n}.0.1", gateway_ipv6=f"2001:db8:{n}::1",
                    map_request_targets=[other], mtu=mtu)
@@ -53,9 +55,10 @@ class TwoSites:
     """Build, start and tear down the topology. Use as a context manager."""
 
     def __init__(self, x1: XtrSpec | None = None, x2: XtrSpec | None = None,
-                 rundir: str | None = None):
+                 rundir: str | None = None, tag: str = ""):
         from mininet.net import Mininet
-        self.specs = [x1 or site_spec(1), x2 or site_spec(2)]
+        self.tag = tag
+        self.specs = [x1 or site_spec(1, tag=tag), x2 or site_spec(2, tag=tag)]
         self._own_rundir = rundir is None
         self.rundir = Path(rundir or tempfile.mkdtemp(prefix="lisp-two-sites-"))
         self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
@@ -76,14 +79,21 @@ class TwoSites:
     def host(self, name: str):
         return self.net.get(name)
 
+    def intf(self, name: str) -> str:
+        """A host's or the router's interface name ("h1" -> "h1-eth0", "r1" -> "r-eth1")."""
+        if name.startswith("r"):
+            return f"{self.tag}r-eth{name[1:]}"
+        return f"{self.tag}{name}-eth0"
+
     def start(self) -> None:
         net = self.net
         for name in ("h1", "hb1", "h2", "hb2", "x1", "x2", "r"):
             net.addHost(name, ip=None)
+        g = self.tag
         for n in (1, 2):
-            net.addLink(f"h{n}", f"x{n}", intfName1=f"h{n}-eth0", intfName2=f"x{n}-site")
-            net.addLink(f"hb{n}", f"x{n}", intfName1=f"hb{n}-eth0", intfName2=f"x{n}-blue")
-            net.addLink(f"x{n}", "r", intfName1=f"x{n}-up", intfName2=f"r-eth{n}")
+            net.addLink(f"h{n}", f"x{n}", intfName1=f"{g}h{n}-eth0", intfName2=f"{g}x{n}-site")
+            net.addLink(f"hb{n}", f"x{n}", intfName1=f"{g}hb{n}-eth0", intfName2=f"{g}x{n}-blue")
+            net.addLink(f"x{n}", "r", intfName1=f"{g}x{n}-up", intfName2=f"{g}r-eth{n}")
         net.build()
         net.start()
         for node in net.hosts:
@@ -93,13 +103,13 @@ class TwoSites:
                     node.cmd(f"ip addr flush dev {intf}")
         r = self.host("r")
         for n, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24")):
-            quiet_interface(r, f"r-eth{n}")
-            r.cmd(f"ip addr add {addr} dev r-eth{n}")
+            quiet_interface(r, f"{g}r-eth{n}")
+            r.cmd(f"ip addr add {addr} dev {g}r-eth{n}")
         r.cmd("sysctl -qw net.ipv4.ip_forward=1")
         for n in (1, 2):
             for name, v6 in ((f"h{n}", True), (f"hb{n}", False)):
                 h = self.host(name)
-                intf = f"{name}-eth0"
+                intf = self.intf(name)
                 quiet_interface(h, intf, keep_ipv6=v6)
                 h.cmd(f"ip addr add 10.{n}.0.10/24 dev {intf}")
                 h.cmd(f"ip route add default via 10.{n}.0.1")

@@ -62,5 +62,8 @@ class LispClient:
     def flows(self) -> dict:
         return self._call("GET", "/flows")
 
+    def echo(self, bridge: str = "lisp", count: int = 10) -> dict:
+        return self._call("GET", f"/echo?bridge={quote(bridge)}&count={count}")
+
     def metrics(self) -> str:
         return self._call("GET", "/metrics")

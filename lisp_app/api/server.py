@@ -6,6 +6,7 @@
     DELETE /map?prefix=P         remove a static (or any cached) mapping
     GET    /mapstat              counters
     GET    /flows                our flows and groups as the switch reports them
+    GET    /echo?bridge=B&count=N OpenFlow echo round trips to a bridge (seconds)
     GET    /metrics              Prometheus text format
 """
 
@@ -70,6 +71,15 @@ class Api:
             return self.mapstat()
         if path == "/flows" and method == "GET":
             return self.flows()
+        if path == "/echo" and method == "GET":
+            bridge = query.get("bridge", "lisp")
+            if bridge not in self.app.datapaths:
+                raise ApiError("404 Not Found", f"bridge {bridge!r} is not connected")
+            try:
+                count = min(max(int(query.get("count", 10)), 1), 1000)
+            except ValueError:
+                raise ApiError("400 Bad Request", "count must be a number") from None
+            return {"bridge": bridge, "rtt": self.app.echo_rtt(bridge, count)}
         raise ApiError("404 Not Found", f"no such resource: {method} {path}")
 
     # -- operations -----------------------------------------------------------------------------

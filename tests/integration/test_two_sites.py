@@ -55,7 +55,7 @@ class Capture:
     def __init__(self, topo, path: Path):
         self.path = path
         self.proc = topo.host("r").popen(
-            ["tshark", "-q", "-i", "r-eth1", "-i", "r-eth2", "-f", "udp port 4341 or udp port 4342",
+            ["tshark", "-q", "-i", topo.intf("r1"), "-i", topo.intf("r2"), "-f", "udp port 4341 or udp port 4342",
              "-w", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         line = b""
@@ -129,7 +129,7 @@ def test_ipv6_eids(topo):
 
 def test_instance_ids_keep_overlapping_prefixes_apart(topo):
     def rx(name):
-        return int(topo.host(name).cmd(f"cat /sys/class/net/{name}-eth0/statistics/rx_packets"))
+        return int(topo.host(name).cmd(f"cat /sys/class/net/{topo.intf(name)}/statistics/rx_packets"))
     before = rx("h2"), rx("hb2")
     sent, received, out = ping(topo.host("hb1"), "10.2.0.10", count=5)
     assert received == sent, out
