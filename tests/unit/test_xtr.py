@@ -1,0 +1,317 @@
+"""The xTR orchestrator, driven with real frames and checked against the flow-table simulator:
+packet-ins in, packet-outs and flow changes out, and the map-cache never disagreeing with the flows.
+"""
+
+from __future__ import annotations
+
+import random
+from ipaddress import ip_address
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lisp_app.config import parse_config
+from lisp_app.control.xtr import LISP, OFPP_TABLE, UNDERLAY, FlowChange, PacketOut, Xtr
+from lisp_app.dataplane import frames
+from lisp_app.dataplane.pipeline import (K_ENCAP, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_MISS,
+                                         K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG, cookie,
+                                         kind_of)
+from lisp_app.mapping.locators import select_shares
+from lisp_app.protocol import (Action, EidPrefix, EidRecord, Locator, MappingRecord, MapReply,
+                               MapRequest, decode_control)
+from tests.fakeswitch import FakeSwitch
+
+CONFIG = """
+role: xtr
+instance_id: 1000
+eid_prefixes: [{prefix: 10.1.0.0/24, ttl: 5}, {prefix: "2001:db8:1::/48"}]
+lisp_bridge: {datapath_id: 1, site_ports: [{name: site}]}
+underlay: {datapath_id: 2, rloc: 192.0.2.1, next_hop: 192.0.2.254, mtu: 1500}
+site_gateway: {ipv4: 10.1.0.1, ipv6: "2001:db8:1::1", mac: "02:00:00:00:00:01"}
+map_request_targets: [198.51.100.1]
+"""
+SITE, GPE, UPLINK = 1, 2, 7
+HOST_MAC, GW_MAC = "02:aa:00:00:00:10", "02:00:00:00:00:01"
+LOCAL_MAC, ROUTER_MAC = "02:bb:00:00:00:01", "02:cc:00:00:00:fe"
+
+
+def make_xtr(text: str = CONFIG) -> Xtr:
+    xtr = Xtr(parse_config(text), random.Random(3))
+    xtr.lisp_bridge_ready({"site": SITE, "gpe": GPE})
+    xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
+    return xtr
+
+
+def host_frame(dst: str, src: str = "10.1.0.10", size: int = 10) -> bytes:
+    return frames.udp_frame(HOST_MAC, GW_MAC, ip_address(src), ip_address(dst), 5000, 6000,
+                            bytes(size))
+
+
+def underlay_in(payload: bytes, sport: int = 4342, src: str = "198.51.100.1") -> bytes:
+    return frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address(src), ip_address("192.0.2.1"),
+                            sport, 4342, payload)
+
+
+def arp_reply(sender_ip: str, sender_mac: str, target_ip: str, target_mac: str) -> bytes:
+    return (frames.mac_to_bytes(target_mac) + frames.mac_to_bytes(sender_mac) + b"\x08\x06"
+            + bytes.fromhex("0001080006040002") + frames.mac_to_bytes(sender_mac)
+            + ip_address(sender_ip).packed + frames.mac_to_bytes(target_mac)
+            + ip_address(target_ip).packed)
+
+
+def miss(xtr, dst, now=0.0, src="10.1.0.10"):
+    return xtr.on_packet_in(LISP, cookie(K_PUNT_MISS), SITE, 1000, host_frame(dst, src), now)
+
+
+def outs(effects, bridge=None):
+    return [e for e in effects if isinstance(e, PacketOut) and (bridge is None
+                                                               or e.bridge == bridge)]
+
+
+def control_payloads(effects):
+    """The LISP control messages in underlay packet-outs."""
+    found = []
+    for out in outs(effects, UNDERLAY):
+        f = frames.parse_frame(out.data)
+        if f.dport == 4342 or f.sport == 4342:
+            found.append((f, decode_control(out.data[f.payload_offset:])))
+    return found
+
+
+def learn_next_hop(xtr):
+    return xtr.on_packet_in(UNDERLAY, cookie(0x15), UPLINK, 0,
+                            arp_reply("192.0.2.254", ROUTER_MAC, "192.0.2.1", LOCAL_MAC), 0.0)
+
+
+def test_first_miss_resolves_the_next_hop_then_sends_the_map_request():
+    xtr = make_xtr()
+    effects = miss(xtr, "10.2.0.10")
+    (arp,) = outs(effects, UNDERLAY)
+    f = frames.parse_frame(arp.data)
+    assert (f.arp_op, str(f.arp_tpa), arp.out_port) == (1, "192.0.2.254", UPLINK)
+    sent = control_payloads(learn_next_hop(xtr))
+    (frame, request), = sent
+    assert isinstance(request, MapRequest)
+    assert (str(frame.ip_src), str(frame.ip_dst)) == ("192.0.2.1", "198.51.100.1")
+    assert (frame.eth_src, frame.eth_dst) == (LOCAL_MAC, ROUTER_MAC)
+    assert request.records[0].prefix == EidPrefix.parse("[1000]10.2.0.10/32")
+
+
+def test_reply_installs_flows_and_reinjects_the_held_packet_through_the_pipeline():
+    xtr = make_xtr()
+    learn_next_hop(xtr)
+    (_f, request), = control_payloads(miss(xtr, "10.2.0.10"))
+    rec = MappingRecord.for_prefix(EidPrefix.parse("[1000]10.2.0.0/24"),
+                                   locators=(Locator(ip_address("198.51.100.1")),), ttl=10)
+    effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                               underlay_in(MapReply(request.nonce, (rec,)).encode()), 1.0)
+    changes = [e for e in effects if isinstance(e, FlowChange)]
+    assert [kind_of(f.cookie) for f in changes[0].add] == [K_ENCAP]
+    (reinject,) = outs(effects, LISP)
+    assert (reinject.out_port, reinject.in_port) == (OFPP_TABLE, SITE)
+    assert reinject.data == host_frame("10.2.0.10")
+
+
+def test_etr_answers_a_map_request_to_the_requests_source_port():
+    xtr = make_xtr()
+    learn_next_hop(xtr)
+    req = MapRequest(7, (EidRecord.for_prefix(EidPrefix.parse("[1000]10.1.0.5/32")),),
+                     (ip_address("198.51.100.1"),))
+    effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                               underlay_in(req.encode(), sport=51000), 0.0)
+    (frame, reply), = control_payloads(effects)
+    assert isinstance(reply, MapReply) and reply.nonce == 7
+    assert (frame.sport, frame.dport, str(frame.ip_dst)) == (4342, 51000, "198.51.100.1")
+    assert reply.records[0].ttl == 5 and reply.records[0].authoritative
+
+
+def test_malformed_control_and_frames_are_counted_not_raised():
+    xtr = make_xtr()
+    assert xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                            underlay_in(b"\x10\x00"), 0.0) == []
+    assert xtr.on_packet_in(LISP, cookie(K_PUNT_MISS), SITE, 1000, b"\x00\x01", 0.0) == []
+    assert xtr.stats.control_malformed == 1 and xtr.stats.bad_header == 1
+
+
+def test_too_big_gets_icmp_with_the_inner_mtu():
+    xtr = make_xtr()
+    big = host_frame("10.2.0.10", size=1500)
+    (out,) = xtr.on_packet_in(LISP, cookie(K_PUNT_TOO_BIG), SITE, 1000, big, 0.0)
+    f = frames.parse_frame(out.data)
+    icmp = out.data[f.ip_offset + 20:]
+    assert (icmp[0], icmp[1], int.from_bytes(icmp[6:8], "big")) == (3, 4, 1464)
+    assert (str(f.ip_dst), f.eth_dst, out.out_port) == ("10.1.0.10", HOST_MAC, SITE)
+
+
+def test_unknown_local_host_is_asked_for_and_its_packets_delivered_once_it_answers():
+    xtr = make_xtr()
+    decapped = frames.udp_frame("00:00:00:00:00:00", "00:00:00:00:00:00", ip_address("10.2.0.10"),
+                                ip_address("10.1.0.20"), 1, 2, b"hello")
+    (ask,) = xtr.on_packet_in(LISP, cookie(K_PUNT_RESOLVE), GPE, 1000, decapped, 0.0)
+    f = frames.parse_frame(ask.data)
+    assert (f.arp_op, str(f.arp_tpa), str(f.arp_spa), ask.out_port) == (1, "10.1.0.20",
+                                                                        "10.1.0.1", SITE)
+    effects = xtr.on_packet_in(LISP, cookie(K_PUNT_NEIGHBOR), SITE, 0,
+                               arp_reply("10.1.0.20", HOST_MAC, "10.1.0.1", GW_MAC), 0.1)
+    (change,) = [e for e in effects if isinstance(e, FlowChange)]
+    assert change.add[0].apply[1].value == HOST_MAC
+    (delivered,) = outs(effects, LISP)
+    g = frames.parse_frame(delivered.data)
+    assert (g.eth_dst, g.eth_src, delivered.out_port) == (HOST_MAC, GW_MAC, SITE)
+    assert delivered.data[12:] == decapped[12:]
+
+
+def test_neighbour_solicitation_for_the_gateway_is_answered():
+    xtr = make_xtr()
+    ns = frames.neighbor_solicitation(HOST_MAC, ip_address("2001:db8:1::10"),
+                                      ip_address("2001:db8:1::1"))
+    effects = xtr.on_packet_in(LISP, cookie(K_PUNT_NEIGHBOR), SITE, 0, ns, 0.0)
+    (na,) = outs(effects, LISP)
+    f = frames.parse_frame(na.data)
+    assert (f.icmpv6_type, str(f.nd_target), f.nd_lladdr) == (136, "2001:db8:1::1", GW_MAC)
+    assert (1000, ip_address("2001:db8:1::10")) in xtr.hosts
+
+
+# -- the map-cache and the flows never disagree ------------------------------------------------
+
+PREFIXES = ["[1000]10.2.0.0/24", "[1000]10.2.0.0/16", "[1000]10.3.0.0/24",
+            "[1000]2001:db8:2::/48"]
+RLOCS = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+
+locator = st.builds(lambda r, p, w, up: Locator(ip_address(r), p, w, reachable=up),
+                    st.sampled_from(RLOCS), st.sampled_from([1, 2, 255]),
+                    st.integers(0, 100), st.booleans())
+step = st.one_of(
+    st.tuples(st.just("miss"), st.sampled_from(PREFIXES)),
+    st.tuples(st.just("reply"), st.sampled_from(PREFIXES),
+              st.lists(locator, max_size=3, unique_by=lambda l: l.address),
+              st.sampled_from([Action.NO_ACTION, Action.DROP_NO_REASON,
+                               Action.NATIVELY_FORWARD, Action.SEND_MAP_REQUEST]),
+              st.integers(1, 3)),
+    st.tuples(st.just("static"), st.sampled_from(PREFIXES),
+              st.lists(locator, min_size=1, max_size=3, unique_by=lambda l: l.address)),
+    st.tuples(st.just("delete"), st.sampled_from(PREFIXES)),
+    st.tuples(st.just("traffic"), st.sampled_from(PREFIXES)),
+    st.tuples(st.just("time"), st.integers(1, 200)),
+)
+
+
+def apply(switch: FakeSwitch, effects) -> None:
+    for e in effects:
+        if isinstance(e, FlowChange) and e.bridge == LISP:
+            for f in e.delete:
+                switch.flows.pop(f.key, None)
+            switch.install(e.add, e.groups)
+            for gid in e.delete_groups:
+                del switch.groups[gid]
+
+
+def expected_flows(xtr: Xtr) -> dict:
+    flows = {}
+    for entry in xtr.cache:
+        compiled, _group = xtr.lisp_bridge.mapping_flows(
+            entry, select_shares(entry.locators), xtr.group_ids().get(entry.prefix))
+        flows.update({f.key: f for f in compiled})
+    return flows
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, max_size=25))
+def test_map_cache_and_flows_never_disagree(steps):
+    xtr = make_xtr()
+    learn_next_hop(xtr)
+    switch = FakeSwitch()
+    meters, base, groups = xtr.desired(LISP)
+    switch.install(base, groups)
+    now = 0.0
+    for op in steps:
+        if op[0] == "miss":
+            host = EidPrefix.parse(op[1]).network.network_address + 1
+            src = "10.1.0.10" if host.version == 4 else "2001:db8:1::10"
+            effects = miss(xtr, str(host), now, src)
+        elif op[0] == "reply":
+            _, text, locs, action, ttl = op
+            prefix = EidPrefix.parse(text)
+            pending = next((p for p in xtr.itr.pending.values() if prefix.contains(p.prefix)),
+                           None)
+            if pending is None:
+                continue
+            rec = MappingRecord.for_prefix(prefix, locators=tuple(locs), ttl=ttl,
+                                           action=action if not locs else Action.NO_ACTION)
+            effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                                       underlay_in(MapReply(pending.nonce, (rec,)).encode()), now)
+        elif op[0] == "static":
+            effects = xtr.add_static(EidPrefix.parse(op[1]), tuple(op[2]), now)
+        elif op[0] == "delete":
+            effects = xtr.remove_mapping(EidPrefix.parse(op[1]), now)
+        elif op[0] == "traffic":
+            xtr.itr.note_traffic(EidPrefix.parse(op[1]), now)
+            continue
+        else:
+            now += op[1]
+            effects = xtr.on_timer(now)
+        apply(switch, effects)
+        mapping_flows = {k: f for k, f in switch.flows.items()
+                         if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)}
+        assert mapping_flows == expected_flows(xtr)
+        used = {a.group_id for f in switch.flows.values() for a in f.write
+                if hasattr(a, "group_id")}
+        assert used == set(switch.groups), "every group is used and every used group exists"
+        for entry in xtr.cache:
+            probe = entry.prefix.network.network_address + 1
+            shares = select_shares(entry.locators)
+            result = switch.run(dict(in_port=SITE, length=100, ttl=64,
+                                     **({"eth_type": 0x0800, "ipv4_src": "10.1.0.10",
+                                         "ipv4_dst": str(probe)} if probe.version == 4 else
+                                        {"eth_type": 0x86DD, "ipv6_src": "2001:db8:1::10",
+                                         "ipv6_dst": str(probe)})))
+            hit = xtr.cache.lookup(1000, probe)
+            if hit is not entry:
+                continue  # a more specific entry covers this address
+            if shares:
+                assert result.outputs and result.outputs[0][1]["tun_ipv4_dst"] in {
+                    str(s.rloc) for s in shares}
+            elif entry.action == Action.SEND_MAP_REQUEST:
+                assert [kind_of(c) for c, _ in result.punts] == [K_PUNT_MISS]
+            else:
+                assert not result.outputs and not result.punts
+
+
+def _switch_with_base(xtr):
+    switch = FakeSwitch()
+    _meters, base, groups = xtr.desired(LISP)
+    switch.install(base, groups)
+    return switch
+
+
+def test_two_locators_then_one_frees_the_group_and_then_none_keeps_a_drop_flow():
+    xtr = make_xtr()
+    switch = _switch_with_base(xtr)
+    prefix = EidPrefix.parse("[1000]10.2.0.0/24")
+    two = (Locator(ip_address(RLOCS[0]), 1, 50), Locator(ip_address(RLOCS[1]), 1, 50))
+    apply(switch, xtr.add_static(prefix, two, 0.0))
+    assert len(switch.groups) == 1
+    apply(switch, xtr.add_static(prefix, two[:1], 1.0))
+    assert switch.groups == {} and xtr.group_ids() == {}
+    apply(switch, xtr.add_static(prefix, (Locator(ip_address(RLOCS[0]), 255, 0),), 2.0))
+    (flow,) = [f for f in switch.flows.values() if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)]
+    assert kind_of(flow.cookie) == K_NEGATIVE
+
+
+def test_refreshed_entry_answered_with_send_map_request_loses_its_flow():
+    xtr = make_xtr()
+    learn_next_hop(xtr)
+    switch = _switch_with_base(xtr)
+    (_f, request), = control_payloads(miss(xtr, "10.2.0.10"))
+    prefix = EidPrefix.parse("[1000]10.2.0.0/24")
+    rec = MappingRecord.for_prefix(prefix, locators=(Locator(ip_address(RLOCS[0])),), ttl=2)
+    apply(switch, xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                                   underlay_in(MapReply(request.nonce, (rec,)).encode()), 0.0))
+    xtr.itr.note_traffic(prefix, 50.0)
+    (_f, refresh), = control_payloads(xtr.on_timer(60.0))
+    negative = MappingRecord.for_prefix(prefix, ttl=1, action=Action.SEND_MAP_REQUEST)
+    apply(switch, xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                                   underlay_in(MapReply(refresh.nonce, (negative,)).encode()),
+                                   61.0))
+    assert not [f for f in switch.flows.values() if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)]
+    assert xtr.cache.get(prefix).action == Action.SEND_MAP_REQUEST
