@@ -47,3 +47,13 @@ class Reinject:
     """Send held packets through the pipeline again, now that their mapping is installed."""
 
     packets: tuple[BufferedPacket, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendDataProbe:
+    """Send a held packet LISP-encapsulated towards its own destination EID (outer destination =
+    inner destination), carrying ``nonce`` (24 bits): the ETR that owns the EID answers with a
+    Map-Reply and delivers the packet."""
+
+    packet: BufferedPacket
+    nonce: int

@@ -23,7 +23,8 @@ from ..protocol.ecm import EncapsulatedControlMessage
 from ..protocol.map_reply import MapReply
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, EidRecord, Locator
-from .actions import BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl
+from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl,
+                      SendDataProbe)
 from .mapstat import MapStat
 
 IPAddress = IPv4Address | IPv6Address
@@ -41,6 +42,7 @@ class ItrSettings:
     activity_window: float = 30.0  # traffic this long before the refresh point counts as "in use"
     buffer_per_destination: int = 16
     buffer_total: int = 1024
+    data_probes: bool = False  # first packet of a miss goes as a data probe, not a Map-Request
 
 
 @dataclass
@@ -52,6 +54,7 @@ class PendingRequest:
     sent_at: float
     next_retry: float
     attempts: int = 1
+    probe: bool = False  # opened by a data probe: no Map-Request has gone out yet
     packets: list[BufferedPacket] = field(default_factory=list)
 
 
@@ -93,11 +96,19 @@ class ItrEngine:
             if packet is not None:
                 self.stats.buffer_dropped += 1  # rate-limited and nothing pending to hold it
             return []
+        probe = self.settings.data_probes and packet is not None and destination.version == 4
         pending = PendingRequest(key, EidPrefix(instance_id, ip_network(destination)),
-                                 self._nonce(), source, now, now + self.settings.request_timeout)
-        self._hold(pending, packet)
+                                 self._nonce(24 if probe else 64), source, now,
+                                 now + self.settings.request_timeout, probe=probe)
         self.pending[key] = pending
         self.by_nonce[pending.nonce] = pending
+        if probe:
+            # the packet itself asks: the ETR owning the EID answers it with a Map-Reply; a
+            # Map-Request follows only if that answer does not come (retransmission)
+            self.last_sent[key] = now
+            self.stats.data_probes_sent += 1
+            return [SendDataProbe(packet, pending.nonce)]
+        self._hold(pending, packet)
         return self._send(pending, now)
 
     def on_map_reply(self, reply: MapReply, now: float) -> list:
@@ -155,8 +166,10 @@ class ItrEngine:
                 continue
             pending.attempts += 1
             pending.next_retry = now + self.settings.request_timeout * 2 ** (pending.attempts - 1)
-            self.stats.requests_retransmitted += 1
-            actions.extend(self._send(pending, now, retransmission=True))
+            first_request = pending.probe and pending.attempts == 2
+            if not first_request:
+                self.stats.requests_retransmitted += 1
+            actions.extend(self._send(pending, now, retransmission=not first_request))
         for entry in self.cache.expire(now):
             self.last_traffic.pop(entry.prefix, None)
             actions.append(RemoveMapping(entry))
@@ -200,9 +213,9 @@ class ItrEngine:
         return [e for e in self._refreshable()
                 if e.expires_at - self.settings.refresh_before <= now]
 
-    def _nonce(self) -> int:
+    def _nonce(self, bits: int = 64) -> int:
         while True:
-            nonce = self.rng.getrandbits(64)
+            nonce = self.rng.getrandbits(bits)
             if nonce and nonce not in self.by_nonce:
                 return nonce
 

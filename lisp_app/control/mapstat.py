@@ -25,11 +25,13 @@ class MapStat:
     buffer_overflow: int = 0
     buffer_dropped: int = 0    # held packets dropped when their request failed or was negative
     reinjected: int = 0
+    data_probes_sent: int = 0
     # ETR
     requests_received: int = 0
     requests_not_ours: int = 0
     replies_sent: int = 0
     probes_answered: int = 0
+    data_probes_received: int = 0  # answered with a Map-Reply, inner packet delivered
     # control plane, both roles
     control_malformed: int = 0
     control_unexpected: int = 0

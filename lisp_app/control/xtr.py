@@ -17,16 +17,18 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from ..config import Config, local_prefixes, site_port_instance_ids
 from ..dataplane import frames
 from ..dataplane.flows import OFPP_CONTROLLER, Flow, Group, Meter
-from ..dataplane.pipeline import (K_ENCAP, K_HOST, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_MISS,
-                                  K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
-                                  K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge, inner_mtu,
-                                  kind_of)
+from ..dataplane.pipeline import (K_ENCAP, K_HOST, K_NEGATIVE, K_PUNT_CONTROL,
+                                  K_PUNT_DATA_PROBE, K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE,
+                                  K_PUNT_TOO_BIG, K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge,
+                                  inner_mtu, kind_of)
 from ..mapping.cache import CacheEntry, MapCache
 from ..mapping.database import LocalDatabase, LocalMapping
 from ..mapping.locators import select_shares
-from ..protocol import (DecodeError, EidPrefix, EncapsulatedControlMessage, Locator, MapReply,
-                        MapRequest, decode_control)
-from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl)
+from ..protocol import (DataHeader, DecodeError, EidPrefix, EncapsulatedControlMessage, Locator,
+                        MapReply, MapRequest, decode_control, decode_data_header)
+from ..protocol.data import LISP_DATA_PORT
+from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl,
+                      SendDataProbe)
 from .etr import EtrEngine
 from .itr import ItrEngine, ItrSettings
 from .mapstat import MapStat
@@ -38,7 +40,8 @@ UNDERLAY = "underlay"  # the underlay bridge
 OFPP_TABLE = 0xFFFFFFF9
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 FIRST_GROUP_ID = 1
-CONTROL_QUEUE = 256        # control messages held while the next hop's MAC is resolved
+CONTROL_QUEUE = 256        # control messages and data probes held while the next hop's MAC
+#                            is resolved
 RESOLVE_QUEUE = 16         # packets held per site host being resolved
 HOST_IDLE_TIMEOUT = 300
 
@@ -99,7 +102,8 @@ class Xtr:
             request_min_interval=config.timers.request_min_interval,
             refresh_before=config.timers.refresh_before,
             buffer_per_destination=config.buffer.per_destination,
-            buffer_total=config.buffer.total), self.cache, self.stats, rng) \
+            buffer_total=config.buffer.total,
+            data_probes=config.data_probes), self.cache, self.stats, rng) \
             if self.itr_role else None
         self.etr = EtrEngine(self.database, self.stats) if self.etr_role else None
         self.port_instance_ids = site_port_instance_ids(config)
@@ -109,7 +113,9 @@ class Xtr:
         self.underlay_mac: str | None = None
         self.next_hop_mac: str | None = None
         self.lisp_bridge: LispBridge | None = None
-        self.underlay_bridge = UnderlayBridge(config.underlay.rloc)
+        self.underlay_bridge = UnderlayBridge(
+            config.underlay.rloc, data_probe_prefixes=tuple(m.prefix for m in self.database)
+            if self.etr_role else ())
         # state the flows mirror
         self.hosts: dict[tuple[int, IPv4Address | IPv6Address], Host] = {}
         self.installed: dict[EidPrefix, tuple[tuple[Flow, ...], Group | None]] = {}
@@ -181,6 +187,8 @@ class Xtr:
                 return self._control(frame, data, now)
             if kind == K_PUNT_UNDERLAY_ARP:
                 return self._underlay_arp(frame)
+            if kind == K_PUNT_DATA_PROBE and self.etr is not None:
+                return self._data_probe(frame, data, now)
         elif kind == K_PUNT_MISS and self.itr is not None:
             return self._miss(frame, data, in_port, metadata & 0xFFFFFF, now)
         elif kind == K_PUNT_TOO_BIG:
@@ -287,7 +295,13 @@ class Xtr:
         self.next_hop_mac = frame.arp_sha
         queued = list(self._control_queue)
         self._control_queue.clear()
-        return [self._underlay_frame(send) for send in queued]
+        out = []
+        for send in queued:
+            if isinstance(send, SendDataProbe):
+                out.extend(self._send_data_probe(send, 0.0))
+            else:
+                out.append(self._underlay_frame(send))
+        return out
 
     def _control(self, frame, data: bytes, now: float) -> list:
         if frame.payload_offset is None or frame.ip_src is None:
@@ -319,6 +333,41 @@ class Xtr:
                                    now)
         self.stats.control_unexpected += 1
         return []
+
+    def _data_probe(self, frame, data: bytes, now: float) -> list:
+        """A LISP data packet addressed to one of our EIDs: answer it as a Map-Request would be
+        answered (the Map-Reply carries the probe's nonce) and deliver its inner packet."""
+        try:
+            header, inner_at = decode_data_header(data, frame.payload_offset)
+            inner = frames.parse_frame(b"\0" * 12 + b"\x08\x00" + data[inner_at:])
+        except (DecodeError, frames.FrameError, TypeError) as exc:
+            self.stats.bad_header += 1
+            LOG.info("malformed data probe from %s dropped: %s", frame.ip_src, exc)
+            return []
+        iid = header.instance_id if header.instance_id is not None else self.config.instance_id
+        if inner.ip_dst != frame.ip_dst:
+            self.stats.bad_header += 1  # not a data probe: outer and inner destinations differ
+            return []
+        local = self.database.covering(EidPrefix(iid, ip_network(inner.ip_dst)))
+        if local is None:
+            self.stats.requests_not_ours += 1
+            return []
+        self.stats.data_probes_received += 1
+        self.stats.replies_sent += 1
+        reply = MapReply(nonce=header.nonce or 0, records=(local.record(),))
+        effects = self._send_control(SendControl(frame.ip_src, reply.encode()), now)
+        inner_frame = b"\0" * 12 + b"\x08\x00" + data[inner_at:inner_at + inner.ip_length]
+        return effects + self._deliver(iid, inner.ip_dst, inner_frame, now)
+
+    def _deliver(self, iid: int, address, data: bytes, now: float) -> list:
+        """Hand a packet to a local host: straight to it when known, else after asking for it."""
+        host = self.hosts.get((iid, address))
+        if host is None:
+            return self._resolve(frames.parse_frame(data), data, iid, now)
+        self.stats.reinjected += 1
+        return [PacketOut(LISP, frames.mac_to_bytes(host.mac)
+                          + frames.mac_to_bytes(self.config.site_gateway.mac) + data[12:],
+                          host.port)]
 
     # -- timers and statistics ------------------------------------------------------------------
 
@@ -380,6 +429,8 @@ class Xtr:
                 out.extend(self._uninstall(act.entry.prefix))
             elif isinstance(act, Reinject):
                 out.extend(PacketOut(LISP, p.data, OFPP_TABLE, p.in_port) for p in act.packets)
+            elif isinstance(act, SendDataProbe):
+                out.extend(self._send_data_probe(act, now))
         return out
 
     def _send_control(self, send: SendControl, now: float) -> list:
@@ -390,6 +441,23 @@ class Xtr:
             self._control_queue.append(send)
             return self._ask_next_hop(now)
         return [self._underlay_frame(send)]
+
+    def _send_data_probe(self, probe: SendDataProbe, now: float) -> list:
+        """The held packet, LISP-encapsulated with outer destination = inner destination."""
+        try:
+            f = frames.parse_frame(probe.packet.data)
+        except frames.FrameError:
+            return []
+        if self.next_hop_mac is None or self.underlay_mac is None:
+            self._control_queue.append(probe)
+            return self._ask_next_hop(now)
+        inner = probe.packet.data[f.ip_offset:f.ip_offset + f.ip_length]
+        header = DataHeader(instance_id=probe.packet.instance_id, nonce=probe.nonce).encode()
+        sport = 0xC000 | (hash((f.ip_src, f.ip_dst, f.sport, f.dport)) & 0x3FFF)
+        u = self.config.underlay
+        data = frames.udp_frame(self.underlay_mac, self.next_hop_mac, u.rloc, f.ip_dst, sport,
+                                LISP_DATA_PORT, header + inner)
+        return [PacketOut(UNDERLAY, data, self.underlay_ports[u.uplink_port])]
 
     def _ask_next_hop(self, now: float) -> list:
         if self.underlay_mac is None or (self._arp_asked_at is not None

@@ -21,7 +21,9 @@ LISP bridge (site ports, the LISP-GPE port)::
 Underlay bridge (uplink, LOCAL holds the RLOC)::
 
   0           UDP 4342 to the RLOC -> meter -> controller;  ARP replies to the RLOC -> controller
-              and NORMAL;  everything else NORMAL (OVS's own tunnelling uses it)
+              and NORMAL;  (ETR) UDP 4341 to a local IPv4 EID (a data probe: outer destination =
+              inner destination) -> meter -> controller;  everything else NORMAL (OVS's own
+              tunnelling uses it)
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ K_PUNT_RESOLVE = 0x12  # packet for a local host whose MAC is unknown
 K_PUNT_NEIGHBOR = 0x13  # ARP reply / neighbour solicitation for the gateway
 K_PUNT_CONTROL = 0x14  # LISP control message to our RLOC
 K_PUNT_UNDERLAY_ARP = 0x15
+K_PUNT_DATA_PROBE = 0x16  # LISP data packet addressed to one of our EIDs (a data probe)
 
 METER_MISS = 1     # cache misses
 METER_PUNT = 2     # too-big, resolve, neighbour
@@ -62,6 +65,7 @@ METER_CONTROL = 3  # control messages
 METADATA_MASK = 0xFFFFFF  # the instance-id lives in the low 24 bits of metadata
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 LISP_CONTROL_PORT = 4342
+LISP_DATA_PORT = 4341
 ENCAP_OVERHEAD = {4: 20 + 8 + 8, 6: 40 + 8 + 8}  # outer IP + UDP + LISP header
 ETHERNET_HEADER = 14
 
@@ -257,6 +261,7 @@ class UnderlayBridge:
 
     rloc: IPv4Address
     control_rate_pps: int = 1000
+    data_probe_prefixes: tuple[EidPrefix, ...] = ()  # the ETR's IPv4 EID prefixes
 
     def meters(self) -> list[Meter]:
         return [Meter(METER_CONTROL, self.control_rate_pps)]
@@ -270,4 +275,8 @@ class UnderlayBridge:
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_ARP, arp_op=2, arp_tpa=rloc),
                  cookie(K_PUNT_UNDERLAY_ARP), apply=(ToController(), Output(OFPP_NORMAL))),
             Flow(T_UNDERLAY, 0, (), cookie(K_BASE), apply=(Output(OFPP_NORMAL),)),
-        ]
+        ] + [
+            Flow(T_UNDERLAY, 39000, match(eth_type=ETH_IPV4, ip_proto=17, udp_dst=LISP_DATA_PORT,
+                                          **dict([prefix_match(p.network)])),
+                 cookie(K_PUNT_DATA_PROBE), apply=(ToController(),), meter=METER_CONTROL)
+            for p in self.data_probe_prefixes if p.network.version == 4]

@@ -76,6 +76,12 @@ def layers(packets, name):
     return [p["_source"]["layers"] for p in packets if name in p["_source"]["layers"]]
 
 
+def outer_ip(layer: dict) -> dict:
+    """The outer IPv4 header of an encapsulated packet (tshark lists both IP layers)."""
+    ip = layer["ip"]
+    return ip[0] if isinstance(ip, list) else ip
+
+
 def find_problems(obj, path=""):
     """Every _ws.malformed / _ws.expert item in a tshark JSON tree."""
     found = []
@@ -241,3 +247,57 @@ def test_roles_and_expiry(tmp_path):
         assert "nw_dst=10.2.0.0/24" not in xi.ofctl("dump-flows br-lisp table=1")
         assert api(xi, "map", "list")["cache"] == []
         assert api(xe, "mapstat")["counters"]["requests_sent"] == 0
+
+
+def test_controller_restart_reconciles_without_touching_foreign_flows(topo):
+    """On reconnect the app adds what is missing, removes its own stale flows (here: a mapping
+    the restarted controller no longer has, and a planted one), keeps its unchanged flows (their
+    counters go on) and leaves flows without its cookie alone."""
+    x1 = topo.xtrs["x1"]
+    h1 = topo.host("h1")
+    ping(h1, "10.2.0.10", count=2)
+    x1.ofctl("add-flow br-lisp 'cookie=0x1234,table=0,priority=5,udp,tp_dst=9999,actions=drop'")
+    x1.ofctl("add-flow br-lisp 'cookie=0x4c49535002000000,table=1,priority=2024,ip,"
+             "metadata=0x3e8/0xffffff,nw_dst=10.99.0.0/24,actions=drop'")
+    before = x1.ofctl("dump-flows br-lisp table=1")
+    miss_flow = next(l for l in before.splitlines() if "priority=0 " in l)
+    packets_before = int(re.search(r"n_packets=(\d+)", miss_flow).group(1))
+    assert packets_before >= 1
+    x1.stop_controller()
+    x1.start_controller()
+    x1.wait_programmed()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "10.99.0.0" in x1.ofctl("dump-flows br-lisp"):
+        time.sleep(0.5)
+    flows = x1.ofctl("dump-flows br-lisp")
+    assert "cookie=0x1234" in flows and "tp_dst=9999" in flows
+    assert "10.99.0.0" not in flows
+    assert "nw_dst=10.2.0.0/24" not in flows  # the restarted controller has no such mapping yet
+    miss_after = next(l for l in x1.ofctl("dump-flows br-lisp table=1").splitlines()
+                      if "priority=0 " in l)
+    assert int(re.search(r"n_packets=(\d+)", miss_after).group(1)) >= packets_before
+    sent, received, out = ping(h1, "10.2.0.10", count=3)
+    assert received == sent, out
+    x1.ofctl("del-flows br-lisp 'cookie=0x1234/-1'")
+
+
+def test_data_probe_is_delivered_and_answered(tmp_path):
+    """x1 sends its first packet as a data probe. The underlay router routes the EID prefix to
+    x2's RLOC here, standing in for the ALT that will carry data probes in LISP+ALT."""
+    x1 = site_spec(1)
+    x1.extra = {"data_probes": True}
+    with TwoSites(x1, site_spec(2), rundir=str(tmp_path)) as t:
+        t.host("r").cmd("ip route add 10.2.0.0/24 via 198.51.100.1")
+        cap = Capture(t, tmp_path / "probe.pcap")
+        sent, received, out = ping(t.host("h1"), "10.2.0.10", count=3)
+        packets = cap.stop()
+        assert received == sent, out
+        assert not find_problems(packets)
+        probes = [l for l in layers(packets, "lisp-data") if outer_ip(l)["ip.dst"] == "10.2.0.10"]
+        assert probes and probes[0]["lisp-data"]["lisp-data.flags_tree"][
+            "lisp-data.flags.nonce"] == "1"
+        itr, etr = api(t.xtrs["x1"], "mapstat")["counters"], api(t.xtrs["x2"], "mapstat")[
+            "counters"]
+        assert itr["data_probes_sent"] == 1 and itr["requests_sent"] == 0
+        assert etr["data_probes_received"] == 1
+        assert itr["requests_answered"] == 1

@@ -4,7 +4,7 @@ import random
 from ipaddress import ip_address
 
 from lisp_app.control.actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping,
-                                      SendControl)
+                                      SendControl, SendDataProbe)
 from lisp_app.control.itr import ItrEngine, ItrSettings
 from lisp_app.control.mapstat import MapStat
 from lisp_app.mapping.cache import MapCache
@@ -200,3 +200,34 @@ def test_traffic_long_before_the_refresh_point_does_not_keep_an_entry_alive():
     itr.note_traffic(EidPrefix.parse("[1000]10.2.0.0/24"), 20.0)  # refresh point 50, window 35
     assert not sent(itr.on_timer(50.0))
     assert [type(a) for a in itr.on_timer(60.0)] == [RemoveMapping]
+
+
+def test_data_probe_mode_sends_the_first_packet_as_a_probe_and_a_request_only_if_unanswered():
+    itr = engine(data_probes=True)
+    (probe,) = itr.on_miss(1000, SRC, DST, pkt(1), 0.0)
+    assert isinstance(probe, SendDataProbe) and probe.packet == pkt(1)
+    assert 0 < probe.nonce < 1 << 24
+    assert itr.on_miss(1000, SRC, DST, pkt(2), 0.1) == []  # held, not probed again
+    request = decode_control(sent(itr.on_timer(1.0))[0].payload)  # unanswered: ask normally
+    assert request.nonce == probe.nonce
+    assert itr.stats.requests_sent == 1 and itr.stats.requests_retransmitted == 0
+    actions = itr.on_map_reply(reply_for(request), 1.5)
+    assert [p.data for a in actions if isinstance(a, Reinject) for p in a.packets] == [b"frame2"]
+    assert itr.stats.data_probes_sent == 1
+
+
+def test_data_probe_reply_carries_the_24_bit_nonce():
+    itr = engine(data_probes=True)
+    (probe,) = itr.on_miss(1000, SRC, DST, pkt(1), 0.0)
+    rec = MappingRecord.for_prefix(EidPrefix.parse("[1000]10.2.0.0/24"),
+                                   locators=(Locator(ETR),))
+    actions = itr.on_map_reply(MapReply(probe.nonce, (rec,)), 0.2)
+    assert [type(a) for a in actions] == [InstallMapping]  # the probe's packet was delivered
+    assert itr.stats.requests_sent == 0
+
+
+def test_ipv6_misses_are_not_probed():
+    itr = engine(data_probes=True)
+    actions = itr.on_miss(1000, ip_address("2001:db8:1::10"), ip_address("2001:db8:2::10"),
+                          pkt(), 0.0)
+    assert sent(actions) and not any(isinstance(a, SendDataProbe) for a in actions)

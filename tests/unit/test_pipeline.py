@@ -6,7 +6,8 @@ from ipaddress import ip_address
 import pytest
 
 from lisp_app.dataplane.flows import OFPP_NORMAL
-from lisp_app.dataplane.pipeline import (K_DROP, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_MISS,
+from lisp_app.dataplane.pipeline import (K_DROP, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
+                                         K_PUNT_MISS,
                                          K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
                                          METER_MISS, LispBridge, UnderlayBridge, kind_of,
                                          packet_size_limit)
@@ -209,3 +210,12 @@ def test_underlay_punts_control_messages_and_forwards_the_rest():
     assert punt_kinds(sw.run(control)) == [K_PUNT_CONTROL] and not sw.run(control).outputs
     assert sw.run(data).ports == [OFPP_NORMAL]
     assert sw.run(dict(control, ipv4_dst="192.0.2.9")).ports == [OFPP_NORMAL]
+
+
+def test_etr_underlay_punts_data_probes_for_its_eids_only():
+    sw = FakeSwitch(UnderlayBridge(ip_address("192.0.2.1"), data_probe_prefixes=(
+        EidPrefix.parse("[1000]10.1.0.0/24"), EidPrefix.parse("[1000]2001:db8:1::/48"))).base_flows())
+    probe = dict(in_port=1, eth_type=0x0800, ip_proto=17, ipv4_dst="10.1.0.10", udp_dst=4341)
+    assert [kind_of(c) for c, _p in sw.run(probe).punts] == [K_PUNT_DATA_PROBE]
+    assert sw.run(dict(probe, ipv4_dst="10.9.0.1")).ports == [OFPP_NORMAL]
+    assert sw.run(dict(probe, ipv4_dst="192.0.2.1")).ports == [OFPP_NORMAL]  # GPE to our RLOC

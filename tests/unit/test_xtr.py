@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from lisp_app.config import parse_config
 from lisp_app.control.xtr import LISP, OFPP_TABLE, UNDERLAY, FlowChange, PacketOut, Xtr
 from lisp_app.dataplane import frames
-from lisp_app.dataplane.pipeline import (K_ENCAP, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_MISS,
+from lisp_app.dataplane.pipeline import (K_ENCAP, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
+                                         K_PUNT_MISS,
                                          K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG, cookie,
                                          kind_of)
 from lisp_app.mapping.locators import select_shares
-from lisp_app.protocol import (Action, EidPrefix, EidRecord, Locator, MappingRecord, MapReply,
-                               MapRequest, decode_control)
+from lisp_app.protocol import (Action, DataHeader, EidPrefix, EidRecord, Locator, MappingRecord,
+                               MapReply, MapRequest, decode_control, decode_data_header)
 from tests.fakeswitch import FakeSwitch
 
 CONFIG = """
@@ -315,3 +316,48 @@ def test_refreshed_entry_answered_with_send_map_request_loses_its_flow():
                                    61.0))
     assert not [f for f in switch.flows.values() if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)]
     assert xtr.cache.get(prefix).action == Action.SEND_MAP_REQUEST
+
+
+PROBE_CONFIG = CONFIG.replace("map_request_targets", "data_probes: true\nmap_request_targets")
+
+
+def test_itr_data_probe_is_the_packet_encapsulated_towards_its_own_destination():
+    xtr = make_xtr(PROBE_CONFIG)
+    learn_next_hop(xtr)
+    packet = host_frame("10.2.0.10")
+    (out,) = xtr.on_packet_in(LISP, cookie(K_PUNT_MISS), SITE, 1000, packet, 0.0)
+    f = frames.parse_frame(out.data)
+    assert (out.bridge, out.out_port, f.dport) == (UNDERLAY, UPLINK, 4341)
+    assert (str(f.ip_src), str(f.ip_dst)) == ("192.0.2.1", "10.2.0.10")
+    header, at = decode_data_header(out.data, f.payload_offset)
+    assert header.instance_id == 1000 and header.nonce is not None
+    assert out.data[at:] == packet[14:]
+
+
+def test_etr_answers_a_data_probe_and_delivers_its_packet():
+    xtr = make_xtr()
+    learn_next_hop(xtr)
+    xtr.on_packet_in(LISP, cookie(K_PUNT_NEIGHBOR), SITE, 0,
+                     arp_reply("10.1.0.10", HOST_MAC, "10.1.0.1", GW_MAC), 0.0)
+    inner = host_frame("10.1.0.10", src="10.2.0.20")[14:]
+    probe = frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address("198.51.100.1"),
+                             ip_address("10.1.0.10"), 50000, 4341,
+                             DataHeader(instance_id=1000, nonce=0xABCDE).encode() + inner)
+    effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_DATA_PROBE), UPLINK, 0, probe, 0.0)
+    (frame, reply), = control_payloads(effects)
+    assert isinstance(reply, MapReply) and reply.nonce == 0xABCDE
+    assert str(frame.ip_dst) == "198.51.100.1"
+    assert reply.records[0].prefix == EidPrefix.parse("[1000]10.1.0.0/24")
+    (delivered,) = outs(effects, LISP)
+    assert delivered.out_port == SITE and delivered.data[14:] == inner
+    assert xtr.stats.data_probes_received == 1
+
+
+def test_etr_ignores_a_data_packet_whose_outer_and_inner_destinations_differ():
+    xtr = make_xtr()
+    inner = host_frame("10.1.0.99", src="10.2.0.20")[14:]
+    probe = frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address("198.51.100.1"),
+                             ip_address("10.1.0.10"), 50000, 4341,
+                             DataHeader(instance_id=1000, nonce=1).encode() + inner)
+    assert xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_DATA_PROBE), UPLINK, 0, probe, 0.0) == []
+    assert xtr.stats.bad_header == 1
