@@ -130,6 +130,8 @@ class LispApp(app_manager.OSKenApp):
                 self.switch_groups.discard(gid)
         self._barrier(dp)
         self.datapaths[bridge] = dp
+        if bridge == UNDERLAY:
+            self.execute(self.xtr.warm_underlay(time.monotonic()))
         LOG.info("%s bridge %016x programmed: %d flows added, %d stale removed, %d kept",
                  bridge, dp.id, added, len(stale), len(wanted) - added)
 

@@ -91,6 +91,12 @@ class UnderlayConfig:
     rloc: IPv4Address = field(metadata=_doc("this xTR's RLOC (on the bridge's LOCAL port)"))
     next_hop: IPv4Address = field(metadata=_doc("the underlay router the RLOC routes through"))
     uplink_port: str = field(default="uplink", metadata=_doc("port name towards the underlay"))
+    rloc_ipv6: IPv6Address | None = field(default=None, metadata=_doc(
+        "an IPv6 RLOC on the same LOCAL port (routed by the namespace's kernel routes); with it, "
+        "mappings may use IPv6 locators"))
+    next_hop_ipv6: IPv6Address | None = field(default=None, metadata=_doc(
+        "the IPv6 underlay next hop (needed with rloc_ipv6): the controller resolves it so that "
+        "OVS's tunnelling knows its MAC before the first packet"))
     mtu: int = field(default=1500, metadata=_doc(
         "underlay path MTU; larger encapsulated packets are refused with ICMP", min=576,
         max=65535))
@@ -199,6 +205,9 @@ def _check_site(config: Config, source: str) -> None:
     if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets):
         raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers "
                           "or map_request_targets to send Map-Requests to")
+    if (config.underlay.rloc_ipv6 is None) != (config.underlay.next_hop_ipv6 is None):
+        raise ConfigError(source, "underlay.next_hop_ipv6", "rloc_ipv6 and next_hop_ipv6 go "
+                          "together")
     names = [p.name for p in config.lisp_bridge.site_ports]
     if not names:
         raise ConfigError(source, "lisp_bridge.site_ports", "at least one site port is needed")

@@ -63,6 +63,8 @@ class XtrSpec:
     map_request_targets: list[str] = field(default_factory=list)
     map_resolvers: list[str] = field(default_factory=list)
     mtu: int = 1500
+    rloc_ipv6: str | None = None      # an IPv6 RLOC on br-u (/64), routed via next_hop_ipv6
+    next_hop_ipv6: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -123,6 +125,9 @@ class XtrNode:
             self.sh(f"ip addr add {rloc}/24 dev br-u")
         self.sh("ip link set br-u up")
         self.sh(f"ip route add default via {s.next_hop}")
+        if s.rloc_ipv6:
+            self.sh(f"ip -6 addr add {s.rloc_ipv6}/64 dev br-u nodad")
+            self.sh(f"ip -6 route add default via {s.next_hop_ipv6}")
         ports = ""
         for p in s.site_ports:
             quiet_interface(self.host, p.intf, arp=False)
@@ -158,7 +163,9 @@ class XtrNode:
                                            for p in s.site_ports],
                             "gpe_port": "gpe"},
             "underlay": {"datapath_id": UNDERLAY_DPID, "rloc": s.rlocs[0],
-                         "next_hop": s.next_hop, "uplink_port": s.uplink, "mtu": s.mtu},
+                         "next_hop": s.next_hop, "uplink_port": s.uplink, "mtu": s.mtu,
+                         **({"rloc_ipv6": s.rloc_ipv6, "next_hop_ipv6": s.next_hop_ipv6}
+                            if s.rloc_ipv6 else {})},
             "site_gateway": {k: v for k, v in (("ipv4", s.gateway_ipv4),
                                                ("ipv6", s.gateway_ipv6)) if v},
             "api": {"host": "127.0.0.1", "port": API_PORT},

@@ -30,9 +30,12 @@ IID, BLUE_IID = 1000, 2000
 
 
 def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
-              ttl: int = 1440, mtu: int = 1500, tag: str = "") -> XtrSpec:
+              ttl: int = 1440, mtu: int = 1500, tag: str = "",
+              ipv6_rloc: bool = False) -> XtrSpec:
     """x1 (n=1) or x2 (n=2). ``tag`` prefixes interface names, so that two topologies can exist
-    at once (Mininet creates every link in the root namespace first)."""
+    at once (Mininet creates every link in the root namespace first). ``ipv6_rloc`` adds an IPv6
+    RLOC 2001:db8:ff0N::1 to the underlay and announces it as the preferred locator (priority 1,
+    the IPv4 one becoming priority 2)."""
     rlocs = ["192.0.2.1"] if n == 1 else ["198.51.100.1", "198.51.100.2"]
     gw_net = "192.0.2.254" if n == 1 else "198.51.100.254"
     other = "198.51.100.1" if n == 1 else "192.0.2.1"
@@ -40,6 +43,9 @@ def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
         locators = [{"rloc": rlocs[0], "priority": 1, "weight": 100}]
     else:
         locators = [{"rloc": r, "priority": 1, "weight": w} for r, w in zip(rlocs, weights)]
+    if ipv6_rloc:
+        locators = [{"rloc": f"2001:db8:ff0{n}::1", "priority": 1, "weight": 100},
+                    {"rloc": rlocs[0], "priority": 2, "weight": 100}]
     prefixes = [{"prefix": f"[{IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators},
                 {"prefix": f"[{IID}]2001:db8:{n}::/48", "ttl": ttl, "locators": locators},
                 {"prefix": f"[{BLUE_IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators}]
@@ -48,7 +54,9 @@ def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
                                SitePort(f"{tag}x{n}-blue", BLUE_IID)],
                    eid_prefixes=prefixes, role=role, instance_id=IID,
                    gateway_ipv4=f"10.{n}.0.1", gateway_ipv6=f"2001:db8:{n}::1",
-                   map_request_targets=[other], mtu=mtu)
+                   map_request_targets=[other], mtu=mtu,
+                   rloc_ipv6=f"2001:db8:ff0{n}::1" if ipv6_rloc else None,
+                   next_hop_ipv6=f"2001:db8:ff0{n}::254" if ipv6_rloc else None)
 
 
 class TwoSites:
@@ -106,6 +114,12 @@ class TwoSites:
             quiet_interface(r, f"{g}r-eth{n}")
             r.cmd(f"ip addr add {addr} dev {g}r-eth{n}")
         r.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        if any(spec.rloc_ipv6 for spec in self.specs):
+            for n in (1, 2):
+                intf = f"{g}r-eth{n}"
+                r.cmd(f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=0")
+                r.cmd(f"ip -6 addr add 2001:db8:ff0{n}::254/64 dev {intf} nodad")
+            r.cmd("sysctl -qw net.ipv6.conf.all.forwarding=1")
         for n in (1, 2):
             for name, v6 in ((f"h{n}", True), (f"hb{n}", False)):
                 h = self.host(name)

@@ -107,6 +107,7 @@ class Xtr:
             if self.itr_role else None
         self.etr = EtrEngine(self.database, self.stats) if self.etr_role else None
         self.port_instance_ids = site_port_instance_ids(config)
+        self.rloc_families = (4, 6) if config.underlay.rloc_ipv6 is not None else (4,)
         # learned from the switches when they connect
         self.lisp_ports: dict[str, int] = {}
         self.underlay_ports: dict[str, int] = {}
@@ -468,6 +469,18 @@ class Xtr:
         return [PacketOut(UNDERLAY, frames.arp_request(self.underlay_mac, u.rloc, u.next_hop),
                           self.underlay_ports[u.uplink_port])]
 
+    def warm_underlay(self, now: float) -> list:
+        """Resolve the underlay next hops right away. OVS's native tunnelling learns their MACs
+        from the replies (it snoops every ARP/ND reply its bridges handle), so the first
+        encapsulated packet is not dropped while OVS resolves the next hop itself."""
+        self._arp_asked_at = None
+        out = self._ask_next_hop(now)
+        u = self.config.underlay
+        if u.rloc_ipv6 is not None and u.next_hop_ipv6 is not None and self.underlay_mac:
+            out.append(PacketOut(UNDERLAY, frames.neighbor_solicitation(
+                self.underlay_mac, u.rloc_ipv6, u.next_hop_ipv6), self.underlay_ports[u.uplink_port]))
+        return out
+
     def retry_next_hop(self, now: float) -> list:
         """Called periodically: ask again while control messages wait for the next hop."""
         if self._control_queue and self.next_hop_mac is None:
@@ -483,7 +496,7 @@ class Xtr:
     def _install(self, entry: CacheEntry) -> list:
         if self.lisp_bridge is None:
             return []  # programmed with everything else when the bridge connects
-        shares = select_shares(entry.locators)
+        shares = select_shares(entry.locators, families=self.rloc_families)
         group_id = self._group_for(entry.prefix) if len(shares) > 1 else None
         flows, group = self.lisp_bridge.mapping_flows(entry, shares, group_id)
         old_flows, old_group = self.installed.get(entry.prefix, ((), None))

@@ -222,7 +222,6 @@ class LispBridge:
                              apply=(DecTtl(), Output(self.native_port)))], None
             return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE))], None
         tunnel = [SetField("tunnel_id", prefix.instance_id)]
-        rloc_version = shares[0].rloc.version
         if len(shares) == 1:
             write = (DecTtl(), *tunnel, SetField(_tun_dst(shares[0].rloc), str(shares[0].rloc)),
                      Output(self.gpe_port))
@@ -234,7 +233,7 @@ class LispBridge:
                 Bucket(s.weight, (*tunnel, SetField(_tun_dst(s.rloc), str(s.rloc)),
                                   Output(self.gpe_port))) for s in shares))
             write = (DecTtl(), GroupAction(group_id))
-        limit = packet_size_limit(self.underlay_mtu, rloc_version)
+        limit = min(packet_size_limit(self.underlay_mtu, s.rloc.version) for s in shares)
         return [Flow(T_ENCAP, prio, m, cookie(K_ENCAP), apply=(CheckPktLarger(limit),),
                      write=write, goto=T_MTU)], group
 

@@ -301,3 +301,20 @@ def test_data_probe_is_delivered_and_answered(tmp_path):
         assert itr["data_probes_sent"] == 1 and itr["requests_sent"] == 0
         assert etr["data_probes_received"] == 1
         assert itr["requests_answered"] == 1
+
+
+def test_ipv6_rlocs(tmp_path):
+    """An IPv6 underlay beside the IPv4 one: x2 prefers its IPv6 locator, and x1 (which has an
+    IPv6 RLOC) encapsulates over IPv6 (measured: OVS's GPE port carries IPv6 outer headers)."""
+    with TwoSites(site_spec(1, ipv6_rloc=True), site_spec(2, ipv6_rloc=True),
+                  rundir=str(tmp_path)) as t:
+        cap = Capture(t, tmp_path / "v6.pcap")
+        sent, received, out = ping(t.host("h1"), "10.2.0.10", count=3)
+        packets = cap.stop()
+        assert received == sent, out
+        assert not find_problems(packets)
+        over_v6 = [l for l in layers(packets, "lisp-data") if "ipv6" in l
+                   and l["ipv6"]["ipv6.dst"] in ("2001:db8:ff02::1", "2001:db8:ff01::1")]
+        assert len(over_v6) >= 6, len(over_v6)  # both directions, IPv6 outer header
+        text = t.xtrs["x1"].lispctl("map", "get", "'[1000]10.2.0.10'")
+        assert "2001:db8:ff02::1" in text

@@ -64,6 +64,8 @@ def test_defaults_apply():
     ("eid_prefixes: []", "eid_prefixes", "needs at least one local EID prefix"),
     ("map_request_targets: []", "map_resolvers", "needs map_resolvers"),
     ("data_probes: 'yes'", "data_probes", "expected true or false"),
+    ("underlay: {datapath_id: 2, rloc: 192.0.2.1, next_hop: 192.0.2.254, rloc_ipv6: '2001:db8::1'}",
+     "underlay.next_hop_ipv6", "go together"),
     ("timers: {request_timeout: 0}", "timers.request_timeout", "outside"),
     ("site_gateway: {mac: '02:00:00:00:00'}", "site_gateway.mac", "not well-formed"),
 ])

@@ -219,3 +219,12 @@ def test_etr_underlay_punts_data_probes_for_its_eids_only():
     assert [kind_of(c) for c, _p in sw.run(probe).punts] == [K_PUNT_DATA_PROBE]
     assert sw.run(dict(probe, ipv4_dst="10.9.0.1")).ports == [OFPP_NORMAL]
     assert sw.run(dict(probe, ipv4_dst="192.0.2.1")).ports == [OFPP_NORMAL]  # GPE to our RLOC
+
+
+def test_ipv6_locators_use_tun_ipv6_dst_and_the_larger_overhead():
+    e = entry("[1000]10.2.0.0/24", ("2001:db8:ff02::1", 1, 100))
+    (flow,), group = bridge().mapping_flows(e, select_shares(e.locators, families=(4, 6)), None)
+    assert group is None
+    assert flow.apply[0].length == packet_size_limit(1500, 6) == 1500 - 56 + 14
+    out = FakeSwitch(bridge().base_flows() + [flow]).run(ip_packet("10.2.0.10"))
+    assert out.outputs[0][1]["tun_ipv6_dst"] == "2001:db8:ff02::1"

@@ -361,3 +361,25 @@ def test_etr_ignores_a_data_packet_whose_outer_and_inner_destinations_differ():
                              DataHeader(instance_id=1000, nonce=1).encode() + inner)
     assert xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_DATA_PROBE), UPLINK, 0, probe, 0.0) == []
     assert xtr.stats.bad_header == 1
+
+
+def test_ipv6_locators_are_used_only_with_an_ipv6_rloc():
+    prefix = EidPrefix.parse("[1000]10.2.0.0/24")
+    locs = (Locator(ip_address("2001:db8:ff02::1"), 1, 100),
+            Locator(ip_address("198.51.100.1"), 2, 100))
+    v4_only = make_xtr()
+    (change,) = v4_only.add_static(prefix, locs, 0.0)
+    assert change.add[0].write[-2].value == "198.51.100.1"
+    dual = make_xtr(CONFIG.replace("mtu: 1500", "mtu: 1500, rloc_ipv6: 2001:db8:ff01::1, "
+                                                "next_hop_ipv6: 2001:db8:ff01::254"))
+    (change,) = dual.add_static(prefix, locs, 0.0)
+    assert change.add[0].write[-2].field == "tun_ipv6_dst"
+
+
+def test_warming_the_underlay_resolves_both_next_hops():
+    xtr = make_xtr(CONFIG.replace("mtu: 1500", "mtu: 1500, rloc_ipv6: 2001:db8:ff01::1, "
+                                  "next_hop_ipv6: 2001:db8:ff01::254"))
+    arp, ns = (frames.parse_frame(o.data) for o in xtr.warm_underlay(0.0))
+    assert (arp.arp_op, str(arp.arp_tpa)) == (1, "192.0.2.254")
+    assert (ns.icmpv6_type, str(ns.nd_target), str(ns.ip_src)) == (135, "2001:db8:ff01::254",
+                                                                   "2001:db8:ff01::1")
