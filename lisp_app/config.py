@@ -118,11 +118,15 @@ class TimersConfig:
 
     request_timeout: float = field(default=1.0, metadata=_doc(
         "seconds before the first retransmission; doubles each time", min=0.01, max=60))
-    request_retries: int = field(default=2, metadata=_doc(
-        "retransmissions before giving up (RFC 9301: 1 s, then exponential backoff)", min=0,
-        max=10))
+    request_retries: int = field(default=3, metadata=_doc(
+        "retransmissions before giving up (the timeout doubles each time: 1, 2, 4, 8 s); held "
+        "packets are dropped then", min=0, max=10))
     request_min_interval: float = field(default=1.0, metadata=_doc(
-        "at most one new Map-Request per EID prefix in this many seconds", min=0, max=60))
+        "at most one new Map-Request per EID in this many seconds (RFC 9301: 1 s)", min=0,
+        max=60))
+    request_holddown: float = field(default=30.0, metadata=_doc(
+        "after giving up on an EID, seconds before asking for it again (RFC 9301: 30 s)", min=0,
+        max=3600))
     refresh_before: float = field(default=60.0, metadata=_doc(
         "seconds before a used entry expires that it is refreshed", min=0, max=3600))
 

@@ -4,7 +4,9 @@ A miss (OpenLISP's MAPM_MISS) for an EID opens a pending request keyed by (insta
 Map-Request with a fresh random 64-bit nonce goes to the configured Map-Resolvers (inside an ECM) or
 straight to the configured ETR addresses; it is retransmitted with exponential backoff (1 s, 2 s,
 4 s ... by default) and given up after the configured retries. While it waits, punted packets are
-held, bounded per destination and in total. A Map-Reply is accepted only with the nonce of an
+held, bounded per destination and in total. An EID whose requests all went unanswered is not asked
+for again until ``request_holddown`` has passed (RFC 9301 asks for a 30 s wait after unanswered
+retransmissions). A Map-Reply is accepted only with the nonce of an
 outstanding request and a record covering the EID asked for; its mapping enters the cache with the
 record's TTL and the held packets are released. Entries expire with their TTL; one that still
 carries traffic (seen within ``activity_window`` before its refresh point) is refreshed shortly
@@ -38,6 +40,7 @@ class ItrSettings:
     request_timeout: float = 1.0
     request_retries: int = 2
     request_min_interval: float = 1.0
+    request_holddown: float = 30.0  # after giving up on an EID, wait this long before asking again
     refresh_before: float = 60.0
     activity_window: float = 30.0  # traffic this long before the refresh point counts as "in use"
     buffer_per_destination: int = 16
@@ -73,6 +76,7 @@ class ItrEngine:
         self.by_nonce: dict[int, PendingRequest] = {}
         self.last_sent: dict[tuple[int, IPAddress], float] = {}
         self.last_traffic: dict[EidPrefix, float] = {}
+        self.holddown: dict[tuple[int, IPAddress], float] = {}
         self._held = 0
 
     # -- events ---------------------------------------------------------------------------------
@@ -92,7 +96,8 @@ class ItrEngine:
             self._hold(pending, packet)
             return []
         last = self.last_sent.get(key)
-        if last is not None and now - last < self.settings.request_min_interval:
+        held_down = self.holddown.get(key, now) > now
+        if held_down or (last is not None and now - last < self.settings.request_min_interval):
             if packet is not None:
                 self.stats.buffer_dropped += 1  # rate-limited and nothing pending to hold it
             return []
@@ -161,6 +166,7 @@ class ItrEngine:
         for pending in [p for p in self.pending.values() if p.next_retry <= now]:
             if pending.attempts > self.settings.request_retries:
                 self._close(pending)
+                self.holddown[pending.key] = now + self.settings.request_holddown
                 self.stats.requests_timed_out += 1
                 self.stats.buffer_dropped += len(pending.packets)
                 continue
@@ -170,6 +176,8 @@ class ItrEngine:
             if not first_request:
                 self.stats.requests_retransmitted += 1
             actions.extend(self._send(pending, now, retransmission=not first_request))
+        for key in [k for k, until in self.holddown.items() if until <= now]:
+            del self.holddown[key]
         for entry in self.cache.expire(now):
             self.last_traffic.pop(entry.prefix, None)
             actions.append(RemoveMapping(entry))

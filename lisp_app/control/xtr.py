@@ -100,6 +100,7 @@ class Xtr:
             request_timeout=config.timers.request_timeout,
             request_retries=config.timers.request_retries,
             request_min_interval=config.timers.request_min_interval,
+            request_holddown=config.timers.request_holddown,
             refresh_before=config.timers.refresh_before,
             buffer_per_destination=config.buffer.per_destination,
             buffer_total=config.buffer.total,

@@ -100,6 +100,16 @@ def test_wrong_nonce_and_uncovering_reply_are_rejected_and_change_nothing():
     assert itr.stats.replies_rejected == 4
 
 
+def test_unanswered_eid_is_held_down_before_it_is_asked_for_again():
+    itr = engine(request_retries=0, request_timeout=1.0, request_holddown=30.0)
+    assert sent(itr.on_miss(1000, SRC, DST, pkt(), 0.0))
+    itr.on_timer(1.0)  # gave up
+    assert itr.on_miss(1000, SRC, DST, pkt(), 20.0) == []
+    assert itr.stats.buffer_dropped == 2  # the held packet, then the one refused
+    itr.on_timer(31.0)
+    assert sent(itr.on_miss(1000, SRC, DST, pkt(), 31.0))
+
+
 def test_retransmission_with_backoff_then_timeout():
     itr = engine(request_timeout=1.0, request_retries=2)
     first = decode_control(sent(itr.on_miss(1000, SRC, DST, pkt(), 0.0))[0].payload)
@@ -117,7 +127,7 @@ def test_retransmission_with_backoff_then_timeout():
 
 
 def test_at_most_one_request_per_second_per_eid():
-    itr = engine(request_retries=0, request_timeout=0.2)
+    itr = engine(request_retries=0, request_timeout=0.2, request_holddown=0.0)
     assert sent(itr.on_miss(1000, SRC, DST, None, 0.0))
     itr.on_timer(0.2)  # gave up
     assert itr.on_miss(1000, SRC, DST, None, 0.5) == []

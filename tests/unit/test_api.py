@@ -1,0 +1,130 @@
+"""The REST API and lispctl, over a real Xtr (no switch: effects are collected, not sent)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from lisp_app.api import cli
+from lisp_app.api.server import Api
+from lisp_app.control.xtr import FlowChange
+from tests.unit.test_xtr import make_xtr
+
+
+class FakeApp:
+    def __init__(self):
+        self.xtr = make_xtr()
+        self.datapaths = {}
+        self.effects = []
+
+    def execute(self, effects):
+        self.effects.extend(effects)
+
+    def flow_stats(self, bridge):
+        return []
+
+    def group_stats(self, bridge):
+        return []
+
+
+def call(api, method, path, body=None):
+    path, _, query = path.partition("?")
+    raw = json.dumps(body).encode() if body is not None else b""
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
+    status = []
+    out = b"".join(api(environ, lambda s, headers: status.append(s)))
+    text = out.decode()
+    return int(status[0].split()[0]), (text if path == "/metrics" else json.loads(text))
+
+
+@pytest.fixture
+def api():
+    return Api(FakeApp())
+
+
+def test_add_lookup_list_and_delete_a_static_mapping(api):
+    code, body = call(api, "POST", "/map", {"prefix": "[1000]10.9.0.0/16", "locators": [
+        {"rloc": "198.51.100.1", "priority": 1, "weight": 70},
+        {"rloc": "198.51.100.2", "priority": 1, "weight": 30}]})
+    assert (code, body) == (200, {"added": "[1000]10.9.0.0/16"})
+    changes = [e for e in api.app.effects if isinstance(e, FlowChange)]
+    assert changes and changes[0].groups  # two locators: a select group went to the switch
+    code, body = call(api, "GET", "/map/lookup?eid=[1000]10.9.1.1")
+    assert code == 200 and body["found"]
+    assert [l["weight"] for l in body["mapping"]["locators"]] == [70, 30]
+    assert body["mapping"]["expires_in"] is None and body["mapping"]["source"] == "static"
+    code, body = call(api, "GET", "/map")
+    assert [m["prefix"] for m in body["cache"]] == ["[1000]10.9.0.0/16"]
+    assert {m["prefix"] for m in body["database"]} == {"[1000]10.1.0.0/24",
+                                                       "[1000]2001:db8:1::/48"}
+    assert call(api, "DELETE", "/map?prefix=[1000]10.9.0.0/16")[0] == 200
+    assert call(api, "GET", "/map/lookup?eid=[1000]10.9.1.1")[1]["found"] is False
+
+
+def test_local_eids_are_found_in_the_database(api):
+    code, body = call(api, "GET", "/map/lookup?eid=[1000]10.1.0.7")
+    assert body["found"] and body["mapping"]["source"] == "local"
+
+
+@pytest.mark.parametrize("method, path, body, status, message", [
+    ("POST", "/map", {"prefix": "10.9.0.1/16", "locators": [{"rloc": "192.0.2.9"}]}, 400,
+     "host bits"),
+    ("POST", "/map", {"prefix": "10.9.0.0/16", "locators": []}, 400, "at least one locator"),
+    ("POST", "/map", {"prefix": "10.9.0.0/16", "locators": [{"rloc": "x"}]}, 400, "bad mapping"),
+    ("POST", "/map", {"prefix": "10.9.0.0/16", "locators": [{"rloc": "192.0.2.9",
+                                                             "priority": 300}]}, 400, "0..255"),
+    ("POST", "/map", ["not", "an", "object"], 400, "must be an object"),
+    ("DELETE", "/map?prefix=[1000]10.77.0.0/16", None, 404, "no cached mapping"),
+    ("GET", "/map/lookup", None, 400, "missing query parameter"),
+    ("GET", "/map/lookup?eid=nonsense", None, 400, "not an IP address"),
+    ("GET", "/nowhere", None, 404, "no such resource"),
+    ("GET", "/echo?bridge=lisp", None, 404, "not connected"),
+])
+def test_bad_requests_get_clear_errors_and_change_nothing(api, method, path, body, status,
+                                                          message):
+    code, answer = call(api, method, path, body)
+    assert code == status and message in answer["error"]
+    assert len(api.app.xtr.cache) == 0 and api.app.effects == []
+
+
+def test_metrics_are_prometheus_text(api):
+    api.app.xtr.stats.misses = 3
+    code, text = call(api, "GET", "/metrics")
+    assert code == 200
+    lines = text.splitlines()
+    assert "# TYPE lisp_misses_total counter" in lines and "lisp_misses_total 3" in lines
+    assert "lisp_map_cache_entries 0" in lines
+    assert 'lisp_bridge_connected{bridge="lisp"} 0' in lines
+
+
+def test_mapstat_and_its_human_form(api):
+    api.app.xtr.stats.requests_sent = 4
+    code, body = call(api, "GET", "/mapstat")
+    assert body["counters"]["requests_sent"] == 4
+    text = "\n".join(cli.format_mapstat(body))
+    assert "\t4 Map-Requests sent" in text
+    assert set(body["counters"]) == {key for key, _label in cli.MAPSTAT_LABELS}
+
+
+def test_lispctl_human_output_for_a_mapping(api):
+    call(api, "POST", "/map", {"prefix": "[1000]10.9.0.0/16",
+                               "locators": [{"rloc": "198.51.100.1"}]})
+    _code, body = call(api, "GET", "/map/lookup?eid=[1000]10.9.0.1")
+    lines = cli.format_mapping(body["mapping"])
+    assert lines[0].startswith("10.9.0.0/16 [iid 1000]  static")
+    assert "RLOC 1: 198.51.100.1" in lines[1] and "priority   1" in lines[1]
+
+
+def test_lispctl_reports_an_unreachable_api(capsys):
+    assert cli.main(["--api", "http://127.0.0.1:9", "mapstat"]) == 1
+    assert "cannot reach the lisp_app API" in capsys.readouterr().err
+
+
+def test_lispctl_parses_locators():
+    assert cli.parse_locator("192.0.2.1/2/30") == {"rloc": "192.0.2.1", "priority": 2,
+                                                   "weight": 30}
+    with pytest.raises(Exception, match="numbers"):
+        cli.parse_locator("192.0.2.1/x")
