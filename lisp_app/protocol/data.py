@@ -31,7 +31,8 @@ class DataHeader:
     """A LISP data header. A field that is None is absent (its flag bit is clear):
     ``nonce`` (N, 24 bits), ``map_version`` (V, (source, destination) 12 bits each),
     ``instance_id`` (I, 24 bits), ``lsbs`` (L: 8 bits beside an instance-id, else 32),
-    ``next_protocol`` (P, LISP-GPE). ``echo_nonce`` is the E bit, ``key_id`` the K bits (RFC 8061)."""
+    ``next_protocol`` (P, LISP-GPE). ``echo_nonce`` is the E bit (only with a nonce; a received E
+    without N is ignored, as RFC 9300 says), ``key_id`` the K bits (RFC 8061)."""
 
     instance_id: int | None = None
     lsbs: int | None = None
@@ -52,6 +53,8 @@ class DataHeader:
         if self.next_protocol is not None and (self.nonce is not None
                                                or self.map_version is not None):
             raise EncodeError("LISP-GPE (P bit) carries neither nonce nor map-version")
+        if self.echo_nonce and self.nonce is None:
+            raise EncodeError("the E bit (echo-nonce request) needs a nonce (N bit)")
         check_range("key_id", self.key_id, 2)
         flags = self.key_id
         word0 = 0
@@ -111,5 +114,6 @@ def decode_data_header(data: bytes, off: int = 0) -> tuple[DataHeader, int]:
         iid = None
         if flags & _L:
             lsbs = w1
-    return DataHeader(iid, lsbs, nonce, bool(flags & _E), version, next_protocol,
-                      flags & 0x03), off + HEADER_LEN
+    echo = bool(flags & _E) and nonce is not None  # RFC 9300: E without N is ignored
+    return DataHeader(iid, lsbs, nonce, echo, version, next_protocol, flags & 0x03), \
+        off + HEADER_LEN
