@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Action, Locator
+from .lpm import PrefixTable
 
 SOURCE_REPLY = "map-reply"
 SOURCE_STATIC = "static"
@@ -41,58 +42,6 @@ class CacheEntry:
         return None if self.expires_at is None else max(0.0, self.expires_at - now)
 
 
-class _PrefixTable:
-    """Exact and longest-prefix match for one (instance-id, address family)."""
-
-    __slots__ = ("bits", "by_len", "lengths")
-
-    def __init__(self, bits: int):
-        self.bits = bits
-        self.by_len: dict[int, dict[int, CacheEntry]] = {}
-        self.lengths: list[int] = []  # the prefix lengths present, longest first
-
-    def key(self, addr_int: int, plen: int) -> int:
-        return addr_int >> (self.bits - plen)
-
-    def put(self, entry: CacheEntry) -> CacheEntry | None:
-        net = entry.prefix.network
-        plen = net.prefixlen
-        bucket = self.by_len.get(plen)
-        if bucket is None:
-            bucket = self.by_len[plen] = {}
-            self.lengths = sorted(self.by_len, reverse=True)
-        k = self.key(int(net.network_address), plen)
-        old = bucket.get(k)
-        bucket[k] = entry
-        return old
-
-    def get(self, prefix: EidPrefix) -> CacheEntry | None:
-        net = prefix.network
-        bucket = self.by_len.get(net.prefixlen)
-        return None if bucket is None else bucket.get(self.key(int(net.network_address),
-                                                                net.prefixlen))
-
-    def pop(self, prefix: EidPrefix) -> CacheEntry | None:
-        net = prefix.network
-        plen = net.prefixlen
-        bucket = self.by_len.get(plen)
-        if bucket is None:
-            return None
-        old = bucket.pop(self.key(int(net.network_address), plen), None)
-        if not bucket:
-            del self.by_len[plen]
-            self.lengths = sorted(self.by_len, reverse=True)
-        return old
-
-    def lookup(self, addr_int: int) -> CacheEntry | None:
-        bits = self.bits
-        for plen in self.lengths:
-            hit = self.by_len[plen].get(addr_int >> (bits - plen))
-            if hit is not None:
-                return hit
-        return None
-
-
 @dataclass
 class CacheStats:
     """Counters the cache keeps about itself (``mapstat`` shows them)."""
@@ -109,7 +58,7 @@ class MapCache:
     """EID-prefix -> :class:`CacheEntry`, longest-prefix match per instance-id and family."""
 
     def __init__(self) -> None:
-        self._tables: dict[tuple[int, int], _PrefixTable] = {}
+        self._tables: dict[tuple[int, int], PrefixTable[CacheEntry]] = {}
         self._expiry: list[tuple[float, int, EidPrefix]] = []  # heap; stale items skipped
         self._seq = 0
         self._count = 0
@@ -120,19 +69,19 @@ class MapCache:
 
     def __iter__(self):
         for table in list(self._tables.values()):
-            for plen in table.lengths:
-                yield from list(table.by_len[plen].values())
+            yield from table.values()
 
-    def _table(self, iid: int, version: int, create: bool) -> _PrefixTable | None:
+    def _table(self, iid: int, version: int, create: bool) -> PrefixTable[CacheEntry] | None:
         table = self._tables.get((iid, version))
         if table is None and create:
-            table = self._tables[(iid, version)] = _PrefixTable(32 if version == 4 else 128)
+            table = self._tables[(iid, version)] = PrefixTable(32 if version == 4 else 128)
         return table
 
     def insert(self, entry: CacheEntry) -> CacheEntry | None:
         """Add or replace the entry for ``entry.prefix``; return the entry it replaced."""
         prefix = entry.prefix
-        old = self._table(prefix.instance_id, prefix.network.version, True).put(entry)
+        old = self._table(prefix.instance_id, prefix.network.version, True).put(prefix.network,
+                                                                                entry)
         if old is None:
             self._count += 1
             self.stats.inserted += 1
@@ -146,7 +95,7 @@ class MapCache:
     def get(self, prefix: EidPrefix) -> CacheEntry | None:
         """The entry for exactly this prefix."""
         table = self._table(prefix.instance_id, prefix.network.version, False)
-        return None if table is None else table.get(prefix)
+        return None if table is None else table.get(prefix.network)
 
     def remove(self, prefix: EidPrefix) -> CacheEntry | None:
         """Remove the entry for exactly this prefix; return it (None if there was none)."""
@@ -157,7 +106,7 @@ class MapCache:
 
     def _pop(self, prefix: EidPrefix) -> CacheEntry | None:
         table = self._table(prefix.instance_id, prefix.network.version, False)
-        old = None if table is None else table.pop(prefix)
+        old = None if table is None else table.pop(prefix.network)
         if old is not None:
             self._count -= 1
         return old

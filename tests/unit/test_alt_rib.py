@@ -1,0 +1,74 @@
+"""The ALT RIB: import prefix lists, longest-prefix lookup, withdrawals, uncovered space."""
+
+from ipaddress import ip_address, ip_network
+
+import pytest
+
+from lisp_app.alt.rib import AltRib, AltRoute, PrefixList, PrefixListEntry
+
+N1, N2 = "100.64.254.168", "100.64.254.170"
+
+
+def route(prefix, neighbor=N1, path=()):
+    return AltRoute(ip_network(prefix), neighbor, neighbor, tuple(path))
+
+
+def test_prefix_list_like_frr():
+    plist = PrefixList((PrefixListEntry("deny", ip_network("153.16.36.0/24")),
+                        PrefixListEntry("permit", ip_network("153.16.0.0/16"), le=24),
+                        PrefixListEntry("permit", ip_network("10.0.0.0/8"), ge=16, le=20)))
+    assert not plist.permits(ip_network("153.16.36.0/24"))
+    assert plist.permits(ip_network("153.16.37.0/24"))
+    assert plist.permits(ip_network("153.16.0.0/16"))
+    assert not plist.permits(ip_network("153.16.37.0/25"))
+    assert plist.permits(ip_network("10.1.0.0/16")) and plist.permits(ip_network("10.1.0.0/20"))
+    assert not plist.permits(ip_network("10.0.0.0/8"))
+    assert not plist.permits(ip_network("192.0.2.0/24"))  # implicit deny
+    with pytest.raises(ValueError):
+        PrefixListEntry("permit", ip_network("10.0.0.0/16"), ge=8)
+    with pytest.raises(ValueError):
+        PrefixListEntry("allow", ip_network("10.0.0.0/16"))
+
+
+def test_default_import_accepts_the_default_route_and_the_eid_space_only():
+    plist = PrefixList.default_import((ip_network("153.16.0.0/16"),))
+    assert plist.permits(ip_network("0.0.0.0/0"))
+    assert plist.permits(ip_network("153.16.36.0/24")) and plist.permits(ip_network("153.16.0.0/16"))
+    assert not plist.permits(ip_network("8.8.8.0/24"))
+    assert not plist.permits(ip_network("153.0.0.0/8"))
+
+
+def test_longest_prefix_lookup_and_withdrawal():
+    rib = AltRib()
+    assert rib.update(route("0.0.0.0/0", N1))
+    assert rib.update(route("153.16.0.0/16", N2, [2147483671, 4294967294]))
+    assert not rib.update(route("153.16.0.0/16", N2, [2147483671, 4294967294]))  # duplicate
+    assert rib.lookup(ip_address("153.16.36.1")).neighbor == N2
+    assert rib.lookup(ip_address("8.8.8.8")).neighbor == N1
+    assert rib.withdraw(N2, ip_network("153.16.0.0/16"))
+    assert rib.lookup(ip_address("153.16.36.1")).neighbor == N1
+    assert not rib.withdraw(N2, ip_network("153.16.0.0/16"))
+    assert rib.count(N1) == 1 and rib.drop_neighbor(N1) == 1
+    assert rib.lookup(ip_address("8.8.8.8")) is None
+
+
+def test_same_prefix_from_two_neighbours_survives_one_withdrawal():
+    rib = AltRib()
+    rib.update(route("153.16.0.0/16", N1))
+    rib.update(route("153.16.0.0/16", N2))
+    rib.drop_neighbor(N1)
+    assert rib.lookup(ip_address("153.16.1.1")).neighbor == N2
+
+
+def test_uncovered_prefix_is_the_least_specific_space_no_route_touches():
+    rib = AltRib()
+    for p in ("153.16.36.0/24", "153.16.40.0/22", "10.0.0.0/8"):
+        rib.update(route(p))
+    assert rib.uncovered_prefix(ip_address("153.16.37.9")) == ip_network("153.16.37.0/24")
+    assert rib.uncovered_prefix(ip_address("153.16.32.1")) == ip_network("153.16.32.0/22")
+    assert rib.uncovered_prefix(ip_address("192.0.2.1")) == ip_network("192.0.0.0/2")
+    assert rib.uncovered_prefix(ip_address("2001:db8::1")) == ip_network("::/0")
+    with pytest.raises(ValueError, match="covered"):
+        rib.uncovered_prefix(ip_address("153.16.36.5"))
+    rib.withdraw(N1, ip_network("153.16.36.0/24"))
+    assert rib.uncovered_prefix(ip_address("153.16.37.9")) == ip_network("153.16.32.0/21")
