@@ -49,9 +49,14 @@ def main(argv=None) -> int:
     contexts["lisp_config"] = config
     services = [s for s in manager.instantiate_apps(**contexts) if s is not None]
 
+    def shutdown():
+        try:
+            manager.close()
+        finally:
+            os._exit(0)
+
     def stop(_signum, _frame):
-        manager.close()
-        os._exit(0)
+        hub.spawn(shutdown)  # not in the signal handler: it runs inside the hub's main loop
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

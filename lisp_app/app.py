@@ -29,6 +29,11 @@ LOG = logging.getLogger("lisp_app")
 NXAST_CHECK_PKT_LARGER = 49
 TIMER_TICK = 0.1
 STATS_INTERVAL = 5.0
+# Resolve the underlay next hops again shortly after connecting and then every minute: OVS's
+# tunnel neighbour cache, which learns from these replies, can miss the first answers while the
+# namespace's addresses and routes are still settling (measured for IPv6 next hops on first start).
+WARM_AGAIN_AFTER = 1.0
+WARM_INTERVAL = 60.0
 
 
 class LispApp(app_manager.OSKenApp):
@@ -43,15 +48,22 @@ class LispApp(app_manager.OSKenApp):
                                self.config.underlay.datapath_id: UNDERLAY}
         self.switch_groups: set[int] = set()
         self.started = time.monotonic()
-        self.threads = []
+        self.workers = []
+        self._next_warm = None
 
     def start(self):
         super().start()
-        self.threads.append(hub.spawn(self._timer_loop))
-        self.threads.append(hub.spawn(self._stats_loop))
+        self.workers.append(hub.spawn(self._timer_loop))
+        self.workers.append(hub.spawn(self._stats_loop))
         if self.config.api.port:
             from .api.server import serve
-            self.threads.append(hub.spawn(serve, self, self.config.api.host, self.config.api.port))
+            self.workers.append(hub.spawn(serve, self, self.config.api.host, self.config.api.port))
+
+    def stop(self):
+        for worker in self.workers:  # endless loops: OSKenApp.stop() would wait for them forever
+            hub.kill(worker)
+        self.workers = []
+        super().stop()
 
     # -- connection and reconciliation ----------------------------------------------------------
 
@@ -132,6 +144,7 @@ class LispApp(app_manager.OSKenApp):
         self.datapaths[bridge] = dp
         if bridge == UNDERLAY:
             self.execute(self.xtr.warm_underlay(time.monotonic()))
+            self._next_warm = time.monotonic() + WARM_AGAIN_AFTER
         LOG.info("%s bridge %016x programmed: %d flows added, %d stale removed, %d kept",
                  bridge, dp.id, added, len(stale), len(wanted) - added)
 
@@ -307,7 +320,12 @@ class LispApp(app_manager.OSKenApp):
         while True:
             now = time.monotonic()
             try:
-                self.execute(self.xtr.on_timer(now) + self.xtr.retry_next_hop(now))
+                effects = self.xtr.on_timer(now) + self.xtr.retry_next_hop(now)
+                if self._next_warm is not None and now >= self._next_warm and \
+                        UNDERLAY in self.datapaths:
+                    effects += self.xtr.warm_underlay(now)
+                    self._next_warm = now + WARM_INTERVAL
+                self.execute(effects)
             except Exception:
                 LOG.exception("timer work failed")
             deadline = self.xtr.next_deadline()
