@@ -1,0 +1,78 @@
+"""The Map-Resolver role on the ALT (RFC 6836 section 3.3, RFC 9301 section 4.3), sans I/O.
+
+An ITR that is not on the ALT sends its Map-Request in an ECM to the Map-Resolver. The Map-Resolver
+decapsulates it and, when an ALT route covers the EID, forwards the inner packet (IP destination =
+the EID, UDP 4342, the Map-Request) onto the ALT, where BGP-learned routes carry it to the ETR or
+Map-Server that owns the EID; the answer goes straight from there to the ITR. When no ALT route
+covers the EID, the Map-Resolver answers itself with a negative Map-Reply: natively-forward, TTL
+15 minutes, for the least-specific prefix that covers the EID and overlaps no ALT route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+from ..alt.rib import AltRib
+from ..protocol.addresses import EidPrefix
+from ..protocol.ecm import EncapsulatedControlMessage
+from ..protocol.map_reply import MapReply
+from ..protocol.map_request import MapRequest
+from ..protocol.records import Action, MappingRecord
+from .actions import SendControl
+
+NEGATIVE_TTL = 15  # minutes
+
+
+@dataclass(frozen=True)
+class ForwardOverAlt:
+    """Send ``payload`` (a Map-Request) as a UDP packet from ``source``:``source_port`` to
+    ``destination`` (the EID) port 4342 into the ALT tunnel towards ``neighbor``."""
+
+    neighbor: str
+    source: IPv4Address | IPv6Address
+    destination: IPv4Address | IPv6Address
+    source_port: int
+    payload: bytes
+
+
+@dataclass
+class MapResolverStats:
+    ecm_received: int = 0
+    forwarded: int = 0
+    negative_replies: int = 0
+    unusable: int = 0
+
+
+@dataclass
+class MapResolverEngine:
+    rib: AltRib
+    stats: MapResolverStats = field(default_factory=MapResolverStats)
+
+    def on_ecm(self, ecm: EncapsulatedControlMessage) -> list:
+        self.stats.ecm_received += 1
+        request = ecm.message
+        if not isinstance(request, MapRequest):
+            self.stats.unusable += 1
+            return []
+        try:
+            wanted: EidPrefix = request.records[0].prefix
+        except ValueError:
+            self.stats.unusable += 1
+            return []
+        eid = wanted.network.network_address
+        route = self.rib.lookup(eid)
+        if route is not None:
+            self.stats.forwarded += 1
+            return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination, ecm.source_port,
+                                   request.encode())]
+        itr = next((r for r in request.itr_rlocs if type(r) in (IPv4Address, IPv6Address)), None)
+        if itr is None:
+            self.stats.unusable += 1
+            return []
+        uncovered = self.rib.uncovered_prefix(eid)
+        record = MappingRecord.for_prefix(EidPrefix(wanted.instance_id, uncovered),
+                                          ttl=NEGATIVE_TTL, action=Action.NATIVELY_FORWARD)
+        self.stats.negative_replies += 1
+        return [SendControl(itr, MapReply(request.nonce, (record,)).encode(),
+                            dest_port=ecm.source_port)]

@@ -1,0 +1,135 @@
+"""Map-Server and Map-Resolver engines: authentication, prefixes, expiry, proxy replies,
+forwarding, and negative replies for space the ALT does not cover."""
+
+import hashlib
+import hmac
+from ipaddress import ip_address, ip_network
+
+from lisp_app.alt.rib import AltRib, AltRoute
+from lisp_app.control.actions import SendControl
+from lisp_app.control.map_resolver import ForwardOverAlt, MapResolverEngine
+from lisp_app.control.map_server import (Announce, MapServerEngine, MsSite, Withdraw)
+from lisp_app.protocol import (Action, EidPrefix, EidRecord, EncapsulatedControlMessage, Locator,
+                               MappingRecord, MapNotify, MapRegister, MapReply, MapRequest,
+                               decode_control, sign)
+
+ETR = ip_address("198.51.100.1")
+ITR = ip_address("192.0.2.1")
+SITE = MsSite("site-36", "s3cret", (EidPrefix.parse("153.16.36.0/24"),))
+AGG = MsSite("site-agg", "k2", (EidPrefix.parse("153.16.40.0/22"),),
+             announce=(EidPrefix.parse("153.16.40.0/22"),))
+
+
+def register(prefix="153.16.36.0/24", key="s3cret", key_id=1, notify=True, proxy=False):
+    rec = MappingRecord.for_prefix(EidPrefix.parse(prefix), locators=(Locator(ETR),), ttl=1440,
+                                   authoritative=True)
+    msg = sign(MapRegister(0x77, (rec,), proxy_reply=proxy, want_map_notify=notify), key, key_id)
+    return msg.encode(), msg
+
+
+def request(eid="153.16.36.10/32"):
+    return MapRequest(0x99, (EidRecord.for_prefix(EidPrefix.parse(eid)),), (ITR,))
+
+
+def test_good_register_is_accepted_announced_and_notified_with_the_same_algorithm():
+    ms = MapServerEngine((SITE, AGG))
+    for key_id, digest in ((1, hashlib.sha1), (2, hashlib.sha256)):
+        raw, msg = register(key_id=key_id)
+        actions = ms.on_map_register(raw, msg, ETR, 4342, 0.0)
+        (notify_send,) = [a for a in actions if isinstance(a, SendControl)]
+        notify = decode_control(notify_send.payload)
+        assert isinstance(notify, MapNotify) and notify.nonce == 0x77
+        assert notify.key_id == key_id and notify.records == msg.records
+        blank = notify_send.payload[:16] + bytes(len(notify.auth_data)) + \
+            notify_send.payload[16 + len(notify.auth_data):]
+        assert notify.auth_data == hmac.new(b"s3cret", blank, digest).digest()
+    assert ms.stats.registers_accepted == 2 and ms.stats.notifies_sent == 2
+
+
+def test_first_registration_announces_and_expiry_withdraws():
+    ms = MapServerEngine((SITE,))
+    raw, msg = register(notify=False)
+    assert ms.on_map_register(raw, msg, ETR, 4342, 0.0) == [Announce(SITE.eid_prefixes[0])]
+    assert ms.on_map_register(raw, msg, ETR, 4342, 60.0) == []  # refresh: nothing new
+    assert ms.next_deadline() == 240.0
+    assert ms.on_timer(239.0) == []
+    assert ms.on_timer(240.0) == [Withdraw(SITE.eid_prefixes[0])]
+    assert ms.stats.registrations_expired == 1
+
+
+def test_aggregates_are_announced_instead_of_registrations():
+    ms = MapServerEngine((AGG,))
+    raw, msg = register("153.16.41.0/24", key="k2", notify=False)
+    assert ms.on_map_register(raw, msg, ETR, 4342, 0.0) == [Announce(AGG.announce[0])]
+    raw, msg = register("153.16.42.0/24", key="k2", notify=False)
+    assert ms.on_map_register(raw, msg, ETR, 4342, 0.0) == []
+
+
+def test_wrong_key_tampering_key_id_0_and_foreign_prefixes_are_refused():
+    ms = MapServerEngine((SITE,))
+    raw, msg = register(key="wrong")
+    assert ms.on_map_register(raw, msg, ETR, 4342, 0.0) == []
+    raw, msg = register()
+    tampered = bytearray(raw)
+    tampered[-1] ^= 1
+    assert ms.on_map_register(bytes(tampered), decode_control(bytes(tampered)), ETR, 4342,
+                              0.0) == []
+    unsigned = MapRegister(1, msg.records)
+    assert ms.on_map_register(unsigned.encode(), unsigned, ETR, 4342, 0.0) == []
+    assert ms.stats.registers_bad_auth == 3
+    raw, msg = register("10.0.0.0/8")
+    assert ms.on_map_register(raw, msg, ETR, 4342, 0.0) == []
+    assert ms.stats.registers_bad_prefix == 1
+    assert ms.registrations == {}
+
+
+def test_requests_are_forwarded_to_the_etr_in_an_ecm_or_proxied():
+    ms = MapServerEngine((SITE,))
+    raw, msg = register(notify=False)
+    ms.on_map_register(raw, msg, ETR, 4342, 0.0)
+    (fwd,) = ms.on_map_request(request(), 4342, ITR, 1.0)
+    ecm = decode_control(fwd.payload)
+    assert fwd.destination == ETR and isinstance(ecm, EncapsulatedControlMessage)
+    assert ecm.to_etr and ecm.destination == ip_address("153.16.36.10")
+    assert ecm.message == request()
+    raw, msg = register(notify=False, proxy=True)
+    ms.on_map_register(raw, msg, ETR, 4342, 2.0)
+    (reply_send,) = ms.on_map_request(request(), 61000, ITR, 3.0)
+    reply = decode_control(reply_send.payload)
+    assert (reply_send.destination, reply_send.dest_port) == (ITR, 61000)
+    assert isinstance(reply, MapReply) and reply.nonce == 0x99
+    assert not reply.records[0].authoritative and reply.records[0].locators[0].address == ETR
+
+
+def test_unregistered_site_gets_a_negative_reply_and_unknown_space_nothing():
+    ms = MapServerEngine((SITE,))
+    (send,) = ms.on_map_request(request(), 4342, ITR, 0.0)
+    reply = decode_control(send.payload)
+    assert reply.records[0].action == Action.NATIVELY_FORWARD and reply.records[0].ttl == 1
+    assert ms.on_map_request(request("8.8.8.8/32"), 4342, ITR, 0.0) == []
+
+
+def test_map_resolver_forwards_covered_eids_over_the_alt():
+    rib = AltRib()
+    rib.update(AltRoute(ip_network("153.16.0.0/16"), "100.64.254.168", "100.64.254.168"))
+    mr = MapResolverEngine(rib)
+    ecm = EncapsulatedControlMessage(ITR, ip_address("153.16.36.10"), request(), source_port=61000)
+    (fwd,) = mr.on_ecm(decode_control(ecm.encode()))
+    assert isinstance(fwd, ForwardOverAlt) and fwd.neighbor == "100.64.254.168"
+    assert (fwd.destination, fwd.source_port) == (ip_address("153.16.36.10"), 61000)
+    assert decode_control(fwd.payload) == request()
+
+
+def test_map_resolver_answers_uncovered_eids_negatively():
+    rib = AltRib()
+    rib.update(AltRoute(ip_network("153.16.0.0/16"), "100.64.254.168", "100.64.254.168"))
+    mr = MapResolverEngine(rib)
+    ecm = EncapsulatedControlMessage(ITR, ip_address("10.9.9.9"), request("10.9.9.9/32"),
+                                     source_port=61000)
+    (send,) = mr.on_ecm(ecm)
+    reply = decode_control(send.payload)
+    assert (send.destination, send.dest_port) == (ITR, 61000)
+    (rec,) = reply.records
+    assert (rec.action, rec.ttl, rec.locators) == (Action.NATIVELY_FORWARD, 15, ())
+    assert rec.prefix == EidPrefix(0, ip_network("0.0.0.0/1"))
+    assert mr.stats.negative_replies == 1
