@@ -13,11 +13,12 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
 
 import yaml
 
+from .alt.rib import PrefixList, PrefixListEntry
 from .protocol.addresses import EidPrefix
 
 ROLES = ("itr", "etr", "xtr")
@@ -151,6 +152,54 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class PrefixListEntryConfig:
+    """One entry of an import prefix list (first match wins; no match: deny)."""
+
+    action: str = field(metadata=_doc("permit or deny", choices=("permit", "deny")))
+    prefix: str = field(metadata=_doc("an IP prefix"))
+    ge: int | None = field(default=None, metadata=_doc(
+        "match routes at least this long inside the prefix", min=0, max=128))
+    le: int | None = field(default=None, metadata=_doc(
+        "match routes at most this long inside the prefix", min=0, max=128))
+
+
+@dataclass(frozen=True)
+class AltNeighborConfig:
+    """A BGP neighbour on the ALT, reached through an OVS GRE port."""
+
+    address: IPv4Address = field(metadata=_doc("the neighbour's inner (ALT) address"))
+    remote_as: int = field(metadata=_doc("the neighbour's AS (4-byte, asplain)", min=1,
+                                         max=2**32 - 1))
+    gre_port: str = field(metadata=_doc(
+        "the OVS GRE port towards it (type=gre, options:remote_ip=<its RLOC>, "
+        "options:packet_type=legacy_l3)"))
+    max_prefix: int = field(default=10000, metadata=_doc(
+        "routes accepted from it; more and the session is shut down (0: no limit)", min=0,
+        max=10**7))
+    import_filter: tuple[PrefixListEntryConfig, ...] = field(default=(), metadata=_doc(
+        "import prefix list; empty: the default route and the ALT's EID space only"))
+    password: str | None = field(default=None, metadata=_doc(
+        "TCP MD5 password (os-ken supports it on the session it opens)"))
+
+
+@dataclass(frozen=True)
+class AltConfig:
+    """LISP+ALT: the BGP speaker that joins the ALT over GRE."""
+
+    local_as: int = field(metadata=_doc("our AS (4-byte, asplain, e.g. 2147483677)", min=1,
+                                        max=2**32 - 1))
+    router_id: IPv4Address = field(metadata=_doc("BGP router-id"))
+    address: IPv4Address = field(metadata=_doc(
+        "our ALT address, on the internal port (the BGP speaker binds to it)"))
+    port: str = field(default="alt0", metadata=_doc(
+        "the internal port on the LISP bridge holding the ALT address"))
+    eid_space: tuple[str, ...] = field(default=(), metadata=_doc(
+        "EID prefixes of the whole ALT (the default import filter accepts routes inside them)"))
+    neighbors: tuple[AltNeighborConfig, ...] = field(default=(), metadata=_doc(
+        "BGP neighbours"))
+
+
+@dataclass(frozen=True)
 class Config:
     """A LISP site: one controller process."""
 
@@ -175,6 +224,8 @@ class Config:
     timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
     buffer: BufferConfig = field(default_factory=BufferConfig, metadata=_doc("buffering"))
     api: ApiConfig = field(default_factory=ApiConfig, metadata=_doc("inspection API"))
+    alt: AltConfig | None = field(default=None, metadata=_doc(
+        "join LISP+ALT (BGP over GRE); Map-Requests and data probes then travel the ALT"))
 
 
 def load_config(path: str | Path) -> Config:
@@ -206,9 +257,12 @@ def _check_site(config: Config, source: str) -> None:
     if config.role in ("etr", "xtr") and not config.eid_prefixes:
         raise ConfigError(source, "eid_prefixes", f"the {config.role} role needs at least one "
                           "local EID prefix")
-    if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets):
-        raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers "
-                          "or map_request_targets to send Map-Requests to")
+    if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets
+                                              or config.alt is not None):
+        raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers, "
+                          "map_request_targets or alt to send Map-Requests to")
+    if config.alt is not None:
+        _check_alt(config.alt, source)
     if (config.underlay.rloc_ipv6 is None) != (config.underlay.next_hop_ipv6 is None):
         raise ConfigError(source, "underlay.next_hop_ipv6", "rloc_ipv6 and next_hop_ipv6 go "
                           "together")
@@ -226,6 +280,33 @@ def _check_site(config: Config, source: str) -> None:
                 raise ConfigError(source, f"eid_prefixes[{i}].prefix",
                                   f"{eid.prefix} overlaps eid_prefixes[{j}] ({other})")
         seen[i] = eid.prefix
+
+
+def _check_alt(alt: AltConfig, source: str) -> None:
+    for i, text in enumerate(alt.eid_space):
+        try:
+            ip_network(text)
+        except ValueError as exc:
+            raise ConfigError(source, f"alt.eid_space[{i}]", str(exc)) from None
+    seen = set()
+    for i, n in enumerate(alt.neighbors):
+        if n.address in seen:
+            raise ConfigError(source, f"alt.neighbors[{i}].address", f"{n.address} is listed twice")
+        seen.add(n.address)
+        for j, e in enumerate(n.import_filter):
+            where = f"alt.neighbors[{i}].import_filter[{j}]"
+            try:
+                PrefixListEntry(e.action, ip_network(e.prefix), e.ge, e.le)
+            except ValueError as exc:
+                raise ConfigError(source, where, str(exc)) from None
+
+
+def alt_import_filter(alt: AltConfig, neighbor: AltNeighborConfig) -> PrefixList:
+    """A neighbour's import prefix list (the default: the default route and the EID space)."""
+    if not neighbor.import_filter:
+        return PrefixList.default_import(tuple(ip_network(t) for t in alt.eid_space))
+    return PrefixList(tuple(PrefixListEntry(e.action, ip_network(e.prefix), e.ge, e.le)
+                            for e in neighbor.import_filter))
 
 
 class _Reader:
@@ -264,6 +345,8 @@ class _Reader:
             if all(o in (IPv4Address, IPv6Address, type(None)) for o in options):
                 return self.address(raw, path, tuple(o for o in options if o is not type(None)))
             return self.value(next(o for o in options if o is not type(None)), raw, path, meta)
+        if hint is str and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            raw = str(raw)
         if origin is tuple:
             item = typing.get_args(hint)[0]
             if not isinstance(raw, list):

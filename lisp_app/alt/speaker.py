@@ -1,0 +1,121 @@
+"""The one adapter around os-ken's BGPSpeaker: it joins the ALT, reports what neighbours send into
+:class:`~lisp_app.alt.state.AltState`, applies our announcements and enforces max-prefix.
+
+os-ken facts this relies on (measured with os-ken 4.2.2, see DESIGN.md section 4): one speaker per
+process (one AS); 4-byte ASNs and long AS paths of 10-digit ASNs work; ``peer_up_handler`` reports
+the peer's router-id and AS_TRANS, so sessions are tracked by polling the neighbour summary keyed by
+the configured address; updates can arrive twice; ``prefix_del`` right after ``prefix_add`` can be
+lost, hence the intended/applied reconciliation; the speaker's own max-prefix setting only logs,
+so the limit is enforced here by removing the neighbour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from ..config import AltConfig, alt_import_filter
+from .state import ESTABLISHED, MAX_PREFIX_EXCEEDED, AltState, NeighborState, ShutDownNeighbor
+
+LOG = logging.getLogger(__name__)
+
+BGP_ATTR_TYPE_AS_PATH = 2
+
+
+class AltSpeaker:
+    def __init__(self, alt: AltConfig):
+        self.alt = alt
+        self.state = AltState([NeighborState(str(n.address), n.remote_as,
+                                             alt_import_filter(alt, n), n.max_prefix)
+                               for n in alt.neighbors])
+        self.speaker = None
+
+    def start(self) -> None:
+        from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+
+        self.speaker = BGPSpeaker(as_number=self.alt.local_as,
+                                  router_id=str(self.alt.router_id),
+                                  bgp_server_hosts=(str(self.alt.address),),
+                                  adj_rib_in_change_handler=self._adj_rib_in,
+                                  peer_down_handler=self._peer_down)
+        for n in self.alt.neighbors:
+            self.speaker.neighbor_add(str(n.address), n.remote_as, enable_ipv4=True,
+                                      password=n.password, local_address=str(self.alt.address))
+        LOG.info("ALT: BGP speaker AS %d router-id %s on %s, %d neighbour(s)",
+                 self.alt.local_as, self.alt.router_id, self.alt.address, len(self.alt.neighbors))
+
+    def stop(self) -> None:
+        if self.speaker is None:
+            return
+        for prefix in sorted(self.state.applied):
+            self._call(self.speaker.prefix_del, prefix)
+        self.state.applied.clear()
+        self.speaker.shutdown()
+        self.speaker = None
+
+    # -- events from the speaker (run in its threads) -------------------------------------------
+
+    def _adj_rib_in(self, event, peer_ip: str, peer_as: int) -> None:
+        try:
+            path = event.path
+            as_path = ()
+            attr = path.get_pattr(BGP_ATTR_TYPE_AS_PATH)
+            if attr is not None:
+                as_path = tuple(asn for segment in attr.path_seg_list for asn in segment)
+            actions = self.state.route_event(peer_ip, path.nlri.formatted_nlri_str,
+                                             str(path.nexthop), as_path, event.is_withdraw)
+        except Exception:  # a strange update must not kill the speaker's thread
+            LOG.exception("ALT: update from %s could not be read", peer_ip)
+            return
+        self._carry_out(actions)
+
+    def _peer_down(self, remote_ip: str, remote_as: int) -> None:
+        LOG.warning("ALT: session with %s (AS %d) went down", remote_ip, remote_as)
+        self.state.session_down(remote_ip)
+
+    def _carry_out(self, actions) -> None:
+        for act in actions:
+            if isinstance(act, ShutDownNeighbor) and self.speaker is not None:
+                self._call(self.speaker.neighbor_del, act.address)
+
+    # -- periodic work --------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Apply intended announcements and refresh the session states (call every few s)."""
+        if self.speaker is None:
+            return
+        add, delete = self.state.to_apply()
+        for prefix in add:
+            if self._call(self.speaker.prefix_add, prefix):
+                self.state.applied.add(prefix)
+        for prefix in delete:
+            self._call(self.speaker.prefix_del, prefix)
+            self.state.applied.discard(prefix)
+        for address, established in self.sessions().items():
+            n = self.state.neighbors.get(address)
+            if n is None or n.state == MAX_PREFIX_EXCEEDED:
+                continue
+            if established and n.state != ESTABLISHED:
+                LOG.info("ALT: session with %s established", address)
+                self.state.session_up(address)
+            elif not established and n.state == ESTABLISHED:
+                self.state.session_down(address)
+
+    def sessions(self) -> dict[str, bool]:
+        """Neighbour address -> whether its session is Established."""
+        try:
+            summary = json.loads(self.speaker.neighbor_state_get())
+        except Exception:  # a speaker without neighbours answers oddly; treat as no sessions
+            return {}
+        rows = summary if isinstance(summary, list) else summary.get("value", [])
+        return {r.get("ip_addr"): str(r.get("bgp_state", "")).lower() == "established"
+                for r in rows if isinstance(r, dict)}
+
+    @staticmethod
+    def _call(fn, *args) -> bool:
+        try:
+            fn(*args)
+            return True
+        except Exception as exc:  # os-ken raises for e.g. deleting an unknown prefix
+            LOG.warning("ALT: %s%s failed: %s", fn.__name__, args, exc)
+            return False

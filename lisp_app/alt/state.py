@@ -1,0 +1,105 @@
+"""What the ALT side of the controller knows and wants, sans I/O.
+
+- the routes each neighbour sent (its Adj-RIB-In as the BGP speaker reports it), passed through the
+  neighbour's import prefix list into the :class:`~lisp_app.alt.rib.AltRib`;
+- the max-prefix limit: a neighbour whose accepted routes exceed it is to be shut down;
+- the prefixes we mean to announce, kept apart from what the speaker has applied, so that a
+  reconciliation can repair what the speaker dropped (os-ken drops a ``prefix_del`` that arrives
+  before it has processed the matching ``prefix_add``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+from .rib import AltRib, AltRoute, PrefixList
+
+LOG = logging.getLogger(__name__)
+
+IDLE, ESTABLISHED, MAX_PREFIX_EXCEEDED = "idle", "established", "max-prefix-exceeded"
+
+
+@dataclass
+class NeighborState:
+    address: str
+    remote_as: int
+    import_filter: PrefixList
+    max_prefix: int = 0
+    state: str = IDLE
+    rejected: int = 0  # routes refused by the import filter
+    accepted: set = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ShutDownNeighbor:
+    address: str
+    reason: str
+
+
+class AltState:
+    def __init__(self, neighbors: list[NeighborState]):
+        self.rib = AltRib()
+        self.neighbors = {n.address: n for n in neighbors}
+        self.intended: set[str] = set()
+        self.applied: set[str] = set()
+
+    # -- routes in ------------------------------------------------------------------------------
+
+    def route_event(self, neighbor: str, prefix: str, next_hop: str, as_path: tuple[int, ...],
+                    withdraw: bool) -> list:
+        """One change of a neighbour's Adj-RIB-In. Idempotent: updates may arrive twice."""
+        n = self.neighbors.get(neighbor)
+        if n is None or n.state == MAX_PREFIX_EXCEEDED:
+            return []
+        try:
+            network: IPv4Network | IPv6Network = ip_network(prefix)
+        except ValueError:
+            LOG.warning("ALT neighbour %s sent an unreadable prefix %r", neighbor, prefix)
+            return []
+        if withdraw:
+            n.accepted.discard(network)
+            self.rib.withdraw(neighbor, network)
+            return []
+        if not n.import_filter.permits(network):
+            if network not in n.accepted:
+                n.rejected += 1
+            return []
+        n.accepted.add(network)
+        self.rib.update(AltRoute(network, neighbor, next_hop, tuple(as_path)))
+        if n.max_prefix and len(n.accepted) > n.max_prefix:
+            n.state = MAX_PREFIX_EXCEEDED
+            dropped = self.rib.drop_neighbor(neighbor)
+            n.accepted.clear()
+            reason = (f"sent more than {n.max_prefix} accepted routes; session shut down and "
+                      f"its {dropped} routes dropped")
+            LOG.error("ALT neighbour %s (AS %d) %s", neighbor, n.remote_as, reason)
+            return [ShutDownNeighbor(neighbor, reason)]
+        return []
+
+    def session_down(self, neighbor: str) -> None:
+        n = self.neighbors.get(neighbor)
+        if n is None:
+            return
+        if n.state != MAX_PREFIX_EXCEEDED:
+            n.state = IDLE
+        n.accepted.clear()
+        self.rib.drop_neighbor(neighbor)
+
+    def session_up(self, neighbor: str) -> None:
+        n = self.neighbors.get(neighbor)
+        if n is not None and n.state != MAX_PREFIX_EXCEEDED:
+            n.state = ESTABLISHED
+
+    # -- announcements out ----------------------------------------------------------------------
+
+    def announce(self, prefix: str) -> None:
+        self.intended.add(str(ip_network(prefix)))
+
+    def withdraw(self, prefix: str) -> None:
+        self.intended.discard(str(ip_network(prefix)))
+
+    def to_apply(self) -> tuple[list[str], list[str]]:
+        """(prefixes to add, prefixes to delete) to bring the speaker to what we intend."""
+        return sorted(self.intended - self.applied), sorted(self.applied - self.intended)
