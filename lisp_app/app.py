@@ -33,6 +33,7 @@ STATS_INTERVAL = 5.0
 # tunnel neighbour cache, which learns from these replies, can miss the first answers while the
 # namespace's addresses and routes are still settling (measured for IPv6 next hops on first start).
 WARM_AGAIN_AFTER = 1.0
+ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
 WARM_INTERVAL = 60.0
 
 
@@ -42,7 +43,11 @@ class LispApp(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.config = kwargs["lisp_config"]
-        self.xtr = Xtr(self.config)
+        self.alt = None
+        if self.config.alt is not None:
+            from .alt.speaker import AltSpeaker
+            self.alt = AltSpeaker(self.config.alt)
+        self.xtr = Xtr(self.config, alt_rib=self.alt.state.rib if self.alt else None)
         self.datapaths = {}  # bridge name -> datapath, once reconciled
         self.bridge_of_dpid = {self.config.lisp_bridge.datapath_id: LISP,
                                self.config.underlay.datapath_id: UNDERLAY}
@@ -58,12 +63,28 @@ class LispApp(app_manager.OSKenApp):
         if self.config.api.port:
             from .api.server import serve
             self.workers.append(hub.spawn(serve, self, self.config.api.host, self.config.api.port))
+        if self.alt is not None:
+            self.alt.start()
+            if self.xtr.etr_role:  # the site's EID prefixes go into the ALT while we are its ETR
+                for mapping in self.xtr.database:
+                    self.alt.state.announce(str(mapping.prefix.network))
+            self.workers.append(hub.spawn(self._alt_loop))
 
     def stop(self):
         for worker in self.workers:  # endless loops: OSKenApp.stop() would wait for them forever
             hub.kill(worker)
         self.workers = []
+        if self.alt is not None:
+            self.alt.stop()  # withdraws our prefixes from the ALT
         super().stop()
+
+    def _alt_loop(self) -> None:
+        while True:
+            try:
+                self.alt.reconcile()
+            except Exception:
+                LOG.exception("ALT reconciliation failed")
+            hub.sleep(ALT_INTERVAL)
 
     # -- connection and reconciliation ----------------------------------------------------------
 
@@ -93,16 +114,17 @@ class LispApp(app_manager.OSKenApp):
 
     def _reconcile(self, bridge: str, dp) -> None:
         parser, ofp = dp.ofproto_parser, dp.ofproto
-        ports, local_mac = {}, None
+        ports, macs, local_mac = {}, {}, None
         for reply in self._request(dp, parser.OFPPortDescStatsRequest(dp, 0),
                                    parser.OFPPortDescStatsReply):
             for port in reply.body:
                 name = port.name.decode() if isinstance(port.name, bytes) else port.name
                 ports[name] = port.port_no
+                macs[name] = port.hw_addr
                 if port.port_no == ofp.OFPP_LOCAL:
                     local_mac = port.hw_addr
         if bridge == LISP:
-            self.xtr.lisp_bridge_ready(ports)
+            self.xtr.lisp_bridge_ready(ports, macs)
             self.xtr.reprogram_mappings()
         else:
             self.xtr.underlay_bridge_ready(ports, local_mac)

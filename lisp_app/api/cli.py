@@ -75,6 +75,7 @@ MAPSTAT_LABELS = [
     ("control_malformed", "malformed control messages"),
     ("control_unexpected", "unexpected control messages"),
     ("too_big", "ICMP too-big sent"),
+    ("alt_no_route", "Map-Requests with no ALT route"),
 ]
 
 

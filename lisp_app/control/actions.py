@@ -57,3 +57,13 @@ class SendDataProbe:
 
     packet: BufferedPacket
     nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendOverAlt:
+    """Send a Map-Request into the ALT: a UDP packet to the EID itself, which the ALT's BGP routes
+    carry to the ETR (or Map-Server) that owns it."""
+
+    eid: IPv4Address | IPv6Address
+    payload: bytes
+    source_port: int = LISP_CONTROL_PORT

@@ -26,7 +26,7 @@ from ..protocol.map_reply import MapReply
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, EidRecord, Locator
 from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl,
-                      SendDataProbe)
+                      SendDataProbe, SendOverAlt)
 from .mapstat import MapStat
 
 IPAddress = IPv4Address | IPv6Address
@@ -46,6 +46,7 @@ class ItrSettings:
     buffer_per_destination: int = 16
     buffer_total: int = 1024
     data_probes: bool = False  # first packet of a miss goes as a data probe, not a Map-Request
+    use_alt: bool = False      # Map-Requests travel the ALT (to the EID) instead
 
 
 @dataclass
@@ -66,8 +67,8 @@ class ItrEngine:
                  rng: random.Random | None = None):
         if not settings.itr_rlocs:
             raise ValueError("an ITR needs at least one RLOC to put in its Map-Requests")
-        if not (settings.map_resolvers or settings.map_request_targets):
-            raise ValueError("an ITR needs map-resolvers or map-request targets")
+        if not (settings.map_resolvers or settings.map_request_targets or settings.use_alt):
+            raise ValueError("an ITR needs map-resolvers, map-request targets or the ALT")
         self.settings = settings
         self.cache = cache
         self.stats = stats
@@ -255,7 +256,9 @@ class ItrEngine:
         if not retransmission:
             self.stats.requests_sent += 1
         actions = []
-        if self.settings.map_resolvers:
+        if self.settings.use_alt:
+            actions.append(SendOverAlt(eid, request.encode()))
+        elif self.settings.map_resolvers:
             ecm = EncapsulatedControlMessage(_inner_source(pending.source_eid, eid, rlocs), eid,
                                              request).encode()
             actions.extend(SendControl(resolver, ecm) for resolver in self.settings.map_resolvers)

@@ -36,6 +36,7 @@ class MapStat:
     control_malformed: int = 0
     control_unexpected: int = 0
     too_big: int = 0           # ICMP too-big / fragmentation-needed sent
+    alt_no_route: int = 0      # Map-Requests or data probes with no ALT route for their EID
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

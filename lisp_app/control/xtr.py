@@ -17,10 +17,11 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from ..config import Config, local_prefixes, site_port_instance_ids
 from ..dataplane import frames
 from ..dataplane.flows import OFPP_CONTROLLER, Flow, Group, Meter
-from ..dataplane.pipeline import (K_ENCAP, K_HOST, K_NEGATIVE, K_PUNT_CONTROL,
-                                  K_PUNT_DATA_PROBE, K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE,
-                                  K_PUNT_TOO_BIG, K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge,
-                                  inner_mtu, kind_of)
+from ..dataplane.pipeline import (ALT_PEER_MAC, K_ENCAP, K_HOST, K_NEGATIVE,
+                                  K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
+                                  K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
+                                  K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge, inner_mtu,
+                                  kind_of)
 from ..mapping.cache import CacheEntry, MapCache
 from ..mapping.database import LocalDatabase, LocalMapping
 from ..mapping.locators import select_shares
@@ -28,7 +29,7 @@ from ..protocol import (DataHeader, DecodeError, EidPrefix, EncapsulatedControlM
                         MapReply, MapRequest, decode_control, decode_data_header)
 from ..protocol.data import LISP_DATA_PORT
 from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl,
-                      SendDataProbe)
+                      SendDataProbe, SendOverAlt)
 from .etr import EtrEngine
 from .itr import ItrEngine, ItrSettings
 from .mapstat import MapStat
@@ -82,8 +83,9 @@ class _Resolving:
 class Xtr:
     """One LISP site's xTR."""
 
-    def __init__(self, config: Config, rng: random.Random | None = None):
+    def __init__(self, config: Config, rng: random.Random | None = None, alt_rib=None):
         self.config = config
+        self.alt_rib = alt_rib  # the ALT RIB (lisp_app.alt.rib.AltRib) when on the ALT
         self.stats = MapStat()
         self.cache = MapCache()
         self.database = LocalDatabase(
@@ -104,7 +106,8 @@ class Xtr:
             refresh_before=config.timers.refresh_before,
             buffer_per_destination=config.buffer.per_destination,
             buffer_total=config.buffer.total,
-            data_probes=config.data_probes), self.cache, self.stats, rng) \
+            data_probes=config.data_probes,
+            use_alt=config.alt is not None), self.cache, self.stats, rng) \
             if self.itr_role else None
         self.etr = EtrEngine(self.database, self.stats) if self.etr_role else None
         self.port_instance_ids = site_port_instance_ids(config)
@@ -115,6 +118,7 @@ class Xtr:
         self.underlay_mac: str | None = None
         self.next_hop_mac: str | None = None
         self.lisp_bridge: LispBridge | None = None
+        self.alt_gre_ports: dict[str, int] = {}
         self.underlay_bridge = UnderlayBridge(
             config.underlay.rloc, data_probe_prefixes=tuple(m.prefix for m in self.database)
             if self.etr_role else ())
@@ -131,10 +135,14 @@ class Xtr:
 
     # -- switch connection ----------------------------------------------------------------------
 
-    def lisp_bridge_ready(self, ports: dict[str, int]) -> None:
-        """The LISP bridge connected; ``ports`` maps port names to OpenFlow numbers."""
-        missing = [n for n in [*self.port_instance_ids, self.config.lisp_bridge.gpe_port]
-                   if n not in ports]
+    def lisp_bridge_ready(self, ports: dict[str, int], macs: dict[str, str] | None = None) -> None:
+        """The LISP bridge connected; ``ports`` maps port names to OpenFlow numbers, ``macs``
+        port names to MAC addresses."""
+        alt = self.config.alt
+        wanted = [*self.port_instance_ids, self.config.lisp_bridge.gpe_port]
+        if alt is not None:
+            wanted += [alt.port, *(n.gre_port for n in alt.neighbors)]
+        missing = [n for n in wanted if n not in ports]
         if missing:
             raise LookupError(f"LISP bridge lacks port(s) {', '.join(missing)}")
         self.lisp_ports = dict(ports)
@@ -145,7 +153,13 @@ class Xtr:
             local_prefixes=tuple(m.prefix for m in self.database),
             gateway_mac=c.site_gateway.mac, gateway_ipv4=c.site_gateway.ipv4,
             gateway_ipv6=c.site_gateway.ipv6, underlay_mtu=c.underlay.mtu,
-            itr=self.itr_role, etr=self.etr_role, miss_rate_pps=c.miss_rate)
+            itr=self.itr_role, etr=self.etr_role, miss_rate_pps=c.miss_rate,
+            **({} if alt is None else dict(
+                alt_port=ports[alt.port], alt_mac=(macs or {}).get(alt.port),
+                alt_address=alt.address,
+                alt_peers=tuple((n.address, ports[n.gre_port]) for n in alt.neighbors))))
+        self.alt_gre_ports = {} if alt is None else {
+            str(n.address): ports[n.gre_port] for n in alt.neighbors}
 
     def underlay_bridge_ready(self, ports: dict[str, int], local_mac: str) -> None:
         if self.config.underlay.uplink_port not in ports:
@@ -199,6 +213,10 @@ class Xtr:
             return self._resolve(frame, data, metadata & 0xFFFFFF, now)
         elif kind == K_PUNT_NEIGHBOR:
             return self._neighbor(frame, in_port)
+        elif kind == K_PUNT_ALT_CONTROL:
+            return self._control(frame, data, now)
+        elif kind == K_PUNT_DATA_PROBE and self.etr is not None:
+            return self._data_probe(frame, data, now)
         self.stats.control_unexpected += 1
         return []
 
@@ -433,6 +451,8 @@ class Xtr:
                 out.extend(PacketOut(LISP, p.data, OFPP_TABLE, p.in_port) for p in act.packets)
             elif isinstance(act, SendDataProbe):
                 out.extend(self._send_data_probe(act, now))
+            elif isinstance(act, SendOverAlt):
+                out.extend(self._send_over_alt(act))
         return out
 
     def _send_control(self, send: SendControl, now: float) -> list:
@@ -444,19 +464,41 @@ class Xtr:
             return self._ask_next_hop(now)
         return [self._underlay_frame(send)]
 
+    def _alt_port_for(self, eid) -> int | None:
+        route = self.alt_rib.lookup(eid) if self.alt_rib is not None else None
+        if route is None:
+            self.stats.alt_no_route += 1
+            return None
+        return self.alt_gre_ports.get(route.neighbor)
+
+    def _send_over_alt(self, send: SendOverAlt) -> list:
+        port = self._alt_port_for(send.eid)
+        if port is None:
+            return []
+        data = frames.udp_frame(ALT_PEER_MAC, ALT_PEER_MAC, self.config.alt.address, send.eid,
+                                send.source_port, 4342, send.payload)
+        return [PacketOut(LISP, data, port)]
+
     def _send_data_probe(self, probe: SendDataProbe, now: float) -> list:
         """The held packet, LISP-encapsulated with outer destination = inner destination."""
         try:
             f = frames.parse_frame(probe.packet.data)
         except frames.FrameError:
             return []
-        if self.next_hop_mac is None or self.underlay_mac is None:
-            self._control_queue.append(probe)
-            return self._ask_next_hop(now)
         inner = probe.packet.data[f.ip_offset:f.ip_offset + f.ip_length]
         header = DataHeader(instance_id=probe.packet.instance_id, nonce=probe.nonce).encode()
         sport = 0xC000 | (hash((f.ip_src, f.ip_dst, f.sport, f.dport)) & 0x3FFF)
         u = self.config.underlay
+        if self.config.alt is not None:  # over the ALT; the ETR answers our RLOC, the source
+            port = self._alt_port_for(f.ip_dst)
+            if port is None:
+                return []
+            return [PacketOut(LISP, frames.udp_frame(ALT_PEER_MAC, ALT_PEER_MAC, u.rloc,
+                                                     f.ip_dst, sport, LISP_DATA_PORT,
+                                                     header + inner), port)]
+        if self.next_hop_mac is None or self.underlay_mac is None:
+            self._control_queue.append(probe)
+            return self._ask_next_hop(now)
         data = frames.udp_frame(self.underlay_mac, self.next_hop_mac, u.rloc, f.ip_dst, sport,
                                 LISP_DATA_PORT, header + inner)
         return [PacketOut(UNDERLAY, data, self.underlay_ports[u.uplink_port])]

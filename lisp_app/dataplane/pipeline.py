@@ -57,6 +57,10 @@ K_PUNT_NEIGHBOR = 0x13  # ARP reply / neighbour solicitation for the gateway
 K_PUNT_CONTROL = 0x14  # LISP control message to our RLOC
 K_PUNT_UNDERLAY_ARP = 0x15
 K_PUNT_DATA_PROBE = 0x16  # LISP data packet addressed to one of our EIDs (a data probe)
+K_PUNT_ALT_CONTROL = 0x17  # a Map-Request for one of our EIDs that travelled the ALT
+K_ALT = 0x18              # ALT plumbing: BGP between the internal port and the GRE ports
+
+ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GRE ports
 
 METER_MISS = 1     # cache misses
 METER_PUNT = 2     # too-big, resolve, neighbour
@@ -122,6 +126,10 @@ class LispBridge:
     itr: bool = True
     etr: bool = True
     native_port: int | None = None  # patch port to the underlay, for natively-forward entries
+    alt_port: int | None = None     # internal port holding our ALT address (the BGP speaker's)
+    alt_mac: str | None = None
+    alt_address: IPv4Address | None = None
+    alt_peers: tuple[tuple[IPv4Address, int], ...] = ()  # (peer's ALT address, its GRE port)
     miss_rate_pps: int = 100
     punt_rate_pps: int = 100
 
@@ -154,6 +162,44 @@ class LispBridge:
                               cookie(K_DROP)))
         for prefix in self.local_prefixes:
             flows.extend(self._local_prefix(prefix))
+        if self.alt_port is not None:
+            flows.extend(self._alt_flows())
+        return flows
+
+    def _alt_flows(self) -> list[Flow]:
+        """BGP and ALT traffic between the internal port and the GRE ports, and nothing else:
+        the GRE ports are L3 (no ARP crosses them), so the switch answers the internal port's
+        ARP for each peer, and gives packets out of a tunnel the internal port's MAC."""
+        alt, mac = str(self.alt_address), self.alt_mac
+        flows = []
+        for peer, gre in self.alt_peers:
+            flows += [
+                Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_IPV4,
+                                             ipv4_dst=str(peer)), cookie(K_ALT),
+                     apply=(Output(gre),)),
+                Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_ARP, arp_op=1,
+                                             arp_tpa=str(peer)), cookie(K_ALT), apply=(
+                    CopyField("eth_src", "eth_dst", 48), SetField("eth_src", ALT_PEER_MAC),
+                    SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
+                    SetField("arp_sha", ALT_PEER_MAC), CopyField("arp_spa", "arp_tpa", 32),
+                    SetField("arp_spa", str(peer)), Output(OFPP_IN_PORT))),
+                Flow(T_CLASSIFY, 1100, match(in_port=gre, eth_type=ETH_IPV4, ipv4_dst=alt),
+                     cookie(K_ALT), apply=(SetField("eth_src", ALT_PEER_MAC),
+                                           SetField("eth_dst", mac), Output(self.alt_port))),
+                Flow(T_CLASSIFY, 1000, match(in_port=gre), cookie(K_DROP)),
+            ]
+            if self.etr:
+                for prefix in self.local_prefixes:
+                    if prefix.network.version != 4:
+                        continue
+                    for port, kind in ((LISP_CONTROL_PORT, K_PUNT_ALT_CONTROL),
+                                       (LISP_DATA_PORT, K_PUNT_DATA_PROBE)):
+                        flows.append(Flow(
+                            T_CLASSIFY, 1200,
+                            match(in_port=gre, eth_type=ETH_IPV4, ip_proto=17, udp_dst=port,
+                                  **dict([prefix_match(prefix.network)])),
+                            cookie(kind), apply=(ToController(),), meter=METER_PUNT))
+        flows.append(Flow(T_CLASSIFY, 1000, match(in_port=self.alt_port), cookie(K_DROP)))
         return flows
 
     def _classify_site(self, port: int, iid: int) -> list[Flow]:

@@ -228,3 +228,40 @@ def test_ipv6_locators_use_tun_ipv6_dst_and_the_larger_overhead():
     assert flow.apply[0].length == packet_size_limit(1500, 6) == 1500 - 56 + 14
     out = FakeSwitch(bridge().base_flows() + [flow]).run(ip_packet("10.2.0.10"))
     assert out.outputs[0][1]["tun_ipv6_dst"] == "2001:db8:ff02::1"
+
+
+ALT0, GRE1 = 30, 31
+
+
+def alt_bridge(**kw):
+    return bridge(alt_port=ALT0, alt_mac="02:a1:00:00:00:01",
+                  alt_address=ip_address("100.64.254.169"),
+                  alt_peers=((ip_address("100.64.254.168"), GRE1),), **kw)
+
+
+def test_alt_plumbing_carries_bgp_and_nothing_else():
+    sw = switch_for(alt_bridge())
+    bgp_out = dict(in_port=ALT0, eth_type=0x0800, ipv4_dst="100.64.254.168", ip_proto=6)
+    assert sw.run(bgp_out).ports == [GRE1]
+    bgp_in = dict(in_port=GRE1, eth_type=0x0800, ipv4_dst="100.64.254.169", ip_proto=6)
+    out = sw.run(bgp_in)
+    assert out.ports == [ALT0] and out.outputs[0][1]["eth_dst"] == "02:a1:00:00:00:01"
+    arp = dict(in_port=ALT0, eth_type=0x0806, arp_op=1, arp_tpa="100.64.254.168",
+               arp_spa="100.64.254.169", eth_src="02:a1:00:00:00:01",
+               arp_sha="02:a1:00:00:00:01")
+    reply = sw.run(arp).outputs[0][1]
+    assert (reply["arp_op"], reply["arp_spa"], reply["arp_tpa"]) == (2, "100.64.254.168",
+                                                                     "100.64.254.169")
+    assert sw.run(dict(in_port=ALT0, eth_type=0x0800, ipv4_dst="8.8.8.8")).dropped
+    assert sw.run(dict(in_port=GRE1, eth_type=0x0800, ipv4_dst="8.8.8.8")).dropped
+
+
+def test_map_requests_and_data_probes_for_our_eids_arriving_over_the_alt_are_punted():
+    from lisp_app.dataplane.pipeline import K_PUNT_ALT_CONTROL
+    sw = switch_for(alt_bridge())
+    req = dict(in_port=GRE1, eth_type=0x0800, ip_proto=17, udp_dst=4342, ipv4_dst="10.1.0.77")
+    assert punt_kinds(sw.run(req)) == [K_PUNT_ALT_CONTROL]
+    assert punt_kinds(sw.run(dict(req, udp_dst=4341))) == [K_PUNT_DATA_PROBE]
+    assert sw.run(dict(req, ipv4_dst="10.9.0.1")).dropped  # not ours: the ALT goes on elsewhere
+    itr_only = switch_for(alt_bridge(etr=False))
+    assert itr_only.run(req).dropped

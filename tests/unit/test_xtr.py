@@ -5,7 +5,7 @@ packet-ins in, packet-outs and flow changes out, and the map-cache never disagre
 from __future__ import annotations
 
 import random
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -383,3 +383,47 @@ def test_warming_the_underlay_resolves_both_next_hops():
     assert (arp.arp_op, str(arp.arp_tpa)) == (1, "192.0.2.254")
     assert (ns.icmpv6_type, str(ns.nd_target), str(ns.ip_src)) == (135, "2001:db8:ff01::254",
                                                                    "2001:db8:ff01::1")
+
+
+ALT_CONFIG = CONFIG.replace("map_request_targets: [198.51.100.1]", """alt:
+  local_as: 2147483677
+  router_id: 153.16.36.254
+  address: 100.64.254.169
+  eid_space: [10.0.0.0/8]
+  neighbors: [{address: 100.64.254.168, remote_as: 2147483671, gre_port: gre0}]""")
+
+
+def alt_xtr():
+    from lisp_app.alt.rib import AltRib, AltRoute
+    rib = AltRib()
+    xtr = Xtr(parse_config(ALT_CONFIG), random.Random(3), alt_rib=rib)
+    xtr.lisp_bridge_ready({"site": SITE, "gpe": GPE, "alt0": 30, "gre0": 31},
+                          {"alt0": "02:a1:00:00:00:01"})
+    xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
+    return xtr, rib, AltRoute
+
+
+def test_map_requests_go_into_the_gre_port_the_alt_rib_chooses():
+    xtr, rib, AltRoute = alt_xtr()
+    assert miss(xtr, "10.2.0.10") == [] and xtr.stats.alt_no_route == 1
+    rib.update(AltRoute(ip_network("0.0.0.0/0"), "100.64.254.168", "100.64.254.168"))
+    (out,) = miss(xtr, "10.3.0.10")
+    f = frames.parse_frame(out.data)
+    assert (out.bridge, out.out_port) == (LISP, 31)
+    assert (str(f.ip_src), str(f.ip_dst), f.dport) == ("100.64.254.169", "10.3.0.10", 4342)
+    request = decode_control(out.data[f.payload_offset:])
+    assert isinstance(request, MapRequest) and request.itr_rlocs == (ip_address("192.0.2.1"),)
+
+
+def test_etr_answers_map_requests_arriving_over_the_alt_via_the_underlay():
+    from lisp_app.dataplane.pipeline import K_PUNT_ALT_CONTROL
+    xtr, _rib, _ = alt_xtr()
+    learn_next_hop(xtr)
+    req = MapRequest(5, (EidRecord.for_prefix(EidPrefix.parse("[1000]10.1.0.5/32")),),
+                     (ip_address("198.51.100.1"),))
+    over_alt = frames.udp_frame("00:00:00:00:00:00", "00:00:00:00:00:00",
+                                ip_address("100.64.254.171"), ip_address("10.1.0.5"), 4342, 4342,
+                                req.encode())
+    effects = xtr.on_packet_in(LISP, cookie(K_PUNT_ALT_CONTROL), 31, 0, over_alt, 0.0)
+    (frame, reply), = control_payloads(effects)
+    assert isinstance(reply, MapReply) and str(frame.ip_dst) == "198.51.100.1"
