@@ -65,6 +65,8 @@ class XtrSpec:
     mtu: int = 1500
     rloc_ipv6: str | None = None      # an IPv6 RLOC on br-u (/64), routed via next_hop_ipv6
     next_hop_ipv6: str | None = None
+    alt_address: str | None = None    # our ALT address (/31, on the internal port alt0)
+    alt_tunnels: list[tuple[str, str]] = field(default_factory=list)  # (GRE port, peer RLOC)
     extra: dict = field(default_factory=dict)
 
 
@@ -132,11 +134,20 @@ class XtrNode:
         for p in s.site_ports:
             quiet_interface(self.host, p.intf, arp=False)
             ports += f" -- add-port br-lisp {p.intf}"
+        if s.alt_address:
+            ports += " -- add-port br-lisp alt0 -- set interface alt0 type=internal"
+            for gre, remote in s.alt_tunnels:
+                ports += (f" -- add-port br-lisp {gre} -- set interface {gre} type=gre "
+                          f"options:remote_ip={remote} options:packet_type=legacy_l3")
         self.vsctl(f"add-br br-lisp -- set bridge br-lisp datapath_type=netdev fail_mode=secure "
                    f"protocols=OpenFlow13 other-config:datapath-id={LISP_DPID}{ports} "
                    f"-- add-port br-lisp gpe -- set interface gpe type=vxlan options:exts=gpe "
                    f"options:dst_port=4341 options:remote_ip=flow options:key=flow "
                    f"options:packet_type=legacy_l3")
+        if s.alt_address:
+            # TCP over GRE needs room for the GRE and outer headers (DESIGN.md: <= 1476)
+            self.sh(f"ip link set alt0 mtu 1400; ip addr add {s.alt_address}/31 dev alt0; "
+                    f"ip link set alt0 up")
         for br in ("br-lisp", "br-u"):
             self.vsctl(f"set-controller {br} {ctl} -- set controller {br} "
                        f"connection-mode=out-of-band")

@@ -6,6 +6,7 @@
     lispctl map del PREFIX            remove a map-cache entry
     lispctl mapstat                   counters
     lispctl flows                     our flows and groups with packet counts
+    lispctl bgp                       the ALT: BGP neighbours and learned routes
 Every command takes --json; --api URL selects the controller (default http://127.0.0.1:8080).
 """
 
@@ -103,6 +104,21 @@ def format_flows(data: dict) -> list[str]:
     return lines
 
 
+def format_bgp(data: dict) -> list[str]:
+    lines = [f"BGP on the ALT: AS {data['local_as']}, router-id {data['router_id']}, "
+             f"address {data['address']}", "Neighbours:"]
+    for n in data["neighbors"]:
+        limit = n["max_prefix"] or "no limit"
+        lines.append(f"  {n['address']:<16} AS {n['remote_as']:<11} {n['state']:<20} "
+                     f"{n['accepted']} accepted, {n['rejected']} filtered (max-prefix {limit})")
+    lines.append("Routes:")
+    for r in data["routes"]:
+        path = " ".join(map(str, r["as_path"])) or "(empty)"
+        lines.append(f"  {r['prefix']:<20} via {r['next_hop']:<16} path {path}")
+    lines.append("Announced: " + (", ".join(data["announced"]) or "nothing"))
+    return lines
+
+
 def parse_locator(text: str) -> dict:
     parts = text.split("/")
     if not 1 <= len(parts) <= 3:
@@ -134,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("prefix")
     sub.add_parser("mapstat", help="counters")
     sub.add_parser("flows", help="our flows and groups")
+    sub.add_parser("bgp", help="the ALT: BGP neighbours and routes")
     return parser
 
 
@@ -158,6 +175,9 @@ def main(argv=None) -> int:
         elif args.command == "mapstat":
             data = client.mapstat()
             lines = format_mapstat(data)
+        elif args.command == "bgp":
+            data = client.bgp()
+            lines = format_bgp(data)
         else:
             data = client.flows()
             lines = format_flows(data)

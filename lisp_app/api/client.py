@@ -62,6 +62,9 @@ class LispClient:
     def flows(self) -> dict:
         return self._call("GET", "/flows")
 
+    def bgp(self) -> dict:
+        return self._call("GET", "/bgp")
+
     def echo(self, bridge: str = "lisp", count: int = 10) -> dict:
         return self._call("GET", f"/echo?bridge={quote(bridge)}&count={count}")
 

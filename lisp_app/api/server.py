@@ -6,6 +6,7 @@
     DELETE /map?prefix=P         remove a static (or any cached) mapping
     GET    /mapstat              counters
     GET    /flows                our flows and groups as the switch reports them
+    GET    /bgp                  the ALT: BGP neighbours, learned routes, announced prefixes
     GET    /echo?bridge=B&count=N OpenFlow echo round trips to a bridge (seconds)
     GET    /metrics              Prometheus text format
 """
@@ -71,6 +72,8 @@ class Api:
             return self.mapstat()
         if path == "/flows" and method == "GET":
             return self.flows()
+        if path == "/bgp" and method == "GET":
+            return self.bgp()
         if path == "/echo" and method == "GET":
             bridge = query.get("bridge", "lisp")
             if bridge not in self.app.datapaths:
@@ -152,6 +155,22 @@ class Api:
             out[bridge] = {"flows": flows, "groups": groups}
         return out
 
+    def bgp(self) -> dict:
+        alt = getattr(self.app, "alt", None)
+        if alt is None:
+            raise ApiError("404 Not Found", "this controller is not on the ALT (no alt: section)")
+        state = alt.state
+        return {
+            "local_as": alt.alt.local_as, "router_id": str(alt.alt.router_id),
+            "address": str(alt.alt.address),
+            "neighbors": [{"address": n.address, "remote_as": n.remote_as, "state": n.state,
+                           "accepted": len(n.accepted), "rejected": n.rejected,
+                           "max_prefix": n.max_prefix} for n in state.neighbors.values()],
+            "routes": [{"prefix": str(r.prefix), "neighbor": r.neighbor,
+                        "next_hop": r.next_hop, "as_path": list(r.as_path)}
+                       for r in state.rib.all_routes()],
+            "announced": sorted(state.applied), "intended": sorted(state.intended)}
+
     def metrics(self) -> str:
         xtr = self.app.xtr
         lines = []
@@ -163,6 +182,14 @@ class Api:
                   "lisp_site_hosts": len(xtr.hosts)}
         for metric, value in gauges.items():
             lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+        alt = getattr(self.app, "alt", None)
+        if alt is not None:
+            lines.append("# TYPE lisp_alt_neighbor_established gauge")
+            for n in alt.state.neighbors.values():
+                lines.append(f'lisp_alt_neighbor_established{{neighbor="{n.address}"}} '
+                             f'{int(n.state == "established")}')
+            lines += ["# TYPE lisp_alt_routes gauge",
+                      f"lisp_alt_routes {len(alt.state.rib.all_routes())}"]
         lines.append("# TYPE lisp_bridge_connected gauge")
         for bridge in ("lisp", "underlay"):
             lines.append(f'lisp_bridge_connected{{bridge="{bridge}"}} '

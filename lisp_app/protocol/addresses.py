@@ -140,8 +140,9 @@ def _decode_lcaf(data: bytes, pos: int, end: int, what: str, depth: int) -> tupl
     return UnknownLcafAddress(lcaf_type, bytes(data[start:stop]), flags, rsvd2), stop
 
 
-def encode_address(addr: Address) -> bytes:
-    """The wire form of an address (AFI and body)."""
+def encode_address(addr: Address, depth: int = 0) -> bytes:
+    """The wire form of an address (AFI and body). ``depth`` counts the LCAFs around it: like the
+    decoder, the encoder refuses LCAFs nested deeper than :data:`MAX_LCAF_DEPTH`."""
     kind = type(addr)
     if kind is IPv4Address:
         return b"\x00\x01" + addr.packed
@@ -149,15 +150,21 @@ def encode_address(addr: Address) -> bytes:
         return b"\x00\x02" + addr.packed
     if kind is NoAddress:
         return b"\x00\x00"
+    if kind in (InstanceIdAddress, AfiListAddress, UnknownLcafAddress) and depth >= MAX_LCAF_DEPTH:
+        raise EncodeError(f"LCAFs nested deeper than {MAX_LCAF_DEPTH}")
     if kind is InstanceIdAddress:
         check_range("instance_id", addr.instance_id, 32)
         check_range("IID mask_len", addr.mask_len, 8)
-        body = _U32.pack(addr.instance_id) + encode_address(addr.address)
+        body = _U32.pack(addr.instance_id) + encode_address(addr.address, depth + 1)
         return _lcaf(0, LCAF_INSTANCE_ID, addr.mask_len, body)
     if kind is AfiListAddress:
-        return _lcaf(0, LCAF_AFI_LIST, 0, b"".join(encode_address(a) for a in addr.addresses))
+        return _lcaf(0, LCAF_AFI_LIST, 0,
+                     b"".join(encode_address(a, depth + 1) for a in addr.addresses))
     if kind is UnknownLcafAddress:
         check_range("LCAF type", addr.lcaf_type, 8)
+        if addr.lcaf_type in (LCAF_AFI_LIST, LCAF_INSTANCE_ID):
+            meant = "AfiListAddress" if addr.lcaf_type == LCAF_AFI_LIST else "InstanceIdAddress"
+            raise EncodeError(f"LCAF type {addr.lcaf_type} is decoded as {meant}, not carried raw")
         check_range("LCAF flags", addr.flags, 8)
         check_range("LCAF rsvd2", addr.rsvd2, 8)
         return _lcaf(addr.flags, addr.lcaf_type, addr.rsvd2, addr.payload)

@@ -79,6 +79,8 @@ class EncapsulatedControlMessage:
         inner = self.message.encode()
         udp_len = 8 + len(inner)
         if src.version == 4:
+            if self.flow_label:
+                raise EncodeError("flow_label is an IPv6 field; this ECM's inner header is IPv4")
             total = 20 + udp_len
             if total > 0xFFFF:
                 raise EncodeError(f"ECM inner packet of {total} bytes exceeds 65535")
@@ -86,6 +88,9 @@ class EncapsulatedControlMessage:
                               self.ttl, 17, 0, src.packed, dst.packed)
             head = head[:10] + struct.pack("!H", internet_checksum(head)) + head[12:]
         else:
+            if self.ip_id or self.dont_fragment:
+                raise EncodeError("ip_id and dont_fragment are IPv4 fields; this ECM's inner "
+                                  "header is IPv6")
             if udp_len > 0xFFFF:
                 raise EncodeError(f"ECM inner payload of {udp_len} bytes exceeds 65535")
             head = _IPV6.pack(6 << 28 | self.tos << 20 | self.flow_label, udp_len, 17, self.ttl,

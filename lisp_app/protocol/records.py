@@ -37,6 +37,13 @@ def _check_mask(what: str, addr: Address, mask_len: int, offset: int) -> None:
         raise DecodeError(f"{what}: EID mask-len {mask_len} exceeds {limit}", offset)
 
 
+def _check_mask_encodable(addr: Address, mask_len: int) -> None:
+    check_range("EID mask_len", mask_len, 8)
+    limit = max_mask_len(addr)
+    if limit is not None and mask_len > limit:
+        raise EncodeError(f"EID mask_len {mask_len} exceeds {limit} for {addr}")
+
+
 @dataclass(frozen=True, slots=True)
 class EidRecord:
     """One EID-prefix a Map-Request asks about."""
@@ -53,7 +60,7 @@ class EidRecord:
         return EidPrefix.from_wire(self.eid, self.mask_len)
 
     def encode(self) -> bytes:
-        check_range("EID mask_len", self.mask_len, 8)
+        _check_mask_encodable(self.eid, self.mask_len)
         return _EID_REC.pack(0, self.mask_len) + encode_address(self.eid)
 
 
@@ -123,7 +130,7 @@ class MappingRecord:
 
     def encode(self) -> bytes:
         check_range("TTL", self.ttl, 32)
-        check_range("EID mask_len", self.mask_len, 8)
+        _check_mask_encodable(self.eid, self.mask_len)
         check_range("ACT", int(self.action), 3)
         check_range("map_version", self.map_version, 12)
         if len(self.locators) > 255:

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""The seed's LISP+ALT setting in Mininet: LISP sites whose xTRs join an FRR ALT over OVS GRE.
+
+    h1 153.16.36.10 - x1 (AS 2147483677) ===GRE=== a1 (ALT, AS 2147483671) ===GRE=== x2 (AS 2147483678) - h2 153.16.38.10
+                       RLOC 192.0.2.1                  RLOC 203.0.113.1                RLOC 198.51.100.1
+                             \\______________________ r (underlay) ______________________/
+
+The seed's numbers: site AS 2147483677, router-id 153.16.36.254, EID prefix 153.16.36.0/24, ALT
+neighbour AS 2147483671. Its GRE inner addresses were class E (240.0.254.169/.168); Linux and OVS
+carry them, but FRR 8.4 refuses a class-E BGP next hop ("martian or self next-hop", even with
+`bgp allow-martian-nexthop`), so the ALT links use 100.64.254.168/31 and .170/31 instead.
+Each xTR sends its Map-Requests into the ALT (IP destination = the EID); the ALT router forwards
+them by its BGP routes to the ETR, which answers over the underlay. The ALT router also announces a
+default route and 153.16.99.0/24 with a 22-ASN path of 10-digit ASNs (the path that crashed the
+seed's Quagga).
+
+    sudo .venv/bin/python topologies/seed_alt.py [--cli]
+
+Still to come (issue 5): a second ALT router meshed with the first, and a Map-Server/Map-Resolver
+site.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from topologies.altnode import AltPeer, AltRouterNode, AltRouterSpec  # noqa: E402
+from topologies.lispnode import SitePort, XtrNode, XtrSpec, quiet_interface  # noqa: E402
+
+ALT_AS = 2147483671
+LONG_PATH = [4294967294, 4000000000, 3000000001, 2147483699, 4200000000, 4200000001,
+             4200000002, 4200000003, 4200000004, 4200000005, 4200000006, 4200000007,
+             4200000008, 4200000009, 4200000010, 4200000011, 4200000012, 4200000013,
+             4200000014, 4200000015, 4200000016]
+
+SITES = {
+    1: dict(rloc="192.0.2.1", gw="192.0.2.254", eid="153.16.36", asn=2147483677,
+            alt="100.64.254.169", alt_peer="100.64.254.168"),
+    2: dict(rloc="198.51.100.1", gw="198.51.100.254", eid="153.16.38", asn=2147483678,
+            alt="100.64.254.171", alt_peer="100.64.254.170"),
+}
+ALT_RLOC, ALT_GW = "203.0.113.1", "203.0.113.254"
+
+
+def xtr_spec(n: int, tag: str = "", max_prefix: int = 1000) -> XtrSpec:
+    s = SITES[n]
+    return XtrSpec(
+        name=f"x{n}", rlocs=[s["rloc"]], next_hop=s["gw"], uplink=f"{tag}x{n}-up",
+        site_ports=[SitePort(f"{tag}x{n}-site", 0)],
+        eid_prefixes=[{"prefix": f"{s['eid']}.0/24"}], role="xtr",
+        gateway_ipv4=f"{s['eid']}.1", alt_address=s["alt"], alt_tunnels=[("gre0", ALT_RLOC)],
+        extra={"alt": {"local_as": s["asn"], "router_id": f"{s['eid']}.254",
+                       "address": s["alt"], "eid_space": ["153.16.0.0/16"],
+                       "neighbors": [{"address": s["alt_peer"], "remote_as": ALT_AS,
+                                      "gre_port": "gre0", "max_prefix": max_prefix}]}})
+
+
+def alt_spec(tag: str = "") -> AltRouterSpec:
+    return AltRouterSpec(
+        name="a1", rloc=ALT_RLOC, next_hop=ALT_GW, uplink=f"{tag}a1-up", asn=ALT_AS,
+        router_id=ALT_RLOC,
+        peers=[AltPeer(f"x{n}", s["rloc"], s["alt"], s["alt_peer"], s["asn"])
+               for n, s in SITES.items()],
+        networks=["0.0.0.0/0"], long_path_networks=["153.16.99.0/24"], long_path=LONG_PATH)
+
+
+class SeedAlt:
+    def __init__(self, rundir: str | None = None, tag: str = "", alt: AltRouterSpec | None = None,
+                 xtrs: list[XtrSpec] | None = None):
+        from mininet.net import Mininet
+        self.tag = tag
+        self._own_rundir = rundir is None
+        self.rundir = Path(rundir or tempfile.mkdtemp(prefix="lisp-seed-alt-"))
+        self.alt_spec = alt or alt_spec(tag)
+        self.xtr_specs = xtrs or [xtr_spec(1, tag), xtr_spec(2, tag)]
+        self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
+                           autoStaticArp=False)
+        self.xtrs: dict[str, XtrNode] = {}
+        self.alts: dict[str, AltRouterNode] = {}
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def host(self, name):
+        return self.net.get(name)
+
+    def intf(self, name: str) -> str:
+        """"r1".."r3": the router's interfaces towards x1, x2, a1; "h1": h1's interface."""
+        if name.startswith("r"):
+            return f"{self.tag}r-eth{name[1:]}"
+        return f"{self.tag}{name}-eth0"
+
+    def start(self) -> None:
+        net, g = self.net, self.tag
+        for name in ("h1", "h2", "x1", "x2", "a1", "r"):
+            net.addHost(name, ip=None)
+        for n in (1, 2):
+            net.addLink(f"h{n}", f"x{n}", intfName1=f"{g}h{n}-eth0", intfName2=f"{g}x{n}-site")
+            net.addLink(f"x{n}", "r", intfName1=f"{g}x{n}-up", intfName2=f"{g}r-eth{n}")
+        net.addLink("a1", "r", intfName1=f"{g}a1-up", intfName2=f"{g}r-eth3")
+        net.build()
+        net.start()
+        for node in net.hosts:
+            node.cmd("ip link set lo up")
+            for intf in node.intfNames():
+                if intf != "lo":
+                    node.cmd(f"ip addr flush dev {intf}")
+        r = self.host("r")
+        for i, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24"), (3, "203.0.113.254/24")):
+            quiet_interface(r, f"{g}r-eth{i}")
+            r.cmd(f"ip addr add {addr} dev {g}r-eth{i}")
+        r.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        for n, s in SITES.items():
+            h = self.host(f"h{n}")
+            quiet_interface(h, f"{g}h{n}-eth0")
+            h.cmd(f"ip link set {g}h{n}-eth0 mtu 1450")
+            h.cmd(f"ip addr add {s['eid']}.10/24 dev {g}h{n}-eth0")
+            h.cmd(f"ip route add default via {s['eid']}.1")
+        a = AltRouterNode(self.host("a1"), self.alt_spec, self.rundir)
+        self.alts["a1"] = a
+        a.start()
+        for spec in self.xtr_specs:
+            xtr = XtrNode(self.host(spec.name), spec, self.rundir)
+            self.xtrs[spec.name] = xtr
+            xtr.start()
+        for xtr in self.xtrs.values():
+            xtr.wait_programmed()
+
+    def wait_established(self, timeout: float = 60.0) -> None:
+        """Until every xTR's ALT session is Established (as FRR sees it)."""
+        deadline = time.monotonic() + timeout
+        a = self.alts["a1"]
+        while time.monotonic() < deadline:
+            summary = a.vtysh("show bgp ipv4 unicast summary")
+            peers = [s["alt"] for s in SITES.values()]
+            if all(any(line.startswith(p) and line.split()[-2].isdigit() for line in
+                       summary.splitlines()) for p in peers):
+                return
+            time.sleep(1)
+        raise TimeoutError("ALT sessions not established:\n" + a.vtysh(
+            "show bgp ipv4 unicast summary") + "\n".join(x.log_tail() for x in
+                                                         self.xtrs.values()))
+
+    def stop(self) -> None:
+        for node in [*self.xtrs.values(), *self.alts.values()]:
+            try:
+                node.stop()
+            except Exception as exc:
+                print(f"teardown of {node.spec.name}: {exc}", file=sys.stderr)
+        try:
+            self.net.stop()
+        except Exception as exc:
+            print(f"mininet teardown: {exc}", file=sys.stderr)
+        if self._own_rundir and not os.environ.get("LISP_KEEP_RUNDIR"):
+            shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cli", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("seed_alt.py: run as root (Mininet, OVS and FRR need it)", file=sys.stderr)
+        return 1
+    with SeedAlt() as topo:
+        print("*** waiting for the ALT sessions")
+        topo.wait_established()
+        print(topo.alts["a1"].vtysh("show bgp ipv4 unicast"))
+        print("*** h1 -> h2 across LISP+ALT (cold map-cache):")
+        print(topo.host("h1").cmd("ping -c 3 -i 0.3 153.16.38.10"))
+        print(topo.xtrs["x1"].lispctl("map", "list"))
+        if args.cli:
+            from mininet.cli import CLI
+            CLI(topo.net)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
