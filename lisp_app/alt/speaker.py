@@ -103,13 +103,12 @@ class AltSpeaker:
 
     def sessions(self) -> dict[str, bool]:
         """Neighbour address -> whether its session is Established."""
-        try:
-            summary = json.loads(self.speaker.neighbor_state_get())
+        try:  # {"<address>": {"conf": {...}, "info": {"bgp_state": "Established", ...}}}
+            states = json.loads(self.speaker.neighbor_state_get())
         except Exception:  # a speaker without neighbours answers oddly; treat as no sessions
             return {}
-        rows = summary if isinstance(summary, list) else summary.get("value", [])
-        return {r.get("ip_addr"): str(r.get("bgp_state", "")).lower() == "established"
-                for r in rows if isinstance(r, dict)}
+        return {address: str(row.get("info", {}).get("bgp_state", "")).lower() == "established"
+                for address, row in states.items() if isinstance(row, dict)}
 
     @staticmethod
     def _call(fn, *args) -> bool:

@@ -52,10 +52,10 @@ def ping(host, dst, count=3, extra=""):
 class Capture:
     """tshark on the underlay router's two interfaces, LISP ports only."""
 
-    def __init__(self, topo, path: Path):
+    def __init__(self, topo, path: Path, bpf: str = "udp port 4341 or udp port 4342"):
         self.path = path
         self.proc = topo.host("r").popen(
-            ["tshark", "-q", "-i", topo.intf("r1"), "-i", topo.intf("r2"), "-f", "udp port 4341 or udp port 4342",
+            ["tshark", "-q", "-i", topo.intf("r1"), "-i", topo.intf("r2"), "-f", bpf,
              "-w", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         line = b""
