@@ -47,7 +47,7 @@ class LispApp(app_manager.OSKenApp):
         if self.config.alt is not None:
             from .alt.speaker import AltSpeaker
             self.alt = AltSpeaker(self.config.alt)
-        self.xtr = Xtr(self.config, alt_rib=self.alt.state.rib if self.alt else None)
+        self.xtr = Xtr(self.config, alt_state=self.alt.state if self.alt else None)
         self.datapaths = {}  # bridge name -> datapath, once reconciled
         self.bridge_of_dpid = {self.config.lisp_bridge.datapath_id: LISP,
                                self.config.underlay.datapath_id: UNDERLAY}

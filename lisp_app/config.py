@@ -21,7 +21,7 @@ import yaml
 from .alt.rib import PrefixList, PrefixListEntry
 from .protocol.addresses import EidPrefix
 
-ROLES = ("itr", "etr", "xtr")
+ROLES = ("itr", "etr", "xtr", "ms-mr")  # ms-mr: only the Map-Server / Map-Resolver roles
 
 
 class ConfigError(ValueError):
@@ -200,6 +200,37 @@ class AltConfig:
 
 
 @dataclass(frozen=True)
+class MapServerSiteConfig:
+    """A site allowed to register with this Map-Server."""
+
+    name: str = field(metadata=_doc("the site's name (in logs and the API)"))
+    key: str = field(metadata=_doc("the site's authentication key"))
+    eid_prefixes: tuple[EidPrefix, ...] = field(metadata=_doc(
+        "prefixes the site may register (a registration must lie inside one)"))
+    announce: tuple[EidPrefix, ...] = field(default=(), metadata=_doc(
+        "aggregates to announce into the ALT instead of each registered prefix"))
+
+
+@dataclass(frozen=True)
+class MapServerConfig:
+    """The Map-Server role (RFC 9301): sites register here; needs alt: to announce them."""
+
+    sites: tuple[MapServerSiteConfig, ...] = field(metadata=_doc("registering sites"))
+
+
+@dataclass(frozen=True)
+class RegisterToConfig:
+    """A Map-Server this ETR registers its EID prefixes with (every 60 s)."""
+
+    address: IPv4Address = field(metadata=_doc("the Map-Server's address"))
+    key: str = field(metadata=_doc("the authentication key"))
+    key_id: int = field(default=1, metadata=_doc(
+        "1: HMAC-SHA-1, 2: HMAC-SHA-256", min=1, max=2))
+    proxy_reply: bool = field(default=False, metadata=_doc(
+        "ask the Map-Server to answer Map-Requests for us"))
+
+
+@dataclass(frozen=True)
 class Config:
     """A LISP site: one controller process."""
 
@@ -226,6 +257,12 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig, metadata=_doc("inspection API"))
     alt: AltConfig | None = field(default=None, metadata=_doc(
         "join LISP+ALT (BGP over GRE); Map-Requests and data probes then travel the ALT"))
+    map_server: MapServerConfig | None = field(default=None, metadata=_doc(
+        "act as a Map-Server (needs alt:)"))
+    map_resolver: bool = field(default=False, metadata=_doc(
+        "act as a Map-Resolver: forward ECM Map-Requests over the ALT (needs alt:)"))
+    map_servers: tuple[RegisterToConfig, ...] = field(default=(), metadata=_doc(
+        "(etr, xtr) Map-Servers to register the local EID prefixes with"))
 
 
 def load_config(path: str | Path) -> Config:
@@ -257,6 +294,9 @@ def _check_site(config: Config, source: str) -> None:
     if config.role in ("etr", "xtr") and not config.eid_prefixes:
         raise ConfigError(source, "eid_prefixes", f"the {config.role} role needs at least one "
                           "local EID prefix")
+    if (config.map_server is not None or config.map_resolver) and config.alt is None:
+        raise ConfigError(source, "map_server" if config.map_server else "map_resolver",
+                          "the Map-Server and Map-Resolver roles work on the ALT: add alt:")
     if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets
                                               or config.alt is not None):
         raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers, "
@@ -267,7 +307,7 @@ def _check_site(config: Config, source: str) -> None:
         raise ConfigError(source, "underlay.next_hop_ipv6", "rloc_ipv6 and next_hop_ipv6 go "
                           "together")
     names = [p.name for p in config.lisp_bridge.site_ports]
-    if not names:
+    if not names and config.role != "ms-mr":
         raise ConfigError(source, "lisp_bridge.site_ports", "at least one site port is needed")
     for i, name in enumerate(names):
         if name in names[:i] or name == config.lisp_bridge.gpe_port:

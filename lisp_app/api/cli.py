@@ -77,6 +77,8 @@ MAPSTAT_LABELS = [
     ("control_unexpected", "unexpected control messages"),
     ("too_big", "ICMP too-big sent"),
     ("alt_no_route", "Map-Requests with no ALT route"),
+    ("registers_sent", "Map-Registers sent"),
+    ("registrations_confirmed", "Map-Notifies received (registrations confirmed)"),
 ]
 
 

@@ -37,6 +37,8 @@ class MapStat:
     control_unexpected: int = 0
     too_big: int = 0           # ICMP too-big / fragmentation-needed sent
     alt_no_route: int = 0      # Map-Requests or data probes with no ALT route for their EID
+    registers_sent: int = 0    # (ETR) Map-Registers sent to Map-Servers
+    registrations_confirmed: int = 0  # (ETR) authenticated Map-Notifies received
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -26,12 +26,15 @@ from ..mapping.cache import CacheEntry, MapCache
 from ..mapping.database import LocalDatabase, LocalMapping
 from ..mapping.locators import select_shares
 from ..protocol import (DataHeader, DecodeError, EidPrefix, EncapsulatedControlMessage, Locator,
-                        MapReply, MapRequest, decode_control, decode_data_header)
+                        MapNotify, MapRegister, MapReply, MapRequest, decode_control,
+                        decode_data_header, sign, verify_authentication)
 from ..protocol.data import LISP_DATA_PORT
 from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl,
                       SendDataProbe, SendOverAlt)
 from .etr import EtrEngine
 from .itr import ItrEngine, ItrSettings
+from .map_resolver import ForwardOverAlt, MapResolverEngine
+from .map_server import Announce, MapServerEngine, MsSite, Withdraw
 from .mapstat import MapStat
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +48,7 @@ CONTROL_QUEUE = 256        # control messages and data probes held while the nex
 #                            is resolved
 RESOLVE_QUEUE = 16         # packets held per site host being resolved
 HOST_IDLE_TIMEOUT = 300
+REGISTER_INTERVAL = 60.0   # RFC 9301: ETRs re-register every 60 s
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,11 @@ class _Resolving:
 class Xtr:
     """One LISP site's xTR."""
 
-    def __init__(self, config: Config, rng: random.Random | None = None, alt_rib=None):
+    def __init__(self, config: Config, rng: random.Random | None = None, alt_state=None):
         self.config = config
-        self.alt_rib = alt_rib  # the ALT RIB (lisp_app.alt.rib.AltRib) when on the ALT
+        self.alt_state = alt_state  # lisp_app.alt.state.AltState when on the ALT
+        self.alt_rib = alt_state.rib if alt_state is not None else None
+        self.rng = rng or random.SystemRandom()
         self.stats = MapStat()
         self.cache = MapCache()
         self.database = LocalDatabase(
@@ -110,6 +116,12 @@ class Xtr:
             use_alt=config.alt is not None), self.cache, self.stats, rng) \
             if self.itr_role else None
         self.etr = EtrEngine(self.database, self.stats) if self.etr_role else None
+        self.ms = MapServerEngine(tuple(MsSite(s.name, s.key, s.eid_prefixes, s.announce)
+                                        for s in config.map_server.sites)) \
+            if config.map_server is not None else None
+        self.mr = MapResolverEngine(self.alt_rib) \
+            if config.map_resolver and self.alt_rib is not None else None
+        self._next_register = 0.0  # (ETR) when to register with the Map-Servers next
         self.port_instance_ids = site_port_instance_ids(config)
         self.rloc_families = (4, 6) if config.underlay.rloc_ipv6 is not None else (4,)
         # learned from the switches when they connect
@@ -139,7 +151,9 @@ class Xtr:
         """The LISP bridge connected; ``ports`` maps port names to OpenFlow numbers, ``macs``
         port names to MAC addresses."""
         alt = self.config.alt
-        wanted = [*self.port_instance_ids, self.config.lisp_bridge.gpe_port]
+        wanted = list(self.port_instance_ids)
+        if self.itr_role or self.etr_role:
+            wanted.append(self.config.lisp_bridge.gpe_port)
         if alt is not None:
             wanted += [alt.port, *(n.gre_port for n in alt.neighbors)]
         missing = [n for n in wanted if n not in ports]
@@ -149,7 +163,7 @@ class Xtr:
         c = self.config
         self.lisp_bridge = LispBridge(
             site_ports=tuple((ports[name], iid) for name, iid in self.port_instance_ids.items()),
-            gpe_port=ports[c.lisp_bridge.gpe_port],
+            gpe_port=ports.get(c.lisp_bridge.gpe_port),
             local_prefixes=tuple(m.prefix for m in self.database),
             gateway_mac=c.site_gateway.mac, gateway_ipv4=c.site_gateway.ipv4,
             gateway_ipv6=c.site_gateway.ipv6, underlay_mtu=c.underlay.mtu,
@@ -157,7 +171,8 @@ class Xtr:
             **({} if alt is None else dict(
                 alt_port=ports[alt.port], alt_mac=(macs or {}).get(alt.port),
                 alt_address=alt.address,
-                alt_peers=tuple((n.address, ports[n.gre_port]) for n in alt.neighbors))))
+                alt_peers=tuple((n.address, ports[n.gre_port]) for n in alt.neighbors),
+                alt_last_hop=self.ms is not None)))
         self.alt_gre_ports = {} if alt is None else {
             str(n.address): ports[n.gre_port] for n in alt.neighbors}
 
@@ -327,8 +342,9 @@ class Xtr:
         if frame.payload_offset is None or frame.ip_src is None:
             self.stats.control_malformed += 1
             return []
+        payload = data[frame.payload_offset:frame.ip_offset + frame.ip_length]
         try:
-            message = decode_control(data[frame.payload_offset:frame.ip_offset + frame.ip_length])
+            message = decode_control(payload)
         except DecodeError as exc:
             self.stats.control_malformed += 1
             LOG.info("malformed LISP control message from %s dropped: %s", frame.ip_src, exc)
@@ -339,19 +355,42 @@ class Xtr:
                 return []
             return self._carry_out(self.itr.on_map_reply(message, now), now)
         if isinstance(message, MapRequest):
-            if self.etr is None:
-                self.stats.control_unexpected += 1
-                return []
-            return self._carry_out(self.etr.on_map_request(message, frame.sport, frame.ip_dst),
-                                   now)
+            return self._map_request(message, frame.sport, frame.ip_src, frame.ip_dst, now)
         if isinstance(message, EncapsulatedControlMessage) and isinstance(message.message,
                                                                           MapRequest):
-            if self.etr is None:
-                self.stats.control_unexpected += 1
-                return []
-            return self._carry_out(self.etr.on_map_request(message.message, message.source_port),
-                                   now)
+            if self.mr is not None and not message.to_etr:
+                return self._carry_out(self.mr.on_ecm(message), now)
+            return self._map_request(message.message, message.source_port, message.source, None,
+                                     now)
+        if isinstance(message, MapRegister) and self.ms is not None:
+            return self._carry_out(self.ms.on_map_register(payload, message, frame.ip_src,
+                                                           frame.sport, now), now)
+        if isinstance(message, MapNotify) and self.config.map_servers:
+            return self._map_notify(payload, frame.ip_src)
         self.stats.control_unexpected += 1
+        return []
+
+    def _map_request(self, request: MapRequest, reply_port: int, source, probed, now: float):
+        """A Map-Request: ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's."""
+        if self.etr is not None:
+            try:
+                ours = self.database.covering(request.records[0].prefix) is not None
+            except ValueError:
+                ours = False
+            if ours or self.ms is None:
+                return self._carry_out(self.etr.on_map_request(request, reply_port, probed), now)
+        if self.ms is not None:
+            return self._carry_out(self.ms.on_map_request(request, reply_port, source, now), now)
+        self.stats.control_unexpected += 1
+        return []
+
+    def _map_notify(self, payload: bytes, source) -> list:
+        target = next((m for m in self.config.map_servers if m.address == source), None)
+        if target is not None and verify_authentication(payload, target.key):
+            self.stats.registrations_confirmed += 1
+        else:
+            self.stats.control_unexpected += 1
+            LOG.warning("Map-Notify from %s does not authenticate with our key", source)
         return []
 
     def _data_probe(self, frame, data: bytes, now: float) -> list:
@@ -392,10 +431,32 @@ class Xtr:
     # -- timers and statistics ------------------------------------------------------------------
 
     def on_timer(self, now: float) -> list:
-        return self._carry_out(self.itr.on_timer(now), now) if self.itr is not None else []
+        actions = self.itr.on_timer(now) if self.itr is not None else []
+        if self.ms is not None:
+            actions += self.ms.on_timer(now)
+        if self.config.map_servers and self.etr is not None and now >= self._next_register:
+            self._next_register = now + REGISTER_INTERVAL
+            actions += self._registrations()
+        return self._carry_out(actions, now)
 
     def next_deadline(self) -> float | None:
-        return self.itr.next_deadline() if self.itr is not None else None
+        times = [t for t in (self.itr.next_deadline() if self.itr else None,
+                             self.ms.next_deadline() if self.ms else None,
+                             self._next_register if self.config.map_servers else None)
+                 if t is not None]
+        return min(times) if times else None
+
+    def _registrations(self) -> list:
+        """(ETR) A Map-Register of every local mapping for each configured Map-Server."""
+        records = tuple(m.record() for m in self.database)
+        out = []
+        for ms in self.config.map_servers:
+            msg = sign(MapRegister(self.rng.getrandbits(64), records,
+                                   proxy_reply=ms.proxy_reply, want_map_notify=True),
+                       ms.key, ms.key_id)
+            out.append(SendControl(ms.address, msg.encode()))
+            self.stats.registers_sent += 1
+        return out
 
     def on_flow_stats(self, bridge: str, stats: list[tuple[int, int, int, tuple, int]],
                       now: float) -> None:
@@ -453,6 +514,16 @@ class Xtr:
                 out.extend(self._send_data_probe(act, now))
             elif isinstance(act, SendOverAlt):
                 out.extend(self._send_over_alt(act))
+            elif isinstance(act, ForwardOverAlt):
+                port = self.alt_gre_ports.get(act.neighbor)
+                if port is not None:
+                    out.append(PacketOut(LISP, frames.udp_frame(
+                        ALT_PEER_MAC, ALT_PEER_MAC, act.source, act.destination, act.source_port,
+                        4342, act.payload), port))
+            elif isinstance(act, Announce) and self.alt_state is not None:
+                self.alt_state.announce(str(act.prefix.network))
+            elif isinstance(act, Withdraw) and self.alt_state is not None:
+                self.alt_state.withdraw(str(act.prefix.network))
         return out
 
     def _send_control(self, send: SendControl, now: float) -> list:

@@ -117,7 +117,7 @@ class LispBridge:
     """What the compiler needs to know about the LISP bridge and the site."""
 
     site_ports: tuple[tuple[int, int], ...]  # (OpenFlow port number, instance-id)
-    gpe_port: int
+    gpe_port: int | None  # None on a Map-Server/Map-Resolver without data-plane roles
     local_prefixes: tuple[EidPrefix, ...]
     gateway_mac: str
     gateway_ipv4: IPv4Address | None = None
@@ -130,6 +130,7 @@ class LispBridge:
     alt_mac: str | None = None
     alt_address: IPv4Address | None = None
     alt_peers: tuple[tuple[IPv4Address, int], ...] = ()  # (peer's ALT address, its GRE port)
+    alt_last_hop: bool = False  # a Map-Server: every Map-Request off the ALT is ours to handle
     miss_rate_pps: int = 100
     punt_rate_pps: int = 100
 
@@ -188,6 +189,12 @@ class LispBridge:
                                            SetField("eth_dst", mac), Output(self.alt_port))),
                 Flow(T_CLASSIFY, 1000, match(in_port=gre), cookie(K_DROP)),
             ]
+            if self.alt_last_hop:
+                flows.append(Flow(T_CLASSIFY, 1150,
+                                  match(in_port=gre, eth_type=ETH_IPV4, ip_proto=17,
+                                        udp_dst=LISP_CONTROL_PORT),
+                                  cookie(K_PUNT_ALT_CONTROL), apply=(ToController(),),
+                                  meter=METER_PUNT))
             if self.etr:
                 for prefix in self.local_prefixes:
                     if prefix.network.version != 4:

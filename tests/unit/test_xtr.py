@@ -394,9 +394,11 @@ ALT_CONFIG = CONFIG.replace("map_request_targets: [198.51.100.1]", """alt:
 
 
 def alt_xtr():
-    from lisp_app.alt.rib import AltRib, AltRoute
-    rib = AltRib()
-    xtr = Xtr(parse_config(ALT_CONFIG), random.Random(3), alt_rib=rib)
+    from lisp_app.alt.rib import AltRoute
+    from lisp_app.alt.state import AltState
+    state = AltState([])
+    rib = state.rib
+    xtr = Xtr(parse_config(ALT_CONFIG), random.Random(3), alt_state=state)
     xtr.lisp_bridge_ready({"site": SITE, "gpe": GPE, "alt0": 30, "gre0": 31},
                           {"alt0": "02:a1:00:00:00:01"})
     xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
@@ -427,3 +429,83 @@ def test_etr_answers_map_requests_arriving_over_the_alt_via_the_underlay():
     effects = xtr.on_packet_in(LISP, cookie(K_PUNT_ALT_CONTROL), 31, 0, over_alt, 0.0)
     (frame, reply), = control_payloads(effects)
     assert isinstance(reply, MapReply) and str(frame.ip_dst) == "198.51.100.1"
+
+
+MSMR_CONFIG = """
+role: ms-mr
+lisp_bridge: {datapath_id: 1, site_ports: []}
+underlay: {datapath_id: 2, rloc: 203.0.113.20, next_hop: 203.0.113.254}
+map_resolver: true
+map_server:
+  sites: [{name: site-40, key: s3cret, eid_prefixes: [153.16.40.0/24]}]
+alt:
+  local_as: 2147483673
+  router_id: 203.0.113.20
+  address: 100.64.254.173
+  eid_space: [153.16.0.0/16]
+  neighbors: [{address: 100.64.254.172, remote_as: 2147483671, gre_port: gre0}]
+"""
+
+
+def msmr():
+    from lisp_app.alt.state import AltState
+    state = AltState([])
+    xtr = Xtr(parse_config(MSMR_CONFIG), random.Random(5), alt_state=state)
+    xtr.lisp_bridge_ready({"alt0": 30, "gre0": 31}, {"alt0": "02:a1:00:00:00:01"})
+    xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
+    learn = arp_reply("203.0.113.254", ROUTER_MAC, "203.0.113.20", LOCAL_MAC)
+    xtr.on_packet_in(UNDERLAY, cookie(0x15), UPLINK, 0, learn, 0.0)
+    return xtr, state
+
+
+def test_map_server_node_accepts_a_registration_announces_it_and_notifies():
+    from lisp_app.protocol import MapNotify, MapRegister, sign
+    xtr, state = msmr()
+    rec = MappingRecord.for_prefix(EidPrefix.parse("153.16.40.0/24"),
+                                   locators=(Locator(ip_address("198.51.100.9")),))
+    reg = sign(MapRegister(9, (rec,), want_map_notify=True), "s3cret", 2).encode()
+    frame = frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address("198.51.100.9"),
+                             ip_address("203.0.113.20"), 4342, 4342, reg)
+    effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0, frame, 0.0)
+    assert state.intended == {"153.16.40.0/24"}
+    (f, notify), = control_payloads(effects)
+    assert isinstance(notify, MapNotify) and str(f.ip_dst) == "198.51.100.9"
+    assert xtr.ms.stats.registers_accepted == 1
+
+
+def test_map_resolver_node_forwards_an_ecm_request_into_the_alt():
+    from lisp_app.alt.rib import AltRoute
+    from lisp_app.protocol import EncapsulatedControlMessage
+    xtr, state = msmr()
+    state.rib.update(AltRoute(ip_network("153.16.36.0/24"), "100.64.254.172", "100.64.254.172"))
+    req = MapRequest(3, (EidRecord.for_prefix(EidPrefix.parse("153.16.36.10/32")),),
+                     (ip_address("198.51.100.9"),))
+    ecm = EncapsulatedControlMessage(ip_address("153.16.40.10"), ip_address("153.16.36.10"), req,
+                                     source_port=50123).encode()
+    frame = frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address("198.51.100.9"),
+                             ip_address("203.0.113.20"), 50123, 4342, ecm)
+    (out,) = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0, frame, 0.0)
+    f = frames.parse_frame(out.data)
+    assert (out.bridge, out.out_port) == (LISP, 31)
+    assert (str(f.ip_src), str(f.ip_dst), f.sport) == ("153.16.40.10", "153.16.36.10", 50123)
+    assert decode_control(out.data[f.payload_offset:]) == req
+
+
+def test_etr_registers_its_prefixes_with_its_map_servers_every_minute():
+    from lisp_app.protocol import MapRegister, verify_authentication
+    cfg = CONFIG.replace("map_request_targets: [198.51.100.1]",
+                         "map_request_targets: [198.51.100.1]\nmap_servers: "
+                         "[{address: 203.0.113.20, key: s3cret, key_id: 2}]")
+    xtr = make_xtr(cfg)
+    learn_next_hop(xtr)
+    (out,) = outs(xtr.on_timer(0.0), UNDERLAY)
+    f = frames.parse_frame(out.data)
+    payload = out.data[f.payload_offset:]
+    reg = decode_control(payload)
+    assert isinstance(reg, MapRegister) and reg.want_map_notify and reg.key_id == 2
+    assert str(f.ip_dst) == "203.0.113.20"
+    assert verify_authentication(payload, "s3cret") and not verify_authentication(payload, "x")
+    assert {r.prefix for r in reg.records} == {EidPrefix.parse("[1000]10.1.0.0/24"),
+                                              EidPrefix.parse("[1000]2001:db8:1::/48")}
+    assert control_payloads(xtr.on_timer(30.0)) == []
+    assert len(control_payloads(xtr.on_timer(60.0))) == 1
