@@ -180,6 +180,10 @@ class AltNeighborConfig:
         "import prefix list; empty: the default route and the ALT's EID space only"))
     password: str | None = field(default=None, metadata=_doc(
         "TCP MD5 password (os-ken supports it on the session it opens)"))
+    connect_mode: str = field(default="active", metadata=_doc(
+        "active: we open the session and refuse the peer's own attempts (measured: when both "
+        "sides open sessions, os-ken's collision handling can leave the session flapping); "
+        "passive; both", choices=("active", "passive", "both")))
 
 
 @dataclass(frozen=True)

@@ -294,8 +294,9 @@ def random_map_request(rng: random.Random) -> MapRequest:
 def random_map_reply(rng: random.Random) -> MapReply:
     security = rng.random() < 0.3
     data = rng.randbytes(rng.randrange(20)) if security else b""
-    return MapReply(rng.getrandbits(64), tuple(random_mapping(rng) for _ in range(rng.randrange(4))),
-                    rng.random() < 0.5, rng.random() < 0.5, security, data)
+    records = tuple(random_mapping(rng) for _ in range(rng.randrange(4)))
+    return MapReply(rng.getrandbits(64), records, rng.random() < 0.5, rng.random() < 0.5, security,
+                    data)
 
 
 def random_authenticated(rng: random.Random):
@@ -310,7 +311,8 @@ def random_authenticated(rng: random.Random):
     if roll < 0.6:
         return sign(message, rng.randbytes(8), rng.choice((1, 2)), truncated=rng.random() < 0.3)
     if roll < 0.8:
-        return replace(message, key_id=rng.getrandbits(16), auth_data=rng.randbytes(rng.randrange(40)))
+        return replace(message, key_id=rng.getrandbits(16),
+                       auth_data=rng.randbytes(rng.randrange(40)))
     return message
 
 

@@ -32,6 +32,11 @@ class AltSpeaker:
 
     def start(self) -> None:
         from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+        from os_ken.services.protocols.bgp.rtconf import neighbors as conf
+
+        # os-ken compares the mode by identity: pass its own constants
+        modes = {"active": conf.CONNECT_MODE_ACTIVE, "passive": conf.CONNECT_MODE_PASSIVE,
+                 "both": conf.CONNECT_MODE_BOTH}
 
         self.speaker = BGPSpeaker(as_number=self.alt.local_as,
                                   router_id=str(self.alt.router_id),
@@ -40,7 +45,8 @@ class AltSpeaker:
                                   peer_down_handler=self._peer_down)
         for n in self.alt.neighbors:
             self.speaker.neighbor_add(str(n.address), n.remote_as, enable_ipv4=True,
-                                      password=n.password, local_address=str(self.alt.address))
+                                      password=n.password, local_address=str(self.alt.address),
+                                      connect_mode=modes[n.connect_mode])
         LOG.info("ALT: BGP speaker AS %d router-id %s on %s, %d neighbour(s)",
                  self.alt.local_as, self.alt.router_id, self.alt.address, len(self.alt.neighbors))
 

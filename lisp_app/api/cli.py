@@ -73,6 +73,7 @@ MAPSTAT_LABELS = [
     ("replies_sent", "Map-Replies sent"),
     ("probes_answered", "RLOC-probes answered"),
     ("data_probes_received", "data probes answered and delivered"),
+    ("data_probes_relayed", "data probes relayed to a registered ETR (packet dropped)"),
     ("control_malformed", "malformed control messages"),
     ("control_unexpected", "unexpected control messages"),
     ("too_big", "ICMP too-big sent"),
@@ -88,6 +89,13 @@ def format_mapstat(data: dict) -> list[str]:
     lines += [f"\t{c.get(key, 0)} {label}" for key, label in MAPSTAT_LABELS]
     lines.append(f"\t{data['cache_entries']} map-cache entries, "
                  f"{data['pending_requests']} Map-Requests pending")
+    for role in ("map_server", "map_resolver"):
+        if role in data:
+            lines.append(role.replace("_", "-") + ":")
+            lines += [f"\t{v} {k.replace('_', ' ')}" for k, v in data[role].items()]
+    for reg in data.get("registrations", []):
+        lines.append(f"\tregistered {reg['prefix']} by {reg['etr']} (site {reg['site']}, "
+                     f"expires in {int(reg['expires_in'])}s)")
     return lines
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict
 from ipaddress import ip_address
 from urllib.parse import parse_qs
 
@@ -140,9 +141,18 @@ class Api:
 
     def mapstat(self) -> dict:
         xtr = self.app.xtr
-        return {"counters": xtr.stats.as_dict(), "cache_entries": len(xtr.cache),
-                "pending_requests": len(xtr.itr.pending) if xtr.itr else 0,
-                "bridges": sorted(self.app.datapaths)}
+        out = {"counters": xtr.stats.as_dict(), "cache_entries": len(xtr.cache),
+               "pending_requests": len(xtr.itr.pending) if xtr.itr else 0,
+               "bridges": sorted(self.app.datapaths)}
+        if xtr.ms is not None:
+            out["map_server"] = asdict(xtr.ms.stats)
+            out["registrations"] = [
+                {"prefix": str(p), "site": r.site, "etr": str(r.etr), "proxy_reply": r.proxy_reply,
+                 "expires_in": round(r.expires_at - time.monotonic(), 1)}
+                for p, r in sorted(xtr.ms.registrations.items(), key=lambda i: str(i[0]))]
+        if xtr.mr is not None:
+            out["map_resolver"] = asdict(xtr.mr.stats)
+        return out
 
     def flows(self) -> dict:
         out = {}
@@ -174,7 +184,11 @@ class Api:
     def metrics(self) -> str:
         xtr = self.app.xtr
         lines = []
-        for name, value in xtr.stats.as_dict().items():
+        counters = dict(xtr.stats.as_dict())
+        for role, engine in (("ms", xtr.ms), ("mr", xtr.mr)):
+            if engine is not None:
+                counters.update({f"{role}_{k}": v for k, v in asdict(engine.stats).items()})
+        for name, value in counters.items():
             metric = f"lisp_{name}_total"
             lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
         gauges = {"lisp_map_cache_entries": len(xtr.cache),

@@ -32,6 +32,8 @@ class MapStat:
     replies_sent: int = 0
     probes_answered: int = 0
     data_probes_received: int = 0  # answered with a Map-Reply, inner packet delivered
+    data_probes_relayed: int = 0   # (Map-Server) turned into a Map-Request for the registered
+    #                                ETR; the inner packet is dropped
     # control plane, both roles
     control_malformed: int = 0
     control_unexpected: int = 0

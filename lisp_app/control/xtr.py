@@ -25,7 +25,8 @@ from ..dataplane.pipeline import (ALT_PEER_MAC, K_ENCAP, K_HOST, K_NEGATIVE,
 from ..mapping.cache import CacheEntry, MapCache
 from ..mapping.database import LocalDatabase, LocalMapping
 from ..mapping.locators import select_shares
-from ..protocol import (DataHeader, DecodeError, EidPrefix, EncapsulatedControlMessage, Locator,
+from ..protocol import (DataHeader, DecodeError, EidPrefix, EidRecord, EncapsulatedControlMessage,
+                        Locator,
                         MapNotify, MapRegister, MapReply, MapRequest, decode_control,
                         decode_data_header, sign, verify_authentication)
 from ..protocol.data import LISP_DATA_PORT
@@ -49,6 +50,7 @@ CONTROL_QUEUE = 256        # control messages and data probes held while the nex
 RESOLVE_QUEUE = 16         # packets held per site host being resolved
 HOST_IDLE_TIMEOUT = 300
 REGISTER_INTERVAL = 60.0   # RFC 9301: ETRs re-register every 60 s
+REGISTER_RETRY = 5.0       # ... and sooner while a Map-Server has not confirmed (Map-Notify)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Xtr:
         self.mr = MapResolverEngine(self.alt_rib) \
             if config.map_resolver and self.alt_rib is not None else None
         self._next_register = 0.0  # (ETR) when to register with the Map-Servers next
+        self._confirmed: set = set()  # Map-Servers that answered with a valid Map-Notify
+        self._last_register = 0.0
         self.port_instance_ids = site_port_instance_ids(config)
         self.rloc_families = (4, 6) if config.underlay.rloc_ipv6 is not None else (4,)
         # learned from the switches when they connect
@@ -230,7 +234,7 @@ class Xtr:
             return self._neighbor(frame, in_port)
         elif kind == K_PUNT_ALT_CONTROL:
             return self._control(frame, data, now)
-        elif kind == K_PUNT_DATA_PROBE and self.etr is not None:
+        elif kind == K_PUNT_DATA_PROBE and (self.etr is not None or self.ms is not None):
             return self._data_probe(frame, data, now)
         self.stats.control_unexpected += 1
         return []
@@ -388,6 +392,10 @@ class Xtr:
         target = next((m for m in self.config.map_servers if m.address == source), None)
         if target is not None and verify_authentication(payload, target.key):
             self.stats.registrations_confirmed += 1
+            self._confirmed.add(target.address)
+            if {m.address for m in self.config.map_servers} <= self._confirmed:
+                self._next_register = max(self._next_register,
+                                          self._last_register + REGISTER_INTERVAL)
         else:
             self.stats.control_unexpected += 1
             LOG.warning("Map-Notify from %s does not authenticate with our key", source)
@@ -407,7 +415,15 @@ class Xtr:
         if inner.ip_dst != frame.ip_dst:
             self.stats.bad_header += 1  # not a data probe: outer and inner destinations differ
             return []
-        local = self.database.covering(EidPrefix(iid, ip_network(inner.ip_dst)))
+        wanted = EidPrefix(iid, ip_network(inner.ip_dst))
+        local = self.database.covering(wanted) if self.etr is not None else None
+        if local is None and self.ms is not None:
+            # the ALT's last hop for a registered site: ask its ETR on the prober's behalf (the
+            # inner packet cannot be delivered from here)
+            self.stats.data_probes_relayed += 1
+            request = MapRequest(header.nonce or 0, (EidRecord.for_prefix(wanted),),
+                                 (frame.ip_src,), source_eid=inner.ip_src)
+            return self._carry_out(self.ms.on_map_request(request, 4342, inner.ip_src, now), now)
         if local is None:
             self.stats.requests_not_ours += 1
             return []
@@ -435,7 +451,9 @@ class Xtr:
         if self.ms is not None:
             actions += self.ms.on_timer(now)
         if self.config.map_servers and self.etr is not None and now >= self._next_register:
-            self._next_register = now + REGISTER_INTERVAL
+            everyone = {m.address for m in self.config.map_servers} <= self._confirmed
+            self._next_register = now + (REGISTER_INTERVAL if everyone else REGISTER_RETRY)
+            self._last_register = now
             actions += self._registrations()
         return self._carry_out(actions, now)
 

@@ -190,11 +190,12 @@ class LispBridge:
                 Flow(T_CLASSIFY, 1000, match(in_port=gre), cookie(K_DROP)),
             ]
             if self.alt_last_hop:
-                flows.append(Flow(T_CLASSIFY, 1150,
-                                  match(in_port=gre, eth_type=ETH_IPV4, ip_proto=17,
-                                        udp_dst=LISP_CONTROL_PORT),
-                                  cookie(K_PUNT_ALT_CONTROL), apply=(ToController(),),
-                                  meter=METER_PUNT))
+                for port, kind in ((LISP_CONTROL_PORT, K_PUNT_ALT_CONTROL),
+                                   (LISP_DATA_PORT, K_PUNT_DATA_PROBE)):
+                    flows.append(Flow(T_CLASSIFY, 1150,
+                                      match(in_port=gre, eth_type=ETH_IPV4, ip_proto=17,
+                                            udp_dst=port),
+                                      cookie(kind), apply=(ToController(),), meter=METER_PUNT))
             if self.etr:
                 for prefix in self.local_prefixes:
                     if prefix.network.version != 4:
@@ -269,7 +270,9 @@ class LispBridge:
         prio = encap_priority(prefix)
         if not shares:
             if entry.action == Action.SEND_MAP_REQUEST:
-                return [], None  # keep missing: each miss asks again (rate-limited)
+                # every packet is a miss again (rate-limited), even under a covering mapping
+                return [Flow(T_ENCAP, prio, m, cookie(K_PUNT_MISS), apply=(ToController(),),
+                             meter=METER_MISS)], None
             if entry.action == Action.NATIVELY_FORWARD and self.native_port is not None:
                 return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE),
                              apply=(DecTtl(), Output(self.native_port)))], None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +38,10 @@ def has_routes(xtr, *prefixes) -> bool:
 def alt(tmp_path_factory):
     with SeedAlt(rundir=str(tmp_path_factory.mktemp("seed-alt"))) as t:
         t.wait_established()
-        for name, other in (("x1", "153.16.38.0/24"), ("x2", "153.16.36.0/24")):
-            wait_for(lambda: has_routes(t.xtrs[name], other, "0.0.0.0/0", "153.16.99.0/24"),
+        for name, other in (("x1", "153.16.38.0/24"), ("x2", "153.16.36.0/24"),
+                            ("ms", "153.16.36.0/24")):
+            wait_for(lambda: has_routes(t.xtrs[name], other, "0.0.0.0/0", "153.16.99.0/24",
+                                        "153.16.40.0/24" if name != "ms" else other),
                      what=f"{name} to learn the ALT routes")
         yield t
 
@@ -73,13 +77,64 @@ def test_cold_cache_ping_goes_through_the_alt_and_replies_through_the_underlay(a
     replies = [l for l in lisp if "gre" not in l and l["lisp"]["lisp.type"] == "2"]
     assert over_gre, "no Map-Request seen inside GRE"
     assert replies, "no Map-Reply seen on the underlay"
-    assert {r["lisp"]["lisp.nonce"] for r in replies} <= \
-        {r["lisp"]["lisp.nonce"] for r in over_gre}
+    probes = [l for l in layers(packets, "lisp-data") if "gre" in l]
+    asked = {int(r["lisp"]["lisp.nonce"], 0) for r in over_gre} | \
+        {int(p["lisp-data"]["lisp-data.nonce"], 0) for p in probes}
+    assert {int(r["lisp"]["lisp.nonce"], 0) for r in replies} <= asked
     # the Map-Request inside the tunnel is addressed to the EID itself
     assert all(re.search(r'"ip.dst": "153\.16\.3[68]\.10"', json.dumps(l["ip"]))
                for l in over_gre)
-    x1 = json.loads(alt.xtrs["x1"].lispctl("--json", "mapstat"))["counters"]
+    x1 = mapstat(alt.xtrs["x1"])["counters"]
     assert x1["requests_sent"] >= 1 and x1["alt_no_route"] == 0
+    # x2 sends the first packet of its miss (h2's echo reply) as a data probe over the ALT
+    x2 = mapstat(alt.xtrs["x2"])["counters"]
+    assert x2["data_probes_sent"] >= 1 and x2["requests_sent"] == 0
+    assert x1["data_probes_received"] >= 1
+    assert probes and all('"ip.dst": "153.16.36.10"' in json.dumps(l["ip"]) for l in probes)
+
+
+def mapstat(xtr) -> dict:
+    return json.loads(xtr.lispctl("--json", "mapstat"))
+
+
+def test_an_itr_behind_the_map_resolver_gets_its_mapping(alt):
+    before = mapstat(alt.xtrs["ms"])["map_resolver"]["forwarded"]
+    out = alt.host("h3").cmd("ping -c 3 -i 0.3 -W 3 153.16.38.10")
+    assert " 0% packet loss" in out, out
+    assert mapstat(alt.xtrs["ms"])["map_resolver"]["forwarded"] > before
+    cache = json.loads(alt.xtrs["x3"].lispctl("--json", "map", "list"))["cache"]
+    assert any(e["prefix"] == "153.16.38.0/24" for e in cache)
+
+
+def test_the_map_server_announces_registrations_and_forwards_requests_to_the_etr(alt):
+    ms = mapstat(alt.xtrs["ms"])
+    assert [r["prefix"] for r in ms["registrations"]] == ["153.16.40.0/24"]
+    assert ms["registrations"][0]["etr"] == "198.19.0.1"
+    assert "2147483673" in alt.alts["a1"].vtysh("show bgp ipv4 unicast 153.16.40.0/24")
+    assert mapstat(alt.xtrs["x3"])["counters"]["registrations_confirmed"] >= 1
+    before = ms["map_server"]["requests_forwarded"]
+    out = alt.host("h1").cmd("ping -c 3 -i 0.3 -W 3 153.16.40.10")
+    assert " 0% packet loss" in out, out
+    assert mapstat(alt.xtrs["ms"])["map_server"]["requests_forwarded"] > before
+
+
+def test_a_map_register_with_the_wrong_key_is_ignored(alt):
+    before = mapstat(alt.xtrs["ms"])["map_server"]["registers_bad_auth"]
+    script = (
+        "import socket, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parents[2])!r})\n"
+        "from ipaddress import ip_address\n"
+        "from lisp_app.protocol import MapRegister, MappingRecord, Locator, EidPrefix, sign\n"
+        "rec = MappingRecord.for_prefix(EidPrefix.parse('153.16.40.0/24'),"
+        " locators=(Locator(ip_address('198.19.0.254')),))\n"
+        "msg = sign(MapRegister(1, (rec,), want_map_notify=True), 'wrong-key', 1)\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('198.19.0.254', 4342)); s.sendto(msg.encode(), ('198.18.0.20', 4342))\n")
+    alt.host("r").cmd(f"{sys.executable} - <<'EOF'\n{script}EOF")
+    wait_for(lambda: mapstat(alt.xtrs["ms"])["map_server"]["registers_bad_auth"] > before,
+             timeout=10, what="the Map-Server to count the bad registration")
+    regs = mapstat(alt.xtrs["ms"])["registrations"]
+    assert [r["etr"] for r in regs] == ["198.19.0.1"]
 
 
 def test_restarting_the_alt_router_withdraws_and_restores_routes(alt):

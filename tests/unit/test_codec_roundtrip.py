@@ -212,7 +212,8 @@ REQUEST = CONTROL_VECTORS["request-ipv4"]
     (MapRegister(1, xtr_id=1 << 128, site_id=0), "xtr_id"),
     (EncapsulatedControlMessage(ip("10.0.0.1"), ip("::1"), REQUEST), "one family"),
     (EncapsulatedControlMessage(ip("10.0.0.1"), ip("10.0.0.2"),
-                                EncapsulatedControlMessage(ip("10.0.0.1"), ip("10.0.0.2"), REQUEST)),
+                                EncapsulatedControlMessage(ip("10.0.0.3"), ip("10.0.0.4"),
+                                                           REQUEST)),
      "another ECM"),
     (EncapsulatedControlMessage(ip("10.0.0.1"), ip("10.0.0.2"), REQUEST, ttl=256), "ttl"),
     (EncapsulatedControlMessage(ip("10.0.0.1"), ip("10.0.0.2"), REQUEST, flow_label=1),
@@ -364,3 +365,66 @@ def test_arbitrary_bytes_decode_or_raise_decode_error(data):
         assert 0 <= error.offset <= len(data)
     else:
         assert decode_control(decoded.encode()) == decoded
+
+
+# --- every flag on its own, at the bit the RFCs give it ------------------------------------------
+
+FLAG_BASES = {
+    "request": MapRequest(1, (EidRecord(ip("10.0.0.0"), 8),), (ip("192.0.2.1"),)),
+    "reply": MapReply(1, (MAPPING_V4,)),
+    "register": MapRegister(1, (MAPPING_V4,)),
+    "notify": MapNotify(1, (MAPPING_V4,)),
+    "ack": MapNotifyAck(1, (MAPPING_V4,)),
+    "ecm": EncapsulatedControlMessage(ip("10.0.0.1"), ip("10.0.0.2"), REQUEST),
+}
+
+SINGLE_FLAGS = [
+    # (base, field and value, byte index, bit) -- RFC 9301 sections 5.2, 5.4, 5.6, 5.7, 5.8
+    ("request", {"authoritative": True}, 0, 0x08),
+    ("request", {"map_reply_record": MAPPING_V4}, 0, 0x04),
+    ("request", {"probe": True}, 0, 0x02),
+    ("request", {"smr": True}, 0, 0x01),
+    ("request", {"pitr": True}, 1, 0x80),
+    ("request", {"smr_invoked": True}, 1, 0x40),
+    ("request", {"local_xtr": True}, 2, 0x40),
+    ("request", {"dont_map_reply": True}, 2, 0x20),
+    ("reply", {"probe": True}, 0, 0x08),
+    ("reply", {"echo_nonce_capable": True}, 0, 0x04),
+    ("reply", {"security": True}, 0, 0x02),
+    ("register", {"proxy_reply": True}, 0, 0x08),
+    ("register", {"security_capable": True}, 0, 0x04),
+    ("register", {"xtr_id": 1, "site_id": 2}, 0, 0x02),
+    ("register", {"want_map_notify": True}, 2, 0x01),
+    ("notify", {"xtr_id": 1, "site_id": 2}, 0, 0x08),
+    ("ack", {"xtr_id": 1, "site_id": 2}, 0, 0x08),
+    ("ecm", {"security": True}, 0, 0x08),
+    ("ecm", {"ddt_originated": True}, 0, 0x04),
+    ("ecm", {"to_etr": True}, 0, 0x02),
+    ("ecm", {"to_ms": True}, 0, 0x01),
+]
+
+
+@pytest.mark.parametrize("base, change, index, bit", SINGLE_FLAGS)
+def test_each_flag_alone_sets_its_own_bit(base, change, index, bit):
+    plain = FLAG_BASES[base]
+    flagged = replace(plain, **change)
+    before, after = plain.encode()[:4], flagged.encode()[:4]
+    expected = bytearray(before)
+    expected[index] |= bit
+    assert before[index] & bit == 0
+    assert after == bytes(expected)
+    assert decode_control(flagged.encode()) == flagged
+
+
+@pytest.mark.parametrize("change, bit", [({"local": True}, 0x04), ({"probed": True}, 0x02),
+                                         ({"reachable": True}, 0x01)])
+def test_each_locator_flag_alone_sets_its_own_bit(change, bit):
+    plain = Locator(ip("192.0.2.1"), local=False, probed=False, reachable=False)
+    assert plain.encode()[4:6] == b"\x00\x00"
+    assert replace(plain, **change).encode()[4:6] == bytes((0, bit))
+
+
+def test_mapping_record_authoritative_bit():
+    plain = replace(MAPPING_V4, authoritative=False).encode()
+    assert plain[6:8] == b"\x00\x00"
+    assert MAPPING_V4.encode()[6:8] == b"\x10\x00"

@@ -149,7 +149,8 @@ def test_request_m_bit_without_map_reply_record():
 
 # --- LCAF ----------------------------------------------------------------------------------------
 # A Map-Request whose one record is an Instance-ID LCAF: record at 20 (mask-len 21), LCAF AFI at
-# 22, LCAF header at 24 (type 26, length 28), instance-id at 30, inner AFI at 34, IPv4 at 36, end 40.
+# 22, LCAF header at 24 (type 26, length 28), instance-id at 30, inner AFI at 34, IPv4 at 36;
+# 40 bytes in all.
 IID_REQUEST = MapRequest(1, (EidRecord(InstanceIdAddress(1000, ip("10.1.0.0"), 24), 24),),
                          (ip("192.0.2.1"),)).encode()
 

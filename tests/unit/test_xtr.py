@@ -253,7 +253,8 @@ def test_map_cache_and_flows_never_disagree(steps):
             effects = xtr.on_timer(now)
         apply(switch, effects)
         mapping_flows = {k: f for k, f in switch.flows.items()
-                         if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)}
+                         if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)
+                         or (kind_of(f.cookie) == K_PUNT_MISS and f.priority > 0)}
         assert mapping_flows == expected_flows(xtr)
         used = {a.group_id for f in switch.flows.values() for a in f.write
                 if hasattr(a, "group_id")}
@@ -299,7 +300,7 @@ def test_two_locators_then_one_frees_the_group_and_then_none_keeps_a_drop_flow()
     assert kind_of(flow.cookie) == K_NEGATIVE
 
 
-def test_refreshed_entry_answered_with_send_map_request_loses_its_flow():
+def test_refreshed_entry_answered_with_send_map_request_turns_into_a_miss_punt():
     xtr = make_xtr()
     learn_next_hop(xtr)
     switch = _switch_with_base(xtr)
@@ -314,7 +315,10 @@ def test_refreshed_entry_answered_with_send_map_request_loses_its_flow():
     apply(switch, xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
                                    underlay_in(MapReply(refresh.nonce, (negative,)).encode()),
                                    61.0))
-    assert not [f for f in switch.flows.values() if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE)]
+    (flow,) = [f for f in switch.flows.values() if kind_of(f.cookie) in (K_ENCAP, K_NEGATIVE,
+                                                                         K_PUNT_MISS)
+               and f.priority > 0]
+    assert kind_of(flow.cookie) == K_PUNT_MISS  # the encapsulation flow became a miss punt
     assert xtr.cache.get(prefix).action == Action.SEND_MAP_REQUEST
 
 
@@ -492,7 +496,7 @@ def test_map_resolver_node_forwards_an_ecm_request_into_the_alt():
 
 
 def test_etr_registers_its_prefixes_with_its_map_servers_every_minute():
-    from lisp_app.protocol import MapRegister, verify_authentication
+    from lisp_app.protocol import MapNotify, MapRegister, sign, verify_authentication
     cfg = CONFIG.replace("map_request_targets: [198.51.100.1]",
                          "map_request_targets: [198.51.100.1]\nmap_servers: "
                          "[{address: 203.0.113.20, key: s3cret, key_id: 2}]")
@@ -507,5 +511,30 @@ def test_etr_registers_its_prefixes_with_its_map_servers_every_minute():
     assert verify_authentication(payload, "s3cret") and not verify_authentication(payload, "x")
     assert {r.prefix for r in reg.records} == {EidPrefix.parse("[1000]10.1.0.0/24"),
                                               EidPrefix.parse("[1000]2001:db8:1::/48")}
-    assert control_payloads(xtr.on_timer(30.0)) == []
-    assert len(control_payloads(xtr.on_timer(60.0))) == 1
+    assert len(outs(xtr.on_timer(5.0), UNDERLAY)) == 1  # unconfirmed: retried after 5 s
+    notify = sign(MapNotify(reg.nonce, reg.records), "s3cret", 2).encode()
+    xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                     underlay_in(notify, src="203.0.113.20"), 6.0)
+    assert xtr.stats.registrations_confirmed == 1
+    assert outs(xtr.on_timer(11.0), UNDERLAY) == []  # confirmed: every 60 s now
+    assert len(outs(xtr.on_timer(66.0), UNDERLAY)) == 1
+
+
+def test_map_server_relays_a_data_probe_for_a_registered_site_as_a_map_request():
+    from lisp_app.protocol import MapRegister, sign
+    xtr, _state = msmr()
+    rec = MappingRecord.for_prefix(EidPrefix.parse("153.16.40.0/24"),
+                                   locators=(Locator(ip_address("198.51.100.9")),))
+    reg = sign(MapRegister(9, (rec,)), "s3cret", 1).encode()
+    xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                     frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address("198.51.100.9"),
+                                      ip_address("203.0.113.20"), 4342, 4342, reg), 0.0)
+    inner = host_frame("153.16.40.10", src="153.16.36.10")[14:]
+    probe = frames.udp_frame("00:00:00:00:00:00", "00:00:00:00:00:00", ip_address("192.0.2.1"),
+                             ip_address("153.16.40.10"), 50000, 4341,
+                             DataHeader(instance_id=0, nonce=0x123).encode() + inner)
+    effects = xtr.on_packet_in(LISP, cookie(K_PUNT_DATA_PROBE), 31, 0, probe, 1.0)
+    (f, ecm), = control_payloads(effects)
+    assert str(f.ip_dst) == "198.51.100.9" and ecm.to_etr
+    assert ecm.message.nonce == 0x123 and ecm.message.itr_rlocs == (ip_address("192.0.2.1"),)
+    assert xtr.stats.data_probes_relayed == 1

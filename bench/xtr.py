@@ -1,0 +1,557 @@
+"""Data-plane figures of two OVS xTRs driven by lisp_app, against plain forwarding measured in the
+same run, on the same namespaces, veths, OVS userspace datapath and underlay router.
+
+Topology: topologies/two_sites.py (h1 10.1.0.10 - x1 - r - x2 - h2 10.2.0.10, instance-id 1000),
+built with interface tag "b" (so that it can run beside the integration tests). Hosts keep MTU 1500.
+
+Phases, in this order, and what each figure means:
+
+1. Warm-up. One ping h1 -> h2 on the cold map-caches (its loss and first RTT are reported: the
+   controller holds the first packet while it resolves the mapping), a ping h2 -> h1, then one
+   ``ping -M do -s 1472`` each way so the hosts learn the path MTU from the ICMP "fragmentation
+   needed" our controller sends (1464 = 1500 - 36 bytes of outer IPv4, UDP and LISP headers). The
+   measurements below are of this steady state.
+2. Warm RTT: the median of ``ping`` RTTs h1 -> h2 with both map-caches warm.
+3. OpenFlow echo round trip: ``GET /echo?bridge=lisp&count=50`` on x1's API (LispClient.echo, run in
+   x1's namespace), i.e. controller -> x1's br-lisp -> controller.
+4. Miss-to-flow-installed latency, S samples: x2's map-cache stays warm; x1's entry for
+   [1000]10.2.0.0/24 is removed through the API (``lispctl map del``), then ONE ping h1 -> h2. Its RTT
+   minus the warm RTT (2.) is the time from the miss (packet-in) through Map-Request, Map-Reply, flow
+   installation and re-injection of the held packet. Reported: median and p99, where p99 is linearly
+   interpolated between the closest order statistics (numpy's default; with 30 samples it lies
+   between the two largest samples, 71% of the way to the largest). x1's counters (misses,
+   Map-Requests, re-injected packets) are checked to have moved once per sample.
+5. LISP TCP throughput: iperf3 -J, server in h2, client in h1, N seconds, one stream; the figure is
+   the receiver's bit rate. ``ss -tin`` in h1 half-way through gives the MSS and path MTU in use.
+   Packet-ins per second over that run: the number of packets that reached a punt-to-controller
+   action on either bridge of either xTR, divided by the run's duration. Counted exactly as: for
+   punt flows behind an OpenFlow meter (all of ours but the underlay ARP one), the meter's
+   packet_in_count; for unmetered punt flows, the flow's n_packets. The plain sum of n_packets over
+   flows whose actions contain CONTROLLER is reported too, but it is NOT a packet-in count: OVS
+   translates both branches of ``check_pkt_larger`` and credits the statistics of the MTU table's
+   punt flow with every encapsulated packet, punted or not (measured here: meter 2 stays put while
+   that flow's n_packets follows the encapsulation flow).
+6. LISP UDP packet rate (skipped with --no-udp): iperf3 -u -b 0 -l 64 (64-byte payload, 92-byte IP
+   packets, unlimited send rate) h1 -> h2; the figure is the packets the server received per second.
+7. Baseline, plain forwarding: each xTR's controller is stopped and all flows on both its bridges
+   are deleted; a patch-port pair (plain-l on br-lisp, plain-u on br-u) joins the bridges, and
+   static OpenFlow 1.3 flows make each xTR an IPv4 router for its site:
+     br-lisp: ARP requests for the site gateway (10.n.0.1) are answered in the switch with the same
+       gateway MAC the host already has; IPv4 from the site port to the other site's /24 ->
+       dec_ttl, eth_src = br-u's MAC, eth_dst = the router's MAC, out plain-l; IPv4 from plain-l to
+       the site host -> dec_ttl, eth_src = gateway MAC, eth_dst = host MAC, out the site port.
+     br-u: from plain-u -> out the uplink; IPv4 from the uplink to the site's /24 -> out plain-u;
+       everything else NORMAL (ARP between the router and the RLOC address on br-u's LOCAL port).
+   The router r gets routes 10.1.0.0/24 via 192.0.2.1 and 10.2.0.0/24 via 198.51.100.1 (the xTRs'
+   RLOCs). The hosts' route caches are flushed so they forget the LISP path MTU and use 1500. Then
+   the same warm RTT, TCP and UDP measurements run again. Baseline packets therefore cross the
+   same veths and userspace datapaths (two bridges per xTR, joined by a patch port instead of the
+   VXLAN-GPE port and OVS's native tunnelling) and the same kernel router, without encapsulation.
+
+The RESULT lines come last; ratios are LISP / plain from this one run. Progress goes to stderr.
+
+    sudo .venv/bin/python bench/xtr.py [--seconds N] [--samples S] [--quick] [--json PATH]
+
+--quick: 3-second throughput runs and 5 latency samples unless --seconds / --samples say
+otherwise. The run takes about 40 s plus 2 x (2 x N) s with the defaults (N = 10, S = 30).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from lisp_app.config import TimersConfig  # noqa: E402
+
+H1_ADDR, H2_ADDR = "10.1.0.10", "10.2.0.10"
+SITE_ADDR = {1: H1_ADDR, 2: H2_ADDR}
+RLOC = {1: "192.0.2.1", 2: "198.51.100.1"}
+REMOTE_PREFIX = "[1000]10.2.0.0/24"  # x1's map-cache entry removed for each latency sample
+PATCH_LISP, PATCH_UNDERLAY = "plain-l", "plain-u"
+ECHO_COUNT = 50
+WARM_PINGS = 10
+UDP_PAYLOAD = 64
+DEFAULT_GATEWAY_MAC = "02:00:00:00:00:01"
+DUMP_SEPARATOR = "==meters=="
+REQUEST_SPACING = TimersConfig.request_min_interval + 0.1  # seconds between two latency samples
+
+_started = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[bench/xtr {time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr,
+          flush=True)
+
+
+# -- small parsers ---------------------------------------------------------------------------------
+
+def ping_rtts_ms(output: str) -> list[float]:
+    return [float(v) for v in re.findall(r"time=([\d.]+) ms", output)]
+
+
+def ping_counts(output: str) -> tuple[int, int]:
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
+    if not m:
+        raise RuntimeError(f"cannot read ping output: {output!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between the closest order statistics (numpy's default method)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    pos = (len(ordered) - 1) * q / 100.0
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def parse_flows(dump: str) -> list[dict]:
+    """``ovs-ofctl dump-flows`` lines as {n_packets, actions, text}."""
+    flows = []
+    for line in dump.splitlines():
+        m = re.search(r"n_packets=(\d+).* actions=(\S+)", line)
+        if m:
+            flows.append({"n_packets": int(m.group(1)), "actions": m.group(2),
+                          "text": line.strip()})
+    return flows
+
+
+def flow_key(line: str) -> str:
+    """A dump-flows line without its statistics: identifies the flow across two dumps."""
+    return re.sub(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^, ]+,? ?", "", line)
+
+
+def parse_meter_packets(dump: str) -> dict[int, int]:
+    """``ovs-ofctl meter-stats``: meter id -> packet_in_count."""
+    return {int(m.group(1)): int(m.group(2))
+            for m in re.finditer(r"meter:(\d+) flow_count:\d+ packet_in_count:(\d+)", dump)}
+
+
+def parse_ss(output: str) -> list[dict]:
+    """``ss -tin``: per connection, the numeric fields we care about."""
+    conns = []
+    for block in re.split(r"\n(?=\S)", output):
+        info = {}
+        for key in ("mss", "pmtu", "advmss", "bytes_sent", "bytes_acked"):
+            m = re.search(rf"\b{key}:(\d+)", block)
+            if m:
+                info[key] = int(m.group(1))
+        if "mss" in info:
+            conns.append(info)
+    return conns
+
+
+def mac_of(node, intf: str) -> str:
+    return node.cmd(f"cat /sys/class/net/{intf}/address").strip()
+
+
+# -- punt counting ---------------------------------------------------------------------------------
+
+def punt_snapshot(topo) -> dict:
+    """Per xTR and bridge: exact punts (meters + unmetered punt flows) and the naive sum of
+    n_packets over every flow whose actions contain CONTROLLER (see the module docstring)."""
+    snap = {}
+    for name, xtr in sorted(topo.xtrs.items()):
+        for bridge in ("br-lisp", "br-u"):
+            # one shell command, so that the two dumps are as close in time as they can be
+            mgmt = f"unix:{xtr.dir}/{bridge}.mgmt"
+            flow_dump, _, meter_dump = xtr.ofctl(
+                f"dump-flows {mgmt} && echo {DUMP_SEPARATOR} && "
+                f"ovs-ofctl -O OpenFlow13 meter-stats {mgmt}").partition(DUMP_SEPARATOR)
+            flows = [f for f in parse_flows(flow_dump) if "CONTROLLER" in f["actions"]]
+            meters_used = set()
+            unmetered = 0
+            for f in flows:
+                m = re.search(r"meter:(\d+)", f["actions"])
+                if m:
+                    meters_used.add(int(m.group(1)))
+                else:
+                    unmetered += f["n_packets"]
+            meter_packets = parse_meter_packets(meter_dump)
+            exact = unmetered + sum(meter_packets.get(m, 0) for m in meters_used)
+            snap[f"{name}/{bridge}"] = {
+                "exact": exact, "naive": sum(f["n_packets"] for f in flows),
+                "flows": {flow_key(f["text"]): f["n_packets"] for f in flows}}
+    return snap
+
+
+def punt_delta(before: dict, after: dict, seconds: float) -> dict:
+    exact = sum(after[k]["exact"] - before[k]["exact"] for k in after)
+    naive = sum(after[k]["naive"] - before[k]["naive"] for k in after)
+    moved = {}
+    for k in after:
+        for flow, n in after[k]["flows"].items():
+            d = n - before[k]["flows"].get(flow, 0)
+            if d:
+                moved[f"{k}: {flow}"] = d
+    return {"packet_ins": exact, "packet_ins_per_s": exact / seconds,
+            "controller_flow_n_packets": naive,
+            "controller_flow_n_packets_per_s": naive / seconds,
+            "controller_flows_that_moved": moved, "seconds": seconds}
+
+
+# -- measurements ----------------------------------------------------------------------------------
+
+def ping_ok(host, dst: str, count: int = 3, extra: str = "") -> str:
+    out = host.cmd(f"ping -c {count} -i 0.2 -W 3 {extra} {dst}")
+    sent, received = ping_counts(out)
+    if received != sent:
+        raise RuntimeError(f"ping {dst} lost packets: {out}")
+    return out
+
+
+def warm_up(topo) -> dict:
+    h1, h2 = topo.host("h1"), topo.host("h2")
+    cold = h1.cmd(f"ping -c 3 -i 0.2 -W 3 {H2_ADDR}")
+    sent, received = ping_counts(cold)
+    rtts = ping_rtts_ms(cold)
+    first_seq = re.search(r"icmp_seq=(\d+)", cold)
+    ping_ok(h2, H1_ADDR)
+    pmtu = {}
+    for name, host, dst in (("h1", h1, H2_ADDR), ("h2", h2, H1_ADDR)):
+        out = host.cmd(f"ping -c 1 -W 2 -M do -s 1472 {dst}")
+        m = re.search(r"mtu ?= ?(\d+)", out)
+        pmtu[name] = int(m.group(1)) if m else None
+    ping_ok(h1, H2_ADDR, count=2)
+    return {"cold_ping_sent": sent, "cold_ping_received": received,
+            "cold_first_reply_seq": int(first_seq.group(1)) if first_seq else None,
+            "cold_first_rtt_ms": rtts[0] if rtts else None,
+            "icmp_frag_needed_mtu": pmtu}
+
+
+def warm_rtt_ms(topo) -> dict:
+    out = topo.host("h1").cmd(f"ping -c {WARM_PINGS} -i 0.1 -W 2 {H2_ADDR}")
+    rtts = ping_rtts_ms(out)
+    if not rtts:
+        raise RuntimeError(f"no warm ping replies: {out}")
+    ttl = re.search(r"ttl=(\d+)", out)
+    return {"p50": statistics.median(rtts), "min": min(rtts), "max": max(rtts),
+            "replies": len(rtts), "sent": WARM_PINGS, "reply_ttl": int(ttl.group(1))}
+
+
+def echo_rtt_ms(topo) -> dict:
+    from topologies.lispnode import API_PORT
+    code = ("import json; from lisp_app.api.client import LispClient; "
+            f"print(json.dumps(LispClient('http://127.0.0.1:{API_PORT}')"
+            f".echo('lisp', {ECHO_COUNT})))")
+    out = topo.xtrs["x1"].sh(f"{sys.executable} -c \"{code}\"")
+    rtts = [1000.0 * v for v in json.loads(out.strip().splitlines()[-1])["rtt"]]
+    if not rtts:
+        raise RuntimeError("the echo endpoint returned no round trips")
+    return {"p50": statistics.median(rtts), "p99": percentile(rtts, 99), "min": min(rtts),
+            "count": len(rtts)}
+
+
+def x1_counters(topo) -> dict:
+    return json.loads(topo.xtrs["x1"].lispctl("--json", "mapstat"))["counters"]
+
+
+def miss_latency_ms(topo, samples: int, warm_ms: float) -> dict:
+    x1, h1 = topo.xtrs["x1"], topo.host("h1")
+    before = x1_counters(topo)
+    rtts, lost = [], 0
+    last_miss = time.monotonic()  # the warm-up pings asked for the same EID
+    for i in range(samples):
+        # the ITR sends at most one Map-Request per EID per request_min_interval and drops a
+        # miss that comes sooner: space the samples out
+        time.sleep(max(0.0, last_miss + REQUEST_SPACING - time.monotonic()))
+        x1.lispctl("map", "del", f"'{REMOTE_PREFIX}'")
+        last_miss = time.monotonic()
+        out = h1.cmd(f"ping -c 1 -W 3 {H2_ADDR}")
+        got = ping_rtts_ms(out)
+        if got:
+            rtts.append(got[0])
+        else:
+            lost += 1
+            ping_ok(h1, H2_ADDR, count=1)  # the mapping must be back before the next sample
+        if (i + 1) % 5 == 0 or i + 1 == samples:
+            progress(f"miss latency: {i + 1}/{samples} samples"
+                     + (f", last RTT {rtts[-1]:.2f} ms" if rtts else ""))
+    after = x1_counters(topo)
+    moved = {k: after[k] - before[k] for k in ("misses", "requests_sent", "requests_answered",
+                                                "reinjected", "buffered")}
+    if moved["misses"] < samples or moved["requests_sent"] < samples:
+        progress(f"WARNING: x1's counters moved less than once per sample: {moved}")
+    latencies = [max(r - warm_ms, 0.0) for r in rtts]
+    return {"samples": samples, "lost": lost, "rtt_ms": rtts, "latency_ms": latencies,
+            "p50": statistics.median(latencies) if latencies else math.nan,
+            "p99": percentile(latencies, 99), "max": max(latencies) if latencies else math.nan,
+            "p99_method": "linear interpolation between closest order statistics",
+            "x1_counter_deltas": moved}
+
+
+def iperf3_json(output: str, what: str) -> dict:
+    try:
+        return json.loads(output)
+    except ValueError:
+        raise RuntimeError(f"iperf3 ({what}) did not print JSON: {output[-2000:]!r}") from None
+
+
+def tcp_throughput(topo, seconds: int) -> dict:
+    h1 = topo.host("h1")
+    client = h1.popen(["iperf3", "-c", H2_ADDR, "-t", str(seconds), "-J"],
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(seconds / 2 + 0.3)
+    connections = parse_ss(h1.cmd(f"ss -tin dst {H2_ADDR}"))
+    out, _ = client.communicate(timeout=seconds + 60)
+    data = iperf3_json(out, "tcp")
+    if "error" in data:
+        raise RuntimeError(f"iperf3 tcp: {data['error']}")
+    end = data["end"]
+    data_conn = max(connections, key=lambda c: c.get("bytes_acked", 0), default={})
+    return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
+            "sender_gbps": end["sum_sent"]["bits_per_second"] / 1e9,
+            "retransmits": end["sum_sent"].get("retransmits"),
+            "seconds": end["sum_received"]["seconds"],
+            "tcp_mss_default": data["start"].get("tcp_mss_default"),
+            "mss_mid_run": data_conn.get("mss"), "pmtu_mid_run": data_conn.get("pmtu"),
+            "sender_cpu_percent": end.get("cpu_utilization_percent", {}).get("host_total"),
+            "receiver_cpu_percent": end.get("cpu_utilization_percent", {}).get("remote_total")}
+
+
+def udp_rate(topo, seconds: int) -> dict:
+    out = topo.host("h1").cmd(f"iperf3 -c {H2_ADDR} -u -b 0 -l {UDP_PAYLOAD} -t {seconds} -J")
+    data = iperf3_json(out, "udp")
+    if "error" in data:
+        raise RuntimeError(f"iperf3 udp: {data['error']}")
+    total = data["end"]["sum"]
+    received = total["packets"] - total["lost_packets"]
+    return {"received_pps": received / total["seconds"], "sent_pps": total["packets"] /
+            total["seconds"], "lost_percent": total["lost_percent"], "seconds": total["seconds"],
+            "payload_bytes": UDP_PAYLOAD}
+
+
+def lisp_traffic(topo, seconds: int, udp: bool) -> dict:
+    result = {}
+    progress(f"LISP: TCP h1 -> h2 for {seconds} s, counting punts")
+    before = punt_snapshot(topo)
+    start = time.monotonic()
+    result["tcp"] = tcp_throughput(topo, seconds)
+    elapsed = time.monotonic() - start
+    result["punts_tcp"] = punt_delta(before, punt_snapshot(topo), elapsed)
+    progress(f"LISP: TCP {result['tcp']['gbps']:.3f} Gbit/s, "
+             f"{result['punts_tcp']['packet_ins']} packet-ins")
+    if udp:
+        progress(f"LISP: UDP {UDP_PAYLOAD}-byte payloads for {seconds} s")
+        before = punt_snapshot(topo)
+        start = time.monotonic()
+        result["udp"] = udp_rate(topo, seconds)
+        result["punts_udp"] = punt_delta(before, punt_snapshot(topo), time.monotonic() - start)
+    return result
+
+
+# -- the no-LISP baseline --------------------------------------------------------------------------
+
+def plain_forwarding(topo) -> dict:
+    """Turn both xTRs into static-flow IPv4 routers (see the module docstring, phase 7)."""
+    r = topo.host("r")
+    for n, other in ((1, 2), (2, 1)):
+        xtr = topo.xtrs[f"x{n}"]
+        host = topo.host(f"h{n}")
+        xtr.stop_controller()
+        gw_ip = f"10.{n}.0.1"
+        neigh = re.search(r"lladdr (\S+)", host.cmd(f"ip neigh show {gw_ip}"))
+        gw_mac = neigh.group(1) if neigh else DEFAULT_GATEWAY_MAC
+        host_mac = mac_of(host, topo.intf(f"h{n}"))
+        router_mac = mac_of(r, topo.intf(f"r{n}"))
+        underlay_mac = xtr.sh("cat /sys/class/net/br-u/address").strip()
+        site = xtr.spec.site_ports[0].intf
+        uplink = xtr.spec.uplink
+        for bridge in ("br-lisp", "br-u"):
+            xtr.ofctl(f"del-flows {bridge}")
+        xtr.vsctl(f"add-port br-lisp {PATCH_LISP} -- set interface {PATCH_LISP} type=patch "
+                  f"options:peer={PATCH_UNDERLAY} -- add-port br-u {PATCH_UNDERLAY} "
+                  f"-- set interface {PATCH_UNDERLAY} type=patch options:peer={PATCH_LISP}")
+        arp_reply = ("move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],"
+                     f"set_field:{gw_mac}->eth_src,set_field:2->arp_op,"
+                     "move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],"
+                     "move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],"
+                     f"set_field:{gw_mac}->arp_sha,set_field:{gw_ip}->arp_spa,IN_PORT")
+        flows = {
+            "br-lisp": [
+                f"priority=100,arp,in_port={site},arp_op=1,arp_tpa={gw_ip},actions={arp_reply}",
+                f"priority=100,ip,in_port={site},nw_dst=10.{other}.0.0/24,actions=dec_ttl,"
+                f"set_field:{underlay_mac}->eth_src,set_field:{router_mac}->eth_dst,"
+                f"output:{PATCH_LISP}",
+                f"priority=100,ip,in_port={PATCH_LISP},nw_dst={SITE_ADDR[n]},actions=dec_ttl,"
+                f"set_field:{gw_mac}->eth_src,set_field:{host_mac}->eth_dst,output:{site}",
+            ],
+            "br-u": [
+                f"priority=100,in_port={PATCH_UNDERLAY},actions=output:{uplink}",
+                f"priority=100,ip,in_port={uplink},nw_dst=10.{n}.0.0/24,"
+                f"actions=output:{PATCH_UNDERLAY}",
+                "priority=0,actions=NORMAL",
+            ],
+        }
+        for bridge, lines in flows.items():
+            for line in lines:
+                xtr.ofctl(f"add-flow {bridge} '{line}'")
+        r.cmd(f"ip route replace 10.{n}.0.0/24 via {RLOC[n]}")
+    for name in ("h1", "h2"):
+        topo.host(name).cmd("ip route flush cache")
+    h1, h2 = topo.host("h1"), topo.host("h2")
+    ping_ok(h1, H2_ADDR)
+    ping_ok(h2, H1_ADDR)
+    # the full 1500-byte path, no PMTU left over from the LISP run
+    ping_ok(h1, H2_ADDR, count=1, extra="-M do -s 1472")
+    return {"route_h1": h1.cmd(f"ip route get {H2_ADDR}").strip()}
+
+
+def plain_traffic(topo, seconds: int, udp: bool) -> dict:
+    result = {"rtt_ms": warm_rtt_ms(topo)}
+    progress(f"plain: TCP h1 -> h2 for {seconds} s")
+    result["tcp"] = tcp_throughput(topo, seconds)
+    progress(f"plain: TCP {result['tcp']['gbps']:.3f} Gbit/s")
+    if udp:
+        progress(f"plain: UDP {UDP_PAYLOAD}-byte payloads for {seconds} s")
+        result["udp"] = udp_rate(topo, seconds)
+    return result
+
+
+# -- driver ----------------------------------------------------------------------------------------
+
+def environment() -> dict:
+    def first_line(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return None
+    return {"cpus": os.cpu_count(), "kernel": platform.release(),
+            "ovs": first_line(["ovs-vswitchd", "--version"]),
+            "iperf3": first_line(["iperf3", "--version"]), "python": platform.python_version()}
+
+
+def run(args) -> dict:
+    from topologies.two_sites import TwoSites, site_spec
+
+    figures = {"parameters": {"seconds": args.seconds, "samples": args.samples,
+                              "udp": not args.no_udp, "tag": args.tag},
+               "environment": environment()}
+    progress(f"building the two-site topology (tag {args.tag!r})")
+    with TwoSites(site_spec(1, tag=args.tag), site_spec(2, tag=args.tag), tag=args.tag) as topo:
+        server = topo.host("h2").popen(["iperf3", "-s", "-B", H2_ADDR],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            progress("warming map-caches and path MTU (pings both ways)")
+            figures["warm_up"] = warm_up(topo)
+            figures["lisp"] = {"rtt_ms": warm_rtt_ms(topo)}
+            progress("OpenFlow echo round trips through x1's API")
+            figures["echo_rtt_ms"] = echo_rtt_ms(topo)
+            progress(f"miss latency: {args.samples} samples")
+            figures["miss"] = miss_latency_ms(topo, args.samples,
+                                              figures["lisp"]["rtt_ms"]["p50"])
+            figures["lisp"].update(lisp_traffic(topo, args.seconds, not args.no_udp))
+            progress("baseline: stopping the controllers, static router flows on the xTRs")
+            figures["plain_setup"] = plain_forwarding(topo)
+            figures["plain"] = plain_traffic(topo, args.seconds, not args.no_udp)
+        finally:
+            server.terminate()
+            server.wait(10)
+        progress("tearing down")
+    return figures
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def report(figures: dict) -> None:
+    lisp, plain, miss, echo = (figures["lisp"], figures["plain"], figures["miss"],
+                               figures["echo_rtt_ms"])
+    wu = figures["warm_up"]
+    punts = lisp["punts_tcp"]
+    print(f"environment: {figures['environment']}")
+    print(f"cold first ping h1 -> h2: {wu['cold_ping_received']}/{wu['cold_ping_sent']} "
+          f"replies, first reply icmp_seq={wu['cold_first_reply_seq']} "
+          f"RTT {wu['cold_first_rtt_ms']} ms; ICMP fragmentation-needed MTU "
+          f"{wu['icmp_frag_needed_mtu']}")
+    for name, run_ in (("LISP ", lisp), ("plain", plain)):
+        tcp, rtt = run_["tcp"], run_["rtt_ms"]
+        print(f"{name} RTT p50 {rtt['p50']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f}, "
+              f"{rtt['replies']}/{rtt['sent']}, reply ttl {rtt['reply_ttl']})")
+        print(f"{name} TCP {tcp['gbps']:.3f} Gbit/s over {tcp['seconds']:.1f} s "
+              f"(sender {tcp['sender_gbps']:.3f}, retransmits {tcp['retransmits']}), "
+              f"mss {tcp['mss_mid_run']} pmtu {tcp['pmtu_mid_run']} "
+              f"(iperf3 tcp_mss_default {tcp['tcp_mss_default']}), CPU sender "
+              f"{tcp['sender_cpu_percent']:.0f}% receiver {tcp['receiver_cpu_percent']:.0f}%")
+        if "udp" in run_:
+            udp = run_["udp"]
+            print(f"{name} UDP {udp['payload_bytes']}-byte payload: received "
+                  f"{udp['received_pps'] / 1e3:.1f} kpps (sent {udp['sent_pps'] / 1e3:.1f} kpps, "
+                  f"lost {udp['lost_percent']:.1f}%)")
+    print(f"punts during LISP TCP: {punts['packet_ins']} packet-ins in {punts['seconds']:.1f} s "
+          f"(meters + unmetered punt flows); naive sum of n_packets over CONTROLLER flows "
+          f"{punts['controller_flow_n_packets']} (check_pkt_larger credits the MTU punt flow "
+          f"with every encapsulated packet)")
+    for flow, n in punts["controller_flows_that_moved"].items():
+        print(f"    n_packets +{n}: {flow}")
+    if "punts_udp" in lisp:
+        print(f"punts during LISP UDP: {lisp['punts_udp']['packet_ins']} packet-ins")
+    print(f"miss latency: {len(miss['latency_ms'])} samples, {miss['lost']} lost, "
+          f"p50 {miss['p50']:.3f} ms p99 {miss['p99']:.3f} ms ({miss['p99_method']}) "
+          f"max {miss['max']:.3f} ms; x1 counters moved {miss['x1_counter_deltas']}")
+    print(f"OpenFlow echo RTT ({echo['count']}): p50 {echo['p50']:.3f} ms "
+          f"p99 {echo['p99']:.3f} ms min {echo['min']:.3f} ms")
+    print(f"RESULT tcp_lisp_gbps={lisp['tcp']['gbps']:.3f} tcp_plain_gbps={plain['tcp']['gbps']:.3f} "
+          f"ratio={ratio(lisp['tcp']['gbps'], plain['tcp']['gbps']):.3f}")
+    if "udp" in lisp and "udp" in plain:
+        print(f"RESULT udp_lisp_kpps={lisp['udp']['received_pps'] / 1e3:.1f} "
+              f"udp_plain_kpps={plain['udp']['received_pps'] / 1e3:.1f} "
+              f"ratio={ratio(lisp['udp']['received_pps'], plain['udp']['received_pps']):.3f}")
+    print(f"RESULT packet_ins_per_s={punts['packet_ins_per_s']:.3f}")
+    print(f"RESULT miss_latency_ms p50={miss['p50']:.3f} p99={miss['p99']:.3f} "
+          f"echo_rtt_ms p50={echo['p50']:.3f} ratio_p50={ratio(miss['p50'], echo['p50']):.1f}")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=None,
+                        help="length of each iperf3 run (default 10, --quick 3)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="miss-latency samples (default 30, --quick 5)")
+    parser.add_argument("--quick", action="store_true", help="short runs, few samples")
+    parser.add_argument("--no-udp", action="store_true", help="skip the UDP packet-rate runs")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
+    parser.add_argument("--tag", default="b",
+                        help="interface-name prefix, so that topologies can coexist (default b)")
+    args = parser.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 3 if args.quick else 10
+    if args.samples is None:
+        args.samples = 5 if args.quick else 30
+    if args.seconds < 1 or args.samples < 1:
+        parser.error("--seconds and --samples must be at least 1")
+    if os.geteuid() != 0:
+        print("bench/xtr.py: run as root (Mininet and OVS need it)", file=sys.stderr)
+        return 1
+
+    def stop_on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through TwoSites' teardown
+    signal.signal(signal.SIGTERM, stop_on_signal)
+
+    figures = run(args)
+    report(figures)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+        progress(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
