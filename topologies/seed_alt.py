@@ -16,8 +16,7 @@ seed's Quagga).
 
     sudo .venv/bin/python topologies/seed_alt.py [--cli]
 
-Still to come (issue 5): a second ALT router meshed with the first, and a Map-Server/Map-Resolver
-site.
+Still to come (issue 5): a second ALT router meshed with the first.
 """
 
 from __future__ import annotations
@@ -48,9 +47,15 @@ SITES = {
             alt="100.64.254.171", alt_peer="100.64.254.170"),
 }
 ALT_RLOC, ALT_GW = "203.0.113.1", "203.0.113.254"
+# the Map-Server/Map-Resolver (on the ALT) and a third site that is not on the ALT
+MS = dict(rloc="198.18.0.20", gw="198.18.0.254", asn=2147483673, alt="100.64.254.173",
+          alt_peer="100.64.254.172")
+SITE3 = dict(rloc="198.19.0.1", gw="198.19.0.254", eid="153.16.40")
+MS_KEY = "lisp-alt-s3cret"
 
 
 def xtr_spec(n: int, tag: str = "", max_prefix: int = 1000) -> XtrSpec:
+    """x1 or x2, on the ALT. x2 sends the first packet of a miss as a data probe over the ALT."""
     s = SITES[n]
     return XtrSpec(
         name=f"x{n}", rlocs=[s["rloc"]], next_hop=s["gw"], uplink=f"{tag}x{n}-up",
@@ -60,7 +65,32 @@ def xtr_spec(n: int, tag: str = "", max_prefix: int = 1000) -> XtrSpec:
         extra={"alt": {"local_as": s["asn"], "router_id": f"{s['eid']}.254",
                        "address": s["alt"], "eid_space": ["153.16.0.0/16"],
                        "neighbors": [{"address": s["alt_peer"], "remote_as": ALT_AS,
-                                      "gre_port": "gre0", "max_prefix": max_prefix}]}})
+                                      "gre_port": "gre0", "max_prefix": max_prefix}]},
+               "data_probes": n == 2})
+
+
+def ms_spec(tag: str = "") -> XtrSpec:
+    """The Map-Server/Map-Resolver: on the ALT, no site of its own."""
+    return XtrSpec(
+        name="ms", rlocs=[MS["rloc"]], next_hop=MS["gw"], uplink=f"{tag}ms-up", site_ports=[],
+        eid_prefixes=[], role="ms-mr", alt_address=MS["alt"], alt_tunnels=[("gre0", ALT_RLOC)],
+        extra={"map_resolver": True,
+               "map_server": {"sites": [{"name": "site-40", "key": MS_KEY,
+                                         "eid_prefixes": [f"{SITE3['eid']}.0/24"]}]},
+               "alt": {"local_as": MS["asn"], "router_id": MS["rloc"], "address": MS["alt"],
+                       "eid_space": ["153.16.0.0/16"],
+                       "neighbors": [{"address": MS["alt_peer"], "remote_as": ALT_AS,
+                                      "gre_port": "gre0"}]}})
+
+
+def site3_spec(tag: str = "", key: str = MS_KEY) -> XtrSpec:
+    """A site off the ALT: Map-Requests through the Map-Resolver, registered at the Map-Server."""
+    return XtrSpec(
+        name="x3", rlocs=[SITE3["rloc"]], next_hop=SITE3["gw"], uplink=f"{tag}x3-up",
+        site_ports=[SitePort(f"{tag}x3-site", 0)],
+        eid_prefixes=[{"prefix": f"{SITE3['eid']}.0/24"}], role="xtr",
+        gateway_ipv4=f"{SITE3['eid']}.1", map_resolvers=[MS["rloc"]],
+        extra={"map_servers": [{"address": MS["rloc"], "key": key, "key_id": 1}]})
 
 
 def alt_spec(tag: str = "") -> AltRouterSpec:
@@ -68,7 +98,8 @@ def alt_spec(tag: str = "") -> AltRouterSpec:
         name="a1", rloc=ALT_RLOC, next_hop=ALT_GW, uplink=f"{tag}a1-up", asn=ALT_AS,
         router_id=ALT_RLOC,
         peers=[AltPeer(f"x{n}", s["rloc"], s["alt"], s["alt_peer"], s["asn"])
-               for n, s in SITES.items()],
+               for n, s in SITES.items()] + [
+            AltPeer("ms", MS["rloc"], MS["alt"], MS["alt_peer"], MS["asn"])],
         networks=["0.0.0.0/0"], long_path_networks=["153.16.99.0/24"], long_path=LONG_PATH)
 
 
@@ -80,7 +111,8 @@ class SeedAlt:
         self._own_rundir = rundir is None
         self.rundir = Path(rundir or tempfile.mkdtemp(prefix="lisp-seed-alt-"))
         self.alt_spec = alt or alt_spec(tag)
-        self.xtr_specs = xtrs or [xtr_spec(1, tag), xtr_spec(2, tag)]
+        self.xtr_specs = xtrs or [xtr_spec(1, tag), xtr_spec(2, tag), ms_spec(tag),
+                                  site3_spec(tag)]
         self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
                            autoStaticArp=False)
         self.xtrs: dict[str, XtrNode] = {}
@@ -108,12 +140,15 @@ class SeedAlt:
 
     def start(self) -> None:
         net, g = self.net, self.tag
-        for name in ("h1", "h2", "x1", "x2", "a1", "r"):
+        for name in ("h1", "h2", "h3", "x1", "x2", "x3", "a1", "ms", "r"):
             net.addHost(name, ip=None)
-        for n in (1, 2):
+        for n in (1, 2, 3):
             net.addLink(f"h{n}", f"x{n}", intfName1=f"{g}h{n}-eth0", intfName2=f"{g}x{n}-site")
-            net.addLink(f"x{n}", "r", intfName1=f"{g}x{n}-up", intfName2=f"{g}r-eth{n}")
+        net.addLink("x1", "r", intfName1=f"{g}x1-up", intfName2=f"{g}r-eth1")
+        net.addLink("x2", "r", intfName1=f"{g}x2-up", intfName2=f"{g}r-eth2")
         net.addLink("a1", "r", intfName1=f"{g}a1-up", intfName2=f"{g}r-eth3")
+        net.addLink("ms", "r", intfName1=f"{g}ms-up", intfName2=f"{g}r-eth4")
+        net.addLink("x3", "r", intfName1=f"{g}x3-up", intfName2=f"{g}r-eth5")
         net.build()
         net.start()
         for node in net.hosts:
@@ -122,11 +157,12 @@ class SeedAlt:
                 if intf != "lo":
                     node.cmd(f"ip addr flush dev {intf}")
         r = self.host("r")
-        for i, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24"), (3, "203.0.113.254/24")):
+        for i, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24"), (3, "203.0.113.254/24"),
+                        (4, "198.18.0.254/24"), (5, "198.19.0.254/24")):
             quiet_interface(r, f"{g}r-eth{i}")
             r.cmd(f"ip addr add {addr} dev {g}r-eth{i}")
         r.cmd("sysctl -qw net.ipv4.ip_forward=1")
-        for n, s in SITES.items():
+        for n, s in {**SITES, 3: SITE3}.items():
             h = self.host(f"h{n}")
             quiet_interface(h, f"{g}h{n}-eth0")
             h.cmd(f"ip link set {g}h{n}-eth0 mtu 1450")
@@ -148,7 +184,7 @@ class SeedAlt:
         a = self.alts["a1"]
         while time.monotonic() < deadline:
             summary = a.vtysh("show bgp ipv4 unicast summary")
-            peers = [s["alt"] for s in SITES.values()]
+            peers = [s["alt"] for s in SITES.values()] + [MS["alt"]]
             if all(any(line.startswith(p) and line.split()[-2].isdigit() for line in
                        summary.splitlines()) for p in peers):
                 return
