@@ -67,6 +67,8 @@ class AltState:
                 n.rejected += 1
             return []
         n.accepted.add(network)
+        if n.state == IDLE:
+            n.state = ESTABLISHED  # routes only come over an established session
         self.rib.update(AltRoute(network, neighbor, next_hop, tuple(as_path)))
         if n.max_prefix and len(n.accepted) > n.max_prefix:
             n.state = MAX_PREFIX_EXCEEDED

@@ -99,11 +99,23 @@ def mapstat(xtr) -> dict:
 
 def test_an_itr_behind_the_map_resolver_gets_its_mapping(alt):
     before = mapstat(alt.xtrs["ms"])["map_resolver"]["forwarded"]
-    out = alt.host("h3").cmd("ping -c 3 -i 0.3 -W 3 153.16.38.10")
+    out = alt.host("h3").cmd("ping -c 3 -i 0.3 -W 3 153.16.36.10")
     assert " 0% packet loss" in out, out
     assert mapstat(alt.xtrs["ms"])["map_resolver"]["forwarded"] > before
     cache = json.loads(alt.xtrs["x3"].lispctl("--json", "map", "list"))["cache"]
-    assert any(e["prefix"] == "153.16.38.0/24" for e in cache)
+    assert any(e["prefix"] == "153.16.36.0/24" for e in cache)
+
+
+def test_a_data_probe_towards_a_registered_site_is_relayed_by_the_map_server(alt):
+    """h2's first echo reply leaves x2 as a data probe towards h3, whose last hop on the ALT is
+    the Map-Server: it cannot deliver the packet, but asks x3 on x2's behalf at once, so only that
+    packet is lost and no Map-Request retry is needed."""
+    out = alt.host("h3").cmd("ping -c 3 -i 0.3 -W 3 153.16.38.10")
+    m = re.search(r"(\d+) received", out)
+    assert m and int(m.group(1)) >= 2, out
+    assert mapstat(alt.xtrs["ms"])["counters"]["data_probes_relayed"] >= 1
+    x2 = mapstat(alt.xtrs["x2"])["counters"]
+    assert x2["requests_retransmitted"] == 0
 
 
 def test_the_map_server_announces_registrations_and_forwards_requests_to_the_etr(alt):
@@ -113,6 +125,10 @@ def test_the_map_server_announces_registrations_and_forwards_requests_to_the_etr
     assert "2147483673" in alt.alts["a1"].vtysh("show bgp ipv4 unicast 153.16.40.0/24")
     assert mapstat(alt.xtrs["x3"])["counters"]["registrations_confirmed"] >= 1
     before = ms["map_server"]["requests_forwarded"]
+    x1 = alt.xtrs["x1"]
+    if any(e["prefix"] == "153.16.40.0/24" for e in
+           json.loads(x1.lispctl("--json", "map", "list"))["cache"]):
+        x1.lispctl("map", "del", "153.16.40.0/24")
     out = alt.host("h1").cmd("ping -c 3 -i 0.3 -W 3 153.16.40.10")
     assert " 0% packet loss" in out, out
     assert mapstat(alt.xtrs["ms"])["map_server"]["requests_forwarded"] > before

@@ -49,9 +49,10 @@ def test_withdrawals_and_session_down():
     s.route_event(N1, "153.16.1.0/24", N1, (2147483671,), False)
     s.route_event(N1, "153.16.1.0/24", N1, (), True)
     assert s.rib.lookup(ip_address("153.16.1.1")) is None
+    s.session_down(N1)
+    assert s.neighbors[N1].state == "idle"
     s.route_event(N1, "153.16.2.0/24", N1, (2147483671,), False)
-    s.session_up(N1)
-    assert s.neighbors[N1].state == ESTABLISHED
+    assert s.neighbors[N1].state == ESTABLISHED  # routes prove the session is up
     s.session_down(N1)
     assert s.rib.lookup(ip_address("153.16.2.1")) is None
 
