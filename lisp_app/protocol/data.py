@@ -93,6 +93,9 @@ class DataHeader:
 def decode_data_header(data: bytes, off: int = 0) -> tuple[DataHeader, int]:
     """Decode the header at ``data[off:]``; return it and the offset of the inner packet.
     Reserved fields are ignored, as RFC 9300 asks of an ETR."""
+    if not 0 <= off <= len(data):
+        raise DecodeError(f"LISP data header: offset {off} is outside the {len(data)}-byte buffer",
+                          max(0, min(off, len(data))))
     if len(data) - off < HEADER_LEN:
         raise DecodeError(f"LISP data header: truncated ({len(data) - off} of 8 bytes)", off)
     w0, w1 = _WORDS.unpack_from(data, off)

@@ -181,3 +181,13 @@ def test_generated_headers_round_trip(header):
     wire = header.encode()
     assert decode_data_header(wire) == (header, 8)
     assert surviving_bits(wire) == wire  # a generated header has no reserved bits set
+
+
+
+def test_an_offset_outside_the_buffer_is_refused_with_a_sane_offset():
+    import pytest
+    from lisp_app.protocol import DecodeError, decode_data_header
+    for off in (-1, -8, 17):
+        with pytest.raises(DecodeError, match="outside") as info:
+            decode_data_header(bytes(16), off)
+        assert 0 <= info.value.offset <= 16
