@@ -88,3 +88,16 @@ def test_unreadable_and_invalid_yaml(tmp_path):
     bad.write_text("role: [xtr\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: \(top level\): not valid YAML: line"):
         load_config(bad)
+
+
+def test_shipped_alt_example_loads():
+    config = load_config(EXAMPLE.parent / "alt-site.yaml")
+    assert config.alt.local_as == 2147483677
+    (neighbor,) = config.alt.neighbors
+    assert (neighbor.remote_as, neighbor.gre_port, neighbor.max_prefix) == (2147483671, "gre0", 1000)
+
+
+def test_map_server_needs_the_alt():
+    text = MINIMAL + "map_server: {sites: [{name: a, key: k, eid_prefixes: [10.9.0.0/16]}]}\n"
+    with pytest.raises(ConfigError, match="add alt"):
+        parse_config(text, "site.yaml")
