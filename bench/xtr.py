@@ -1,59 +1,72 @@
 """Data-plane figures of two OVS xTRs driven by lisp_app, against plain forwarding measured in the
-same run, on the same namespaces, veths, OVS userspace datapath and underlay router.
+same run, on the same namespaces, veths, OVS userspace datapaths and underlay router.
 
 Topology: topologies/two_sites.py (h1 10.1.0.10 - x1 - r - x2 - h2 10.2.0.10, instance-id 1000),
-built with interface tag "b" (so that it can run beside the integration tests). Hosts keep MTU 1500.
+built with interface tag "b" (--tag) so that it can run beside the integration tests. The hosts
+keep MTU 1500 throughout.
 
-Phases, in this order, and what each figure means:
+The run alternates LISP and the baseline R times (--rounds, default 3): throughput on these small
+shared machines varies by tens of percent from one run to the next (measured: single runs of the
+same configuration between 0.47 and 0.93 Gbit/s), so the TCP and UDP figures are medians over the
+rounds and each round's ratio is printed too. Each round:
 
-1. Warm-up. One ping h1 -> h2 on the cold map-caches (its loss and first RTT are reported: the
-   controller holds the first packet while it resolves the mapping), a ping h2 -> h1, then one
-   ``ping -M do -s 1472`` each way so the hosts learn the path MTU from the ICMP "fragmentation
-   needed" our controller sends (1464 = 1500 - 36 bytes of outer IPv4, UDP and LISP headers). The
-   measurements below are of this steady state.
-2. Warm RTT: the median of ``ping`` RTTs h1 -> h2 with both map-caches warm.
-3. OpenFlow echo round trip: ``GET /echo?bridge=lisp&count=50`` on x1's API (LispClient.echo, run in
-   x1's namespace), i.e. controller -> x1's br-lisp -> controller.
-4. Miss-to-flow-installed latency, S samples: x2's map-cache stays warm; x1's entry for
-   [1000]10.2.0.0/24 is removed through the API (``lispctl map del``), then ONE ping h1 -> h2. Its RTT
-   minus the warm RTT (2.) is the time from the miss (packet-in) through Map-Request, Map-Reply, flow
-   installation and re-injection of the held packet. Reported: median and p99, where p99 is linearly
-   interpolated between the closest order statistics (numpy's default; with 30 samples it lies
-   between the two largest samples, 71% of the way to the largest). x1's counters (misses,
-   Map-Requests, re-injected packets) are checked to have moved once per sample.
-5. LISP TCP throughput: iperf3 -J, server in h2, client in h1, N seconds, one stream; the figure is
-   the receiver's bit rate. ``ss -tin`` in h1 half-way through gives the MSS and path MTU in use.
-   Packet-ins per second over that run: the number of packets that reached a punt-to-controller
-   action on either bridge of either xTR, divided by the run's duration. Counted exactly as: for
-   punt flows behind an OpenFlow meter (all of ours but the underlay ARP one), the meter's
-   packet_in_count; for unmetered punt flows, the flow's n_packets. The plain sum of n_packets over
-   flows whose actions contain CONTROLLER is reported too, but it is NOT a packet-in count: OVS
-   translates both branches of ``check_pkt_larger`` and credits the statistics of the MTU table's
-   punt flow with every encapsulated packet, punted or not (measured here: meter 2 stays put while
-   that flow's n_packets follows the encapsulation flow).
-6. LISP UDP packet rate (skipped with --no-udp): iperf3 -u -b 0 -l 64 (64-byte payload, 92-byte IP
-   packets, unlimited send rate) h1 -> h2; the figure is the packets the server received per second.
-7. Baseline, plain forwarding: each xTR's controller is stopped and all flows on both its bridges
-   are deleted; a patch-port pair (plain-l on br-lisp, plain-u on br-u) joins the bridges, and
-   static OpenFlow 1.3 flows make each xTR an IPv4 router for its site:
-     br-lisp: ARP requests for the site gateway (10.n.0.1) are answered in the switch with the same
+1. LISP warm-up. The controllers start with empty map-caches (round 1: fresh topology; later
+   rounds: restarted). A ping h1 -> h2 (its loss and first RTT are reported: the controller holds
+   the first packet while it resolves the mapping), a ping h2 -> h1, then one
+   ``ping -M do -s 1472`` each way so that the hosts learn the path MTU from the ICMP
+   "fragmentation needed" our controller sends (1464 = 1500 - 36 bytes of outer IPv4, UDP and
+   LISP headers). What follows measures this steady state.
+2. Round 1 only:
+   - warm RTT, the median of 10 pings h1 -> h2;
+   - OpenFlow echo round trip: ``GET /echo?bridge=lisp&count=50`` on x1's API (LispClient.echo,
+     run in x1's namespace): controller -> x1's br-lisp -> controller;
+   - miss-to-flow-installed latency, S samples (--samples, default 30): x2's map-cache stays
+     warm; x1's entry for [1000]10.2.0.0/24 is removed through the API (``lispctl map del``), then
+     ONE ping h1 -> h2. Its RTT minus the warm RTT is the time from the miss (packet-in) through
+     Map-Request, Map-Reply, flow installation and re-injection of the held packet. The samples
+     are spaced by the ITR's per-EID Map-Request rate limit (timers.request_min_interval, 1 s,
+     + 0.1 s): a miss sooner than that is dropped, not held. Reported: median and p99, p99
+     interpolated linearly between the closest order statistics (numpy's default; with 30 samples
+     it lies between the two largest, 71% of the way to the largest). x1's counters (misses,
+     Map-Requests, re-injected packets) are reported so one can check they moved once a sample.
+3. LISP traffic: warm RTT; TCP h1 -> h2 with iperf3 -J (server in h2, client in h1, N seconds,
+   --seconds, default 8, one stream; the figure is the receiver's rate; ``ss -tin`` in h1 half-way
+   through gives the MSS and path MTU in use); UDP with iperf3 -u -b 0 -l 64 for N/2 seconds
+   (64-byte payloads, 92-byte IP packets, unlimited send rate; the figure is the packets the
+   server received per second; --no-udp skips it).
+   Packet-ins per second over the TCP runs: packets that reached a punt-to-controller action on
+   either bridge of either xTR, divided by the runs' duration. Counted exactly: for punt flows
+   behind an OpenFlow meter (all of ours but the underlay ARP one) the meter's packet_in_count,
+   for unmetered punt flows their n_packets. The plain sum of n_packets over flows whose actions
+   contain CONTROLLER is printed too, but it is NOT a packet-in count: OVS translates both
+   branches of ``check_pkt_larger`` and credits the MTU table's punt flow with every encapsulated
+   packet, punted or not (measured here: its meter stays put while its n_packets follows the
+   encapsulation flow's).
+4. Baseline, plain forwarding: each xTR's controller is stopped and every flow on both its
+   bridges deleted; a patch-port pair (plain-l on br-lisp, plain-u on br-u) joins the bridges,
+   and static OpenFlow 1.3 flows make each xTR an IPv4 router for its site:
+     br-lisp: ARP requests for the site gateway (10.n.0.1) are answered in the switch with the
        gateway MAC the host already has; IPv4 from the site port to the other site's /24 ->
-       dec_ttl, eth_src = br-u's MAC, eth_dst = the router's MAC, out plain-l; IPv4 from plain-l to
-       the site host -> dec_ttl, eth_src = gateway MAC, eth_dst = host MAC, out the site port.
+       dec_ttl, eth_src = br-u's MAC, eth_dst = the router's MAC, out plain-l; IPv4 from plain-l
+       to the site host -> dec_ttl, eth_src = gateway MAC, eth_dst = host MAC, out the site port.
      br-u: from plain-u -> out the uplink; IPv4 from the uplink to the site's /24 -> out plain-u;
        everything else NORMAL (ARP between the router and the RLOC address on br-u's LOCAL port).
-   The router r gets routes 10.1.0.0/24 via 192.0.2.1 and 10.2.0.0/24 via 198.51.100.1 (the xTRs'
-   RLOCs). The hosts' route caches are flushed so they forget the LISP path MTU and use 1500. Then
-   the same warm RTT, TCP and UDP measurements run again. Baseline packets therefore cross the
-   same veths and userspace datapaths (two bridges per xTR, joined by a patch port instead of the
-   VXLAN-GPE port and OVS's native tunnelling) and the same kernel router, without encapsulation.
+   The router r gets routes 10.1.0.0/24 via 192.0.2.1 and 10.2.0.0/24 via 198.51.100.1 (the
+   xTRs' RLOCs). The hosts' route caches are flushed so that they forget the LISP path MTU and
+   use 1500 (checked with a 1472-byte DF ping each way). Baseline packets thus cross the same
+   veths, userspace datapaths (both bridges of each xTR, joined by a patch port instead of the
+   VXLAN-GPE port and OVS's native tunnelling) and kernel router, unencapsulated. The same warm
+   RTT, TCP and UDP measurements follow. The next round removes the patch ports, flows and
+   routes and restarts the controllers.
 
-The RESULT lines come last; ratios are LISP / plain from this one run. Progress goes to stderr.
+The RESULT lines come last; ratios are LISP / plain, from medians over this run's rounds.
+Progress goes to stderr.
 
-    sudo .venv/bin/python bench/xtr.py [--seconds N] [--samples S] [--quick] [--json PATH]
+    sudo .venv/bin/python bench/xtr.py [--seconds N] [--samples S] [--rounds R] [--quick]
+                                       [--no-udp] [--json PATH]
 
---quick: 3-second throughput runs and 5 latency samples unless --seconds / --samples say
-otherwise. The run takes about 40 s plus 2 x (2 x N) s with the defaults (N = 10, S = 30).
+--quick: 3-second TCP runs, 5 latency samples, 1 round unless --seconds / --samples / --rounds
+say otherwise. The default run takes about 2.5 minutes.
 """
 
 from __future__ import annotations
@@ -279,6 +292,7 @@ def miss_latency_ms(topo, samples: int, warm_ms: float) -> dict:
         else:
             lost += 1
             ping_ok(h1, H2_ADDR, count=1)  # the mapping must be back before the next sample
+            last_miss = time.monotonic()
         if (i + 1) % 5 == 0 or i + 1 == samples:
             progress(f"miss latency: {i + 1}/{samples} samples"
                      + (f", last RTT {rtts[-1]:.2f} ms" if rtts else ""))
@@ -289,6 +303,7 @@ def miss_latency_ms(topo, samples: int, warm_ms: float) -> dict:
         progress(f"WARNING: x1's counters moved less than once per sample: {moved}")
     latencies = [max(r - warm_ms, 0.0) for r in rtts]
     return {"samples": samples, "lost": lost, "rtt_ms": rtts, "latency_ms": latencies,
+            "warm_rtt_ms": warm_ms,
             "p50": statistics.median(latencies) if latencies else math.nan,
             "p99": percentile(latencies, 99), "max": max(latencies) if latencies else math.nan,
             "p99_method": "linear interpolation between closest order statistics",
@@ -336,29 +351,27 @@ def udp_rate(topo, seconds: int) -> dict:
             "payload_bytes": UDP_PAYLOAD}
 
 
-def lisp_traffic(topo, seconds: int, udp: bool) -> dict:
-    result = {}
-    progress(f"LISP: TCP h1 -> h2 for {seconds} s, counting punts")
-    before = punt_snapshot(topo)
-    start = time.monotonic()
+def traffic(topo, label: str, seconds: int, udp_seconds: int) -> dict:
+    """Warm RTT, TCP and (if udp_seconds) UDP h1 -> h2, counting punts over each run."""
+    result = {"rtt_ms": warm_rtt_ms(topo)}
+    progress(f"{label}: TCP h1 -> h2 for {seconds} s")
+    before, start = punt_snapshot(topo), time.monotonic()
     result["tcp"] = tcp_throughput(topo, seconds)
-    elapsed = time.monotonic() - start
-    result["punts_tcp"] = punt_delta(before, punt_snapshot(topo), elapsed)
-    progress(f"LISP: TCP {result['tcp']['gbps']:.3f} Gbit/s, "
+    result["punts_tcp"] = punt_delta(before, punt_snapshot(topo), time.monotonic() - start)
+    progress(f"{label}: TCP {result['tcp']['gbps']:.3f} Gbit/s, "
              f"{result['punts_tcp']['packet_ins']} packet-ins")
-    if udp:
-        progress(f"LISP: UDP {UDP_PAYLOAD}-byte payloads for {seconds} s")
-        before = punt_snapshot(topo)
-        start = time.monotonic()
-        result["udp"] = udp_rate(topo, seconds)
+    if udp_seconds:
+        progress(f"{label}: UDP {UDP_PAYLOAD}-byte payloads for {udp_seconds} s")
+        before, start = punt_snapshot(topo), time.monotonic()
+        result["udp"] = udp_rate(topo, udp_seconds)
         result["punts_udp"] = punt_delta(before, punt_snapshot(topo), time.monotonic() - start)
     return result
 
 
-# -- the no-LISP baseline --------------------------------------------------------------------------
+# -- switching between LISP and the no-LISP baseline -----------------------------------------------
 
-def plain_forwarding(topo) -> dict:
-    """Turn both xTRs into static-flow IPv4 routers (see the module docstring, phase 7)."""
+def to_plain(topo) -> None:
+    """Stop the controllers and make both xTRs static-flow IPv4 routers (module docstring, 7)."""
     r = topo.host("r")
     for n, other in ((1, 2), (2, 1)):
         xtr = topo.xtrs[f"x{n}"]
@@ -402,25 +415,28 @@ def plain_forwarding(topo) -> dict:
             for line in lines:
                 xtr.ofctl(f"add-flow {bridge} '{line}'")
         r.cmd(f"ip route replace 10.{n}.0.0/24 via {RLOC[n]}")
-    for name in ("h1", "h2"):
-        topo.host(name).cmd("ip route flush cache")
     h1, h2 = topo.host("h1"), topo.host("h2")
+    for host in (h1, h2):
+        host.cmd("ip route flush cache")  # forget the LISP path MTU
     ping_ok(h1, H2_ADDR)
     ping_ok(h2, H1_ADDR)
-    # the full 1500-byte path, no PMTU left over from the LISP run
-    ping_ok(h1, H2_ADDR, count=1, extra="-M do -s 1472")
-    return {"route_h1": h1.cmd(f"ip route get {H2_ADDR}").strip()}
+    ping_ok(h1, H2_ADDR, count=1, extra="-M do -s 1472")  # the whole 1500-byte path
+    ping_ok(h2, H1_ADDR, count=1, extra="-M do -s 1472")
 
 
-def plain_traffic(topo, seconds: int, udp: bool) -> dict:
-    result = {"rtt_ms": warm_rtt_ms(topo)}
-    progress(f"plain: TCP h1 -> h2 for {seconds} s")
-    result["tcp"] = tcp_throughput(topo, seconds)
-    progress(f"plain: TCP {result['tcp']['gbps']:.3f} Gbit/s")
-    if udp:
-        progress(f"plain: UDP {UDP_PAYLOAD}-byte payloads for {seconds} s")
-        result["udp"] = udp_rate(topo, seconds)
-    return result
+def to_lisp(topo) -> None:
+    """Undo to_plain: no patch ports, flows or router routes of ours; the controllers restarted
+    (they come back with empty map-caches and reprogram their bridges)."""
+    r = topo.host("r")
+    for n in (1, 2):
+        xtr = topo.xtrs[f"x{n}"]
+        xtr.vsctl(f"del-port br-lisp {PATCH_LISP} -- del-port br-u {PATCH_UNDERLAY}")
+        for bridge in ("br-lisp", "br-u"):
+            xtr.ofctl(f"del-flows {bridge}")
+        r.cmd(f"ip route del 10.{n}.0.0/24")
+        xtr.start_controller()
+    for xtr in topo.xtrs.values():
+        xtr.wait_programmed()
 
 
 # -- driver ----------------------------------------------------------------------------------------
@@ -439,30 +455,41 @@ def environment() -> dict:
 def run(args) -> dict:
     from topologies.two_sites import TwoSites, site_spec
 
-    figures = {"parameters": {"seconds": args.seconds, "samples": args.samples,
-                              "udp": not args.no_udp, "tag": args.tag},
-               "environment": environment()}
+    udp_seconds = 0 if args.no_udp else max(1, args.seconds // 2)
+    figures = {"parameters": {"seconds": args.seconds, "udp_seconds": udp_seconds,
+                              "samples": args.samples, "rounds": args.rounds, "tag": args.tag},
+               "environment": environment(), "rounds": []}
     progress(f"building the two-site topology (tag {args.tag!r})")
     with TwoSites(site_spec(1, tag=args.tag), site_spec(2, tag=args.tag), tag=args.tag) as topo:
         server = topo.host("h2").popen(["iperf3", "-s", "-B", H2_ADDR],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            progress("warming map-caches and path MTU (pings both ways)")
-            figures["warm_up"] = warm_up(topo)
-            figures["lisp"] = {"rtt_ms": warm_rtt_ms(topo)}
-            progress("OpenFlow echo round trips through x1's API")
-            figures["echo_rtt_ms"] = echo_rtt_ms(topo)
-            progress(f"miss latency: {args.samples} samples")
-            figures["miss"] = miss_latency_ms(topo, args.samples,
-                                              figures["lisp"]["rtt_ms"]["p50"])
-            figures["lisp"].update(lisp_traffic(topo, args.seconds, not args.no_udp))
-            progress("baseline: stopping the controllers, static router flows on the xTRs")
-            figures["plain_setup"] = plain_forwarding(topo)
-            figures["plain"] = plain_traffic(topo, args.seconds, not args.no_udp)
+            for n in range(args.rounds):
+                label = f"round {n + 1}/{args.rounds}"
+                if n:
+                    progress(f"{label}: back to LISP (restarting the controllers)")
+                    to_lisp(topo)
+                progress(f"{label}: warming map-caches and path MTU (pings both ways)")
+                warm = warm_up(topo)
+                if n == 0:
+                    rtt = warm_rtt_ms(topo)
+                    progress("OpenFlow echo round trips through x1's API")
+                    figures["echo_rtt_ms"] = echo_rtt_ms(topo)
+                    progress(f"miss latency: {args.samples} samples, "
+                             f"{REQUEST_SPACING:.1f} s apart")
+                    figures["miss"] = miss_latency_ms(topo, args.samples, rtt["p50"])
+                lisp = traffic(topo, f"{label} LISP", args.seconds, udp_seconds)
+                lisp["warm_up"] = warm
+                progress(f"{label}: baseline (controllers stopped, static router flows)")
+                to_plain(topo)
+                plain = traffic(topo, f"{label} plain", args.seconds, udp_seconds)
+                figures["rounds"].append({"lisp": lisp, "plain": plain})
         finally:
             server.terminate()
             server.wait(10)
         progress("tearing down")
+    figures["load_average"] = os.getloadavg()
+    figures["summary"] = summarize(figures)
     return figures
 
 
@@ -470,73 +497,117 @@ def ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 
 
+def summarize(figures: dict) -> dict:
+    rounds = figures["rounds"]
+    lisp_tcp = [r["lisp"]["tcp"]["gbps"] for r in rounds]
+    plain_tcp = [r["plain"]["tcp"]["gbps"] for r in rounds]
+    punt_windows = [r["lisp"]["punts_tcp"] for r in rounds]
+    seconds = sum(w["seconds"] for w in punt_windows)
+    summary = {
+        "tcp_lisp_gbps": statistics.median(lisp_tcp),
+        "tcp_plain_gbps": statistics.median(plain_tcp),
+        "tcp_ratio_per_round": [ratio(a, b) for a, b in zip(lisp_tcp, plain_tcp)],
+        "packet_ins": sum(w["packet_ins"] for w in punt_windows),
+        "packet_ins_per_s": sum(w["packet_ins"] for w in punt_windows) / seconds,
+        "controller_flow_n_packets_per_s":
+            sum(w["controller_flow_n_packets"] for w in punt_windows) / seconds,
+        "miss_latency_p50_ms": figures["miss"]["p50"],
+        "miss_latency_p99_ms": figures["miss"]["p99"],
+        "echo_rtt_p50_ms": figures["echo_rtt_ms"]["p50"],
+    }
+    summary["tcp_ratio"] = ratio(summary["tcp_lisp_gbps"], summary["tcp_plain_gbps"])
+    summary["miss_to_echo_ratio_p50"] = ratio(summary["miss_latency_p50_ms"],
+                                              summary["echo_rtt_p50_ms"])
+    if "udp" in rounds[0]["lisp"]:
+        summary["udp_lisp_kpps"] = statistics.median(
+            r["lisp"]["udp"]["received_pps"] / 1e3 for r in rounds)
+        summary["udp_plain_kpps"] = statistics.median(
+            r["plain"]["udp"]["received_pps"] / 1e3 for r in rounds)
+        summary["udp_ratio"] = ratio(summary["udp_lisp_kpps"], summary["udp_plain_kpps"])
+        summary["packet_ins_udp"] = sum(r["lisp"]["punts_udp"]["packet_ins"] for r in rounds)
+    return summary
+
+
 def report(figures: dict) -> None:
-    lisp, plain, miss, echo = (figures["lisp"], figures["plain"], figures["miss"],
-                               figures["echo_rtt_ms"])
-    wu = figures["warm_up"]
-    punts = lisp["punts_tcp"]
-    print(f"environment: {figures['environment']}")
-    print(f"cold first ping h1 -> h2: {wu['cold_ping_received']}/{wu['cold_ping_sent']} "
-          f"replies, first reply icmp_seq={wu['cold_first_reply_seq']} "
-          f"RTT {wu['cold_first_rtt_ms']} ms; ICMP fragmentation-needed MTU "
-          f"{wu['icmp_frag_needed_mtu']}")
-    for name, run_ in (("LISP ", lisp), ("plain", plain)):
-        tcp, rtt = run_["tcp"], run_["rtt_ms"]
-        print(f"{name} RTT p50 {rtt['p50']:.3f} ms (min {rtt['min']:.3f}, max {rtt['max']:.3f}, "
-              f"{rtt['replies']}/{rtt['sent']}, reply ttl {rtt['reply_ttl']})")
-        print(f"{name} TCP {tcp['gbps']:.3f} Gbit/s over {tcp['seconds']:.1f} s "
-              f"(sender {tcp['sender_gbps']:.3f}, retransmits {tcp['retransmits']}), "
-              f"mss {tcp['mss_mid_run']} pmtu {tcp['pmtu_mid_run']} "
-              f"(iperf3 tcp_mss_default {tcp['tcp_mss_default']}), CPU sender "
-              f"{tcp['sender_cpu_percent']:.0f}% receiver {tcp['receiver_cpu_percent']:.0f}%")
-        if "udp" in run_:
-            udp = run_["udp"]
-            print(f"{name} UDP {udp['payload_bytes']}-byte payload: received "
-                  f"{udp['received_pps'] / 1e3:.1f} kpps (sent {udp['sent_pps'] / 1e3:.1f} kpps, "
-                  f"lost {udp['lost_percent']:.1f}%)")
-    print(f"punts during LISP TCP: {punts['packet_ins']} packet-ins in {punts['seconds']:.1f} s "
-          f"(meters + unmetered punt flows); naive sum of n_packets over CONTROLLER flows "
-          f"{punts['controller_flow_n_packets']} (check_pkt_larger credits the MTU punt flow "
-          f"with every encapsulated packet)")
-    for flow, n in punts["controller_flows_that_moved"].items():
-        print(f"    n_packets +{n}: {flow}")
-    if "punts_udp" in lisp:
-        print(f"punts during LISP UDP: {lisp['punts_udp']['packet_ins']} packet-ins")
-    print(f"miss latency: {len(miss['latency_ms'])} samples, {miss['lost']} lost, "
-          f"p50 {miss['p50']:.3f} ms p99 {miss['p99']:.3f} ms ({miss['p99_method']}) "
-          f"max {miss['max']:.3f} ms; x1 counters moved {miss['x1_counter_deltas']}")
-    print(f"OpenFlow echo RTT ({echo['count']}): p50 {echo['p50']:.3f} ms "
-          f"p99 {echo['p99']:.3f} ms min {echo['min']:.3f} ms")
-    print(f"RESULT tcp_lisp_gbps={lisp['tcp']['gbps']:.3f} tcp_plain_gbps={plain['tcp']['gbps']:.3f} "
-          f"ratio={ratio(lisp['tcp']['gbps'], plain['tcp']['gbps']):.3f}")
-    if "udp" in lisp and "udp" in plain:
-        print(f"RESULT udp_lisp_kpps={lisp['udp']['received_pps'] / 1e3:.1f} "
-              f"udp_plain_kpps={plain['udp']['received_pps'] / 1e3:.1f} "
-              f"ratio={ratio(lisp['udp']['received_pps'], plain['udp']['received_pps']):.3f}")
-    print(f"RESULT packet_ins_per_s={punts['packet_ins_per_s']:.3f}")
-    print(f"RESULT miss_latency_ms p50={miss['p50']:.3f} p99={miss['p99']:.3f} "
-          f"echo_rtt_ms p50={echo['p50']:.3f} ratio_p50={ratio(miss['p50'], echo['p50']):.1f}")
+    miss, echo, summary = figures["miss"], figures["echo_rtt_ms"], figures["summary"]
+    print(f"environment: {figures['environment']}, load average after the run "
+          f"{', '.join(f'{v:.2f}' for v in figures['load_average'])}")
+    print(f"parameters: {figures['parameters']}")
+    for n, rnd in enumerate(figures["rounds"], 1):
+        wu = rnd["lisp"]["warm_up"]
+        print(f"round {n}: cold ping h1 -> h2 {wu['cold_ping_received']}/{wu['cold_ping_sent']} "
+              f"replies, first reply icmp_seq={wu['cold_first_reply_seq']} RTT "
+              f"{wu['cold_first_rtt_ms']} ms; ICMP fragmentation-needed MTU "
+              f"{wu['icmp_frag_needed_mtu']}")
+        for name in ("lisp", "plain"):
+            run_ = rnd[name]
+            tcp, rtt = run_["tcp"], run_["rtt_ms"]
+            print(f"round {n} {name:<5} RTT p50 {rtt['p50']:.3f} ms ({rtt['replies']}/"
+                  f"{rtt['sent']}, reply ttl {rtt['reply_ttl']}); TCP {tcp['gbps']:.3f} Gbit/s "
+                  f"over {tcp['seconds']:.1f} s (retransmits {tcp['retransmits']}, mss "
+                  f"{tcp['mss_mid_run']}, pmtu {tcp['pmtu_mid_run']}, iperf3 tcp_mss_default "
+                  f"{tcp['tcp_mss_default']})")
+            if "udp" in run_:
+                udp = run_["udp"]
+                print(f"round {n} {name:<5} UDP {udp['payload_bytes']}-byte payload: received "
+                      f"{udp['received_pps'] / 1e3:.1f} kpps (sent {udp['sent_pps'] / 1e3:.1f} "
+                      f"kpps, lost {udp['lost_percent']:.1f}%)")
+        punts = rnd["lisp"]["punts_tcp"]
+        print(f"round {n} punts during LISP TCP: {punts['packet_ins']} packet-ins (meters and "
+              f"unmetered punt flows); n_packets summed over CONTROLLER flows "
+              f"+{punts['controller_flow_n_packets']}:")
+        for flow, moved in punts["controller_flows_that_moved"].items():
+            print(f"    +{moved}: {flow}")
+    print("    (check_pkt_larger: OVS credits the MTU table's punt flow with every encapsulated "
+          "packet it translates, punted or not; the meters count real punts)")
+    if "packet_ins_udp" in summary:
+        print(f"punts during LISP UDP: {summary['packet_ins_udp']} packet-ins")
+    print(f"miss latency: {len(miss['latency_ms'])}/{miss['samples']} samples answered "
+          f"({miss['lost']} lost), p50 {miss['p50']:.3f} ms, p99 {miss['p99']:.3f} ms "
+          f"({miss['p99_method']}), max {miss['max']:.3f} ms, warm RTT subtracted "
+          f"{miss['warm_rtt_ms']:.3f} ms; x1 counters moved {miss['x1_counter_deltas']}")
+    print(f"OpenFlow echo RTT ({echo['count']} through GET /echo): p50 {echo['p50']:.3f} ms, "
+          f"p99 {echo['p99']:.3f} ms, min {echo['min']:.3f} ms")
+    print(f"TCP ratio per round: "
+          f"{', '.join(f'{v:.3f}' for v in summary['tcp_ratio_per_round'])} "
+          f"(RESULT uses the medians over rounds)")
+    print(f"RESULT tcp_lisp_gbps={summary['tcp_lisp_gbps']:.3f} "
+          f"tcp_plain_gbps={summary['tcp_plain_gbps']:.3f} ratio={summary['tcp_ratio']:.3f}")
+    if "udp_ratio" in summary:
+        print(f"RESULT udp_lisp_kpps={summary['udp_lisp_kpps']:.1f} "
+              f"udp_plain_kpps={summary['udp_plain_kpps']:.1f} ratio={summary['udp_ratio']:.3f}")
+    print(f"RESULT packet_ins_per_s={summary['packet_ins_per_s']:.3f}")
+    print(f"RESULT miss_latency_ms p50={summary['miss_latency_p50_ms']:.3f} "
+          f"p99={summary['miss_latency_p99_ms']:.3f} "
+          f"echo_rtt_ms p50={summary['echo_rtt_p50_ms']:.3f} "
+          f"ratio_p50={summary['miss_to_echo_ratio_p50']:.1f}")
     sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=None,
-                        help="length of each iperf3 run (default 10, --quick 3)")
+                        help="length of each TCP run; UDP runs last half as long "
+                             "(default 8, --quick 3)")
     parser.add_argument("--samples", type=int, default=None,
                         help="miss-latency samples (default 30, --quick 5)")
-    parser.add_argument("--quick", action="store_true", help="short runs, few samples")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="LISP/plain alternations; throughput figures are medians over them "
+                             "(default 3, --quick 1)")
+    parser.add_argument("--quick", action="store_true", help="short runs, few samples, 1 round")
     parser.add_argument("--no-udp", action="store_true", help="skip the UDP packet-rate runs")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
     parser.add_argument("--tag", default="b",
                         help="interface-name prefix, so that topologies can coexist (default b)")
     args = parser.parse_args(argv)
     if args.seconds is None:
-        args.seconds = 3 if args.quick else 10
+        args.seconds = 3 if args.quick else 8
     if args.samples is None:
         args.samples = 5 if args.quick else 30
-    if args.seconds < 1 or args.samples < 1:
-        parser.error("--seconds and --samples must be at least 1")
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    if min(args.seconds, args.samples, args.rounds) < 1:
+        parser.error("--seconds, --samples and --rounds must be at least 1")
     if os.geteuid() != 0:
         print("bench/xtr.py: run as root (Mininet and OVS need it)", file=sys.stderr)
         return 1
@@ -545,7 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")  # unwinds through TwoSites' teardown
     signal.signal(signal.SIGTERM, stop_on_signal)
 
-    figures = run(args)
+    try:
+        figures = run(args)
+    except KeyboardInterrupt as exc:
+        print(f"bench/xtr.py: interrupted ({exc or 'Ctrl-C'}); topology torn down",
+              file=sys.stderr)
+        return 130
     report(figures)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")

@@ -32,7 +32,7 @@ STATS_INTERVAL = 5.0
 # Resolve the underlay next hops again shortly after connecting and then every minute: OVS's
 # tunnel neighbour cache, which learns from these replies, can miss the first answers while the
 # namespace's addresses and routes are still settling (measured for IPv6 next hops on first start).
-WARM_AGAIN_AFTER = 1.0
+WARM_AGAIN_AFTER = (1.0, 2.0, 4.0)  # successive waits after connecting, then WARM_INTERVAL
 ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
 WARM_INTERVAL = 60.0
 
@@ -55,6 +55,7 @@ class LispApp(app_manager.OSKenApp):
         self.started = time.monotonic()
         self.workers = []
         self._next_warm = None
+        self._warm_waits: list[float] = []
 
     def start(self):
         super().start()
@@ -166,7 +167,8 @@ class LispApp(app_manager.OSKenApp):
         self.datapaths[bridge] = dp
         if bridge == UNDERLAY:
             self.execute(self.xtr.warm_underlay(time.monotonic()))
-            self._next_warm = time.monotonic() + WARM_AGAIN_AFTER
+            self._warm_waits = list(WARM_AGAIN_AFTER)
+            self._next_warm = time.monotonic() + self._warm_waits.pop(0)
         LOG.info("%s bridge %016x programmed: %d flows added, %d stale removed, %d kept",
                  bridge, dp.id, added, len(stale), len(wanted) - added)
 
@@ -346,7 +348,8 @@ class LispApp(app_manager.OSKenApp):
                 if self._next_warm is not None and now >= self._next_warm and \
                         UNDERLAY in self.datapaths:
                     effects += self.xtr.warm_underlay(now)
-                    self._next_warm = now + WARM_INTERVAL
+                    self._next_warm = now + (self._warm_waits.pop(0) if self._warm_waits
+                                             else WARM_INTERVAL)
                 self.execute(effects)
             except Exception:
                 LOG.exception("timer work failed")

@@ -10,15 +10,13 @@ forwards Map-Requests from one tunnel to another (ip_forward on, rp_filter off).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from topologies.lispnode import quiet_interface
+from topologies.lispnode import quiet_interface, start_ovs, stop_pidfile
 
 PEER_MAC = "02:4c:49:53:50:02"  # what packets from a tunnel claim as their source
 ALT_MTU = 1400                  # room for GRE + outer IPv4 on a 1500-byte underlay
@@ -74,16 +72,8 @@ class AltRouterNode:
         return self.sh(f"vtysh --vty_socket {self.frr_dir} -c '{command}'", check=False)
 
     def start(self) -> None:
-        s, d = self.spec, self.dir
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        self.sh(f"ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema")
-        self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid "
-                f"--unixctl={d}/ovsdb.ctl --log-file={d}/ovsdb.log --detach")
-        self.vsctl("--no-wait init")
-        self.sh(f"ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid "
-                f"--unixctl={d}/vswitchd.ctl --log-file={d}/vswitchd.log --detach")
+        s = self.spec
+        start_ovs(self.sh, self.dir)
         quiet_interface(self.host, s.uplink, arp=False)
         self.vsctl(f"add-br br-u -- set bridge br-u datapath_type=netdev -- add-port br-u {s.uplink}")
         self.sh(f"ip addr add {s.rloc}/24 dev br-u; ip link set br-u up; "
@@ -144,10 +134,7 @@ class AltRouterNode:
             return
         pidfile = base / f"{name}.pid"
         if pidfile.exists():
-            try:
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
-                pass
+            stop_pidfile(pidfile)
             for _ in range(50):
                 if not pidfile.exists():
                     break

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,85 @@ OF_PORT = 6653
 API_PORT = 8080
 LISP_DPID = "0000000000000001"
 UNDERLAY_DPID = "0000000000000002"
+
+
+def start_ovs(sh, d: Path) -> None:
+    """A private ovsdb-server and ovs-vswitchd with their files in ``d``; ``sh`` runs a command in
+    the node's namespace with OVS_RUNDIR/DBDIR/LOGDIR pointing at ``d``."""
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    sh(f"ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema")
+    sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid "
+       f"--unixctl={d}/ovsdb.ctl --log-file={d}/ovsdb.log --detach")
+    sh(f"ovs-vsctl --db=unix:{d}/db.sock --no-wait init")
+    sh(f"ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid "
+       f"--unixctl={d}/vswitchd.ctl --log-file={d}/vswitchd.log --detach")
+
+
+def stop_pidfile(pidfile: Path) -> None:
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
+
+
+class LispLab:
+    """A Mininet network of LISP nodes (no Mininet switches or controllers: every xTR runs its own
+    OVS and controller). Subclasses add hosts and links in ``build()``; use as a context manager,
+    which tears everything down even when building fails."""
+
+    rundir_prefix = "lisp-lab-"
+
+    def __init__(self, rundir: str | None = None, tag: str = ""):
+        from mininet.net import Mininet
+        self.tag = tag  # prefixes interface names, so that two labs can be built at once
+        self._own_rundir = rundir is None
+        self.rundir = Path(rundir or tempfile.mkdtemp(prefix=self.rundir_prefix))
+        self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
+                           autoStaticArp=False)
+        self.nodes: list = []  # XtrNode / AltRouterNode, stopped in reverse order
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def host(self, name: str):
+        return self.net.get(name)
+
+    def start_network(self) -> None:
+        """Build and start Mininet, then clear the addresses Mininet gave the interfaces."""
+        self.net.build()
+        self.net.start()
+        for node in self.net.hosts:
+            node.cmd("ip link set lo up")
+            for intf in node.intfNames():
+                if intf != "lo":
+                    node.cmd(f"ip addr flush dev {intf}")
+
+    def start(self) -> None:  # pragma: no cover - subclasses build their network
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            try:
+                node.stop()
+            except Exception as exc:  # keep tearing down the rest
+                print(f"teardown of {node.spec.name}: {exc}", file=sys.stderr)
+        try:
+            self.net.stop()
+        except Exception as exc:
+            print(f"mininet teardown: {exc}", file=sys.stderr)
+        if self._own_rundir and not os.environ.get("LISP_KEEP_RUNDIR"):
+            shutil.rmtree(self.rundir, ignore_errors=True)
 
 
 def quiet_interface(node, intf: str, keep_ipv6: bool = False, arp: bool = True) -> None:
@@ -105,16 +185,7 @@ class XtrNode:
         return self.sh(f"ovs-appctl -t {self.dir}/vswitchd.ctl {args}")
 
     def start_ovs(self) -> None:
-        d = self.dir
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        self.sh(f"ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema")
-        self.sh(f"ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid "
-                f"--unixctl={d}/ovsdb.ctl --log-file={d}/ovsdb.log --detach")
-        self.vsctl("--no-wait init")
-        self.sh(f"ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid "
-                f"--unixctl={d}/vswitchd.ctl --log-file={d}/vswitchd.log --detach")
+        start_ovs(self.sh, self.dir)
 
     def build_bridges(self) -> None:
         s = self.spec
@@ -154,12 +225,7 @@ class XtrNode:
 
     def stop_ovs(self) -> None:
         for name in ("vswitchd", "ovsdb"):
-            pidfile = self.dir / f"{name}.pid"
-            if pidfile.exists():
-                try:
-                    os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-                except (ValueError, ProcessLookupError):
-                    pass
+            stop_pidfile(self.dir / f"{name}.pid")
 
     # -- controller -----------------------------------------------------------------------------
 

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from topologies.altnode import AltPeer, AltRouterNode, AltRouterSpec  # noqa: E402
-from topologies.lispnode import SitePort, XtrNode, XtrSpec, quiet_interface  # noqa: E402
+from topologies.lispnode import (LispLab, SitePort, XtrNode, XtrSpec,  # noqa: E402
+                                quiet_interface)
 
 ALT_AS = 2147483671
 LONG_PATH = [4294967294, 4000000000, 3000000001, 2147483699, 4200000000, 4200000001,
@@ -103,34 +102,17 @@ def alt_spec(tag: str = "") -> AltRouterSpec:
         networks=["0.0.0.0/0"], long_path_networks=["153.16.99.0/24"], long_path=LONG_PATH)
 
 
-class SeedAlt:
+class SeedAlt(LispLab):
+    rundir_prefix = "lisp-seed-alt-"
+
     def __init__(self, rundir: str | None = None, tag: str = "", alt: AltRouterSpec | None = None,
                  xtrs: list[XtrSpec] | None = None):
-        from mininet.net import Mininet
-        self.tag = tag
-        self._own_rundir = rundir is None
-        self.rundir = Path(rundir or tempfile.mkdtemp(prefix="lisp-seed-alt-"))
+        super().__init__(rundir, tag)
         self.alt_spec = alt or alt_spec(tag)
         self.xtr_specs = xtrs or [xtr_spec(1, tag), xtr_spec(2, tag), ms_spec(tag),
                                   site3_spec(tag)]
-        self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
-                           autoStaticArp=False)
         self.xtrs: dict[str, XtrNode] = {}
         self.alts: dict[str, AltRouterNode] = {}
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def host(self, name):
-        return self.net.get(name)
 
     def intf(self, name: str) -> str:
         """"r1".."r3": the router's interfaces towards x1, x2, a1; "h1": h1's interface."""
@@ -149,13 +131,7 @@ class SeedAlt:
         net.addLink("a1", "r", intfName1=f"{g}a1-up", intfName2=f"{g}r-eth3")
         net.addLink("ms", "r", intfName1=f"{g}ms-up", intfName2=f"{g}r-eth4")
         net.addLink("x3", "r", intfName1=f"{g}x3-up", intfName2=f"{g}r-eth5")
-        net.build()
-        net.start()
-        for node in net.hosts:
-            node.cmd("ip link set lo up")
-            for intf in node.intfNames():
-                if intf != "lo":
-                    node.cmd(f"ip addr flush dev {intf}")
+        self.start_network()
         r = self.host("r")
         for i, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24"), (3, "203.0.113.254/24"),
                         (4, "198.18.0.254/24"), (5, "198.19.0.254/24")):
@@ -170,10 +146,12 @@ class SeedAlt:
             h.cmd(f"ip route add default via {s['eid']}.1")
         a = AltRouterNode(self.host("a1"), self.alt_spec, self.rundir)
         self.alts["a1"] = a
+        self.nodes.append(a)
         a.start()
         for spec in self.xtr_specs:
             xtr = XtrNode(self.host(spec.name), spec, self.rundir)
             self.xtrs[spec.name] = xtr
+            self.nodes.append(xtr)
             xtr.start()
         for xtr in self.xtrs.values():
             xtr.wait_programmed()
@@ -192,19 +170,6 @@ class SeedAlt:
         raise TimeoutError("ALT sessions not established:\n" + a.vtysh(
             "show bgp ipv4 unicast summary") + "\n".join(x.log_tail() for x in
                                                          self.xtrs.values()))
-
-    def stop(self) -> None:
-        for node in [*self.xtrs.values(), *self.alts.values()]:
-            try:
-                node.stop()
-            except Exception as exc:
-                print(f"teardown of {node.spec.name}: {exc}", file=sys.stderr)
-        try:
-            self.net.stop()
-        except Exception as exc:
-            print(f"mininet teardown: {exc}", file=sys.stderr)
-        if self._own_rundir and not os.environ.get("LISP_KEEP_RUNDIR"):
-            shutil.rmtree(self.rundir, ignore_errors=True)
 
 
 def main() -> int:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from topologies.lispnode import SitePort, XtrNode, XtrSpec, quiet_interface  # noqa: E402
+from topologies.lispnode import (LispLab, SitePort, XtrNode, XtrSpec,  # noqa: E402
+                                quiet_interface)
 
 IID, BLUE_IID = 1000, 2000
 
@@ -59,33 +58,16 @@ def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
                    next_hop_ipv6=f"2001:db8:ff0{n}::254" if ipv6_rloc else None)
 
 
-class TwoSites:
+class TwoSites(LispLab):
     """Build, start and tear down the topology. Use as a context manager."""
+
+    rundir_prefix = "lisp-two-sites-"
 
     def __init__(self, x1: XtrSpec | None = None, x2: XtrSpec | None = None,
                  rundir: str | None = None, tag: str = ""):
-        from mininet.net import Mininet
-        self.tag = tag
+        super().__init__(rundir, tag)
         self.specs = [x1 or site_spec(1, tag=tag), x2 or site_spec(2, tag=tag)]
-        self._own_rundir = rundir is None
-        self.rundir = Path(rundir or tempfile.mkdtemp(prefix="lisp-two-sites-"))
-        self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
-                           autoStaticArp=False)
         self.xtrs: dict[str, XtrNode] = {}
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def host(self, name: str):
-        return self.net.get(name)
 
     def intf(self, name: str) -> str:
         """A host's or the router's interface name ("h1" -> "h1-eth0", "r1" -> "r-eth1")."""
@@ -102,13 +84,7 @@ class TwoSites:
             net.addLink(f"h{n}", f"x{n}", intfName1=f"{g}h{n}-eth0", intfName2=f"{g}x{n}-site")
             net.addLink(f"hb{n}", f"x{n}", intfName1=f"{g}hb{n}-eth0", intfName2=f"{g}x{n}-blue")
             net.addLink(f"x{n}", "r", intfName1=f"{g}x{n}-up", intfName2=f"{g}r-eth{n}")
-        net.build()
-        net.start()
-        for node in net.hosts:
-            node.cmd("ip link set lo up")
-            for intf in node.intfNames():
-                if intf != "lo":
-                    node.cmd(f"ip addr flush dev {intf}")
+        self.start_network()
         r = self.host("r")
         for n, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24")):
             quiet_interface(r, f"{g}r-eth{n}")
@@ -133,22 +109,10 @@ class TwoSites:
         for spec in self.specs:
             xtr = XtrNode(self.host(spec.name), spec, self.rundir)
             self.xtrs[spec.name] = xtr
+            self.nodes.append(xtr)
             xtr.start()
         for xtr in self.xtrs.values():
             xtr.wait_programmed()
-
-    def stop(self) -> None:
-        for xtr in self.xtrs.values():
-            try:
-                xtr.stop()
-            except Exception as exc:  # keep tearing down the rest
-                print(f"teardown of {xtr.spec.name}: {exc}", file=sys.stderr)
-        try:
-            self.net.stop()
-        except Exception as exc:
-            print(f"mininet teardown: {exc}", file=sys.stderr)
-        if self._own_rundir and not os.environ.get("LISP_KEEP_RUNDIR"):
-            shutil.rmtree(self.rundir, ignore_errors=True)
 
 
 def main() -> int:

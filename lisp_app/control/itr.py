@@ -57,7 +57,7 @@ class PendingRequest:
     source_eid: IPAddress | None
     sent_at: float
     next_retry: float
-    attempts: int = 1
+    attempts: int = 1    # Map-Requests (or the data probe) sent so far; 0: deferred by rate limit
     probe: bool = False  # opened by a data probe: no Map-Request has gone out yet
     packets: list[BufferedPacket] = field(default_factory=list)
 
@@ -96,11 +96,19 @@ class ItrEngine:
         if pending is not None:
             self._hold(pending, packet)
             return []
-        last = self.last_sent.get(key)
-        held_down = self.holddown.get(key, now) > now
-        if held_down or (last is not None and now - last < self.settings.request_min_interval):
+        if self.holddown.get(key, now) > now:
             if packet is not None:
-                self.stats.buffer_dropped += 1  # rate-limited and nothing pending to hold it
+                self.stats.buffer_dropped += 1  # held down after unanswered requests
+            return []
+        last = self.last_sent.get(key)
+        if last is not None and now - last < self.settings.request_min_interval:
+            # rate-limited: hold the packet, and ask as soon as the limit allows
+            pending = PendingRequest(key, EidPrefix(instance_id, ip_network(destination)),
+                                     self._nonce(), source, now,
+                                     last + self.settings.request_min_interval, attempts=0)
+            self.pending[key] = pending
+            self.by_nonce[pending.nonce] = pending
+            self._hold(pending, packet)
             return []
         probe = self.settings.data_probes and packet is not None and destination.version == 4
         pending = PendingRequest(key, EidPrefix(instance_id, ip_network(destination)),
@@ -173,7 +181,7 @@ class ItrEngine:
                 continue
             pending.attempts += 1
             pending.next_retry = now + self.settings.request_timeout * 2 ** (pending.attempts - 1)
-            first_request = pending.probe and pending.attempts == 2
+            first_request = pending.attempts == 1 or (pending.probe and pending.attempts == 2)
             if not first_request:
                 self.stats.requests_retransmitted += 1
             actions.extend(self._send(pending, now, retransmission=not first_request))

@@ -126,12 +126,17 @@ def test_retransmission_with_backoff_then_timeout():
     assert not itr.pending
 
 
-def test_at_most_one_request_per_second_per_eid():
+def test_at_most_one_request_per_second_per_eid_and_rate_limited_misses_are_held():
     itr = engine(request_retries=0, request_timeout=0.2, request_holddown=0.0)
     assert sent(itr.on_miss(1000, SRC, DST, None, 0.0))
     itr.on_timer(0.2)  # gave up
-    assert itr.on_miss(1000, SRC, DST, None, 0.5) == []
-    assert sent(itr.on_miss(1000, SRC, DST, None, 1.0))
+    assert itr.on_miss(1000, SRC, DST, pkt(7), 0.5) == []  # too soon: held, asked later
+    assert itr.next_deadline() == 1.0
+    assert itr.on_timer(0.9) == []
+    (send,) = sent(itr.on_timer(1.0))
+    assert itr.stats.requests_sent == 2 and itr.stats.requests_retransmitted == 0
+    actions = itr.on_map_reply(reply_for(decode_control(send.payload)), 1.1)
+    assert [p.data for a in actions if isinstance(a, Reinject) for p in a.packets] == [b"frame7"]
 
 
 def test_buffer_bounds_per_destination_and_in_total():
