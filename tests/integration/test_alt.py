@@ -50,9 +50,11 @@ def test_sessions_are_established_and_frr_sees_our_10_digit_as(alt):
     a1 = alt.alts["a1"]
     route = a1.vtysh("show bgp ipv4 unicast 153.16.36.0/24")
     assert "2147483677" in route, route
-    for name in ("x1", "x2"):
+    for name, router_as in (("x1", 2147483671), ("x2", 2147483672)):
         (n,) = bgp(alt.xtrs[name])["neighbors"]
-        assert n["state"] == "established" and n["remote_as"] == 2147483671
+        assert n["state"] == "established" and n["remote_as"] == router_as
+    # the two ALT routers are meshed: a2 learned site 1's prefix through a1
+    assert "2147483671 2147483677" in alt.alts["a2"].vtysh("show bgp ipv4 unicast 153.16.36.0/24")
 
 
 def test_long_as_path_of_10_digit_asns_is_learned_without_a_session_reset(alt):
@@ -60,6 +62,8 @@ def test_long_as_path_of_10_digit_asns_is_learned_without_a_session_reset(alt):
     path = routes["153.16.99.0/24"]["as_path"]
     assert path == [2147483671, *LONG_PATH] and len(path) >= 20
     assert all(asn >= 10**9 for asn in path)
+    far = {r["prefix"]: r for r in bgp(alt.xtrs["x2"])["routes"]}["153.16.99.0/24"]["as_path"]
+    assert far == [2147483672, 2147483671, *LONG_PATH]
     info = json.loads(alt.alts["a1"].vtysh("show bgp neighbors 100.64.254.169 json"))
     peer = info["100.64.254.169"]
     assert peer["bgpState"] == "Established"
@@ -170,7 +174,7 @@ def test_restarting_the_alt_router_withdraws_and_restores_routes(alt):
 
 
 def test_a_peer_over_max_prefix_is_cut_off_and_others_stay_up(tmp_path):
-    # a1 sends x2 three routes (the default, 153.16.36.0/24, 153.16.99.0/24): x2 allows two
+    # a2 sends x2 three routes (the default, 153.16.36.0/24, 153.16.99.0/24): x2 allows two
     with SeedAlt(rundir=str(tmp_path), tag="m",
                  xtrs=[xtr_spec(1, "m"), xtr_spec(2, "m", max_prefix=2)]) as t:
         wait_for(lambda: bgp(t.xtrs["x2"])["neighbors"][0]["state"] == "max-prefix-exceeded",
@@ -179,7 +183,7 @@ def test_a_peer_over_max_prefix_is_cut_off_and_others_stay_up(tmp_path):
         wait_for(lambda: has_routes(t.xtrs["x1"], "0.0.0.0/0"), what="x1's session")
         time.sleep(3)
         assert bgp(t.xtrs["x1"])["neighbors"][0]["state"] == "established"
-        summary = t.alts["a1"].vtysh("show bgp ipv4 unicast summary json")
-        peers = json.loads(summary)["peers"]
-        assert peers["100.64.254.169"]["state"] == "Established"
-        assert peers["100.64.254.171"]["state"] != "Established"
+        a1 = json.loads(t.alts["a1"].vtysh("show bgp ipv4 unicast summary json"))["peers"]
+        a2 = json.loads(t.alts["a2"].vtysh("show bgp ipv4 unicast summary json"))["peers"]
+        assert a1["100.64.254.169"]["state"] == "Established"
+        assert a2["100.64.254.171"]["state"] != "Established"
