@@ -33,7 +33,7 @@ def tshark_path() -> str:
         if "CI" in os.environ:
             pytest.fail("tshark is not on PATH, and CI is set: the wire-format oracle tests must "
                         "run in CI (install the tshark package)", pytrace=False)
-        pytest.skip("tshark not installed: the LISP wire-format oracle tests need it")
+        pytest.skip(reason="tshark not installed: the LISP wire-format oracle tests need it")
     return path
 
 

@@ -69,6 +69,7 @@ class LispLab:
         self.net = Mininet(topo=None, controller=None, build=False, autoSetMacs=False,
                            autoStaticArp=False)
         self.nodes: list = []  # XtrNode / AltRouterNode, stopped in reverse order
+        self.xtrs: dict[str, XtrNode] = {}
 
     def __enter__(self):
         try:
@@ -93,6 +94,17 @@ class LispLab:
             for intf in node.intfNames():
                 if intf != "lo":
                     node.cmd(f"ip addr flush dev {intf}")
+
+    def start_xtrs(self, specs) -> None:
+        """Start an xTR (OVS and controller) in each spec's host, then wait until all are
+        programmed."""
+        for spec in specs:
+            xtr = XtrNode(self.host(spec.name), spec, self.rundir)
+            self.xtrs[spec.name] = xtr
+            self.nodes.append(xtr)
+            xtr.start()
+        for xtr in self.xtrs.values():
+            xtr.wait_programmed()
 
     def start(self) -> None:  # pragma: no cover - subclasses build their network
         raise NotImplementedError

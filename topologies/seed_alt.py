@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from topologies.altnode import AltPeer, AltRouterNode, AltRouterSpec  # noqa: E402
-from topologies.lispnode import (LispLab, SitePort, XtrNode, XtrSpec,  # noqa: E402
+from topologies.lispnode import (LispLab, SitePort, XtrSpec,  # noqa: E402
                                 quiet_interface)
 
 LONG_PATH = [4294967294, 4000000000, 3000000001, 2147483699, 4200000000, 4200000001,
@@ -127,7 +127,6 @@ class SeedAlt(LispLab):
         self.alt_specs = alts or alt_specs(tag)
         self.xtr_specs = xtrs or [xtr_spec(1, tag), xtr_spec(2, tag), ms_spec(tag),
                                   site3_spec(tag)]
-        self.xtrs: dict[str, XtrNode] = {}
         self.alts: dict[str, AltRouterNode] = {}
 
     def intf(self, name: str) -> str:
@@ -167,13 +166,7 @@ class SeedAlt(LispLab):
             self.alts[spec.name] = a
             self.nodes.append(a)
             a.start()
-        for spec in self.xtr_specs:
-            xtr = XtrNode(self.host(spec.name), spec, self.rundir)
-            self.xtrs[spec.name] = xtr
-            self.nodes.append(xtr)
-            xtr.start()
-        for xtr in self.xtrs.values():
-            xtr.wait_programmed()
+        self.start_xtrs(self.xtr_specs)
 
     def wait_established(self, timeout: float = 60.0) -> None:
         """Until every BGP session of every ALT router is Established (as FRR sees it)."""

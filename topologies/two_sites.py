@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from topologies.lispnode import (LispLab, SitePort, XtrNode, XtrSpec,  # noqa: E402
+from topologies.lispnode import (LispLab, SitePort, XtrSpec,  # noqa: E402
                                 quiet_interface)
 
 IID, BLUE_IID = 1000, 2000
@@ -67,7 +67,6 @@ class TwoSites(LispLab):
                  rundir: str | None = None, tag: str = ""):
         super().__init__(rundir, tag)
         self.specs = [x1 or site_spec(1, tag=tag), x2 or site_spec(2, tag=tag)]
-        self.xtrs: dict[str, XtrNode] = {}
 
     def intf(self, name: str) -> str:
         """A host's or the router's interface name ("h1" -> "h1-eth0", "r1" -> "r-eth1")."""
@@ -106,13 +105,7 @@ class TwoSites(LispLab):
                 if v6:
                     h.cmd(f"ip -6 addr add 2001:db8:{n}::10/64 dev {intf} nodad")
                     h.cmd(f"ip -6 route add default via 2001:db8:{n}::1")
-        for spec in self.specs:
-            xtr = XtrNode(self.host(spec.name), spec, self.rundir)
-            self.xtrs[spec.name] = xtr
-            self.nodes.append(xtr)
-            xtr.start()
-        for xtr in self.xtrs.values():
-            xtr.wait_programmed()
+        self.start_xtrs(self.specs)
 
 
 def main() -> int:

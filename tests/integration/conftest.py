@@ -28,4 +28,4 @@ def integration_requirements():
         reason = "integration tests need " + ", ".join(missing)
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (CI must run them: see scripts/setup.sh)")
-        pytest.skip(reason)
+        pytest.skip(reason=reason)

@@ -575,7 +575,7 @@ def tshark_packets(tmp_path_factory):
     if tshark is None:
         if os.environ.get("CI"):
             pytest.fail("tshark is required in CI (CI is set) but was not found on PATH")
-        pytest.skip("tshark not installed; the independent dissector check needs it")
+        pytest.skip(reason="tshark not installed; the independent dissector check needs it")
     names = sorted(SAMPLES)
     path = tmp_path_factory.mktemp("pcap") / "frames.pcap"
     write_pcap(path, [SAMPLES[n] for n in names])
