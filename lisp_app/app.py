@@ -56,6 +56,7 @@ class LispApp(app_manager.OSKenApp):
         self.workers = []
         self._next_warm = None
         self._warm_waits: list[float] = []
+        self._canonical: dict[tuple, tuple] = {}
 
     def start(self):
         super().start()
@@ -196,11 +197,18 @@ class LispApp(app_manager.OSKenApp):
         return dp.ofproto_parser.OFPMatch(**flow.match_dict())
 
     def _canonical_key(self, dp, flow: Flow) -> tuple:
-        """The flow's key as the switch will report it: the match serialized and parsed back."""
-        match = self._match(dp, flow)
-        buf = bytearray()
-        match.serialize(buf, 0)
-        return (flow.table, flow.priority, _match_key(type(match).parser(bytes(buf), 0)))
+        """The flow's key as the switch will report it: the match serialized and parsed back
+        (memoized: the statistics poll asks for every installed flow every few seconds)."""
+        key = self._canonical.get(flow.key)
+        if key is None:
+            match = self._match(dp, flow)
+            buf = bytearray()
+            match.serialize(buf, 0)
+            key = (flow.table, flow.priority, _match_key(type(match).parser(bytes(buf), 0)))
+            if len(self._canonical) > 4 * len(self.xtr.installed) + 10000:
+                self._canonical.clear()  # bounded: mappings come and go
+            self._canonical[flow.key] = key
+        return key
 
     def _actions(self, dp, actions) -> list:
         parser, ofp = dp.ofproto_parser, dp.ofproto
