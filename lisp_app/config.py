@@ -256,6 +256,9 @@ class Config:
     miss_rate: int = field(default=100, metadata=_doc(
         "packets per second a cache miss may punt to the controller (OpenFlow meter)", min=1,
         max=1000000))
+    control_rate: int = field(default=1000, metadata=_doc(
+        "LISP control messages per second punted from the underlay (OpenFlow meter); raise it "
+        "on a busy Map-Server/Map-Resolver", min=1, max=1000000))
     timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
     buffer: BufferConfig = field(default_factory=BufferConfig, metadata=_doc("buffering"))
     api: ApiConfig = field(default_factory=ApiConfig, metadata=_doc("inspection API"))

@@ -136,7 +136,7 @@ class Xtr:
         self.lisp_bridge: LispBridge | None = None
         self.alt_gre_ports: dict[str, int] = {}
         self.underlay_bridge = UnderlayBridge(
-            config.underlay.rloc, data_probe_prefixes=tuple(m.prefix for m in self.database)
+            config.underlay.rloc, control_rate_pps=config.control_rate, data_probe_prefixes=tuple(m.prefix for m in self.database)
             if self.etr_role else ())
         # state the flows mirror
         self.hosts: dict[tuple[int, IPv4Address | IPv6Address], Host] = {}

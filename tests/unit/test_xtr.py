@@ -538,3 +538,10 @@ def test_map_server_relays_a_data_probe_for_a_registered_site_as_a_map_request()
     assert str(f.ip_dst) == "198.51.100.9" and ecm.to_etr
     assert ecm.message.nonce == 0x123 and ecm.message.itr_rlocs == (ip_address("192.0.2.1"),)
     assert xtr.stats.data_probes_relayed == 1
+
+
+def test_the_control_punt_rate_is_configurable():
+    from lisp_app.dataplane.pipeline import METER_CONTROL
+    xtr = make_xtr(CONFIG + "control_rate: 20000\n")
+    meters, _flows, _groups = xtr.desired(UNDERLAY)
+    assert [(m.meter_id, m.rate_pps) for m in meters] == [(METER_CONTROL, 20000)]

@@ -1,0 +1,483 @@
+"""ALT control-plane figures of lisp_app, against FRR and a bare UDP socket measured in the same run.
+
+Topology: topologies/seed_alt.py (SeedAlt) built with interface tag "ab" (--tag), with two ALT
+routers (FRR bgpd + zebra: a1, a2) and two controllers only: x1 (the site xTR on a1) and the
+Map-Server/Map-Resolver "ms" (on a1, RLOC 198.18.0.20). x2 and x3 are not started; x3's namespace
+serves as a plain load-generator host (198.19.0.1/24 on its uplink, default via the router r).
+x1's ALT import filter is widened to 100.0.0.0/7 (besides 153.16.0.0/16) and its max-prefix set
+above N, so that it accepts the benchmark's routes.
+
+1. Route learning (N routes, --routes, default 100000; --quick 2000).
+   a1's bgpd.conf gets N ``network`` statements (/24s: 100.0.0.0/24 upwards through 101.x, in
+   100.0.0.0/7; ``no bgp network import-check``) and ``neighbor ... shutdown`` for its three
+   peers (x1, a2, ms); bgpd is restarted and we wait until its RIB holds the N local routes
+   (FRR's config load time is reported). Then, one at a time:
+   - ours: ``no neighbor <x1> shutdown`` on a1 starts the clock; the time until x1's controller
+     holds N + B routes (``lisp_alt_routes`` on GET /metrics in x1's namespace, polled every
+     0.25 s with curl; B = the routes x1 held from a1 before the phase, i.e. a1's default route
+     and its long-path prefix). The session-Established time (a1's view) is reported too.
+   - baseline: ``no neighbor <a2> shutdown`` on a1 starts the clock; the time until FRR bgpd on
+     a2 shows pfxRcd >= N + B' for a1 in ``show bgp ipv4 unicast summary json`` (B' = what a2 got
+     from a1 before the phase), polled every 0.25 s. a2 also hands the routes to its zebra
+     (installs them in its kernel): that is FRR's normal work, and is included.
+   Both sessions start from the same a1, carry the same routes, run one after the other on the
+   same machine. Ratio = our time / FRR's time (> 1: we are slower). Routes/s = N / time.
+   What is compared: os-ken BGPSpeaker + lisp_app's ALT RIB in one eventlet process versus FRR
+   bgpd's receive path (C, multi-threaded I/O); both include session setup from the shutdown
+   being lifted, and the poll interval (0.25 s) bounds the resolution.
+
+2. Map-Request rates (T seconds each, --seconds, default 5; --quick 2), from a Python load
+   generator in x3's namespace (UDP socket bound to 198.19.0.1, sending to 198.18.0.20 as fast
+   as one Python loop can, draining replies on the same socket):
+   - MS: plain Map-Requests (UDP 4342) for EID 153.16.40.10/32 (site-40, configured at the
+     Map-Server, no registration: the Map-Server answers each with a negative Map-Reply to
+     198.19.0.1). Accepted/s = delta of the map_server counters (negative_replies +
+     proxy_replies + requests_forwarded) over T, from GET /mapstat in ms's namespace; replies
+     received by the generator are reported too.
+   - MR: ECM Map-Requests (UDP 4342, inner destination 153.16.38.10, covered by the ALT default
+     route a1 announces): the Map-Resolver decapsulates and forwards the inner Map-Request into
+     the ALT. Accepted/s = delta of map_resolver.forwarded over T. (Nothing answers: x2 is off.)
+   - baseline: the same generator sends the same plain Map-Request bytes to 198.18.0.20 port
+     4343, where a plain blocking-socket Python echo loop in ms's namespace sends every datagram
+     back. Echo/s = replies the generator received over T.
+   What is compared: both paths cross the same veth, the router r and ms's OVS userspace bridge
+   br-u; the controller path is then an OpenFlow packet-in to os-ken (behind the underlay
+   bridge's meter METER_CONTROL, 1000 pps as configured: lisp_app/dataplane/pipeline.py) and,
+   for replies, a packet-out; the echo path is OVS NORMAL into the kernel and a Python socket.
+   The controller figure is therefore bounded by the meter (1000/s) by design; the RESULT
+   reports the meter next to it. Ratios = controller accepted/s / echo replies/s.
+
+Progress goes to stderr; figures, then the RESULT lines last, to stdout.
+
+    sudo .venv/bin/python bench/alt.py [--routes N] [--seconds T] [--quick] [--json PATH]
+                                       [--tag T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MS_RLOC = "198.18.0.20"
+GEN_ADDR, GEN_GW = "198.19.0.1", "198.19.0.254"
+ECHO_PORT = 4343
+MS_EID = "153.16.40.10"      # site-40 at the Map-Server, unregistered: negative Map-Reply
+MR_EID = "153.16.38.10"      # covered by a1's default route on the ALT: forwarded
+ROUTE_SPACE = "100.0.0.0/7"
+POLL_S = 0.25
+CONTROL_METER_PPS = 1000     # UnderlayBridge.control_rate_pps (METER_CONTROL)
+
+_started = time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"[bench/alt {time.monotonic() - _started:6.1f}s] {message}", file=sys.stderr,
+          flush=True)
+
+
+def route_prefixes(n: int) -> list[str]:
+    """N distinct /24s inside 100.0.0.0/7."""
+    base = int(IPv4Address("100.0.0.0")) >> 8
+    if n > 1 << 17:
+        raise ValueError("at most 131072 /24s fit in 100.0.0.0/7")
+    return [f"{IPv4Address((base + i) << 8)}/24" for i in range(n)]
+
+
+# -- load generator and echo server (run inside namespaces) ----------------------------------
+
+GENERATOR = r'''
+import json, socket, sys, time
+src, dst, port, seconds, hexpayload = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+payload = bytes.fromhex(hexpayload)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind((src, 0))
+s.setblocking(False)
+sent = received = errors = 0
+start = time.monotonic()
+end = start + seconds
+while True:
+    now = time.monotonic()
+    if now >= end:
+        break
+    for _ in range(32):
+        try:
+            s.sendto(payload, (dst, port))
+            sent += 1
+        except OSError:
+            errors += 1
+    while True:
+        try:
+            s.recv(2048)
+            received += 1
+        except BlockingIOError:
+            break
+# late replies of what was sent in the window
+drain_end = time.monotonic() + 0.5
+while time.monotonic() < drain_end:
+    try:
+        s.recv(2048)
+        received += 1
+    except BlockingIOError:
+        time.sleep(0.005)
+print(json.dumps({"sent": sent, "received": received, "send_errors": errors,
+                  "seconds": seconds, "sport": s.getsockname()[1]}))
+'''
+
+ECHO_SERVER = r'''
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(data, peer)
+'''
+
+
+def map_request_bytes(eid: str) -> bytes:
+    from lisp_app.protocol.map_request import MapRequest
+    from lisp_app.protocol.records import EidRecord
+    return MapRequest(nonce=0x4c49535042454e43, records=(EidRecord(IPv4Address(eid), 32),),
+                      itr_rlocs=(IPv4Address(GEN_ADDR),)).encode()
+
+
+def ecm_bytes(eid: str) -> bytes:
+    from lisp_app.protocol.ecm import EncapsulatedControlMessage
+    from lisp_app.protocol.map_request import MapRequest
+    from lisp_app.protocol.records import EidRecord
+    request = MapRequest(nonce=0x4c4953504543_4d00, records=(EidRecord(IPv4Address(eid), 32),),
+                         itr_rlocs=(IPv4Address(GEN_ADDR),))
+    return EncapsulatedControlMessage(IPv4Address(GEN_ADDR), IPv4Address(eid), request,
+                                      source_port=4342).encode()
+
+
+def script(topo, name: str, text: str) -> str:
+    """Write a helper script into the run directory; its path."""
+    path = topo.rundir / name
+    path.write_text(text)
+    return str(path)
+
+
+def generate(topo, port: int, seconds: float, payload: bytes) -> dict:
+    path = script(topo, "loadgen.py", GENERATOR)
+    out = topo.host("x3").cmd(f"{sys.executable} {path} {GEN_ADDR} {MS_RLOC} {port} {seconds} "
+                              f"{payload.hex()}")
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"load generator failed: {out}") from None
+
+
+def mapstat(xtr) -> dict:
+    return json.loads(xtr.lispctl("--json", "mapstat"))
+
+
+def ms_answered(stat: dict) -> int:
+    ms = stat["map_server"]
+    return ms["negative_replies"] + ms["proxy_replies"] + ms["requests_forwarded"]
+
+
+def meter_packets(xtr, bridge: str = "br-u") -> str:
+    return xtr.ofctl(f"meter-stats {bridge}", check=False)
+
+
+def map_request_rates(topo, seconds: float) -> dict:
+    gen = topo.host("x3")
+    intf = f"{topo.tag}x3-up"
+    gen.cmd(f"ip link set {intf} up; ip addr add {GEN_ADDR}/24 dev {intf}; "
+            f"ip route add default via {GEN_GW}")
+    ms = topo.xtrs["ms"]
+    probe = gen.cmd(f"ping -c 2 -W 2 {MS_RLOC}")
+    if " 0% packet loss" not in probe and "2 received" not in probe:
+        raise RuntimeError(f"load generator cannot reach the Map-Server: {probe}")
+    out = {"seconds": seconds, "control_meter_pps": CONTROL_METER_PPS}
+
+    progress(f"Map-Server: plain Map-Requests for {MS_EID} as fast as possible, {seconds} s")
+    before = mapstat(ms)
+    run = generate(topo, 4342, seconds, map_request_bytes(MS_EID))
+    time.sleep(0.5)
+    after = mapstat(ms)
+    answered = ms_answered(after) - ms_answered(before)
+    out["ms"] = dict(run, accepted=answered, accepted_per_s=answered / seconds,
+                     replies_per_s=run["received"] / seconds, offered_per_s=run["sent"] / seconds,
+                     counters={k: after["map_server"][k] - before["map_server"][k]
+                               for k in after["map_server"]})
+
+    progress(f"Map-Resolver: ECM Map-Requests for {MR_EID} as fast as possible, {seconds} s")
+    before = mapstat(ms)
+    run = generate(topo, 4342, seconds, ecm_bytes(MR_EID))
+    time.sleep(0.5)
+    after = mapstat(ms)
+    forwarded = after["map_resolver"]["forwarded"] - before["map_resolver"]["forwarded"]
+    out["mr"] = dict(run, accepted=forwarded, accepted_per_s=forwarded / seconds,
+                     offered_per_s=run["sent"] / seconds,
+                     counters={k: after["map_resolver"][k] - before["map_resolver"][k]
+                               for k in after["map_resolver"]})
+
+    progress(f"baseline: UDP echo loop on {MS_RLOC}:{ECHO_PORT} in ms's namespace, {seconds} s")
+    echo = ms.host.popen([sys.executable, script(topo, "echo.py", ECHO_SERVER), MS_RLOC,
+                          str(ECHO_PORT)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        if echo.stdout.readline().strip() != "ready":
+            raise RuntimeError("echo server did not start")
+        run = generate(topo, ECHO_PORT, seconds, map_request_bytes(MS_EID))
+    finally:
+        echo.terminate()
+        echo.wait(5)
+    out["echo"] = dict(run, replies_per_s=run["received"] / seconds,
+                       offered_per_s=run["sent"] / seconds)
+    out["meter_stats_br_u"] = meter_packets(ms).strip()
+    return out
+
+
+# -- route learning ---------------------------------------------------------------------------
+
+def frr_json(router, command: str) -> dict:
+    text = router.vtysh(command)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
+def frr_peer(router, address: str) -> dict:
+    data = frr_json(router, "show bgp ipv4 unicast summary json")
+    # FRR 8.4 answers with the address family's object itself; older ones wrap it
+    return data.get("ipv4Unicast", data).get("peers", {}).get(address, {})
+
+
+def x1_routes(x1) -> int:
+    text = x1.sh("curl -s --max-time 5 http://127.0.0.1:8080/metrics", check=False)
+    m = re.search(r"^lisp_alt_routes (\d+)", text, re.M)
+    return int(m.group(1)) if m else -1
+
+
+def a1_vty(a1, *lines: str) -> str:
+    cmd = " ".join(f"-c '{line}'" for line in ("configure terminal",
+                                                f"router bgp {a1.spec.asn}", *lines))
+    return a1.sh(f"vtysh --vty_socket {a1.frr_dir} {cmd}", check=False)
+
+
+def wait_count(read, target: int, timeout: float, label: str, on_poll=None) -> tuple[float, int]:
+    """Poll read() every POLL_S until >= target; (seconds since call, last count). NaN on
+    timeout."""
+    start = time.monotonic()
+    last_report = start
+    count = -1
+    while True:
+        count = read()
+        now = time.monotonic()
+        if on_poll is not None:
+            on_poll(now - start)
+        if count >= target:
+            return now - start, count
+        if now - start > timeout:
+            progress(f"{label}: TIMEOUT after {timeout:.0f} s at {count}/{target}")
+            return math.nan, count
+        if now - last_report >= 5:
+            progress(f"{label}: {count}/{target} after {now - start:.1f} s")
+            last_report = now
+        time.sleep(POLL_S)
+
+
+def route_learning(topo, n: int, timeout: float) -> dict:
+    from topologies.seed_alt import ALT, MS, SITES
+    a1, a2, x1 = topo.alts["a1"], topo.alts["a2"], topo.xtrs["x1"]
+    x1_addr, a2_addr, ms_addr = SITES[1]["alt"], ALT["a2"]["link"], MS["alt"]
+    a1_on_a2 = ALT["a1"]["link"]
+    base_x1 = x1_routes(x1)
+    base_a2 = int(frr_peer(a2, a1_on_a2).get("pfxRcd", 0))
+    progress(f"before: x1 holds {base_x1} ALT routes, a2 has {base_a2} from a1")
+
+    conf = a1.frr_dir / "bgpd.conf"
+    original = conf.read_text()
+    text = original.replace(
+        " address-family ipv4 unicast\n",
+        "".join(f" neighbor {p} shutdown\n neighbor {p} timers connect 1\n"
+                for p in (x1_addr, a2_addr, ms_addr))
+        + " address-family ipv4 unicast\n"
+        + "".join(f"  network {p}\n" for p in route_prefixes(n)), 1)
+    conf.write_text(text)
+    progress(f"a1: restarting bgpd with {n} network statements (peers shut down)")
+    t0 = time.monotonic()
+    a1.restart_bgpd()
+
+    def a1_rib() -> int:
+        m = re.search(r"Total Prefixes\s*:\s*(\d+)", a1.vtysh("show bgp ipv4 unicast statistics"))
+        return int(m.group(1)) if m else -1
+    load_s, _ = wait_count(a1_rib, n, timeout, "a1 loading its config")
+    restart_s = time.monotonic() - t0
+    # x1 notices the session went down (hold timer or TCP reset) and drops a1's routes
+    for _ in range(100):
+        if x1_routes(x1) == 0:
+            break
+        time.sleep(0.2)
+    out = {"routes": n, "frr_config_load_s": load_s, "a1_restart_total_s": restart_s,
+           "x1_base_routes": base_x1, "a2_base_routes": base_a2,
+           "x1_routes_before_activation": x1_routes(x1)}
+
+    established = {}
+
+    def watch(address: str):
+        def on_poll(elapsed: float) -> None:
+            if address not in established and \
+                    frr_peer(a1, address).get("state") == "Established":
+                established[address] = elapsed
+        return on_poll
+
+    progress(f"ours: a1 -> x1 ({x1_addr}), waiting for {n + base_x1} routes in x1")
+    a1_vty(a1, f"no neighbor {x1_addr} shutdown")
+    ours_s, ours_count = wait_count(lambda: x1_routes(x1), n + base_x1, timeout,
+                                    "x1 learning", watch(x1_addr))
+    out["ours"] = {"seconds": ours_s, "count": ours_count, "target": n + base_x1,
+                   "established_s": established.get(x1_addr),
+                   "routes_per_s": n / ours_s if ours_s else math.nan}
+    out["ours"]["after_established_s"] = ours_s - (established.get(x1_addr) or 0.0)
+    progress(f"ours: {ours_s:.2f} s")
+
+    progress(f"baseline: a1 -> a2 ({a2_addr}), waiting for pfxRcd {n + base_a2} on a2")
+    a1_vty(a1, f"no neighbor {a2_addr} shutdown")
+    frr_s, frr_count = wait_count(lambda: int(frr_peer(a2, a1_on_a2).get("pfxRcd", -1)),
+                                  n + base_a2, timeout, "a2 learning", watch(a2_addr))
+    out["frr"] = {"seconds": frr_s, "count": frr_count, "target": n + base_a2,
+                  "established_s": established.get(a2_addr),
+                  "routes_per_s": n / frr_s if frr_s else math.nan}
+    out["frr"]["after_established_s"] = frr_s - (established.get(a2_addr) or 0.0)
+    progress(f"FRR: {frr_s:.2f} s")
+    bgp = json.loads(x1.lispctl("--json", "bgp").strip() or "{}") if n <= 5000 else None
+    if bgp is not None:
+        out["x1_neighbors"] = bgp.get("neighbors")
+    else:
+        out["x1_metrics_alt"] = [line for line in x1.sh(
+            "curl -s --max-time 10 http://127.0.0.1:8080/metrics", check=False).splitlines()
+            if line.startswith("lisp_alt")]
+    return out
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+def build_specs(tag: str, n: int):
+    from topologies.seed_alt import ms_spec, xtr_spec
+    x1 = xtr_spec(1, tag, max_prefix=n + 1000)
+    x1.extra["alt"]["eid_space"] = ["153.16.0.0/16", ROUTE_SPACE]
+    return [x1, ms_spec(tag)]
+
+
+def run(args) -> dict:
+    from topologies.seed_alt import SeedAlt
+    figures = {"parameters": {"routes": args.routes, "seconds": args.seconds, "tag": args.tag},
+               "cpus": os.cpu_count()}
+    progress(f"building SeedAlt (a1, a2, x1, ms; tag {args.tag!r})")
+    with SeedAlt(tag=args.tag, xtrs=build_specs(args.tag, args.routes)) as topo:
+        progress("waiting for the ALT sessions")
+        topo.wait_established(90)
+        figures["map_requests"] = map_request_rates(topo, args.seconds)
+        figures["route_learning"] = route_learning(topo, args.routes, args.timeout)
+        progress("tearing down")
+    figures["load_average"] = os.getloadavg()
+    return figures
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(b) else math.nan
+
+
+def report(figures: dict) -> None:
+    rl, mr = figures["route_learning"], figures["map_requests"]
+    ours, frr = rl["ours"], rl["frr"]
+    n = rl["routes"]
+    print(f"parameters: {figures['parameters']}, cpus {figures['cpus']}, load average after "
+          f"{', '.join(f'{v:.2f}' for v in figures['load_average'])}")
+    print(f"FRR a1 loaded {n} network statements in {rl['frr_config_load_s']:.2f} s")
+    print(f"route learning, ours (a1 FRR -> x1 os-ken BGPSpeaker + ALT RIB): {ours['seconds']:.2f}"
+          f" s to {ours['count']}/{ours['target']} routes, Established after "
+          f"{ours['established_s']} s, {ours['routes_per_s']:.0f} routes/s")
+    print(f"route learning, FRR (a1 FRR -> a2 FRR bgpd): {frr['seconds']:.2f} s to "
+          f"{frr['count']}/{frr['target']} routes, Established after {frr['established_s']} s, "
+          f"{frr['routes_per_s']:.0f} routes/s")
+    ms, mres, echo = mr["ms"], mr["mr"], mr["echo"]
+    print(f"Map-Server (plain Map-Requests, {mr['seconds']} s): offered {ms['offered_per_s']:.0f}"
+          f"/s, answered {ms['accepted_per_s']:.0f}/s by counters {ms['counters']}, replies "
+          f"received {ms['replies_per_s']:.0f}/s")
+    print(f"Map-Resolver (ECM Map-Requests): offered {mres['offered_per_s']:.0f}/s, forwarded "
+          f"{mres['accepted_per_s']:.0f}/s, counters {mres['counters']}")
+    print(f"UDP echo loop (same generator, same path to {MS_RLOC}, port {ECHO_PORT}): offered "
+          f"{echo['offered_per_s']:.0f}/s, echoed {echo['replies_per_s']:.0f}/s")
+    print(f"ms br-u meters after the run: {mr['meter_stats_br_u']!r}")
+    print(f"note: control punts on br-u pass METER_CONTROL at {mr['control_meter_pps']} pps: the "
+          f"Map-Server/Map-Resolver rates are meter-bound by design")
+    print(f"RESULT alt_routes n={n} ours_s={ours['seconds']:.2f} frr_s={frr['seconds']:.2f} "
+          f"ours_routes_per_s={ours['routes_per_s']:.0f} frr_routes_per_s="
+          f"{frr['routes_per_s']:.0f} ratio={ratio(ours['seconds'], frr['seconds']):.2f} "
+          f"ours_after_established_s={ours['after_established_s']:.2f} "
+          f"frr_after_established_s={frr['after_established_s']:.2f} ratio_after_established="
+          f"{ratio(ours['after_established_s'], frr['after_established_s']):.2f}")
+    print(f"RESULT map_server_answers_per_s={ms['accepted_per_s']:.0f} "
+          f"echo_per_s={echo['replies_per_s']:.0f} "
+          f"ratio={ratio(ms['accepted_per_s'], echo['replies_per_s']):.3f} "
+          f"meter_pps={mr['control_meter_pps']}")
+    print(f"RESULT map_resolver_forwarded_per_s={mres['accepted_per_s']:.0f} "
+          f"echo_per_s={echo['replies_per_s']:.0f} "
+          f"ratio={ratio(mres['accepted_per_s'], echo['replies_per_s']):.3f} "
+          f"meter_pps={mr['control_meter_pps']}")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routes", type=int, default=None,
+                        help="ALT routes a1 announces (default 100000, --quick 2000)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="length of each Map-Request run (default 5, --quick 2)")
+    parser.add_argument("--timeout", type=float, default=240.0,
+                        help="give up waiting for routes after this many seconds")
+    parser.add_argument("--quick", action="store_true", help="few routes, short runs")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
+    parser.add_argument("--tag", default="ab",
+                        help="interface-name prefix, so that topologies can coexist (default ab)")
+    args = parser.parse_args(argv)
+    if args.routes is None:
+        args.routes = 2000 if args.quick else 100000
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 5.0
+    if not 1 <= args.routes <= 1 << 17:
+        parser.error("--routes must be between 1 and 131072")
+    if os.geteuid() != 0:
+        print("bench/alt.py: run as root (Mininet, OVS and FRR need it)", file=sys.stderr)
+        return 1
+
+    def stop_on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through SeedAlt's teardown
+    signal.signal(signal.SIGTERM, stop_on_signal)
+
+    try:
+        figures = run(args)
+    except KeyboardInterrupt as exc:
+        print(f"bench/alt.py: interrupted ({exc or 'Ctrl-C'}); topology torn down",
+              file=sys.stderr)
+        return 130
+    report(figures)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True,
+                                              default=str) + "\n")
+        progress(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
