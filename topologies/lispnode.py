@@ -13,6 +13,7 @@ and the controller (``run_controller.py``) serves its REST API on 127.0.0.1:8080
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -285,14 +286,17 @@ class XtrNode:
         self.controller = None
 
     def wait_programmed(self, timeout: float = 30.0) -> None:
-        """Until both bridges are connected and our base flows are in place."""
+        """Until the controller has reconciled both bridges (its API lists them). Flows alone
+        prove nothing: with fail_mode=secure they outlive a controller restart."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.controller is not None and self.controller.poll() is not None:
                 raise RuntimeError(f"{self.spec.name}: controller exited: {self.log_tail()}")
-            lisp = self.ofctl("dump-flows br-lisp", check=False)
-            under = self.ofctl("dump-flows br-u", check=False)
-            if "cookie=0x4c495350" in lisp and "cookie=0x4c495350" in under:
+            try:
+                state = json.loads(self.lispctl("--json", "mapstat"))
+            except (RuntimeError, ValueError):
+                state = {}
+            if set(state.get("bridges", ())) >= {"lisp", "underlay"}:
                 return
             time.sleep(0.3)
         raise TimeoutError(f"{self.spec.name}: bridges not programmed in {timeout}s: "
