@@ -60,7 +60,6 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -69,6 +68,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.harness import run_and_report  # noqa: E402
 
 MS_RLOC = "198.18.0.20"
 GEN_ADDR, GEN_GW = "198.19.0.1", "198.19.0.254"
@@ -461,22 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/alt.py: run as root (Mininet, OVS and FRR need it)", file=sys.stderr)
         return 1
 
-    def stop_on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through SeedAlt's teardown
-    signal.signal(signal.SIGTERM, stop_on_signal)
-
-    try:
-        figures = run(args)
-    except KeyboardInterrupt as exc:
-        print(f"bench/alt.py: interrupted ({exc or 'Ctrl-C'}); topology torn down",
-              file=sys.stderr)
-        return 130
-    report(figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True,
-                                              default=str) + "\n")
-        progress(f"figures written to {args.json}")
-    return 0
+    return run_and_report("bench/alt.py", run, report, args, progress)
 
 
 if __name__ == "__main__":

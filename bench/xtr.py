@@ -77,7 +77,6 @@ import math
 import os
 import platform
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -86,6 +85,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.harness import run_and_report  # noqa: E402
 
 from lisp_app.config import TimersConfig  # noqa: E402
 
@@ -612,21 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/xtr.py: run as root (Mininet and OVS need it)", file=sys.stderr)
         return 1
 
-    def stop_on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through TwoSites' teardown
-    signal.signal(signal.SIGTERM, stop_on_signal)
-
-    try:
-        figures = run(args)
-    except KeyboardInterrupt as exc:
-        print(f"bench/xtr.py: interrupted ({exc or 'Ctrl-C'}); topology torn down",
-              file=sys.stderr)
-        return 130
-    report(figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
-        progress(f"figures written to {args.json}")
-    return 0
+    return run_and_report("bench/xtr.py", run, report, args, progress)
 
 
 if __name__ == "__main__":

@@ -7,18 +7,12 @@ tag so that it can run beside a full benchmark run or the other topologies.
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.integration.benchrun import NUMBER, run_bench
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
 RESULT_LINES = [
     rf"RESULT alt_routes n=[0-9]+ ours_s={NUMBER} frr_s={NUMBER} ours_routes_per_s={NUMBER} "
     rf"frr_routes_per_s={NUMBER} ratio={NUMBER} ours_after_established_s={NUMBER} "
@@ -31,22 +25,6 @@ RESULT_LINES = [
 
 
 def test_quick_alt_bench_prints_results(tmp_path):
-    figures_path = tmp_path / "alt.json"
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "bench" / "alt.py"), "--quick", "--routes", "500",
-         "--seconds", "1", "--timeout", "60", "--tag", "abq", "--json", str(figures_path)],
-        cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        proc.terminate()  # SIGTERM: the bench tears its topology down before exiting
-        out, err = proc.communicate(timeout=60)
-        pytest.fail(f"bench/alt.py did not finish in 240 s:\n{out}\n{err[-3000:]}")
-    assert proc.returncode == 0, f"{out}\n{err[-3000:]}"
-    lines = [line for line in out.splitlines() if line.strip()]
-    results = [line for line in lines if line.startswith("RESULT ")]
-    for pattern in RESULT_LINES:
-        assert any(re.fullmatch(pattern, line) for line in results), (pattern, results)
-    assert lines[-len(results):] == results, "the RESULT lines must come last"
-    figures = json.loads(figures_path.read_text())
+    args = ["--quick", "--routes", "500", "--seconds", "1", "--timeout", "60", "--tag", "abq"]
+    figures = run_bench("alt.py", args, RESULT_LINES, tmp_path / "alt.json", timeout=240)
     assert {"route_learning", "map_requests"} <= set(figures)
