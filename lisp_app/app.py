@@ -22,6 +22,8 @@ from os_ken.ofproto import ofproto_v1_3
 from .control.xtr import LISP, UNDERLAY, FlowChange, PacketOut, Xtr
 from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction, Meter,
                               Output, SetField, ToController)
+from .dataplane import ofwire
+from .dataplane.ofwire import check_pkt_larger_body
 from .dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, K_HOST, kind_of
 
 LOG = logging.getLogger("lisp_app")
@@ -57,6 +59,8 @@ class LispApp(app_manager.OSKenApp):
         self._next_warm = None
         self._warm_waits: list[float] = []
         self._canonical: dict[tuple, tuple] = {}
+        self._errors: dict[int, str] = {}  # xid -> the switch's error, the most recent ones
+        self._next_bundle = 1
 
     def start(self):
         super().start()
@@ -289,6 +293,73 @@ class LispApp(app_manager.OSKenApp):
             elif isinstance(effect, FlowChange):
                 self._flow_change(effect)
 
+    def execute_bulk(self, effects) -> dict:
+        """Carry out ``effects`` as ``execute`` does, but send each bridge's new flows in one
+        atomic ONF bundle and return once the switch has committed it (a barrier follows), so the
+        caller knows the switch holds them. Returns counts; raises RuntimeError naming the
+        switch's error if it refused any part (an atomic bundle then changes nothing)."""
+        adds: dict[str, list[Flow]] = {}
+        counts = {"flows": 0, "groups": 0, "bundles": 0}
+        for effect in effects:
+            if isinstance(effect, PacketOut):
+                self._packet_out(effect)
+            elif isinstance(effect, FlowChange):
+                dp = self.datapaths.get(effect.bridge)
+                if dp is None:
+                    continue  # programmed in full when the bridge (re)connects
+                if effect.delete or effect.groups or effect.delete_groups:
+                    self._flow_change(FlowChange(effect.bridge, delete=effect.delete,
+                                                 groups=effect.groups,
+                                                 delete_groups=effect.delete_groups))
+                    counts["groups"] += len(effect.groups)
+                adds.setdefault(effect.bridge, []).extend(effect.add)
+        for bridge, flows in adds.items():
+            if flows:
+                self._send_bundle(self.datapaths[bridge], flows)
+                counts["flows"] += len(flows)
+                counts["bundles"] += 1
+        for bridge in adds:
+            dp = self.datapaths.get(bridge)
+            if dp is not None:
+                self._barrier(dp)
+        return counts
+
+    def _send_bundle(self, dp, flows: list[Flow], chunk: int = 256) -> None:
+        bundle_id = self._next_bundle
+        self._next_bundle = (self._next_bundle % 0xFFFFFFFF) + 1
+        first = self._xid(dp)
+        dp.send(ofwire.bundle_control(first, bundle_id, ofwire.ONF_BCT_OPEN_REQUEST))
+        parts = []
+        for flow in flows:
+            xid = self._xid(dp)
+            flags = ofwire.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
+            try:
+                message = ofwire.encode_flow_add(flow, xid, flags)
+            except ofwire.Unsupported:
+                msg = self._flow_mod(dp, flow)
+                msg.set_xid(xid)
+                msg.serialize()
+                message = bytes(msg.buf)
+            parts.append(ofwire.bundle_add(message, bundle_id))
+            if len(parts) >= chunk:
+                dp.send(b"".join(parts))
+                parts = []
+        commit = self._xid(dp)
+        parts.append(ofwire.bundle_control(commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
+        dp.send(b"".join(parts))
+        self._barrier(dp)
+        failed = [self._errors[x] for x in list(self._errors)
+                  if _xid_in(x, first, commit)]
+        if failed:
+            raise RuntimeError(f"the switch refused bundle {bundle_id} ({len(flows)} flows): "
+                               f"{failed[0]}" + (f" and {len(failed) - 1} more errors"
+                                                 if len(failed) > 1 else ""))
+
+    @staticmethod
+    def _xid(dp) -> int:
+        dp.xid = (dp.xid + 1) & 0xFFFFFFFF
+        return dp.xid
+
     def _packet_out(self, out: PacketOut) -> None:
         dp = self.datapaths.get(out.bridge)
         if dp is None:
@@ -345,6 +416,9 @@ class LispApp(app_manager.OSKenApp):
         msg = ev.msg
         LOG.error("switch %016x refused a message: type %d code %d (%s)", msg.datapath.id,
                   msg.type, msg.code, bytes(msg.data[:64]).hex())
+        self._errors[msg.xid] = f"type {msg.type} code {msg.code}"
+        if len(self._errors) > 1024:
+            del self._errors[next(iter(self._errors))]
 
     # -- threads --------------------------------------------------------------------------------
 
@@ -433,11 +507,9 @@ class LispApp(app_manager.OSKenApp):
         self.xtr.on_flow_stats(LISP, rows, time.monotonic())
 
 
-def check_pkt_larger_body(act: CheckPktLarger) -> bytes:
-    """The body of Nicira's check_pkt_larger action after its subtype: packet length, result bit
-    offset, the destination register's NXM header, padding to a 24-byte action."""
-    nxm_reg = (0x0001 << 16) | (act.reg << 9) | 4  # NXM_NX_REGn, 4 bytes, no mask
-    return struct.pack("!HHI", act.length, act.bit, nxm_reg) + bytes(6)
+def _xid_in(xid: int, first: int, last: int) -> bool:
+    """Whether ``xid`` lies in the (possibly wrapped) range first..last."""
+    return (xid - first) & 0xFFFFFFFF <= (last - first) & 0xFFFFFFFF
 
 
 def _match_key(match) -> tuple:

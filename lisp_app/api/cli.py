@@ -144,6 +144,31 @@ def parse_locator(text: str) -> dict:
     return loc
 
 
+class MappingFileError(ValueError):
+    """A line of a mapping file that cannot be read (the message names file and line)."""
+
+
+def read_mapping_file(path: str) -> list[dict]:
+    """``PREFIX RLOC[/PRIORITY/WEIGHT] ...`` per line -> the API's mapping objects."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise MappingFileError(f"{path}: {exc.strerror}") from None
+    mappings = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) < 2:
+            raise MappingFileError(f"{path}:{number}: a prefix and at least one locator needed")
+        try:
+            locators = [parse_locator(w) for w in words[1:]]
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise MappingFileError(f"{path}:{number}: {exc}") from None
+        mappings.append({"prefix": words[0], "locators": locators})
+    return mappings
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
     parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
@@ -156,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     add = mp.add_parser("add", help="add a static map-cache entry")
     add.add_argument("prefix", help="[IID]PREFIX, e.g. [1000]10.2.0.0/24")
     add.add_argument("locators", nargs="+", type=parse_locator, help="RLOC[/PRIORITY/WEIGHT]")
+    load = mp.add_parser("load", help="add many static entries from a file, one per line as for "
+                         "'map add' (# starts a comment), installed in one bundle")
+    load.add_argument("file", help="the file ('-': standard input)")
     delete = mp.add_parser("del", help="remove a map-cache entry")
     delete.add_argument("prefix")
     sub.add_parser("mapstat", help="counters")
@@ -179,6 +207,11 @@ def main(argv=None) -> int:
             elif args.verb == "add":
                 data = client.map_add(args.prefix, args.locators)
                 lines = [f"added {data['added']}"]
+            elif args.verb == "load":
+                mappings = read_mapping_file(args.file)
+                data = client.map_add_many(mappings)
+                lines = [f"added {data['added']} mappings ({data['flows']} flows in "
+                         f"{data['bundles']} bundle(s), {data['groups']} groups)"]
             else:
                 data = client.map_del(args.prefix)
                 lines = [f"removed {data['removed']}"]
@@ -191,7 +224,7 @@ def main(argv=None) -> int:
         else:
             data = client.flows()
             lines = format_flows(data)
-    except (ApiUnavailable, ApiRefused) as exc:
+    except (ApiUnavailable, ApiRefused, MappingFileError) as exc:
         print(f"lispctl: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=1) if args.json else "\n".join(lines))

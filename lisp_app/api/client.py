@@ -26,12 +26,12 @@ class LispClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _call(self, method: str, path: str, body=None):
+    def _call(self, method: str, path: str, body=None, timeout: float | None = None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             try:
@@ -52,6 +52,13 @@ class LispClient:
 
     def map_add(self, prefix: str, locators: list[dict]) -> dict:
         return self._call("POST", "/map", {"prefix": prefix, "locators": locators})
+
+    def map_add_many(self, mappings: list[dict]) -> dict:
+        """``[{"prefix", "locators"}, ...]``: all checked first, installed in one bundle; the
+        answer (added, flows, groups, bundles) comes once the switch holds them."""
+        # the switch installs about 100,000 flows a second; allow for big files
+        return self._call("POST", "/map", {"mappings": mappings},
+                          timeout=max(self.timeout, 60.0 + len(mappings) / 1000))
 
     def map_del(self, prefix: str) -> dict:
         return self._call("DELETE", "/map?prefix=" + quote(prefix))

@@ -3,6 +3,7 @@
     GET    /map                  map-cache and local database
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
+                                 or {"mappings": [such objects]}: all or none, one OpenFlow bundle
     DELETE /map?prefix=P         remove a static (or any cached) mapping
     GET    /mapstat              counters
     GET    /flows                our flows and groups as the switch reports them
@@ -106,27 +107,31 @@ class Api:
         return {"eid": text, "found": True, "mapping": entry_view(entry, time.monotonic())}
 
     def map_add(self, body: dict) -> dict:
-        if not isinstance(body, dict) or "prefix" not in body:
-            raise ApiError("400 Bad Request", "body must be an object with 'prefix' and "
-                           "'locators'")
-        try:
-            prefix = EidPrefix.parse(str(body["prefix"]))
-            locators = tuple(Locator(ip_address(str(l["rloc"])), int(l.get("priority", 1)),
-                                     int(l.get("weight", 100)))
-                             for l in body.get("locators", ()))
-            for loc in locators:
-                if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
-                    raise ValueError(f"priority and weight of {loc.address} must be 0..255")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ApiError("400 Bad Request", f"bad mapping: {exc}") from None
-        if not locators:
-            raise ApiError("400 Bad Request", "a static mapping needs at least one locator")
+        if isinstance(body, dict) and "mappings" in body:
+            return self.map_add_many(body["mappings"])
+        prefix, locators = _parse_mapping(body, "body")
         try:
             effects = self.app.xtr.add_static(prefix, locators, time.monotonic())
         except ValueError as exc:
             raise ApiError("409 Conflict", str(exc)) from None
         self.app.execute(effects)
         return {"added": str(prefix)}
+
+    def map_add_many(self, items) -> dict:
+        """Many static mappings at once: all are checked before any is installed; the switch
+        gets their flows in one atomic bundle and the reply comes once it holds them."""
+        if not isinstance(items, list):
+            raise ApiError("400 Bad Request", "'mappings' must be a list")
+        parsed = [_parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
+        try:
+            effects = self.app.xtr.add_static_many(parsed, time.monotonic())
+        except ValueError as exc:
+            raise ApiError("409 Conflict", str(exc)) from None
+        try:
+            counts = self.app.execute_bulk(effects)
+        except RuntimeError as exc:
+            raise ApiError("502 Bad Gateway", str(exc)) from None
+        return {"added": len(parsed), **counts}
 
     def map_del(self, text: str) -> dict:
         try:
@@ -292,6 +297,27 @@ def _read_json(environ) -> object:
         return json.loads(environ["wsgi.input"].read(length) or b"null")
     except (ValueError, json.JSONDecodeError) as exc:
         raise ApiError("400 Bad Request", f"body is not JSON: {exc}") from None
+
+
+def _parse_mapping(body, where: str):
+    """``{"prefix": ..., "locators": [{"rloc", "priority", "weight"}, ...]}`` -> (prefix,
+    locators), or a 400 naming ``where`` and the problem."""
+    if not isinstance(body, dict) or "prefix" not in body:
+        raise ApiError("400 Bad Request", f"{where}: must be an object with 'prefix' and "
+                       "'locators'")
+    try:
+        prefix = EidPrefix.parse(str(body["prefix"]))
+        locators = tuple(Locator(ip_address(str(l["rloc"])), int(l.get("priority", 1)),
+                                 int(l.get("weight", 100)))
+                         for l in body.get("locators", ()))
+        for loc in locators:
+            if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
+                raise ValueError(f"priority and weight of {loc.address} must be 0..255")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ApiError("400 Bad Request", f"{where}: bad mapping: {exc}") from None
+    if not locators:
+        raise ApiError("400 Bad Request", f"{where}: a static mapping needs at least one locator")
+    return prefix, locators
 
 
 def _parse_eid(text: str):

@@ -510,6 +510,16 @@ class Xtr:
             raise ValueError("static map-cache entries need the itr or xtr role")
         return self._carry_out(self.itr.add_static(prefix, locators, now), now)
 
+    def add_static_many(self, mappings, now: float) -> list:
+        """Many operator mappings at once (``(prefix, locators)`` pairs); their effects in order.
+        The bulk API sends the resulting flows to the switch in one bundle."""
+        if self.itr is None:
+            raise ValueError("static map-cache entries need the itr or xtr role")
+        actions: list = []
+        for prefix, locators in mappings:
+            actions.extend(self.itr.add_static(prefix, locators, now))
+        return self._carry_out(actions, now)
+
     def remove_mapping(self, prefix: EidPrefix, now: float) -> list:
         if self.itr is None:
             return []

@@ -128,3 +128,67 @@ def test_lispctl_parses_locators():
                                                    "weight": 30}
     with pytest.raises(Exception, match="numbers"):
         cli.parse_locator("192.0.2.1/x")
+
+
+class BulkApp(FakeApp):
+    def __init__(self):
+        super().__init__()
+        self.bulk = []
+
+    def execute_bulk(self, effects):
+        self.bulk.append(list(effects))
+        flows = sum(len(e.add) for e in effects if isinstance(e, FlowChange))
+        return {"flows": flows, "groups": 0, "bundles": 1}
+
+
+def test_bulk_add_installs_every_mapping_in_one_batch():
+    api = Api(BulkApp())
+    mappings = [{"prefix": f"[1000]10.{n}.0.0/16", "locators": [{"rloc": "198.51.100.1"}]}
+                for n in range(20, 25)]
+    code, body = call(api, "POST", "/map", {"mappings": mappings})
+    assert code == 200 and body == {"added": 5, "flows": 5, "groups": 0, "bundles": 1}
+    assert len(api.app.bulk) == 1 and not api.app.effects
+    listed = {m["prefix"] for m in call(api, "GET", "/map")[1]["cache"]}
+    assert listed == {m["prefix"] for m in mappings}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"prefix": "10.9.0.1/16", "locators": [{"rloc": "192.0.2.9"}]}, "mappings[1]: bad mapping"),
+    ({"prefix": "10.9.0.0/16", "locators": []}, "mappings[1]: a static mapping needs"),
+    ("10.9.0.0/16", "mappings[1]: must be an object"),
+    ({"prefix": "10.9.0.0/16", "locators": [{"rloc": "192.0.2.9", "weight": 256}]},
+     "must be 0..255"),
+])
+def test_a_bad_bulk_item_is_named_and_nothing_is_installed(bad, message):
+    api = Api(BulkApp())
+    good = {"prefix": "[1000]10.20.0.0/16", "locators": [{"rloc": "198.51.100.1"}]}
+    code, body = call(api, "POST", "/map", {"mappings": [good, bad]})
+    assert code == 400 and message in body["error"]
+    assert not api.app.bulk and call(api, "GET", "/map")[1]["cache"] == []
+
+
+def test_bulk_add_needs_a_list():
+    code, body = call(Api(BulkApp()), "POST", "/map", {"mappings": {"prefix": "10.0.0.0/8"}})
+    assert code == 400 and "must be a list" in body["error"]
+
+
+def test_mapping_file_lines_become_api_objects(tmp_path):
+    path = tmp_path / "maps.txt"
+    path.write_text("# static mappings\n[1000]10.9.0.0/16 198.51.100.1/1/70 198.51.100.2/1/30\n"
+                    "\n10.8.0.0/24 198.51.100.3   # one locator\n")
+    assert cli.read_mapping_file(str(path)) == [
+        {"prefix": "[1000]10.9.0.0/16", "locators": [
+            {"rloc": "198.51.100.1", "priority": 1, "weight": 70},
+            {"rloc": "198.51.100.2", "priority": 1, "weight": 30}]},
+        {"prefix": "10.8.0.0/24", "locators": [{"rloc": "198.51.100.3"}]}]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("10.9.0.0/16 198.51.100.1\n10.8.0.0/16\n", "maps.txt:2: a prefix and at least one locator"),
+    ("10.9.0.0/16 198.51.100.1/x\n", "maps.txt:1: '198.51.100.1/x': priority and weight"),
+])
+def test_a_bad_mapping_file_line_is_named(tmp_path, capsys, text, message):
+    path = tmp_path / "maps.txt"
+    path.write_text(text)
+    assert cli.main(["--api", "http://127.0.0.1:9", "map", "load", str(path)]) == 1
+    assert message in capsys.readouterr().err
