@@ -24,6 +24,7 @@ from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, Gr
                               Output, SetField, ToController)
 from .dataplane import ofwire
 from .dataplane.ofwire import check_pkt_larger_body
+from .dataplane.flows import canonical_match
 from .dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, K_HOST, kind_of
 
 LOG = logging.getLogger("lisp_app")
@@ -31,6 +32,7 @@ LOG = logging.getLogger("lisp_app")
 NXAST_CHECK_PKT_LARGER = 49
 TIMER_TICK = 0.1
 STATS_INTERVAL = 5.0
+STATS_DUTY = 10  # a poll that took t seconds is followed by at least 10 t seconds without one
 # Resolve the underlay next hops again shortly after connecting and then every minute: OVS's
 # tunnel neighbour cache, which learns from these replies, can miss the first answers while the
 # namespace's addresses and routes are still settling (measured for IPv6 next hops on first start).
@@ -58,9 +60,9 @@ class LispApp(app_manager.OSKenApp):
         self.workers = []
         self._next_warm = None
         self._warm_waits: list[float] = []
-        self._canonical: dict[tuple, tuple] = {}
         self._errors: dict[int, str] = {}  # xid -> the switch's error, the most recent ones
         self._next_bundle = 1
+        self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
 
     def start(self):
         super().start()
@@ -201,18 +203,9 @@ class LispApp(app_manager.OSKenApp):
         return dp.ofproto_parser.OFPMatch(**flow.match_dict())
 
     def _canonical_key(self, dp, flow: Flow) -> tuple:
-        """The flow's key as the switch will report it: the match serialized and parsed back
-        (memoized: the statistics poll asks for every installed flow every few seconds)."""
-        key = self._canonical.get(flow.key)
-        if key is None:
-            match = self._match(dp, flow)
-            buf = bytearray()
-            match.serialize(buf, 0)
-            key = (flow.table, flow.priority, _match_key(type(match).parser(bytes(buf), 0)))
-            if len(self._canonical) > 4 * len(self.xtr.installed) + 10000:
-                self._canonical.clear()  # bounded: mappings come and go
-            self._canonical[flow.key] = key
-        return key
+        """The flow's key as the switch will report it (tests/unit/test_ofwire.py checks that
+        canonical_match agrees with os-ken's serialize-and-parse round trip)."""
+        return (flow.table, flow.priority, canonical_match(flow.match))
 
     def _actions(self, dp, actions) -> list:
         parser, ofp = dp.ofproto_parser, dp.ofproto
@@ -298,6 +291,13 @@ class LispApp(app_manager.OSKenApp):
         atomic ONF bundle and return once the switch has committed it (a barrier follows), so the
         caller knows the switch holds them. Returns counts; raises RuntimeError naming the
         switch's error if it refused any part (an atomic bundle then changes nothing)."""
+        self._bulk_running += 1
+        try:
+            return self._execute_bulk(effects)
+        finally:
+            self._bulk_running -= 1
+
+    def _execute_bulk(self, effects) -> dict:
         adds: dict[str, list[Flow]] = {}
         counts = {"flows": 0, "groups": 0, "bundles": 0}
         for effect in effects:
@@ -440,12 +440,20 @@ class LispApp(app_manager.OSKenApp):
             hub.sleep(wait)
 
     def _stats_loop(self) -> None:
+        """Poll our flows' counters every STATS_INTERVAL seconds, or less often when a poll
+        is expensive (a big map-cache): the poll takes at most 1/STATS_DUTY of the time."""
+        pause = STATS_INTERVAL
         while True:
-            hub.sleep(STATS_INTERVAL)
+            hub.sleep(pause)
+            if self._bulk_running:
+                pause = STATS_INTERVAL
+                continue
+            start = time.monotonic()
             try:
                 self.poll_flow_stats()
             except Exception:
                 LOG.exception("flow statistics poll failed")
+            pause = max(STATS_INTERVAL, STATS_DUTY * (time.monotonic() - start))
 
     def flow_stats(self, bridge: str) -> list:
         """Our flows on a bridge as the switch reports them (OFPFlowStats objects)."""
@@ -513,27 +521,5 @@ def _xid_in(xid: int, first: int, last: int) -> bool:
 
 
 def _match_key(match) -> tuple:
-    """A comparable form of an OFPMatch: sorted fields, full masks dropped."""
-    items = []
-    for name, value in match.items():
-        if isinstance(value, tuple) and len(value) == 2:
-            val, mask = value
-            if _full_mask(mask):
-                value = val
-        items.append((name, _norm(value)))
-    return tuple(sorted(items))
-
-
-def _full_mask(mask) -> bool:
-    if isinstance(mask, int):
-        return False  # integer masks (metadata) are kept as given
-    return mask in ("255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                    "ff:ff:ff:ff:ff:ff")
-
-
-def _norm(value):
-    if isinstance(value, tuple):
-        return tuple(_norm(v) for v in value)
-    if isinstance(value, str):
-        return value.lower()
-    return value
+    """A comparable form of an os-ken OFPMatch (see canonical_match)."""
+    return canonical_match(match.items())

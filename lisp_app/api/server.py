@@ -299,6 +299,9 @@ def _read_json(environ) -> object:
         raise ApiError("400 Bad Request", f"body is not JSON: {exc}") from None
 
 
+_LOCATORS: dict = {}
+
+
 def _parse_mapping(body, where: str):
     """``{"prefix": ..., "locators": [{"rloc", "priority", "weight"}, ...]}`` -> (prefix,
     locators), or a 400 naming ``where`` and the problem."""
@@ -307,12 +310,17 @@ def _parse_mapping(body, where: str):
                        "'locators'")
     try:
         prefix = EidPrefix.parse(str(body["prefix"]))
-        locators = tuple(Locator(ip_address(str(l["rloc"])), int(l.get("priority", 1)),
-                                 int(l.get("weight", 100)))
-                         for l in body.get("locators", ()))
-        for loc in locators:
-            if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
-                raise ValueError(f"priority and weight of {loc.address} must be 0..255")
+        raw = tuple((str(l["rloc"]), int(l.get("priority", 1)), int(l.get("weight", 100)))
+                    for l in body.get("locators", ()))
+        locators = _LOCATORS.get(raw)
+        if locators is None:  # many mappings share their locators: parse each set once
+            locators = tuple(Locator(ip_address(r), p, w) for r, p, w in raw)
+            for loc in locators:
+                if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
+                    raise ValueError(f"priority and weight of {loc.address} must be 0..255")
+            if len(_LOCATORS) >= 4096:
+                _LOCATORS.clear()
+            _LOCATORS[raw] = locators
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ApiError("400 Bad Request", f"{where}: bad mapping: {exc}") from None
     if not locators:

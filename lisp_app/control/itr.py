@@ -217,10 +217,11 @@ class ItrEngine:
     def _refreshable(self):
         """Entries still in use: traffic seen shortly before their refresh point."""
         s = self.settings
-        for entry in self.cache:
-            if entry.source != SOURCE_REPLY or entry.expires_at is None:
+        # only entries that carried traffic qualify: walk those, not the whole cache
+        for prefix, seen in list(self.last_traffic.items()):
+            entry = self.cache.get(prefix)
+            if entry is None or entry.source != SOURCE_REPLY or entry.expires_at is None:
                 continue
-            seen = self.last_traffic.get(entry.prefix)
             refresh_at = entry.expires_at - s.refresh_before
             if seen is not None and seen >= max(entry.created_at,
                                                 refresh_at - s.activity_window):

@@ -126,3 +126,29 @@ class Meter:
     meter_id: int
     rate_pps: int
     burst: int = 0
+
+
+_FULL_MASKS = ("255.255.255.255", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ff:ff:ff:ff:ff:ff")
+
+
+def canonical_match(items) -> tuple:
+    """A comparable form of a match, ours or as the switch reports it (os-ken's value forms):
+    fields sorted, string masks that cover the whole field dropped (OVS reports such a field as
+    exact), strings lower-cased. Integer masks (metadata) are kept as given."""
+    out = []
+    for name, value in items:
+        if isinstance(value, tuple) and len(value) == 2:
+            val, mask = value
+            if isinstance(mask, str) and mask.lower() in _FULL_MASKS:
+                value = val
+        out.append((name, _norm(value)))
+    out.sort()
+    return tuple(out)
+
+
+def _norm(value):
+    if isinstance(value, tuple):
+        return tuple(_norm(v) for v in value)
+    if isinstance(value, str):
+        return value.lower()
+    return value

@@ -117,10 +117,29 @@ def _pad8(data: bytes) -> bytes:
     return data + bytes(-len(data) % 8)
 
 
+_MEMO_LIMIT = 1 << 16
+_tlv_memo: dict = {}
+_instructions_memo: dict = {}
+
+
+def _memo_put(memo: dict, key, value):
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()  # bounded: values come and go with the mappings
+    memo[key] = value
+    return value
+
+
 def encode_match(fields) -> bytes:
     """An OFPMT_OXM match (type, length, TLVs in os-ken's order, padding to 8)."""
-    tlvs = b"".join(tlv for _key, tlv in sorted(_oxm(n, v) for n, v in fields))
-    return _pad8(struct.pack("!HH", 1, 4 + len(tlvs)) + tlvs)
+    tlvs = []
+    for item in fields:
+        tlv = _tlv_memo.get(item)
+        if tlv is None:
+            tlv = _memo_put(_tlv_memo, item, _oxm(*item))
+        tlvs.append(tlv)
+    tlvs.sort()
+    body = b"".join(tlv for _key, tlv in tlvs)
+    return _pad8(struct.pack("!HH", 1, 4 + len(body)) + body)
 
 
 def check_pkt_larger_body(act: CheckPktLarger) -> bytes:
@@ -160,6 +179,14 @@ def _actions_instruction(itype: int, actions) -> bytes:
 
 def encode_instructions(flow: Flow) -> bytes:
     """Meter, apply, clear, write, write-metadata, goto: the order os-ken is given them in."""
+    key = (flow.meter, flow.apply, flow.clear, flow.write, flow.metadata, flow.goto)
+    done = _instructions_memo.get(key)
+    if done is None:
+        done = _memo_put(_instructions_memo, key, _encode_instructions(flow))
+    return done
+
+
+def _encode_instructions(flow: Flow) -> bytes:
     out = []
     if flow.meter is not None:
         out.append(struct.pack("!HHI", 6, 8, flow.meter))

@@ -92,6 +92,26 @@ def prefix_match(network: IPv4Network | IPv6Network) -> tuple[str, object]:
     return "ipv6_dst", (str(network.network_address), str(network.netmask))
 
 
+_ENCAP_ACTIONS: dict = {}
+_NETMASKS: dict = {}
+
+
+def _encap_match(prefix: EidPrefix) -> tuple:
+    """match(metadata=(iid, METADATA_MASK), eth_type=..., ipvN_dst=(address, netmask)), built
+    directly in match()'s sorted order (the bulk path compiles 100,000s of these)."""
+    net = prefix.network
+    mask = _NETMASKS.get((net.version, net.prefixlen))
+    if mask is None:
+        mask = _NETMASKS[(net.version, net.prefixlen)] = str(net.netmask)
+    if net.version == 4:
+        dst = ("ipv4_dst", (str(net.network_address), mask))
+        eth = ETH_IPV4
+    else:
+        dst = ("ipv6_dst", (str(net.network_address), mask))
+        eth = ETH_IPV6
+    return (("eth_type", eth), dst, ("metadata", (prefix.instance_id, METADATA_MASK)))
+
+
 def _eth_type(network) -> int:
     return ETH_IPV4 if network.version == 4 else ETH_IPV6
 
@@ -265,8 +285,7 @@ class LispBridge:
         """The flow (and select group, when several locators share traffic) for one entry."""
         prefix = entry.prefix
         net = prefix.network
-        m = match(metadata=(prefix.instance_id, METADATA_MASK), eth_type=_eth_type(net),
-                  **dict([prefix_match(net)]))
+        m = _encap_match(prefix)
         prio = encap_priority(prefix)
         if not shares:
             if entry.action == Action.SEND_MAP_REQUEST:
@@ -277,21 +296,34 @@ class LispBridge:
                 return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE),
                              apply=(DecTtl(), Output(self.native_port)))], None
             return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE))], None
-        tunnel = [SetField("tunnel_id", prefix.instance_id)]
+        if len(shares) > 1 and group_id is None:
+            raise ValueError(f"{prefix}: several locators need a group id")
+        # mappings to the same locators share their actions (memoized: bulk loads are fast)
+        key = (self.gpe_port, self.underlay_mtu, prefix.instance_id, shares, group_id)
+        compiled = _ENCAP_ACTIONS.get(key)
+        if compiled is None:
+            compiled = self._encap_actions(prefix.instance_id, shares, group_id)
+            if len(_ENCAP_ACTIONS) >= 4096:
+                _ENCAP_ACTIONS.clear()
+            _ENCAP_ACTIONS[key] = compiled
+        apply, write, group = compiled
+        return [Flow(T_ENCAP, prio, m, cookie(K_ENCAP), apply=apply, write=write,
+                     goto=T_MTU)], group
+
+    def _encap_actions(self, instance_id: int, shares: tuple[Share, ...],
+                       group_id: int | None) -> tuple[tuple, tuple, Group | None]:
+        tunnel = [SetField("tunnel_id", instance_id)]
         if len(shares) == 1:
             write = (DecTtl(), *tunnel, SetField(_tun_dst(shares[0].rloc), str(shares[0].rloc)),
                      Output(self.gpe_port))
             group = None
         else:
-            if group_id is None:
-                raise ValueError(f"{prefix}: several locators need a group id")
             group = Group(group_id, tuple(
                 Bucket(s.weight, (*tunnel, SetField(_tun_dst(s.rloc), str(s.rloc)),
                                   Output(self.gpe_port))) for s in shares))
             write = (DecTtl(), GroupAction(group_id))
         limit = min(packet_size_limit(self.underlay_mtu, s.rloc.version) for s in shares)
-        return [Flow(T_ENCAP, prio, m, cookie(K_ENCAP), apply=(CheckPktLarger(limit),),
-                     write=write, goto=T_MTU)], group
+        return (CheckPktLarger(limit),), write, group
 
     def host_flow(self, instance_id: int, address: IPv4Address | IPv6Address, mac: str,
                   port: int, idle_timeout: int = 300) -> Flow:

@@ -128,6 +128,30 @@ def test_lispctl_shows_the_mapping_and_the_counters(topo):
     assert "encap" in flows and "check_pkt_larger" in flows
 
 
+def test_bulk_loaded_mappings_carry_traffic_without_a_map_request(topo):
+    """lispctl map load: one bundle of flows written by our own encoder; the switch uses them."""
+    cold(topo)
+    x1 = topo.xtrs["x1"]
+    path = x1.dir / "static.txt"
+    decoys = "".join(f"[1000]10.99.{n}.0/24 198.51.100.77\n" for n in range(12))
+    path.write_text("# the site behind x2, and decoys\n[1000]10.2.0.0/24 198.51.100.1/1/50 "
+                    f"198.51.100.1/2/50\n[1000]10.98.0.0/16 198.51.100.7/1/60 198.51.100.8/1/40\n"
+                    f"{decoys}")
+    out = x1.lispctl("map", "load", str(path))
+    assert "added 14 mappings (14 flows in 1 bundle(s), 1 groups)" in out, out
+    flows = x1.ofctl(f"dump-flows unix:{x1.dir}/br-lisp.mgmt table=1")
+    assert sum("nw_dst=10.99." in line for line in flows.splitlines()) == 12
+    groups = x1.ofctl(f"dump-groups unix:{x1.dir}/br-lisp.mgmt")
+    assert "198.51.100.7" in groups and "198.51.100.8" in groups
+    before = api(x1, "mapstat")["counters"]["requests_sent"]
+    sent, received, out = ping(topo.host("h1"), "10.2.0.10", count=3)
+    assert received == sent, out
+    assert api(x1, "mapstat")["counters"]["requests_sent"] == before
+    cached = {e["prefix"]: e for e in api(x1, "map", "list")["cache"]}
+    assert cached["[1000]10.2.0.0/24"]["source"] == "static"
+    cold(topo)
+
+
 def test_ipv6_eids(topo):
     sent, received, out = ping(topo.host("h1"), "2001:db8:2::10", count=3)
     assert received == sent, out

@@ -265,3 +265,15 @@ def test_map_requests_and_data_probes_for_our_eids_arriving_over_the_alt_are_pun
     assert sw.run(dict(req, ipv4_dst="10.9.0.1")).dropped  # not ours: the ALT goes on elsewhere
     itr_only = switch_for(alt_bridge(etr=False))
     assert itr_only.run(req).dropped
+
+
+def test_the_fast_encapsulation_match_is_the_canonical_match():
+    from lisp_app.dataplane.flows import match
+    from lisp_app.dataplane.pipeline import METADATA_MASK, _encap_match, prefix_match
+    for text in ("[1000]10.9.0.0/16", "[7]10.7.0.1/32", "[0]0.0.0.0/0", "[1000]2001:db8:9::/48",
+                 "[5]::/0"):
+        prefix = EidPrefix.parse(text)
+        net = prefix.network
+        assert _encap_match(prefix) == match(
+            metadata=(prefix.instance_id, METADATA_MASK),
+            eth_type=0x0800 if net.version == 4 else 0x86DD, **dict([prefix_match(net)]))
