@@ -20,6 +20,7 @@ from .flows import (CheckPktLarger, DecTtl, Flow, GroupAction, Output, SetField,
 
 OFP_VERSION = 0x04
 OFPT_EXPERIMENTER = 4
+OFPT_PACKET_OUT = 13
 OFPT_FLOW_MOD = 14
 OFPFC_ADD = 0
 OFP_NO_BUFFER = 0xFFFFFFFF
@@ -210,6 +211,13 @@ def encode_flow_add(flow: Flow, xid: int, flags: int = 0) -> bytes:
                        flow.cookie, 0, flow.table, OFPFC_ADD, flow.idle_timeout,
                        flow.hard_timeout, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY,
                        flags) + body
+
+
+def encode_packet_out(xid: int, in_port: int, out_port: int, data: bytes) -> bytes:
+    """OFPT_PACKET_OUT of ``data`` (no buffer) with one output action."""
+    action = struct.pack("!HHIH6x", 0, 16, out_port, 0)
+    return struct.pack("!BBHIIIH6x", OFP_VERSION, OFPT_PACKET_OUT, 24 + len(action) + len(data),
+                       xid, OFP_NO_BUFFER, in_port, len(action)) + action + bytes(data)
 
 
 def bundle_control(xid: int, bundle_id: int, ctype: int,

@@ -17,7 +17,7 @@ RESULT_LINES = [
     rf"RESULT tcp_lisp_gbps={NUMBER} tcp_plain_gbps={NUMBER} ratio={NUMBER}",
     rf"RESULT packet_ins_per_s={NUMBER}",
     rf"RESULT miss_latency_ms p50={NUMBER} p99={NUMBER} echo_rtt_ms p50={NUMBER} "
-    rf"ratio_p50={NUMBER}",
+    rf"ratio_p50={NUMBER} udp_rtt_ms p50={NUMBER} overhead_p50_ms={NUMBER} \(goal <= 2\)",
 ]
 
 
@@ -26,4 +26,7 @@ def test_quick_bench_prints_results(tmp_path):
     summary = run_bench("xtr.py", args, RESULT_LINES, tmp_path / "xtr.json",
                         timeout=300)["summary"]
     assert {"tcp_lisp_gbps", "tcp_plain_gbps", "tcp_ratio", "packet_ins_per_s",
-            "miss_latency_p50_ms", "echo_rtt_p50_ms"} <= set(summary)
+            "miss_latency_p50_ms", "echo_rtt_p50_ms", "udp_rtt_p50_ms",
+            "miss_overhead_p50_ms"} <= set(summary)
+    assert summary["miss_baseline_p50_ms"] == pytest.approx(
+        summary["echo_rtt_p50_ms"] + summary["udp_rtt_p50_ms"])

@@ -141,3 +141,13 @@ def test_canonical_match_agrees_with_os_kens_round_trip():
         ("ipv4_dst", "10.0.0.1"),)
     assert canonical_match((("ipv4_dst", ("10.0.0.0", "255.0.0.0")),)) == (
         ("ipv4_dst", ("10.0.0.0", "255.0.0.0")),)
+
+
+@pytest.mark.parametrize("in_port, out_port", [(ofp.OFPP_CONTROLLER, 7), (3, ofp.OFPP_TABLE)])
+def test_packet_out_matches_os_ken(in_port, out_port):
+    data = bytes(range(60))
+    msg = parser.OFPPacketOut(DP, ofp.OFP_NO_BUFFER, in_port, [parser.OFPActionOutput(out_port, 0)],
+                              data)
+    msg.set_xid(77)
+    msg.serialize()
+    assert ofwire.encode_packet_out(77, in_port, out_port, data) == bytes(msg.buf)
