@@ -34,3 +34,14 @@ def run_bench(script: str, args: list[str], result_patterns: list[str], json_pat
         assert any(re.fullmatch(pattern, line) for line in results), (pattern, results)
     assert lines[-len(results):] == results, "the RESULT lines must come last"
     return json.loads(json_path.read_text())
+
+
+def run_plots(tmp_path: Path, option: str, json_path: Path) -> None:
+    """bench/plots.py draws its PNG from a real run's JSON."""
+    out = tmp_path / "plots"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "plots.py"), option,
+                           str(json_path), "--out", str(out)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    pngs = list(out.glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG"

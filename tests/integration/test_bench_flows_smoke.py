@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.benchrun import NUMBER, run_bench
+from tests.integration.benchrun import NUMBER, run_bench, run_plots
 
 pytestmark = pytest.mark.integration
 
@@ -23,3 +23,4 @@ def test_quick_flows_bench_prints_results(tmp_path):
         assert run["answer"] == {"added": run["n"], "flows": run["n"], "groups": 0,
                                  "bundles": 1}
     assert set(figures["summary"]) == {"50", "300"}
+    run_plots(tmp_path, "--flows", tmp_path / "flows.json")

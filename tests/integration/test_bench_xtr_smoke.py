@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.benchrun import NUMBER, run_bench
+from tests.integration.benchrun import NUMBER, run_bench, run_plots
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +30,4 @@ def test_quick_bench_prints_results(tmp_path):
             "miss_overhead_p50_ms"} <= set(summary)
     assert summary["miss_baseline_p50_ms"] == pytest.approx(
         summary["echo_rtt_p50_ms"] + summary["udp_rtt_p50_ms"])
+    run_plots(tmp_path, "--xtr", tmp_path / "xtr.json")
