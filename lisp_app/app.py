@@ -25,13 +25,16 @@ from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, Gr
 from .dataplane import ofwire
 from .dataplane.ofwire import check_pkt_larger_body
 from .dataplane.flows import canonical_match
-from .dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, K_HOST, kind_of
+from .dataplane.pipeline import (COOKIE_BASE, COOKIE_MASK, K_ENCAP, K_HOST, K_NEGATIVE, cookie,
+                                 kind_of)
 
 LOG = logging.getLogger("lisp_app")
 
 NXAST_CHECK_PKT_LARGER = 49
 TIMER_TICK = 0.1
 STATS_INTERVAL = 5.0
+WATCH_HORIZON = 2 * STATS_INTERVAL  # start watching a mapping's counter this early
+WATCH_ONE_BY_ONE = 200  # more watched flows than this: one full flow-stats dump instead
 STATS_DUTY = 10  # a poll that took t seconds is followed by at least 10 t seconds without one
 # Resolve the underlay next hops again shortly after connecting and then every minute: OVS's
 # tunnel neighbour cache, which learns from these replies, can miss the first answers while the
@@ -503,19 +506,45 @@ class LispApp(app_manager.OSKenApp):
         return out
 
     def poll_flow_stats(self) -> None:
-        stats = self.flow_stats(LISP)
-        if not stats:
+        """The switch's counters: three aggregate requests for mapstat (sent, delivered,
+        dropped), and the per-flow counters of the mappings the ITR watches for traffic
+        (Xtr.traffic_watch), asked one by one when few, in one full dump when many."""
+        dp = self.datapaths.get(LISP)
+        if dp is None:
             return
-        by_key = {}
-        for prefix, (flows, _g) in self.xtr.installed.items():
-            for f in flows:
-                by_key[self._canonical_key(self.datapaths[LISP], f)] = f
+        self.xtr.on_counters(*(self._aggregate_packets(dp, kind)
+                               for kind in (K_ENCAP, K_HOST, K_NEGATIVE)))
+        watch = self.xtr.traffic_watch(time.monotonic(), WATCH_HORIZON)
+        if not watch:
+            self.xtr.on_flow_stats(LISP, [], time.monotonic())
+            return
+        if len(watch) > WATCH_ONE_BY_ONE:
+            stats = self.flow_stats(LISP)
+        else:
+            parser, ofp = dp.ofproto_parser, dp.ofproto
+            stats = []
+            for flow in watch:
+                for reply in self._request(dp, parser.OFPFlowStatsRequest(
+                        dp, 0, flow.table, ofp.OFPP_ANY, ofp.OFPG_ANY, flow.cookie,
+                        0xFFFFFFFFFFFFFFFF, self._match(dp, flow)), parser.OFPFlowStatsReply):
+                    stats.extend(reply.body)
+        by_key = {self._canonical_key(dp, f): f for f in watch}
         rows = []
         for s in stats:
             flow = by_key.get((s.table_id, s.priority, _match_key(s.match)))
-            key = flow.key if flow is not None else (s.table_id, s.priority, ())
-            rows.append((s.cookie, key[0], key[1], key[2], s.packet_count))
+            if flow is not None:
+                rows.append((s.cookie, flow.table, flow.priority, flow.match, s.packet_count))
         self.xtr.on_flow_stats(LISP, rows, time.monotonic())
+
+    def _aggregate_packets(self, dp, kind: int) -> int:
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        total = 0
+        for reply in self._request(dp, parser.OFPAggregateStatsRequest(
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie(kind),
+                0xFFFFFFFFFFFFFFFF, parser.OFPMatch()), parser.OFPAggregateStatsReply):
+            body = reply.body
+            total += (body[0] if isinstance(body, list) else body).packet_count
+        return total
 
 
 def _xid_in(xid: int, first: int, last: int) -> bool:

@@ -22,7 +22,7 @@ from ..dataplane.pipeline import (ALT_PEER_MAC, K_ENCAP, K_HOST, K_NEGATIVE,
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
                                   K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge, inner_mtu,
                                   kind_of)
-from ..mapping.cache import CacheEntry, MapCache
+from ..mapping.cache import SOURCE_REPLY, CacheEntry, MapCache
 from ..mapping.database import LocalDatabase, LocalMapping
 from ..mapping.locators import select_shares
 from ..protocol import (DataHeader, DecodeError, EidPrefix, EidRecord, EncapsulatedControlMessage,
@@ -476,31 +476,49 @@ class Xtr:
             self.stats.registers_sent += 1
         return out
 
+    def traffic_watch(self, now: float, horizon: float) -> list[Flow]:
+        """The encapsulation flows whose counters the ITR needs: those of cached Map-Reply
+        entries whose "in use" window (``activity_window`` before the refresh point) opens
+        within ``horizon`` seconds or is open. Watching them starts just before the window
+        opens, so that traffic inside it shows as a counter increase; other flows' counters
+        are never fetched one by one (a big map-cache costs the poll nothing)."""
+        if self.itr is None:
+            return []
+        s = self.itr.settings
+        out: list[Flow] = []
+        for entry in self.cache:
+            if entry.source != SOURCE_REPLY or entry.expires_at is None:
+                continue
+            if entry.expires_at - s.refresh_before - s.activity_window <= now + horizon:
+                flows, _group = self.installed.get(entry.prefix, ((), None))
+                out.extend(f for f in flows if kind_of(f.cookie) == K_ENCAP)
+        return out
+
     def on_flow_stats(self, bridge: str, stats: list[tuple[int, int, int, tuple, int]],
                       now: float) -> None:
-        """Flow statistics: (cookie, table, priority, match, packet_count) per flow of ours.
-        Updates the data-plane counters and tells the ITR which mappings carry traffic."""
+        """Counters of watched flows: (cookie, table, priority, match, packet_count) each.
+        Tells the ITR which mappings carried traffic since the last look. Flows no longer in
+        the list are forgotten."""
         if bridge != LISP:
             return
         by_key = {}
         for prefix, (flows, _group) in self.installed.items():
             for f in flows:
                 by_key[f.key] = prefix
-        sent = delivered = dropped = 0
+        seen: dict[tuple, int] = {}
         for cookie_value, table, priority, match_key, packets in stats:
-            kind = kind_of(cookie_value)
+            if kind_of(cookie_value) != K_ENCAP:
+                continue
             key = (table, priority, match_key)
-            if kind == K_ENCAP:
-                sent += packets
-                prefix = by_key.get(key)
-                if prefix is not None and packets > self._flow_packets.get(key, 0):
-                    if self.itr is not None:
-                        self.itr.note_traffic(prefix, now)
-                self._flow_packets[key] = packets
-            elif kind == K_HOST:
-                delivered += packets
-            elif kind == K_NEGATIVE:
-                dropped += packets
+            prefix = by_key.get(key)
+            if prefix is not None and packets > self._flow_packets.get(key, 0):
+                if self.itr is not None:
+                    self.itr.note_traffic(prefix, now)
+            seen[key] = packets
+        self._flow_packets = seen
+
+    def on_counters(self, sent: int, delivered: int, dropped: int) -> None:
+        """The switch's packet counts over all encapsulation, delivery and negative flows."""
         self.stats.sent, self.stats.delivered, self.stats.dropped = sent, delivered, dropped
 
     # -- operator commands ----------------------------------------------------------------------

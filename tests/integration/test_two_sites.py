@@ -273,6 +273,26 @@ def test_roles_and_expiry(tmp_path):
         assert api(xe, "mapstat")["counters"]["requests_sent"] == 0
 
 
+def test_a_mapping_in_use_is_refreshed_before_it_expires(tmp_path):
+    """x2 announces a 1-minute TTL and x1 refreshes 10 s before expiry what carried traffic in the
+    30 s before that. Traffic h1 -> h2 every 0.5 s for 65 s: the controller learns it from the
+    switch's counter of that one flow (the only one it watches), asks again before the expiry,
+    and the mapping never lapses: no ping is lost and there is no second cold miss."""
+    x1 = site_spec(1)
+    x1.extra = {"timers": {"refresh_before": 10}}
+    x2 = site_spec(2, ttl=1)
+    with TwoSites(x1, x2, rundir=str(tmp_path)) as t:
+        xi = t.xtrs["x1"]
+        sent, received, out = ping(t.host("h1"), "10.2.0.10", count=130, extra="-i 0.5 -q")
+        assert (sent, received) == (130, 130), out
+        counters = api(xi, "mapstat")["counters"]
+        assert counters["requests_sent"] >= 2 and counters["requests_answered"] >= 2
+        assert counters["misses"] == 1  # the cold one only: the refresh kept the flow in place
+        assert counters["sent"] >= 100  # the data-plane counter from the aggregate request
+        (entry,) = api(xi, "map", "list")["cache"]
+        assert entry["prefix"] == "[1000]10.2.0.0/24" and entry["expires_in"] > 20
+
+
 def test_controller_restart_reconciles_without_touching_foreign_flows(topo):
     """On reconnect the app adds what is missing, removes its own stale flows (here: a mapping
     the restarted controller no longer has, and a planted one), keeps its unchanged flows (their

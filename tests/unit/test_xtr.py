@@ -545,3 +545,49 @@ def test_the_control_punt_rate_is_configurable():
     xtr = make_xtr(CONFIG + "control_rate: 20000\n")
     meters, _flows, _groups = xtr.desired(UNDERLAY)
     assert [(m.meter_id, m.rate_pps) for m in meters] == [(METER_CONTROL, 20000)]
+
+
+def test_only_mappings_near_their_refresh_point_are_watched_and_traffic_refreshes_them():
+    """TTL 5 min, refresh 60 s before expiry, traffic counts within 30 s before that: the
+    window opens at 210 s. The flow is watched from 210 s - horizon on; a counter increase
+    inside the window makes the ITR refresh the mapping; static entries are never watched."""
+    xtr = make_xtr()
+    learn_next_hop(xtr)
+    (_f, request), = control_payloads(miss(xtr, "10.2.0.10"))
+    prefix = EidPrefix.parse("[1000]10.2.0.0/24")
+    rec = MappingRecord.for_prefix(prefix, locators=(Locator(ip_address("198.51.100.1")),), ttl=5)
+    xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                     underlay_in(MapReply(request.nonce, (rec,)).encode()), 0.0)
+    xtr.add_static(EidPrefix.parse("[1000]10.9.0.0/16"), (Locator(ip_address("198.51.100.2")),),
+                   0.0)
+    assert xtr.traffic_watch(100.0, 10.0) == []
+    (flow,) = xtr.traffic_watch(200.0, 10.0)
+    assert kind_of(flow.cookie) == K_ENCAP and dict(flow.match)["ipv4_dst"][0] == "10.2.0.0"
+
+    def look(packets, now):
+        xtr.on_flow_stats(LISP, [(flow.cookie, flow.table, flow.priority, flow.match, packets)],
+                          now)
+
+    look(7, 200.0)  # before the window: a baseline, too early to count as "in use"
+    assert control_payloads(xtr.on_timer(240.0)) == []  # refresh point, no traffic in window
+    xtr2 = make_xtr()  # the same, with traffic inside the window
+    learn_next_hop(xtr2)
+    (_f, request), = control_payloads(miss(xtr2, "10.2.0.10"))
+    xtr2.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0,
+                      underlay_in(MapReply(request.nonce, (rec,)).encode()), 0.0)
+    (flow2,) = xtr2.traffic_watch(200.0, 10.0)
+    for packets, now in ((7, 200.0), (7, 212.0), (9, 225.0)):
+        xtr2.on_flow_stats(LISP, [(flow2.cookie, flow2.table, flow2.priority, flow2.match,
+                                   packets)], now)
+    (_f, refresh), = control_payloads(xtr2.on_timer(240.0))
+    assert isinstance(refresh, MapRequest) and refresh.records[0].prefix == prefix
+
+
+def test_watched_counters_are_forgotten_when_no_longer_watched():
+    xtr = make_xtr()
+    xtr.on_flow_stats(LISP, [(cookie(K_ENCAP), 1, 2024, (("x", 1),), 5)], 0.0)
+    assert xtr._flow_packets == {(1, 2024, (("x", 1),)): 5}
+    xtr.on_flow_stats(LISP, [], 1.0)
+    assert xtr._flow_packets == {}
+    xtr.on_counters(10, 20, 3)
+    assert (xtr.stats.sent, xtr.stats.delivered, xtr.stats.dropped) == (10, 20, 3)
