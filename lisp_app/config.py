@@ -238,7 +238,10 @@ class RegisterToConfig:
 class Config:
     """A LISP site: one controller process."""
 
-    role: str = field(metadata=_doc("itr, etr or xtr", choices=ROLES))
+    role: str = field(metadata=_doc(
+        "the site's role: itr (encapsulate, ask for mappings), etr (decapsulate, answer for the "
+        "local EID prefixes), xtr (both) or ms-mr (no site of its own: only the Map-Server and "
+        "Map-Resolver roles)", choices=ROLES))
     lisp_bridge: LispBridgeConfig = field(metadata=_doc("the LISP bridge"))
     underlay: UnderlayConfig = field(metadata=_doc("the underlay bridge"))
     instance_id: int = field(default=0, metadata=_doc(
