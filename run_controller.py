@@ -9,7 +9,7 @@ full monkey_patch() comes first: under os-ken's native hub timeouts and thread k
 
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")  # it starts with a newline
 
 import eventlet  # noqa: E402
 

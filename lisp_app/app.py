@@ -25,8 +25,8 @@ from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, Gr
 from .dataplane import ofwire
 from .dataplane.ofwire import check_pkt_larger_body
 from .dataplane.flows import canonical_match
-from .dataplane.pipeline import (COOKIE_BASE, COOKIE_MASK, K_ENCAP, K_HOST, K_NEGATIVE, cookie,
-                                 kind_of)
+from .dataplane.pipeline import (COOKIE_BASE, COOKIE_MASK, K_DECAP, K_DROP, K_ENCAP, K_HOST,
+                                 K_NEGATIVE, cookie, kind_of)
 
 LOG = logging.getLogger("lisp_app")
 
@@ -506,14 +506,16 @@ class LispApp(app_manager.OSKenApp):
         return out
 
     def poll_flow_stats(self) -> None:
-        """The switch's counters: three aggregate requests for mapstat (sent, delivered,
-        dropped), and the per-flow counters of the mappings the ITR watches for traffic
+        """The switch's counters: aggregate requests per flow kind for mapstat (sent,
+        delivered, dropped, received), and the per-flow counters of the mappings the ITR watches for traffic
         (Xtr.traffic_watch), asked one by one when few, in one full dump when many."""
         dp = self.datapaths.get(LISP)
         if dp is None:
             return
-        self.xtr.on_counters(*(self._aggregate_packets(dp, kind)
-                               for kind in (K_ENCAP, K_HOST, K_NEGATIVE)))
+        count = {kind: self._aggregate_packets(dp, kind)
+                 for kind in (K_ENCAP, K_HOST, K_NEGATIVE, K_DROP, K_DECAP)}
+        self.xtr.on_counters(sent=count[K_ENCAP], delivered=count[K_HOST],
+                             dropped=count[K_NEGATIVE] + count[K_DROP], received=count[K_DECAP])
         watch = self.xtr.traffic_watch(time.monotonic(), WATCH_HORIZON)
         if not watch:
             self.xtr.on_flow_stats(LISP, [], time.monotonic())

@@ -173,22 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
     parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    # --json may also follow the command ("lispctl map list --json")
+    leaf = argparse.ArgumentParser(add_help=False)
+    leaf.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                      help="print JSON")
     sub = parser.add_subparsers(dest="command", required=True)
     mp = sub.add_parser("map", help="mappings").add_subparsers(dest="verb", required=True)
-    get = mp.add_parser("get", help="the mapping an EID uses")
+    get = mp.add_parser("get", help="the mapping an EID uses", parents=[leaf])
     get.add_argument("eid", help="[IID]EID, e.g. [1000]10.2.0.10")
-    mp.add_parser("list", help="local database and map-cache")
-    add = mp.add_parser("add", help="add a static map-cache entry")
+    mp.add_parser("list", help="local database and map-cache", parents=[leaf])
+    add = mp.add_parser("add", help="add a static map-cache entry", parents=[leaf])
     add.add_argument("prefix", help="[IID]PREFIX, e.g. [1000]10.2.0.0/24")
     add.add_argument("locators", nargs="+", type=parse_locator, help="RLOC[/PRIORITY/WEIGHT]")
     load = mp.add_parser("load", help="add many static entries from a file, one per line as for "
-                         "'map add' (# starts a comment), installed in one bundle")
+                         "'map add' (# starts a comment), installed in one bundle",
+                         parents=[leaf])
     load.add_argument("file", help="the file ('-': standard input)")
-    delete = mp.add_parser("del", help="remove a map-cache entry")
+    delete = mp.add_parser("del", help="remove a map-cache entry", parents=[leaf])
     delete.add_argument("prefix")
-    sub.add_parser("mapstat", help="counters")
-    sub.add_parser("flows", help="our flows and groups")
-    sub.add_parser("bgp", help="the ALT: BGP neighbours and routes")
+    sub.add_parser("mapstat", help="counters", parents=[leaf])
+    sub.add_parser("flows", help="our flows and groups", parents=[leaf])
+    sub.add_parser("bgp", help="the ALT: BGP neighbours and routes", parents=[leaf])
     return parser
 
 

@@ -237,8 +237,10 @@ def group_view(desc, stat) -> dict:
 
 
 KIND_NAMES = {0x01: "base", 0x02: "encap", 0x03: "host", 0x04: "negative", 0x05: "drop",
+              0x06: "decap",
               0x10: "punt-miss", 0x11: "punt-too-big", 0x12: "punt-resolve",
-              0x13: "punt-neighbor", 0x14: "punt-control", 0x15: "punt-underlay-arp"}
+              0x13: "punt-neighbor", 0x14: "punt-control", 0x15: "punt-underlay-arp",
+              0x16: "punt-data-probe", 0x17: "punt-alt-control", 0x18: "alt"}
 
 
 def describe_instructions(instructions) -> list[str]:

@@ -227,7 +227,7 @@ class Xtr:
         elif kind == K_PUNT_MISS and self.itr is not None:
             return self._miss(frame, data, in_port, metadata & 0xFFFFFF, now)
         elif kind == K_PUNT_TOO_BIG:
-            return self._too_big(frame, data, in_port)
+            return self._too_big(frame, data, in_port, metadata & 0xFFFFFF)
         elif kind == K_PUNT_RESOLVE:
             return self._resolve(frame, data, metadata & 0xFFFFFF, now)
         elif kind == K_PUNT_NEIGHBOR:
@@ -246,15 +246,19 @@ class Xtr:
         packet = BufferedPacket(data, in_port, iid)
         return self._carry_out(self.itr.on_miss(iid, frame.ip_src, frame.ip_dst, packet, now), now)
 
-    def _too_big(self, frame, data: bytes, in_port: int) -> list:
+    def _too_big(self, frame, data: bytes, in_port: int, iid: int) -> list:
         gw = self.config.site_gateway
         source = gw.ipv4 if frame.ip_version == 4 else gw.ipv6
         if frame.ip_version is None or source is None:
             self.stats.dropped += 1
             return []
         self.stats.too_big += 1
-        reply = frames.icmp_too_big(data, frame, inner_mtu(self.config.underlay.mtu), gw.mac,
-                                    source)
+        # the MTU the mapping's flow enforces: IPv6 locators cost 20 bytes more than IPv4 ones
+        entry = self.cache.lookup(iid, frame.ip_dst) if frame.ip_dst is not None else None
+        shares = select_shares(entry.locators, families=self.rloc_families) if entry else ()
+        rloc_version = 6 if any(s.rloc.version == 6 for s in shares) else 4
+        reply = frames.icmp_too_big(data, frame, inner_mtu(self.config.underlay.mtu,
+                                                           rloc_version), gw.mac, source)
         return [PacketOut(LISP, reply, in_port)]
 
     def _resolve(self, frame, data: bytes, iid: int, now: float) -> list:
@@ -517,9 +521,11 @@ class Xtr:
             seen[key] = packets
         self._flow_packets = seen
 
-    def on_counters(self, sent: int, delivered: int, dropped: int) -> None:
-        """The switch's packet counts over all encapsulation, delivery and negative flows."""
+    def on_counters(self, sent: int, delivered: int, dropped: int, received: int = 0) -> None:
+        """The switch's packet counts over all encapsulation, delivery, negative and
+        decapsulation flows."""
         self.stats.sent, self.stats.delivered, self.stats.dropped = sent, delivered, dropped
+        self.stats.received = received
 
     # -- operator commands ----------------------------------------------------------------------
 

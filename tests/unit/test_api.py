@@ -192,3 +192,11 @@ def test_a_bad_mapping_file_line_is_named(tmp_path, capsys, text, message):
     path.write_text(text)
     assert cli.main(["--api", "http://127.0.0.1:9", "map", "load", str(path)]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_json_may_come_before_or_after_the_command():
+    parser = cli.build_parser()
+    for argv in (["--json", "map", "list"], ["map", "list", "--json"], ["mapstat", "--json"],
+                 ["--json", "bgp"]):
+        assert parser.parse_args(argv).json is True, argv
+    assert parser.parse_args(["map", "list"]).json is False

@@ -380,6 +380,23 @@ def test_ipv6_locators_are_used_only_with_an_ipv6_rloc():
     assert change.add[0].write[-2].field == "tun_ipv6_dst"
 
 
+def test_too_big_reports_the_mtu_of_the_mappings_locator_family():
+    """An IPv6 locator costs 56 bytes of headers, not 36: ICMP says 1444 for its mapping (the
+    flow's check_pkt_larger limit), and still 1464 where the mapping uses IPv4."""
+    dual = make_xtr(CONFIG.replace("mtu: 1500", "mtu: 1500, rloc_ipv6: 2001:db8:ff01::1, "
+                                                "next_hop_ipv6: 2001:db8:ff01::254"))
+    dual.add_static(EidPrefix.parse("[1000]10.2.0.0/24"),
+                    (Locator(ip_address("2001:db8:ff02::1")),), 0.0)
+    dual.add_static(EidPrefix.parse("[1000]10.3.0.0/24"),
+                    (Locator(ip_address("198.51.100.1")),), 0.0)
+    for dst, mtu in (("10.2.0.10", 1444), ("10.3.0.10", 1464)):
+        (out,) = dual.on_packet_in(LISP, cookie(K_PUNT_TOO_BIG), SITE, 1000,
+                                   host_frame(dst, size=1500), 0.0)
+        f = frames.parse_frame(out.data)
+        icmp = out.data[f.ip_offset + 20:]
+        assert (icmp[0], icmp[1], int.from_bytes(icmp[6:8], "big")) == (3, 4, mtu)
+
+
 def test_warming_the_underlay_resolves_both_next_hops():
     xtr = make_xtr(CONFIG.replace("mtu: 1500", "mtu: 1500, rloc_ipv6: 2001:db8:ff01::1, "
                                   "next_hop_ipv6: 2001:db8:ff01::254"))
