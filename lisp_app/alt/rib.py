@@ -151,14 +151,18 @@ class AltRib:
                             for v in (4, 6)}
         starts = self._starts[address.version]
         width = 32 if address.version == 4 else 128
-        for plen in range(0, width + 1):
-            candidate = ip_network((address, plen), strict=False)
-            first, last = int(candidate.network_address), int(candidate.broadcast_address)
-            i = bisect_left(starts, first)
-            # no route covers the address, so a route overlapping the candidate lies inside it
-            if i == len(starts) or starts[i] > last:
-                return candidate
-        raise AssertionError("the host prefix overlaps no route")  # pragma: no cover
+        value = int(address)
+        # No route covers the address, so a route overlapping a prefix around it lies inside it:
+        # address/plen is free of routes when no route starts inside it, i.e. when it is longer
+        # than the address's common prefix with the nearest route start on either side.
+        i = bisect_left(starts, value)
+        plen = 0
+        for start in starts[max(i - 1, 0):i + 1]:
+            plen = max(plen, width - (value ^ start).bit_length() + 1)
+        if plen > width:
+            raise AssertionError("a route starts at the address")  # pragma: no cover
+        return (IPv4Network if address.version == 4 else IPv6Network)(
+            (value >> (width - plen) << (width - plen), plen))
 
     def _prefixes(self, version: int):
         for neighbor_routes in self._by_neighbor.values():

@@ -30,6 +30,7 @@ from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, S
 from .mapstat import MapStat
 
 IPAddress = IPv4Address | IPv6Address
+LAST_SENT_SWEEP = 1024  # request times kept before the first sweep of stale ones
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class ItrEngine:
         self.pending: dict[tuple[int, IPAddress], PendingRequest] = {}
         self.by_nonce: dict[int, PendingRequest] = {}
         self.last_sent: dict[tuple[int, IPAddress], float] = {}
+        self._sweep_last_sent_at = LAST_SENT_SWEEP  # size that triggers the next sweep
         self.last_traffic: dict[EidPrefix, float] = {}
         self.holddown: dict[tuple[int, IPAddress], float] = {}
         self._held = 0
@@ -119,7 +121,7 @@ class ItrEngine:
         if probe:
             # the packet itself asks: the ETR owning the EID answers it with a Map-Reply; a
             # Map-Request follows only if that answer does not come (retransmission)
-            self.last_sent[key] = now
+            self._note_sent(key, now)
             self.stats.data_probes_sent += 1
             return [SendDataProbe(packet, pending.nonce)]
         self._hold(pending, packet)
@@ -231,6 +233,17 @@ class ItrEngine:
         return [e for e in self._refreshable()
                 if e.expires_at - self.settings.refresh_before <= now]
 
+    def _note_sent(self, key: tuple[int, IPAddress], now: float) -> None:
+        """Remember when we last asked for an EID (the rate limit). Times older than
+        ``request_min_interval`` no longer limit anything: they are swept out once the table has
+        doubled since the last sweep, so it holds the recently asked EIDs, not every EID ever
+        asked for (amortized O(1) per request)."""
+        self.last_sent[key] = now
+        if len(self.last_sent) > self._sweep_last_sent_at:
+            horizon = now - self.settings.request_min_interval
+            self.last_sent = {k: t for k, t in self.last_sent.items() if t > horizon}
+            self._sweep_last_sent_at = max(LAST_SENT_SWEEP, 2 * len(self.last_sent))
+
     def _nonce(self, bits: int = 64) -> int:
         while True:
             nonce = self.rng.getrandbits(bits)
@@ -261,7 +274,7 @@ class ItrEngine:
             records=(EidRecord.for_prefix(pending.prefix),),
             itr_rlocs=rlocs,
             source_eid=pending.source_eid if pending.source_eid is not None else NO_ADDRESS)
-        self.last_sent[pending.key] = now
+        self._note_sent(pending.key, now)
         if not retransmission:
             self.stats.requests_sent += 1
         actions = []

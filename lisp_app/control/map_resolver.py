@@ -16,12 +16,13 @@ from ipaddress import IPv4Address, IPv6Address
 from ..alt.rib import AltRib
 from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import EncapsulatedControlMessage
-from ..protocol.map_reply import MapReply
+from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
 from .actions import SendControl
 
 NEGATIVE_TTL = 15  # minutes
+NEGATIVE_CACHE = 4096  # negative Map-Replies kept encoded (they differ only in the nonce)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class MapResolverStats:
 class MapResolverEngine:
     rib: AltRib
     stats: MapResolverStats = field(default_factory=MapResolverStats)
+    # EidPrefix -> the negative Map-Reply for it, encoded with nonce 0
+    _negative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def on_ecm(self, ecm: EncapsulatedControlMessage) -> list:
         self.stats.ecm_received += 1
@@ -70,9 +73,13 @@ class MapResolverEngine:
         if itr is None:
             self.stats.unusable += 1
             return []
-        uncovered = self.rib.uncovered_prefix(eid)
-        record = MappingRecord.for_prefix(EidPrefix(wanted.instance_id, uncovered),
-                                          ttl=NEGATIVE_TTL, action=Action.NATIVELY_FORWARD)
+        negative = EidPrefix(wanted.instance_id, self.rib.uncovered_prefix(eid))
+        encoded = self._negative.get(negative)
+        if encoded is None:
+            record = MappingRecord.for_prefix(negative, ttl=NEGATIVE_TTL,
+                                              action=Action.NATIVELY_FORWARD)
+            if len(self._negative) >= NEGATIVE_CACHE:
+                self._negative.clear()
+            encoded = self._negative[negative] = MapReply(0, (record,)).encode()
         self.stats.negative_replies += 1
-        return [SendControl(itr, MapReply(request.nonce, (record,)).encode(),
-                            dest_port=ecm.source_port)]
+        return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=ecm.source_port)]

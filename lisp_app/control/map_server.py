@@ -24,7 +24,7 @@ from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import EncapsulatedControlMessage
 from ..protocol.map_register import (KEY_ID_NONE, MapNotify, MapRegister, sign,
                                      verify_authentication)
-from ..protocol.map_reply import MapReply
+from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
 from .actions import SendControl
@@ -85,6 +85,9 @@ class MapServerEngine:
     sites: tuple[MsSite, ...]
     stats: MapServerStats = field(default_factory=MapServerStats)
     registrations: dict[EidPrefix, Registration] = field(default_factory=dict)
+    # prefix -> (registration, its proxy Map-Reply encoded with nonce 0): answers differ only in
+    # the nonce, so the records are encoded once per registration
+    _proxy_replies: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class MapServerEngine:
         for prefix, reg in list(self.registrations.items()):
             if reg.expires_at <= now:
                 del self.registrations[prefix]
+                self._proxy_replies.pop(prefix, None)
                 self.stats.registrations_expired += 1
                 LOG.info("registration of %s by %s expired", prefix, reg.etr)
         return [Withdraw(p) for p in sorted(before - self._announced(), key=str)]
@@ -162,9 +166,12 @@ class MapServerEngine:
         except ValueError:
             self.stats.requests_unknown += 1
             return []
-        reg = self._registration_for(wanted, now)
-        itr = next((r for r in request.itr_rlocs if type(r) in (IPv4Address, IPv6Address)),
-                   None)
+        registered, reg = self._registration_for(wanted, now)
+        itr = None
+        for rloc in request.itr_rlocs:
+            if type(rloc) is IPv4Address or type(rloc) is IPv6Address:
+                itr = rloc
+                break
         if reg is None:
             site = next((s for s in self.sites
                          if any(a.contains(wanted) for a in s.eid_prefixes)), None)
@@ -182,11 +189,13 @@ class MapServerEngine:
                 self.stats.requests_unknown += 1
                 return []
             self.stats.proxy_replies += 1
-            record = MappingRecord(reg.record.eid, reg.record.mask_len, reg.record.locators,
-                                   reg.record.ttl, reg.record.action, False,
-                                   reg.record.map_version)
-            return [SendControl(itr, MapReply(request.nonce, (record,)).encode(),
-                                dest_port=reply_port)]
+            cached = self._proxy_replies.get(registered)
+            if cached is None or cached[0] is not reg:
+                record = MappingRecord(reg.record.eid, reg.record.mask_len, reg.record.locators,
+                                       reg.record.ttl, reg.record.action, False,
+                                       reg.record.map_version)
+                cached = self._proxy_replies[registered] = (reg, MapReply(0, (record,)).encode())
+            return [SendControl(itr, with_nonce(cached[1], request.nonce), dest_port=reply_port)]
         self.stats.requests_forwarded += 1
         eid = wanted.network.network_address
         source = inner_source if inner_source is not None and \
@@ -195,13 +204,15 @@ class MapServerEngine:
                                          to_etr=True)
         return [SendControl(reg.etr, ecm.encode())]
 
-    def _registration_for(self, wanted: EidPrefix, now: float) -> Registration | None:
-        best = None
+    def _registration_for(self, wanted: EidPrefix, now: float
+                          ) -> tuple[EidPrefix | None, Registration | None]:
+        """The live registration with the longest prefix covering ``wanted``, and its prefix."""
+        best = (None, None)
         for prefix, reg in self.registrations.items():
             if reg.expires_at > now and prefix.contains(wanted) and (
-                    best is None or prefix.network.prefixlen > best[0].network.prefixlen):
+                    best[0] is None or prefix.network.prefixlen > best[0].network.prefixlen):
                 best = (prefix, reg)
-        return None if best is None else best[1]
+        return best
 
 
 def _unspecified(eid):

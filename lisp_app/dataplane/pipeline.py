@@ -50,6 +50,7 @@ K_ENCAP = 0x02       # one per map-cache entry
 K_HOST = 0x03        # one per known site host
 K_NEGATIVE = 0x04    # negative map-cache entry (drop / natively forward)
 K_DROP = 0x05        # explicit drops (counted in the switch)
+K_DECAP = 0x06       # decapsulated packets for a local EID prefix (the "received" counter)
 K_PUNT_MISS = 0x10   # map-cache miss
 K_PUNT_TOO_BIG = 0x11
 K_PUNT_RESOLVE = 0x12  # packet for a local host whose MAC is unknown
@@ -74,8 +75,14 @@ ENCAP_OVERHEAD = {4: 20 + 8 + 8, 6: 40 + 8 + 8}  # outer IP + UDP + LISP header
 ETHERNET_HEADER = 14
 
 
+_COOKIES: dict[int, int] = {}
+
+
 def cookie(kind: int) -> int:
-    return COOKIE_BASE | kind << 24
+    value = _COOKIES.get(kind)
+    if value is None:  # one int object per kind, shared by every flow of that kind
+        value = _COOKIES[kind] = COOKIE_BASE | kind << 24
+    return value
 
 
 def kind_of(cookie_value: int) -> int | None:
@@ -93,32 +100,40 @@ def prefix_match(network: IPv4Network | IPv6Network) -> tuple[str, object]:
 
 
 _ENCAP_ACTIONS: dict = {}
+_DEC_TTL = DecTtl()
 _NETMASKS: dict = {}
+_ETH_TYPE_MATCH = {4: ("eth_type", ETH_IPV4), 6: ("eth_type", ETH_IPV6)}
+_METADATA_MATCH: dict = {}  # instance-id -> ("metadata", (iid, METADATA_MASK)), shared
 
 
 def _encap_match(prefix: EidPrefix) -> tuple:
     """match(metadata=(iid, METADATA_MASK), eth_type=..., ipvN_dst=(address, netmask)), built
-    directly in match()'s sorted order (the bulk path compiles 100,000s of these)."""
+    directly in match()'s sorted order (the bulk path compiles 100,000s of these). Only the
+    destination field is the mapping's own; the other fields are shared by every mapping."""
     net = prefix.network
     mask = _NETMASKS.get((net.version, net.prefixlen))
     if mask is None:
         mask = _NETMASKS[(net.version, net.prefixlen)] = str(net.netmask)
-    if net.version == 4:
-        dst = ("ipv4_dst", (str(net.network_address), mask))
-        eth = ETH_IPV4
-    else:
-        dst = ("ipv6_dst", (str(net.network_address), mask))
-        eth = ETH_IPV6
-    return (("eth_type", eth), dst, ("metadata", (prefix.instance_id, METADATA_MASK)))
+    dst = ("ipv4_dst" if net.version == 4 else "ipv6_dst", (str(net.network_address), mask))
+    meta = _METADATA_MATCH.get(prefix.instance_id)
+    if meta is None:
+        if len(_METADATA_MATCH) >= 4096:
+            _METADATA_MATCH.clear()
+        meta = _METADATA_MATCH[prefix.instance_id] = ("metadata",
+                                                      (prefix.instance_id, METADATA_MASK))
+    return (_ETH_TYPE_MATCH[net.version], dst, meta)
 
 
 def _eth_type(network) -> int:
     return ETH_IPV4 if network.version == 4 else ETH_IPV6
 
 
+_ENCAP_PRIORITIES = tuple(2000 + plen for plen in range(129))  # shared int objects
+
+
 def encap_priority(prefix: EidPrefix) -> int:
     """Longer prefixes win: priority grows with the prefix length."""
-    return 2000 + prefix.network.prefixlen
+    return _ENCAP_PRIORITIES[prefix.network.prefixlen]
 
 
 def packet_size_limit(underlay_mtu: int, rloc_version: int = 4) -> int:
@@ -277,14 +292,13 @@ class LispBridge:
             flows.append(Flow(T_DECAP, 1000 + net.prefixlen,
                               match(tunnel_id=prefix.instance_id, eth_type=eth,
                                     **dict([field_value])),
-                              cookie(K_BASE), metadata=meta, goto=T_DELIVER))
+                              cookie(K_DECAP), metadata=meta, goto=T_DELIVER))
         return flows
 
     def mapping_flows(self, entry: CacheEntry, shares: tuple[Share, ...],
                       group_id: int | None) -> tuple[list[Flow], Group | None]:
         """The flow (and select group, when several locators share traffic) for one entry."""
         prefix = entry.prefix
-        net = prefix.network
         m = _encap_match(prefix)
         prio = encap_priority(prefix)
         if not shares:
@@ -298,32 +312,38 @@ class LispBridge:
             return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE))], None
         if len(shares) > 1 and group_id is None:
             raise ValueError(f"{prefix}: several locators need a group id")
-        # mappings to the same locators share their actions (memoized: bulk loads are fast)
-        key = (self.gpe_port, self.underlay_mtu, prefix.instance_id, shares, group_id)
+        # mappings to the same locators share their actions and group buckets (memoized: bulk
+        # loads are fast, and a million mappings do not hold a million copies)
+        key = (self.gpe_port, self.underlay_mtu, prefix.instance_id, shares)
         compiled = _ENCAP_ACTIONS.get(key)
         if compiled is None:
-            compiled = self._encap_actions(prefix.instance_id, shares, group_id)
+            compiled = self._encap_actions(prefix.instance_id, shares)
             if len(_ENCAP_ACTIONS) >= 4096:
                 _ENCAP_ACTIONS.clear()
             _ENCAP_ACTIONS[key] = compiled
-        apply, write, group = compiled
+        apply, write, buckets = compiled
+        group = None
+        if buckets is not None:
+            group = Group(group_id, buckets)
+            write = (_DEC_TTL, GroupAction(group_id))
         return [Flow(T_ENCAP, prio, m, cookie(K_ENCAP), apply=apply, write=write,
                      goto=T_MTU)], group
 
-    def _encap_actions(self, instance_id: int, shares: tuple[Share, ...],
-                       group_id: int | None) -> tuple[tuple, tuple, Group | None]:
+    def _encap_actions(self, instance_id: int, shares: tuple[Share, ...]
+                       ) -> tuple[tuple, tuple | None, tuple[Bucket, ...] | None]:
+        """(apply, write, None) for one locator; (apply, None, group buckets) for several (the
+        write actions then name the mapping's own group)."""
         tunnel = [SetField("tunnel_id", instance_id)]
         if len(shares) == 1:
-            write = (DecTtl(), *tunnel, SetField(_tun_dst(shares[0].rloc), str(shares[0].rloc)),
+            write = (_DEC_TTL, *tunnel, SetField(_tun_dst(shares[0].rloc), str(shares[0].rloc)),
                      Output(self.gpe_port))
-            group = None
+            buckets = None
         else:
-            group = Group(group_id, tuple(
-                Bucket(s.weight, (*tunnel, SetField(_tun_dst(s.rloc), str(s.rloc)),
-                                  Output(self.gpe_port))) for s in shares))
-            write = (DecTtl(), GroupAction(group_id))
+            write = None
+            buckets = tuple(Bucket(s.weight, (*tunnel, SetField(_tun_dst(s.rloc), str(s.rloc)),
+                                              Output(self.gpe_port))) for s in shares)
         limit = min(packet_size_limit(self.underlay_mtu, s.rloc.version) for s in shares)
-        return (CheckPktLarger(limit),), write, group
+        return (CheckPktLarger(limit),), write, buckets
 
     def host_flow(self, instance_id: int, address: IPv4Address | IPv6Address, mac: str,
                   port: int, idle_timeout: int = 300) -> Flow:

@@ -18,6 +18,26 @@ from .lpm import PrefixTable
 SOURCE_REPLY = "map-reply"
 SOURCE_STATIC = "static"
 
+# Entries share equal locator tuples and TTLs: most of a big map-cache points at a few thousand
+# xTRs, so this saves the Locator, address and tuple objects of nearly every entry. The pools
+# are bounded; when one fills up it starts over (entries keep what they hold).
+_SHARED_LIMIT = 4096
+_shared_locators: dict = {}
+_shared_ttls: dict = {}
+
+
+def _shared(pool: dict, value):
+    """The pooled object equal to ``value`` (``value`` itself the first time)."""
+    try:
+        found = pool.get(value)
+    except TypeError:  # something unhashable: keep it as it is
+        return value
+    if found is None:
+        if len(pool) >= _SHARED_LIMIT:
+            pool.clear()
+        pool[value] = found = value
+    return found
+
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
@@ -32,6 +52,16 @@ class CacheEntry:
     created_at: float = 0.0
     authoritative: bool = False
     map_version: int = 0
+
+    def __post_init__(self) -> None:
+        if type(self.locators) is tuple and self.locators:
+            object.__setattr__(self, "locators", _shared(_shared_locators, self.locators))
+        if type(self.ttl) is int:
+            object.__setattr__(self, "ttl", _shared(_shared_ttls, self.ttl))
+
+    def __lt__(self, other: "CacheEntry") -> bool:
+        """Entries order by expiry: the map-cache's expiry heap holds the entries themselves."""
+        return self.expires_at < other.expires_at
 
     @property
     def negative(self) -> bool:
@@ -59,8 +89,7 @@ class MapCache:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[int, int], PrefixTable[CacheEntry]] = {}
-        self._expiry: list[tuple[float, int, EidPrefix]] = []  # heap; stale items skipped
-        self._seq = 0
+        self._expiry: list[CacheEntry] = []  # heap by expires_at; superseded entries skipped
         self._count = 0
         self.stats = CacheStats()
 
@@ -88,8 +117,7 @@ class MapCache:
         else:
             self.stats.replaced += 1
         if entry.expires_at is not None:
-            self._seq += 1
-            heapq.heappush(self._expiry, (entry.expires_at, self._seq, prefix))
+            heapq.heappush(self._expiry, entry)
         return old
 
     def get(self, prefix: EidPrefix) -> CacheEntry | None:
@@ -123,21 +151,21 @@ class MapCache:
     def next_expiry(self) -> float | None:
         """When the earliest entry expires (None: nothing will)."""
         while self._expiry:
-            when, _seq, prefix = self._expiry[0]
-            current = self.get(prefix)
-            if current is not None and current.expires_at == when:
-                return when
+            due = self._expiry[0]
+            current = self.get(due.prefix)
+            if current is not None and current.expires_at == due.expires_at:
+                return due.expires_at
             heapq.heappop(self._expiry)
         return None
 
     def expire(self, now: float) -> list[CacheEntry]:
         """Remove and return every entry whose lifetime ended at or before ``now``."""
         gone = []
-        while self._expiry and self._expiry[0][0] <= now:
-            when, _seq, prefix = heapq.heappop(self._expiry)
-            current = self.get(prefix)
-            if current is not None and current.expires_at == when:
-                self._pop(prefix)
+        while self._expiry and self._expiry[0].expires_at <= now:
+            due = heapq.heappop(self._expiry)
+            current = self.get(due.prefix)
+            if current is not None and current.expires_at == due.expires_at:
+                self._pop(due.prefix)
                 self.stats.expired += 1
                 gone.append(current)
         return gone

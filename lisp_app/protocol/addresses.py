@@ -188,6 +188,9 @@ def max_mask_len(addr: Address) -> int | None:
     return None
 
 
+_INSTANCE_IDS: dict[int, int] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class EidPrefix:
     """An EID prefix as the mapping system sees it: an instance-id and an IP network.
@@ -199,8 +202,18 @@ class EidPrefix:
     network: IPv4Network | IPv6Network
 
     def __post_init__(self) -> None:
-        if not isinstance(self.instance_id, int) or not 0 <= self.instance_id < 1 << 24:
-            raise ValueError(f"instance-id {self.instance_id!r} is not a 24-bit number")
+        iid = self.instance_id
+        if not isinstance(iid, int) or not 0 <= iid < 1 << 24:
+            raise ValueError(f"instance-id {iid!r} is not a 24-bit number")
+        # prefixes of one instance-id share one int object (a million map-cache entries would
+        # otherwise hold a million copies of it)
+        if type(iid) is int:
+            shared = _INSTANCE_IDS.get(iid)
+            if shared is None:
+                if len(_INSTANCE_IDS) < 4096:
+                    _INSTANCE_IDS[iid] = iid
+            elif shared is not iid:
+                object.__setattr__(self, "instance_id", shared)
 
     @classmethod
     def parse(cls, text: str) -> "EidPrefix":
@@ -225,9 +238,12 @@ class EidPrefix:
         if type(addr) is InstanceIdAddress:
             iid = addr.instance_id & 0xFFFFFF
             addr = addr.address
-        if type(addr) not in (IPv4Address, IPv6Address):
-            raise ValueError(f"EID {addr} is not an IP address")
-        return cls(iid, ip_network((addr, mask_len), strict=False))
+        kind = type(addr)
+        if kind is IPv4Address:  # from the address's integer: no detour through its text
+            return cls(iid, IPv4Network((int(addr), mask_len), strict=False))
+        if kind is IPv6Address:
+            return cls(iid, IPv6Network((int(addr), mask_len), strict=False))
+        raise ValueError(f"EID {addr} is not an IP address")
 
     def to_wire(self) -> tuple[Address, int]:
         """(address, mask_len) for an EID record: an Instance-ID LCAF when the instance-id is not 0."""
@@ -238,10 +254,16 @@ class EidPrefix:
         return addr, plen
 
     def contains(self, other: "EidPrefix") -> bool:
-        """True when ``other`` lies inside this prefix (same instance-id and family)."""
-        return (self.instance_id == other.instance_id
-                and self.network.version == other.network.version
-                and other.network.subnet_of(self.network))
+        """True when ``other`` lies inside this prefix (same instance-id and family): it is at
+        least as long and agrees on this prefix's bits (``subnet_of``, in integers)."""
+        mine, theirs = self.network, other.network
+        if self.instance_id != other.instance_id or mine.version != theirs.version:
+            return False
+        plen = mine.prefixlen
+        if theirs.prefixlen < plen:
+            return False
+        shift = mine.max_prefixlen - plen
+        return int(theirs.network_address) >> shift == int(mine.network_address) >> shift
 
     def __str__(self) -> str:
         return f"[{self.instance_id}]{self.network}" if self.instance_id else str(self.network)

@@ -21,6 +21,9 @@ from .errors import DecodeError, EncodeError, check_range
 LISP_CONTROL_PORT = 4342
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_IPV4_IN = struct.Struct("!BBHHHBBHII")  # the same, addresses as integers (decoding)
+_PSEUDO_TAIL_V4 = struct.Struct("!BBH")
+_PSEUDO_TAIL_V6 = struct.Struct("!IxxxB")
 _IPV6 = struct.Struct("!IHBB16s16s")
 _UDP = struct.Struct("!HHHH")
 _LITTLE = sys.byteorder == "little"
@@ -39,8 +42,8 @@ def internet_checksum(data: bytes) -> int:
 
 def _pseudo_header(src, dst, udp_len: int) -> bytes:
     if src.version == 4:
-        return src.packed + dst.packed + struct.pack("!BBH", 0, 17, udp_len)
-    return src.packed + dst.packed + struct.pack("!IxxxB", udp_len, 17)
+        return src.packed + dst.packed + _PSEUDO_TAIL_V4.pack(0, 17, udp_len)
+    return src.packed + dst.packed + _PSEUDO_TAIL_V6.pack(udp_len, 17)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +108,6 @@ class EncapsulatedControlMessage:
 
 
 def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
-    from .control import decode_control_at  # the inner message may be any control message
-
     if end - off < 4:
         raise DecodeError(f"ECM: truncated header ({end - off} of 4 bytes)", off)
     flags = data[off] & 0x0F
@@ -117,7 +118,7 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
     if version == 4:
         if end - ip < 20:
             raise DecodeError(f"ECM: truncated inner IPv4 header ({end - ip} of 20 bytes)", ip)
-        vihl, tos, total, ip_id, frag, ttl, proto, _csum, s, d = _IPV4.unpack_from(data, ip)
+        vihl, tos, total, ip_id, frag, ttl, proto, _csum, s, d = _IPV4_IN.unpack_from(data, ip)
         if vihl & 0x0F != 5:
             raise DecodeError(f"ECM: inner IPv4 header length {4 * (vihl & 0x0F)} is not 20 "
                               "(options are not supported)", ip)
@@ -131,6 +132,7 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
         src, dst = IPv4Address(s), IPv4Address(d)
         dont_fragment, flow_label = bool(frag & 0x4000), 0
         udp = ip + 20
+        addresses = bytes(data[ip + 12:udp])  # source and destination, as in the pseudo-header
     elif version == 6:
         if end - ip < 40:
             raise DecodeError(f"ECM: truncated inner IPv6 header ({end - ip} of 40 bytes)", ip)
@@ -141,6 +143,7 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
         src, dst = IPv6Address(s), IPv6Address(d)
         tos, flow_label, ip_id, dont_fragment = word >> 20 & 0xFF, word & 0xFFFFF, 0, False
         udp = ip + 40
+        addresses = bytes(data[ip + 8:udp])
     else:
         raise DecodeError(f"ECM: inner IP version {version} is neither 4 nor 6", ip)
     if proto != 17:
@@ -150,9 +153,16 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
     sport, dport, ulen, ucsum = _UDP.unpack_from(data, udp)
     if ulen != end - udp:
         raise DecodeError(f"ECM: inner UDP length {ulen} but {end - udp} bytes follow", udp + 4)
-    if ucsum and internet_checksum(_pseudo_header(src, dst, ulen) + bytes(data[udp:end])) != 0:
-        raise DecodeError("ECM: inner UDP checksum is wrong", udp + 6)
-    message = decode_control_at(data, udp + 8, end, allow_ecm=False)
+    if ucsum:
+        tail = (_PSEUDO_TAIL_V4.pack(0, 17, ulen) if version == 4
+                else _PSEUDO_TAIL_V6.pack(ulen, 17))  # = _pseudo_header(src, dst, ulen)
+        if internet_checksum(addresses + tail + bytes(data[udp:end])) != 0:
+            raise DecodeError("ECM: inner UDP checksum is wrong", udp + 6)
+    message = _control.decode_control_at(data, udp + 8, end, allow_ecm=False)
     return EncapsulatedControlMessage(src, dst, message, sport, dport, ttl, tos, ip_id,
                                       dont_fragment, flow_label, bool(ucsum), bool(flags & 8),
                                       bool(flags & 4), bool(flags & 2), bool(flags & 1))
+
+
+# the inner message may be any control message; imported last, as control imports this module
+from . import control as _control  # noqa: E402

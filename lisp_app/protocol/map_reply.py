@@ -38,6 +38,13 @@ class MapReply:
                          *(r.encode() for r in self.records), self.security_data])
 
 
+def with_nonce(encoded: bytes, nonce: int) -> bytes:
+    """An encoded Map-Reply with its nonce replaced: what ``replace(reply, nonce=nonce).encode()``
+    gives, without encoding the records again (for answers that differ only in the nonce)."""
+    check_range("nonce", nonce, 64)
+    return encoded[:4] + nonce.to_bytes(8, "big") + encoded[12:]
+
+
 def decode_map_reply(data: bytes, off: int, end: int) -> MapReply:
     if end - off < 12:
         raise DecodeError(f"Map-Reply: truncated header ({end - off} of 12 bytes)", off)

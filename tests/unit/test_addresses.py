@@ -203,6 +203,20 @@ def test_eid_prefix_contains_and_text():
     assert str(EidPrefix.parse("2001:db8::/32")) == "2001:db8::/32"
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.booleans(), st.integers(0, 2**128 - 1), st.integers(0, 128), st.integers(0, 2**128 - 1),
+       st.integers(0, 128), st.integers(0, 1), st.integers(0, 1))
+def test_eid_prefix_contains_is_subnet_of(v4, bits_a, len_a, bits_b, len_b, iid_a, iid_b):
+    if v4:
+        a = IPv4Network((bits_a >> 96, min(len_a, 32)), strict=False)
+        b = IPv4Network(((bits_a if bits_b & 1 else bits_b) >> 96, min(len_b, 32)), strict=False)
+    else:
+        a = IPv6Network((bits_a, len_a), strict=False)
+        b = IPv6Network((bits_a if bits_b & 1 else bits_b, len_b), strict=False)
+    outer, inner = EidPrefix(iid_a, a), EidPrefix(iid_b, b)
+    assert outer.contains(inner) == (iid_a == iid_b and b.subnet_of(a))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**24 - 1), st.booleans(), st.integers(0, 2**128 - 1), st.integers(0, 128))
 def test_eid_prefix_text_and_wire_round_trip(instance_id, v4, bits, length):

@@ -1,5 +1,6 @@
 """The ALT RIB: import prefix lists, longest-prefix lookup, withdrawals, uncovered space."""
 
+import random
 from ipaddress import ip_address, ip_network
 
 import pytest
@@ -72,3 +73,29 @@ def test_uncovered_prefix_is_the_least_specific_space_no_route_touches():
         rib.uncovered_prefix(ip_address("153.16.36.5"))
     rib.withdraw(N1, ip_network("153.16.36.0/24"))
     assert rib.uncovered_prefix(ip_address("153.16.37.9")) == ip_network("153.16.32.0/21")
+
+
+
+def shortest_free_prefix(rib, address):
+    """The definition: the shortest address/plen inside which no route starts."""
+    starts = [int(r.prefix.network_address) for r in rib.all_routes()]
+    for plen in range(33):
+        candidate = ip_network((address, plen), strict=False)
+        first, last = int(candidate.network_address), int(candidate.broadcast_address)
+        if not any(first <= s <= last for s in starts):
+            return candidate
+    raise AssertionError("no free prefix")
+
+
+def test_uncovered_prefix_agrees_with_trying_every_length():
+    rng = random.Random(4)
+    for _ in range(40):
+        rib = AltRib()
+        base = rng.getrandbits(32) & 0xFFFF0000
+        for _ in range(rng.randrange(0, 60)):
+            network = (base + (rng.randrange(512) << 8), rng.randrange(14, 33))
+            rib.update(route(str(ip_network(network, strict=False))))
+        for _ in range(200):
+            address = ip_address((base + rng.randrange(-80000, 80000)) & 0xFFFFFFFF)
+            if rib.lookup(address) is None:
+                assert rib.uncovered_prefix(address) == shortest_free_prefix(rib, address)

@@ -246,3 +246,21 @@ def test_ipv6_misses_are_not_probed():
     actions = itr.on_miss(1000, ip_address("2001:db8:1::10"), ip_address("2001:db8:2::10"),
                           pkt(), 0.0)
     assert sent(actions) and not any(isinstance(a, SendDataProbe) for a in actions)
+
+
+def test_request_times_older_than_the_rate_limit_are_forgotten():
+    """The per-EID request times only serve the rate limit: the ITR keeps the recent ones, not one
+    per EID it ever asked for, and the limit still holds for the recent ones."""
+    itr = engine(request_min_interval=1.0)
+    for i in range(5000):
+        eid = ip_address(0x0A000000 + i)
+        itr.on_miss(1000, SRC, eid, None, now=i * 0.01)
+        itr.on_map_reply(reply_for(itr.pending[(1000, eid)], f"[1000]{eid}/32"), i * 0.01)
+    assert len(itr.last_sent) < 2 * 1024
+    assert len(itr.cache) == 5000
+    recent = ip_address(0x0A000000 + 4999)
+    itr.cache.remove(EidPrefix.parse(f"[1000]{recent}/32"))
+    assert itr.on_miss(1000, SRC, recent, None, now=50.0) == []  # asked 0.01 s ago: held
+    old = ip_address(0x0A000000)
+    itr.cache.remove(EidPrefix.parse(f"[1000]{old}/32"))
+    assert sent(itr.on_miss(1000, SRC, old, None, now=50.0))  # asked 50 s ago: asked again

@@ -1,6 +1,6 @@
 """The map-cache: longest-prefix match per instance-id and family, replacement, expiry."""
 
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 
 import pytest
 
@@ -99,3 +99,28 @@ def test_eid_prefix_parse_errors():
     with pytest.raises(ValueError, match="24-bit"):
         EidPrefix.parse("[16777216]10.0.0.0/8")
     assert str(EidPrefix.parse("[7]10.0.0.0/8")) == "[7]10.0.0.0/8"
+
+
+def test_entries_share_equal_locators_and_ttls():
+    """A big map-cache mostly points at a few xTRs: equal locator tuples (and TTLs) are held once,
+    each entry still reading as the mapping it was given."""
+    a = CacheEntry(EidPrefix.parse("10.1.0.0/24"), (Locator(ip_address("192.0.2.1")),), ttl=1440)
+    b = CacheEntry(EidPrefix.parse("10.2.0.0/24"), (Locator(ip_address("192.0.2.1")),), ttl=1440)
+    c = CacheEntry(EidPrefix.parse("10.3.0.0/24"), (Locator(ip_address("192.0.2.2")),), ttl=1441)
+    assert a.locators is b.locators and a.ttl is b.ttl
+    assert c.locators != a.locators and c.locators[0].address == ip_address("192.0.2.2")
+    assert (a.ttl, c.ttl) == (1440, 1441)
+    assert CacheEntry(EidPrefix.parse("10.4.0.0/24"), ()).locators == ()
+
+
+def test_lookup_at_every_prefix_length():
+    cache = MapCache()
+    base = int(ip_address("10.128.0.0"))
+    for plen in range(0, 33, 4):
+        cache.insert(entry(str(ip_network((base, plen), strict=False)), rloc=f"192.0.2.{plen}"))
+    assert cache.lookup(0, ip_address(base)).prefix.network.prefixlen == 32
+    for plen in range(0, 29, 4):  # inside /plen, outside the next longer prefix
+        hit = cache.lookup(0, ip_address(base ^ 1 << (28 - plen)))
+        assert hit.prefix.network.prefixlen == plen
+    cache.remove(EidPrefix.parse("10.128.0.0/32"))
+    assert cache.lookup(0, ip_address(base)).prefix.network.prefixlen == 28

@@ -133,3 +133,44 @@ def test_map_resolver_answers_uncovered_eids_negatively():
     assert (rec.action, rec.ttl, rec.locators) == (Action.NATIVELY_FORWARD, 15, ())
     assert rec.prefix == EidPrefix(0, ip_network("0.0.0.0/1"))
     assert mr.stats.negative_replies == 1
+
+
+def test_proxy_replies_carry_each_request_nonce_and_follow_re_registration():
+    ms = MapServerEngine((SITE,))
+    raw, msg = register(notify=False, proxy=True)
+    ms.on_map_register(raw, msg, ETR, 4342, 0.0)
+    for nonce in (1, 0x99, 2**64 - 1):
+        (send,) = ms.on_map_request(MapRequest(nonce, request().records, (ITR,)), 4342, ITR, 1.0)
+        reply = decode_control(send.payload)
+        assert reply.nonce == nonce and reply.records[0].locators[0].address == ETR
+    other = ip_address("198.51.100.2")
+    rec = MappingRecord.for_prefix(EidPrefix.parse("153.16.36.0/24"),
+                                   locators=(Locator(other),), ttl=60, authoritative=True)
+    msg = sign(MapRegister(0x78, (rec,), proxy_reply=True), "s3cret", 1)
+    ms.on_map_register(msg.encode(), msg, other, 4342, 2.0)
+    (send,) = ms.on_map_request(request(), 4342, ITR, 3.0)
+    reply = decode_control(send.payload)
+    assert reply.records[0].locators[0].address == other and reply.records[0].ttl == 60
+    assert send.payload == MapReply(0x99, (MappingRecord(rec.eid, rec.mask_len, rec.locators,
+                                                         60, rec.action, False),)).encode()
+
+
+def test_negative_replies_carry_each_request_nonce_and_follow_the_rib():
+    rib = AltRib()
+    rib.update(AltRoute(ip_network("153.16.36.0/24"), "100.64.254.168", "100.64.254.168"))
+    mr = MapResolverEngine(rib)
+
+    def ask(nonce, eid="153.16.37.10"):
+        ecm = EncapsulatedControlMessage(ITR, ip_address(eid), MapRequest(
+            nonce, (EidRecord.for_prefix(EidPrefix.parse(f"{eid}/32")),), (ITR,)))
+        (send,) = mr.on_ecm(decode_control(ecm.encode()))
+        return decode_control(send.payload)
+
+    for nonce in (5, 6):
+        reply = ask(nonce)
+        assert reply.nonce == nonce
+        assert reply.records[0].prefix == EidPrefix.parse("153.16.37.0/24")
+        assert reply.records[0].action == Action.NATIVELY_FORWARD and reply.records[0].ttl == 15
+    rib.withdraw("100.64.254.168", ip_network("153.16.36.0/24"))
+    assert ask(7).records[0].prefix == EidPrefix.parse("0.0.0.0/0")
+    assert mr.stats.negative_replies == 3
