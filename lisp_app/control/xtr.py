@@ -490,10 +490,8 @@ class Xtr:
             return []
         s = self.itr.settings
         out: list[Flow] = []
-        for entry in self.cache:
-            if entry.source != SOURCE_REPLY or entry.expires_at is None:
-                continue
-            if entry.expires_at - s.refresh_before - s.activity_window <= now + horizon:
+        for entry in self.cache.expiring_by(now + horizon + s.refresh_before + s.activity_window):
+            if entry.source == SOURCE_REPLY:
                 flows, _group = self.installed.get(entry.prefix, ((), None))
                 out.extend(f for f in flows if kind_of(f.cookie) == K_ENCAP)
         return out

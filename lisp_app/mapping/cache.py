@@ -158,6 +158,21 @@ class MapCache:
             heapq.heappop(self._expiry)
         return None
 
+    def expiring_by(self, when: float) -> list[CacheEntry]:
+        """The entries that expire at or before ``when`` (none removed). Walks only the part of
+        the expiry heap at or before ``when``: a heap node's children expire no earlier than it,
+        so the cost follows the answer, not the size of the cache."""
+        heap, found, todo = self._expiry, [], [0] if self._expiry else []
+        while todo:
+            i = todo.pop()
+            entry = heap[i]
+            if entry.expires_at > when:
+                continue
+            if self.get(entry.prefix) is entry:  # superseded heap items are skipped
+                found.append(entry)
+            todo.extend(c for c in (2 * i + 1, 2 * i + 2) if c < len(heap))
+        return found
+
     def expire(self, now: float) -> list[CacheEntry]:
         """Remove and return every entry whose lifetime ended at or before ``now``."""
         gone = []

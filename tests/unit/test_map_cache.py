@@ -124,3 +124,28 @@ def test_lookup_at_every_prefix_length():
         assert hit.prefix.network.prefixlen == plen
     cache.remove(EidPrefix.parse("10.128.0.0/32"))
     assert cache.lookup(0, ip_address(base)).prefix.network.prefixlen == 28
+
+
+def test_expiring_by_finds_exactly_the_current_entries_due_by_then():
+    import random
+    rng = random.Random(7)
+    cache = MapCache()
+    expiry = {}
+    for n in range(2000):
+        prefix = EidPrefix.parse(f"[1]10.{n // 250}.{n % 250}.0/24")
+        when = rng.uniform(0, 1000)
+        cache.insert(CacheEntry(prefix, (), expires_at=when))
+        expiry[prefix] = when
+    for n in range(0, 2000, 3):  # superseded deadlines: only the new one counts
+        prefix = EidPrefix.parse(f"[1]10.{n // 250}.{n % 250}.0/24")
+        cache.insert(CacheEntry(prefix, (), expires_at=expiry[prefix] + 500))
+        expiry[prefix] += 500
+    for n in range(1, 2000, 7):
+        prefix = EidPrefix.parse(f"[1]10.{n // 250}.{n % 250}.0/24")
+        cache.remove(prefix)
+        del expiry[prefix]
+    cache.insert(CacheEntry(EidPrefix.parse("[1]172.16.0.0/12"), ()))  # static: never
+    for when in (-1, 0.5, 100, 400, 999, 2000):
+        got = {e.prefix for e in cache.expiring_by(when)}
+        assert got == {p for p, t in expiry.items() if t <= when}, when
+    assert len(cache.expiring_by(2000)) == len(expiry)
