@@ -23,14 +23,13 @@ from .control.xtr import LISP, UNDERLAY, FlowChange, PacketOut, Xtr
 from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction, Meter,
                               Output, SetField, ToController)
 from .dataplane import ofwire
-from .dataplane.ofwire import check_pkt_larger_body
+from .dataplane.ofwire import NXAST_CHECK_PKT_LARGER, check_pkt_larger_body
 from .dataplane.flows import canonical_match
 from .dataplane.pipeline import (COOKIE_BASE, COOKIE_MASK, K_DECAP, K_DROP, K_ENCAP, K_HOST,
                                  K_NEGATIVE, cookie, kind_of)
 
 LOG = logging.getLogger("lisp_app")
 
-NXAST_CHECK_PKT_LARGER = 49
 TIMER_TICK = 0.1
 STATS_INTERVAL = 5.0
 WATCH_HORIZON = 2 * STATS_INTERVAL  # start watching a mapping's counter this early
@@ -317,14 +316,12 @@ class LispApp(app_manager.OSKenApp):
                     counts["groups"] += len(effect.groups)
                 adds.setdefault(effect.bridge, []).extend(effect.add)
         for bridge, flows in adds.items():
-            if flows:
+            if flows:  # the bundle ends with a barrier
                 self._send_bundle(self.datapaths[bridge], flows)
                 counts["flows"] += len(flows)
                 counts["bundles"] += 1
-        for bridge in adds:
-            dp = self.datapaths.get(bridge)
-            if dp is not None:
-                self._barrier(dp)
+            else:
+                self._barrier(self.datapaths[bridge])
         return counts
 
     def _send_bundle(self, dp, flows: list[Flow], chunk: int = 256) -> None:
@@ -349,11 +346,10 @@ class LispApp(app_manager.OSKenApp):
                                f"{failed[0]}" + (f" and {len(failed) - 1} more errors"
                                                  if len(failed) > 1 else ""))
 
-    def _flow_add_bytes(self, dp, flow: Flow, xid: int | None = None) -> bytes:
+    def _flow_add_bytes(self, dp, flow: Flow) -> bytes:
         """The flow-mod (ADD) for ``flow``: written by ofwire, or by os-ken where ofwire does
         not know a field or action (tests/unit/test_ofwire.py: both give the same bytes)."""
-        if xid is None:
-            xid = self._xid(dp)
+        xid = self._xid(dp)
         flags = ofwire.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
         try:
             return ofwire.encode_flow_add(flow, xid, flags)
@@ -507,8 +503,9 @@ class LispApp(app_manager.OSKenApp):
 
     def poll_flow_stats(self) -> None:
         """The switch's counters: aggregate requests per flow kind for mapstat (sent,
-        delivered, dropped, received), and the per-flow counters of the mappings the ITR watches for traffic
-        (Xtr.traffic_watch), asked one by one when few, in one full dump when many."""
+        delivered, dropped, received), and the per-flow counters of the mappings the ITR
+        watches for traffic (Xtr.traffic_watch), asked one by one when few, in one full dump
+        when many."""
         dp = self.datapaths.get(LISP)
         if dp is None:
             return
