@@ -133,8 +133,13 @@ class LispApp(app_manager.OSKenApp):
                 macs[name] = port.hw_addr
                 if port.port_no == ofp.OFPP_LOCAL:
                     local_mac = port.hw_addr
+        current_groups = set()
+        for reply in self._request(dp, parser.OFPGroupDescStatsRequest(dp, 0),
+                                   parser.OFPGroupDescStatsReply):
+            current_groups.update(g.group_id for g in reply.body)
         if bridge == LISP:
             self.xtr.lisp_bridge_ready(ports, macs)
+            self.xtr.avoid_group_ids(current_groups)
             self.xtr.reprogram_mappings()
         else:
             self.xtr.underlay_bridge_ready(ports, local_mac)
@@ -155,10 +160,6 @@ class LispApp(app_manager.OSKenApp):
                 dp, cookie=stat.cookie, cookie_mask=COOKIE_MASK, table_id=stat.table_id,
                 command=ofp.OFPFC_DELETE_STRICT, priority=stat.priority,
                 out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=stat.match))
-        current_groups = set()
-        for reply in self._request(dp, parser.OFPGroupDescStatsRequest(dp, 0),
-                                   parser.OFPGroupDescStatsReply):
-            current_groups.update(g.group_id for g in reply.body)
         self.switch_groups = current_groups if bridge == LISP else self.switch_groups
         for group in groups:
             self._send_group(dp, group)

@@ -324,10 +324,16 @@ def test_controller_restart_reconciles_without_touching_foreign_flows(topo):
                       if "priority=0 " in l)
     assert int(re.search(r"n_packets=(\d+)", miss_after).group(1)) >= packets_before
     sent, received, out = ping(h1, "10.2.0.10", count=3)
-    # Open item (seen in about half the runs of this test alone, never after a cold start): right
-    # after a controller restart the first echo reply can go missing, although x1's counters show
-    # it resolved h1 and sent the packet on. Traffic recovers at once; find out why next.
-    assert received >= sent - 1, out
+    assert received == sent, out
+    # Again, pinging at once: the held first packet goes out through the mapping's select group
+    # (x2 has two locators). OVS lost it in 3 of 5 tries when the restarted controller re-added
+    # the group under the id it had just deleted; new groups now take fresh ids.
+    for _ in range(3):
+        x1.stop_controller()
+        x1.start_controller()
+        x1.wait_programmed()
+        sent, received, out = ping(h1, "10.2.0.10", count=2)
+        assert received == sent, out
     x1.ofctl("del-flows br-lisp 'cookie=0x1234/-1'")
 
 

@@ -608,3 +608,35 @@ def test_watched_counters_are_forgotten_when_no_longer_watched():
     assert xtr._flow_packets == {}
     xtr.on_counters(10, 20, 3)
     assert (xtr.stats.sent, xtr.stats.delivered, xtr.stats.dropped) == (10, 20, 3)
+
+
+def test_group_ids_are_not_reused_at_once_and_avoid_the_switchs_old_ones():
+    """OVS loses a packet-out through a group re-added under a just-deleted id: ids rise."""
+    xtr = make_xtr()
+    two = (Locator(ip_address("198.51.100.1"), 1, 50), Locator(ip_address("198.51.100.2"), 1, 50))
+    xtr.avoid_group_ids({1, 2, 7})  # what a previous controller left in the switch
+    a, b = EidPrefix.parse("[1000]10.8.0.0/16"), EidPrefix.parse("[1000]10.9.0.0/16")
+    xtr.add_static(a, two, 0.0)
+    assert xtr.group_ids() == {a: 8}
+    xtr.remove_mapping(a, 1.0)
+    xtr.add_static(b, two, 2.0)
+    assert xtr.group_ids() == {b: 9}  # 8 was just deleted: not reused
+    xtr.reprogram_mappings()  # a reconnect keeps the ids: the groups are modified in place
+    assert xtr.group_ids() == {b: 9}
+    xtr.add_static(b, two[:1], 3.0)  # one locator now: its group goes
+    xtr.reprogram_mappings()
+    assert xtr.group_ids() == {}
+
+
+def test_group_ids_wrap_around_skipping_those_in_use():
+    from lisp_app.control.xtr import LAST_GROUP_ID
+    xtr = make_xtr()
+    two = (Locator(ip_address("198.51.100.1"), 1, 50), Locator(ip_address("198.51.100.2"), 1, 50))
+    xtr.add_static(EidPrefix.parse("[1000]10.1.128.0/24"), two, 0.0)  # takes id 1
+    xtr.avoid_group_ids({LAST_GROUP_ID - 1})
+    ids = []
+    for n in range(3):
+        prefix = EidPrefix.parse(f"[1000]10.{20 + n}.0.0/16")
+        xtr.add_static(prefix, two, 0.0)
+        ids.append(xtr.group_ids()[prefix])
+    assert ids == [LAST_GROUP_ID, 2, 3]  # 1 is in use
