@@ -52,7 +52,6 @@ The default run takes about 40 seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import random
@@ -66,13 +65,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import run_and_report  # noqa: E402
+
 from lisp_app.alt.rib import AltRib, AltRoute  # noqa: E402
 from lisp_app.control.actions import SendControl  # noqa: E402
 from lisp_app.control.map_resolver import ForwardOverAlt, MapResolverEngine  # noqa: E402
 from lisp_app.control.map_server import MapServerEngine, MsSite  # noqa: E402
 from lisp_app.protocol import (DecodeError, EidPrefix, EidRecord,  # noqa: E402
                                EncapsulatedControlMessage, Locator, MappingRecord, MapNotify,
-                               MapRegister, MapReply, MapRequest, decode_control, sign,
+                               MapRegister, MapRequest, decode_control, sign,
                                verify_authentication)
 
 GOAL = 0.5
@@ -459,16 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--window must be between 1 and 256")
     if not 0 <= args.alt_routes <= 4096:
         parser.error("--alt-routes must be between 0 and 4096 (/24s in 100.64.0.0/10's first /12)")
-    try:
-        figures = run(args)
-    except KeyboardInterrupt:
-        print("bench/mapserver.py: interrupted", file=sys.stderr)
-        return 130
-    report(figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
-        progress(f"figures written to {args.json}")
-    return 0
+    return run_and_report("bench/mapserver.py", run, report, args, progress)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import run_and_report  # noqa: E402
+
 GIB = 1 << 30
 MIB = 1 << 20
 GOAL_ENTRIES = 1_000_000
@@ -449,16 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rlocs must be between 1 (2 with --two-locators) and {MAX_RLOCS:,}")
     if args.lookups < 1 or args.repeats < 1:
         parser.error("--lookups and --repeats must be at least 1")
-    try:
-        figures = run(args)
-    except KeyboardInterrupt:
-        print("bench/scale.py: interrupted", file=sys.stderr)
-        return 130
-    report(figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
-        progress(f"figures written to {args.json}")
-    return 0
+    return run_and_report("bench/scale.py", run, report, args, progress)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ effects it returns into flow-mods, group-mods and packet-outs.
 from __future__ import annotations
 
 import logging
-import struct
 import time
 
 from os_ken.app.ofctl import api as ofctl_api

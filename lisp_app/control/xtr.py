@@ -17,7 +17,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from ..config import Config, local_prefixes, site_port_instance_ids
 from ..dataplane import frames
 from ..dataplane.flows import OFPP_CONTROLLER, Flow, Group, Meter
-from ..dataplane.pipeline import (ALT_PEER_MAC, K_ENCAP, K_HOST, K_NEGATIVE,
+from ..dataplane.pipeline import (ALT_PEER_MAC, K_ENCAP,
                                   K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
                                   K_PUNT_UNDERLAY_ARP, LispBridge, UnderlayBridge, inner_mtu,

@@ -8,7 +8,7 @@ Time is a parameter (``now``, seconds on any monotonic clock); nothing here read
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from ..protocol.addresses import EidPrefix
