@@ -19,15 +19,18 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 import warnings
 from ipaddress import ip_address
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 warnings.simplefilter("ignore")  # importing os-ken may warn about eventlet's deprecation
 
 from os_ken.lib.packet import ethernet, ipv4, udp  # noqa: E402
 from os_ken.lib.packet.packet import Packet  # noqa: E402
 
+from bench.harness import best_time_per_call  # noqa: E402
 from lisp_app.dataplane.frames import udp_frame  # noqa: E402
 from lisp_app.protocol import (LISP_CONTROL_PORT, EidRecord, InstanceIdAddress,  # noqa: E402
                                Locator, MapReply, MappingRecord, MapRequest, decode_control)
@@ -63,28 +66,6 @@ def check_workload(payload: bytes, frame: bytes) -> None:
     kinds = [type(p) for p in parsed.protocols]
     if kinds[:3] != [ethernet.ethernet, ipv4.ipv4, udp.udp] or parsed.protocols[3] != payload:
         sys.exit(f"os-ken did not parse the frame as Ethernet/IPv4/UDP + payload: {kinds}")
-
-
-def best_time_per_call(function, budget: float, repeats: int) -> float:
-    """Seconds per call: calls are batched so each repeat takes about budget/repeats seconds,
-    and the fastest repeat counts (timeit's advice: the others only add noise)."""
-    number = 1
-    while True:  # calibrate the batch size
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        elapsed = time.perf_counter() - started
-        if elapsed >= 0.01 or number >= 1 << 20:
-            break
-        number *= 4
-    number = max(1, int(number * (budget / repeats) / max(elapsed, 1e-9)))
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        best = min(best, (time.perf_counter() - started) / number)
-    return best
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 
@@ -27,3 +28,25 @@ def run_and_report(name: str, run, report, args, progress) -> int:
                                               default=str) + "\n")
         progress(f"figures written to {args.json}")
     return 0
+
+
+def best_time_per_call(function, budget: float, repeats: int) -> float:
+    """Seconds per call: calls are batched so each repeat takes about budget/repeats seconds,
+    and the fastest repeat counts (timeit's advice: the others only add noise)."""
+    number = 1
+    while True:  # calibrate the batch size
+        started = time.perf_counter()
+        for _ in range(number):
+            function()
+        elapsed = time.perf_counter() - started
+        if elapsed >= 0.01 or number >= 1 << 20:
+            break
+        number *= 4
+    number = max(1, int(number * (budget / repeats) / max(elapsed, 1e-9)))
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(number):
+            function()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best

@@ -52,7 +52,6 @@ The default run takes about 40 seconds.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import random
 import socket
@@ -65,7 +64,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import run_and_report  # noqa: E402
+from bench.harness import best_time_per_call, run_and_report  # noqa: E402
 
 from lisp_app.alt.rib import AltRib, AltRoute  # noqa: E402
 from lisp_app.control.actions import SendControl  # noqa: E402
@@ -291,25 +290,6 @@ def run_loop(client: socket.socket, server_sock: socket.socket, handle, server_a
             "seconds": elapsed, "per_s": answered / elapsed}
 
 
-def per_call(function, budget: float = 0.2, repeats: int = 5) -> float:
-    """Best seconds per call over ``repeats`` batches of about budget/repeats seconds."""
-    number, elapsed = 1, 0.0
-    while elapsed < 0.01:
-        number *= 2
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        elapsed = time.perf_counter() - started
-    number = max(1, int(number * budget / repeats / elapsed))
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(number):
-            function()
-        best = min(best, (time.perf_counter() - started) / number)
-    return best
-
-
 def in_process(mode: str, server: Server, payload: bytes, budget: float) -> dict:
     """The server's work on one request without sockets, and the codec's share of it."""
     sink = []
@@ -325,8 +305,9 @@ def in_process(mode: str, server: Server, payload: bytes, budget: float) -> dict
         raise RuntimeError(f"{mode}: one request gave {len(sink)} answers")
     answer = sink[0]
     decoded_answer = decode_control(answer)
-    work = per_call(lambda: (quiet.handle(payload, peer), sink.clear()), budget)
-    codec = per_call(lambda: (decode_control(payload), decoded_answer.encode()), budget)
+    work = best_time_per_call(lambda: (quiet.handle(payload, peer), sink.clear()), budget, 5)
+    codec = best_time_per_call(lambda: (decode_control(payload), decoded_answer.encode()),
+                               budget, 5)
     return {"server_us": work * 1e6, "codec_us": codec * 1e6, "request_bytes": len(payload),
             "answer_bytes": len(answer)}
 
