@@ -18,7 +18,9 @@ from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_c
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from .control.xtr import LISP, UNDERLAY, FlowChange, PacketOut, Xtr
+from .control.actions import Announce, Withdraw
+from .control.xtr import Xtr
+from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction, Meter,
                               Output, SetField, ToController)
 from .dataplane import ofwire
@@ -52,7 +54,7 @@ class LispApp(app_manager.OSKenApp):
         if self.config.alt is not None:
             from .alt.speaker import AltSpeaker
             self.alt = AltSpeaker(self.config.alt)
-        self.xtr = Xtr(self.config, alt_state=self.alt.state if self.alt else None)
+        self.xtr = Xtr(self.config, alt_rib=self.alt.state.rib if self.alt else None)
         self.datapaths = {}  # bridge name -> datapath, once reconciled
         self.bridge_of_dpid = {self.config.lisp_bridge.datapath_id: LISP,
                                self.config.underlay.datapath_id: UNDERLAY}
@@ -74,9 +76,7 @@ class LispApp(app_manager.OSKenApp):
             self.workers.append(hub.spawn(serve, self, self.config.api.host, self.config.api.port))
         if self.alt is not None:
             self.alt.start()
-            if self.xtr.etr_role:  # the site's EID prefixes go into the ALT while we are its ETR
-                for mapping in self.xtr.database:
-                    self.alt.state.announce(str(mapping.prefix.network))
+            self.execute(self.xtr.on_start(time.monotonic()))
             self.workers.append(hub.spawn(self._alt_loop))
 
     def stop(self):
@@ -287,6 +287,9 @@ class LispApp(app_manager.OSKenApp):
                 self._packet_out(effect)
             elif isinstance(effect, FlowChange):
                 self._flow_change(effect)
+            elif isinstance(effect, (Announce, Withdraw)):
+                if self.alt is not None:
+                    self.alt.apply(effect)
 
     def execute_bulk(self, effects) -> dict:
         """Carry out ``effects`` as ``execute`` does, but send each bridge's new flows in one

@@ -15,6 +15,7 @@ import json
 import logging
 
 from ..config import AltConfig, alt_import_filter
+from ..control.actions import Announce, Withdraw
 from .state import ESTABLISHED, MAX_PREFIX_EXCEEDED, AltState, NeighborState, ShutDownNeighbor
 
 LOG = logging.getLogger(__name__)
@@ -55,9 +56,22 @@ class AltSpeaker:
             return
         for prefix in sorted(self.state.applied):
             self._call(self.speaker.prefix_del, prefix)
-        self.state.applied.clear()
+            self.state.mark_withdrawn(prefix)
         self.speaker.shutdown()
         self.speaker = None
+
+    # -- effects from the core -----------------------------------------------------------------
+
+    def apply(self, effect) -> None:
+        """An ``Announce`` or ``Withdraw`` effect: change what we intend to announce (the next
+        :meth:`reconcile` tells the speaker)."""
+        prefix = str(effect.prefix.network)
+        if isinstance(effect, Announce):
+            self.state.announce(prefix)
+        elif isinstance(effect, Withdraw):
+            self.state.withdraw(prefix)
+        else:
+            raise TypeError(f"not an ALT effect: {effect!r}")
 
     # -- events from the speaker (run in its threads) -------------------------------------------
 
@@ -93,10 +107,10 @@ class AltSpeaker:
         add, delete = self.state.to_apply()
         for prefix in add:
             if self._call(self.speaker.prefix_add, prefix):
-                self.state.applied.add(prefix)
+                self.state.mark_applied(prefix)
         for prefix in delete:
             self._call(self.speaker.prefix_del, prefix)
-            self.state.applied.discard(prefix)
+            self.state.mark_withdrawn(prefix)
         for address, established in self.sessions().items():
             n = self.state.neighbors.get(address)
             if n is None or n.state == MAX_PREFIX_EXCEEDED:

@@ -102,6 +102,14 @@ class AltState:
     def withdraw(self, prefix: str) -> None:
         self.intended.discard(str(ip_network(prefix)))
 
+    def mark_applied(self, prefix: str) -> None:
+        """The speaker now announces ``prefix``."""
+        self.applied.add(prefix)
+
+    def mark_withdrawn(self, prefix: str) -> None:
+        """The speaker no longer announces ``prefix``."""
+        self.applied.discard(prefix)
+
     def to_apply(self) -> tuple[list[str], list[str]]:
         """(prefixes to add, prefixes to delete) to bring the speaker to what we intend."""
         return sorted(self.intended - self.applied), sorted(self.applied - self.intended)

@@ -1,4 +1,4 @@
-"""What the engines ask the shell to do."""
+"""What the engines ask the orchestrator (and through it the shell) to do."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from ..mapping.cache import CacheEntry
+from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import LISP_CONTROL_PORT
 
 
@@ -67,3 +68,17 @@ class SendOverAlt:
     eid: IPv4Address | IPv6Address
     payload: bytes
     source_port: int = LISP_CONTROL_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Announce a prefix into the ALT (the shell hands it to the BGP speaker's adapter)."""
+
+    prefix: EidPrefix
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Withdraw a prefix from the ALT (the shell hands it to the BGP speaker's adapter)."""
+
+    prefix: EidPrefix

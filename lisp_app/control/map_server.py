@@ -27,7 +27,7 @@ from ..protocol.map_register import (KEY_ID_NONE, MapNotify, MapRegister, sign,
 from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
-from .actions import SendControl
+from .actions import Announce, SendControl, Withdraw
 
 LOG = logging.getLogger(__name__)
 IPAddress = IPv4Address | IPv6Address
@@ -51,20 +51,6 @@ class Registration:
     etr: IPAddress
     proxy_reply: bool
     expires_at: float
-
-
-@dataclass(frozen=True)
-class Announce:
-    """Announce a prefix into the ALT."""
-
-    prefix: EidPrefix
-
-
-@dataclass(frozen=True)
-class Withdraw:
-    """Withdraw a prefix from the ALT."""
-
-    prefix: EidPrefix
 
 
 @dataclass

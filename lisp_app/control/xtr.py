@@ -16,7 +16,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 from ..config import Config, local_prefixes, site_port_instance_ids
 from ..dataplane import frames
-from ..dataplane.flows import OFPP_CONTROLLER, Flow, Group, Meter
+from ..dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
+from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
 from ..dataplane.pipeline import (ALT_PEER_MAC, K_ENCAP,
                                   K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
@@ -40,9 +41,6 @@ from .mapstat import MapStat
 
 LOG = logging.getLogger(__name__)
 
-LISP = "lisp"          # the LISP bridge
-UNDERLAY = "underlay"  # the underlay bridge
-OFPP_TABLE = 0xFFFFFFF9
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 FIRST_GROUP_ID = 1
 LAST_GROUP_ID = 0xFFFFFF00  # OFPG_MAX
@@ -52,25 +50,6 @@ RESOLVE_QUEUE = 16         # packets held per site host being resolved
 HOST_IDLE_TIMEOUT = 300
 REGISTER_INTERVAL = 60.0   # RFC 9301: ETRs re-register every 60 s
 REGISTER_RETRY = 5.0       # ... and sooner while a Map-Server has not confirmed (Map-Notify)
-
-
-@dataclass(frozen=True)
-class PacketOut:
-    bridge: str
-    data: bytes
-    out_port: int
-    in_port: int = OFPP_CONTROLLER
-
-
-@dataclass(frozen=True)
-class FlowChange:
-    """Flows and groups to program on one bridge. Deletions run first, then groups, then flows."""
-
-    bridge: str
-    add: tuple[Flow, ...] = ()
-    delete: tuple[Flow, ...] = ()
-    groups: tuple[Group, ...] = ()          # add or modify
-    delete_groups: tuple[int, ...] = ()     # after the flows that used them are gone
 
 
 @dataclass
@@ -90,10 +69,9 @@ class _Resolving:
 class Xtr:
     """One LISP site's xTR."""
 
-    def __init__(self, config: Config, rng: random.Random | None = None, alt_state=None):
+    def __init__(self, config: Config, rng: random.Random | None = None, alt_rib=None):
         self.config = config
-        self.alt_state = alt_state  # lisp_app.alt.state.AltState when on the ALT
-        self.alt_rib = alt_state.rib if alt_state is not None else None
+        self.alt_rib = alt_rib  # lisp_app.alt.rib.AltRib (read only) when on the ALT
         self.rng = rng or random.SystemRandom()
         self.stats = MapStat()
         self.cache = MapCache()
@@ -449,6 +427,13 @@ class Xtr:
                           + frames.mac_to_bytes(self.config.site_gateway.mac) + data[12:],
                           host.port)]
 
+    def on_start(self, now: float) -> list:
+        """What to do when the controller starts: as the ETR on the ALT, announce the site's
+        EID prefixes."""
+        if self.config.alt is None or not self.etr_role:
+            return []
+        return [Announce(m.prefix) for m in self.database]
+
     # -- timers and statistics ------------------------------------------------------------------
 
     def on_timer(self, now: float) -> list:
@@ -571,10 +556,8 @@ class Xtr:
                     out.append(PacketOut(LISP, frames.udp_frame(
                         ALT_PEER_MAC, ALT_PEER_MAC, act.source, act.destination, act.source_port,
                         4342, act.payload), port))
-            elif isinstance(act, Announce) and self.alt_state is not None:
-                self.alt_state.announce(str(act.prefix.network))
-            elif isinstance(act, Withdraw) and self.alt_state is not None:
-                self.alt_state.withdraw(str(act.prefix.network))
+            elif isinstance(act, (Announce, Withdraw)):
+                out.append(act)  # the shell hands it to the ALT adapter
         return out
 
     def _send_control(self, send: SendControl, now: float) -> list:

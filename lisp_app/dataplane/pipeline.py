@@ -61,6 +61,13 @@ K_PUNT_DATA_PROBE = 0x16  # LISP data packet addressed to one of our EIDs (a dat
 K_PUNT_ALT_CONTROL = 0x17  # a Map-Request for one of our EIDs that travelled the ALT
 K_ALT = 0x18              # ALT plumbing: BGP between the internal port and the GRE ports
 
+KIND_NAMES = {K_BASE: "base", K_ENCAP: "encap", K_HOST: "host", K_NEGATIVE: "negative",
+              K_DROP: "drop", K_DECAP: "decap", K_PUNT_MISS: "punt-miss",
+              K_PUNT_TOO_BIG: "punt-too-big", K_PUNT_RESOLVE: "punt-resolve",
+              K_PUNT_NEIGHBOR: "punt-neighbor", K_PUNT_CONTROL: "punt-control",
+              K_PUNT_UNDERLAY_ARP: "punt-underlay-arp", K_PUNT_DATA_PROBE: "punt-data-probe",
+              K_PUNT_ALT_CONTROL: "punt-alt-control", K_ALT: "alt"}
+
 ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GRE ports
 
 METER_MISS = 1     # cache misses

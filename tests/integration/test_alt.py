@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_two_sites import Capture, find_problems, layers
+from tests.integration.wire import Capture, find_problems, layers
 from topologies.seed_alt import LONG_PATH, SeedAlt, xtr_spec
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration.wire import Capture, find_problems, layers, outer_ip
 from topologies.two_sites import TwoSites, site_spec
 
 pytestmark = pytest.mark.integration
@@ -47,53 +47,6 @@ def ping(host, dst, count=3, extra=""):
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
     assert m, out
     return int(m.group(1)), int(m.group(2)), out
-
-
-class Capture:
-    """tshark on the underlay router's two interfaces, LISP ports only."""
-
-    def __init__(self, topo, path: Path, bpf: str = "udp port 4341 or udp port 4342"):
-        self.path = path
-        self.proc = topo.host("r").popen(
-            ["tshark", "-q", "-i", topo.intf("r1"), "-i", topo.intf("r2"), "-f", bpf,
-             "-w", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        line = b""
-        while time.monotonic() < deadline and b"Capturing on" not in line:
-            line = self.proc.stderr.readline()
-        time.sleep(0.5)
-
-    def stop(self) -> list[dict]:
-        time.sleep(0.5)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(10)
-        out = subprocess.run(["tshark", "-r", str(self.path), "-T", "json", "--no-duplicate-keys"],
-                             capture_output=True, text=True, check=True).stdout
-        return json.loads(out or "[]")
-
-
-def layers(packets, name):
-    return [p["_source"]["layers"] for p in packets if name in p["_source"]["layers"]]
-
-
-def outer_ip(layer: dict) -> dict:
-    """The outer IPv4 header of an encapsulated packet (tshark lists both IP layers)."""
-    ip = layer["ip"]
-    return ip[0] if isinstance(ip, list) else ip
-
-
-def find_problems(obj, path=""):
-    """Every _ws.malformed / _ws.expert item in a tshark JSON tree."""
-    found = []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k.startswith("_ws.malformed") or k.startswith("_ws.expert"):
-                found.append(f"{path}/{k}: {v}")
-            found += find_problems(v, f"{path}/{k}")
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            found += find_problems(v, f"{path}[{i}]")
-    return found
 
 
 def test_cold_cache_ping_loses_nothing_and_the_wire_is_clean(topo, tmp_path):

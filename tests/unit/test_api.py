@@ -9,8 +9,8 @@ import pytest
 
 from lisp_app.api import cli
 from lisp_app.api.server import Api
-from lisp_app.control.xtr import FlowChange
-from tests.unit.test_xtr import make_xtr
+from lisp_app.dataplane.effects import FlowChange
+from tests.xtrkit import make_xtr
 
 
 class FakeApp:

@@ -12,14 +12,14 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lisp_app.app import LispApp
-from lisp_app.control.xtr import LISP, UNDERLAY
+from lisp_app.dataplane.effects import LISP, UNDERLAY
 from lisp_app.dataplane import ofwire
 from lisp_app.dataplane.flows import Flow, Output, SetField
 from lisp_app.dataplane.pipeline import K_HOST, cookie, kind_of
 from lisp_app.mapping.cache import CacheEntry
 from lisp_app.protocol import Action, EidPrefix, Locator
 
-from tests.unit.test_xtr import alt_xtr, make_xtr, msmr
+from tests.xtrkit import alt_xtr, make_xtr, msmr
 
 
 class FakeDatapath:
@@ -62,7 +62,7 @@ def corpus() -> list[Flow]:
     alt, _rib, _ = alt_xtr()
     for bridge in (LISP, UNDERLAY):
         flows.extend(alt.desired(bridge)[1])
-    node, _state = msmr()
+    node, _alt = msmr()
     for bridge in (LISP, UNDERLAY):
         flows.extend(node.desired(bridge)[1])
     flows.append(Flow(1, 5, (("tun_ipv6_dst", "2001:db8::1"),), cookie(K_HOST),

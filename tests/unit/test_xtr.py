@@ -4,14 +4,14 @@ packet-ins in, packet-outs and flow changes out, and the map-cache never disagre
 
 from __future__ import annotations
 
-import random
 from ipaddress import ip_address, ip_network
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lisp_app.config import parse_config
-from lisp_app.control.xtr import LISP, OFPP_TABLE, UNDERLAY, FlowChange, PacketOut, Xtr
+from lisp_app.control.xtr import Xtr
+from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange
+from lisp_app.dataplane.flows import OFPP_TABLE
 from lisp_app.dataplane import frames
 from lisp_app.dataplane.pipeline import (K_ENCAP, K_NEGATIVE, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
                                          K_PUNT_MISS,
@@ -21,68 +21,9 @@ from lisp_app.mapping.locators import select_shares
 from lisp_app.protocol import (Action, DataHeader, EidPrefix, EidRecord, Locator, MappingRecord,
                                MapReply, MapRequest, decode_control, decode_data_header)
 from tests.fakeswitch import FakeSwitch
-
-CONFIG = """
-role: xtr
-instance_id: 1000
-eid_prefixes: [{prefix: 10.1.0.0/24, ttl: 5}, {prefix: "2001:db8:1::/48"}]
-lisp_bridge: {datapath_id: 1, site_ports: [{name: site}]}
-underlay: {datapath_id: 2, rloc: 192.0.2.1, next_hop: 192.0.2.254, mtu: 1500}
-site_gateway: {ipv4: 10.1.0.1, ipv6: "2001:db8:1::1", mac: "02:00:00:00:00:01"}
-map_request_targets: [198.51.100.1]
-"""
-SITE, GPE, UPLINK = 1, 2, 7
-HOST_MAC, GW_MAC = "02:aa:00:00:00:10", "02:00:00:00:00:01"
-LOCAL_MAC, ROUTER_MAC = "02:bb:00:00:00:01", "02:cc:00:00:00:fe"
-
-
-def make_xtr(text: str = CONFIG) -> Xtr:
-    xtr = Xtr(parse_config(text), random.Random(3))
-    xtr.lisp_bridge_ready({"site": SITE, "gpe": GPE})
-    xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
-    return xtr
-
-
-def host_frame(dst: str, src: str = "10.1.0.10", size: int = 10) -> bytes:
-    return frames.udp_frame(HOST_MAC, GW_MAC, ip_address(src), ip_address(dst), 5000, 6000,
-                            bytes(size))
-
-
-def underlay_in(payload: bytes, sport: int = 4342, src: str = "198.51.100.1") -> bytes:
-    return frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address(src), ip_address("192.0.2.1"),
-                            sport, 4342, payload)
-
-
-def arp_reply(sender_ip: str, sender_mac: str, target_ip: str, target_mac: str) -> bytes:
-    return (frames.mac_to_bytes(target_mac) + frames.mac_to_bytes(sender_mac) + b"\x08\x06"
-            + bytes.fromhex("0001080006040002") + frames.mac_to_bytes(sender_mac)
-            + ip_address(sender_ip).packed + frames.mac_to_bytes(target_mac)
-            + ip_address(target_ip).packed)
-
-
-def miss(xtr, dst, now=0.0, src="10.1.0.10"):
-    return xtr.on_packet_in(LISP, cookie(K_PUNT_MISS), SITE, 1000, host_frame(dst, src), now)
-
-
-def outs(effects, bridge=None):
-    return [e for e in effects if isinstance(e, PacketOut) and (bridge is None
-                                                               or e.bridge == bridge)]
-
-
-def control_payloads(effects):
-    """The LISP control messages in underlay packet-outs."""
-    found = []
-    for out in outs(effects, UNDERLAY):
-        f = frames.parse_frame(out.data)
-        if f.dport == 4342 or f.sport == 4342:
-            found.append((f, decode_control(out.data[f.payload_offset:])))
-    return found
-
-
-def learn_next_hop(xtr):
-    return xtr.on_packet_in(UNDERLAY, cookie(0x15), UPLINK, 0,
-                            arp_reply("192.0.2.254", ROUTER_MAC, "192.0.2.1", LOCAL_MAC), 0.0)
-
+from tests.xtrkit import (CONFIG, GPE, GW_MAC, HOST_MAC, LOCAL_MAC, ROUTER_MAC, SITE, UPLINK,
+                          alt_xtr, apply_alt, arp_reply, control_payloads, host_frame,
+                          learn_next_hop, make_xtr, miss, msmr, outs, underlay_in)
 
 def test_first_miss_resolves_the_next_hop_then_sends_the_map_request():
     xtr = make_xtr()
@@ -406,26 +347,6 @@ def test_warming_the_underlay_resolves_both_next_hops():
                                                                    "2001:db8:ff01::1")
 
 
-ALT_CONFIG = CONFIG.replace("map_request_targets: [198.51.100.1]", """alt:
-  local_as: 2147483677
-  router_id: 153.16.36.254
-  address: 100.64.254.169
-  eid_space: [10.0.0.0/8]
-  neighbors: [{address: 100.64.254.168, remote_as: 2147483671, gre_port: gre0}]""")
-
-
-def alt_xtr():
-    from lisp_app.alt.rib import AltRoute
-    from lisp_app.alt.state import AltState
-    state = AltState([])
-    rib = state.rib
-    xtr = Xtr(parse_config(ALT_CONFIG), random.Random(3), alt_state=state)
-    xtr.lisp_bridge_ready({"site": SITE, "gpe": GPE, "alt0": 30, "gre0": 31},
-                          {"alt0": "02:a1:00:00:00:01"})
-    xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
-    return xtr, rib, AltRoute
-
-
 def test_map_requests_go_into_the_gre_port_the_alt_rib_chooses():
     xtr, rib, AltRoute = alt_xtr()
     assert miss(xtr, "10.2.0.10") == [] and xtr.stats.alt_no_route == 1
@@ -452,43 +373,17 @@ def test_etr_answers_map_requests_arriving_over_the_alt_via_the_underlay():
     assert isinstance(reply, MapReply) and str(frame.ip_dst) == "198.51.100.1"
 
 
-MSMR_CONFIG = """
-role: ms-mr
-lisp_bridge: {datapath_id: 1, site_ports: []}
-underlay: {datapath_id: 2, rloc: 203.0.113.20, next_hop: 203.0.113.254}
-map_resolver: true
-map_server:
-  sites: [{name: site-40, key: s3cret, eid_prefixes: [153.16.40.0/24]}]
-alt:
-  local_as: 2147483673
-  router_id: 203.0.113.20
-  address: 100.64.254.173
-  eid_space: [153.16.0.0/16]
-  neighbors: [{address: 100.64.254.172, remote_as: 2147483671, gre_port: gre0}]
-"""
-
-
-def msmr():
-    from lisp_app.alt.state import AltState
-    state = AltState([])
-    xtr = Xtr(parse_config(MSMR_CONFIG), random.Random(5), alt_state=state)
-    xtr.lisp_bridge_ready({"alt0": 30, "gre0": 31}, {"alt0": "02:a1:00:00:00:01"})
-    xtr.underlay_bridge_ready({"uplink": UPLINK}, LOCAL_MAC)
-    learn = arp_reply("203.0.113.254", ROUTER_MAC, "203.0.113.20", LOCAL_MAC)
-    xtr.on_packet_in(UNDERLAY, cookie(0x15), UPLINK, 0, learn, 0.0)
-    return xtr, state
-
-
 def test_map_server_node_accepts_a_registration_announces_it_and_notifies():
     from lisp_app.protocol import MapNotify, MapRegister, sign
-    xtr, state = msmr()
+    xtr, alt = msmr()
     rec = MappingRecord.for_prefix(EidPrefix.parse("153.16.40.0/24"),
                                    locators=(Locator(ip_address("198.51.100.9")),))
     reg = sign(MapRegister(9, (rec,), want_map_notify=True), "s3cret", 2).encode()
     frame = frames.udp_frame(ROUTER_MAC, LOCAL_MAC, ip_address("198.51.100.9"),
                              ip_address("203.0.113.20"), 4342, 4342, reg)
     effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0, frame, 0.0)
-    assert state.intended == {"153.16.40.0/24"}
+    apply_alt(alt, effects)
+    assert alt.state.intended == {"153.16.40.0/24"}
     (f, notify), = control_payloads(effects)
     assert isinstance(notify, MapNotify) and str(f.ip_dst) == "198.51.100.9"
     assert xtr.ms.stats.registers_accepted == 1
@@ -497,8 +392,8 @@ def test_map_server_node_accepts_a_registration_announces_it_and_notifies():
 def test_map_resolver_node_forwards_an_ecm_request_into_the_alt():
     from lisp_app.alt.rib import AltRoute
     from lisp_app.protocol import EncapsulatedControlMessage
-    xtr, state = msmr()
-    state.rib.update(AltRoute(ip_network("153.16.36.0/24"), "100.64.254.172", "100.64.254.172"))
+    xtr, alt = msmr()
+    alt.state.rib.update(AltRoute(ip_network("153.16.36.0/24"), "100.64.254.172", "100.64.254.172"))
     req = MapRequest(3, (EidRecord.for_prefix(EidPrefix.parse("153.16.36.10/32")),),
                      (ip_address("198.51.100.9"),))
     ecm = EncapsulatedControlMessage(ip_address("153.16.40.10"), ip_address("153.16.36.10"), req,
@@ -539,7 +434,7 @@ def test_etr_registers_its_prefixes_with_its_map_servers_every_minute():
 
 def test_map_server_relays_a_data_probe_for_a_registered_site_as_a_map_request():
     from lisp_app.protocol import MapRegister, sign
-    xtr, _state = msmr()
+    xtr, _alt = msmr()
     rec = MappingRecord.for_prefix(EidPrefix.parse("153.16.40.0/24"),
                                    locators=(Locator(ip_address("198.51.100.9")),))
     reg = sign(MapRegister(9, (rec,)), "s3cret", 1).encode()
