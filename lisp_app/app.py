@@ -66,6 +66,7 @@ class LispApp(app_manager.OSKenApp):
         self._errors: dict[int, str] = {}  # xid -> the switch's error, the most recent ones
         self._next_bundle = 1
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
+        self.encoder = ofwire.Encoder()
 
     def start(self):
         super().start()
@@ -255,7 +256,7 @@ class LispApp(app_manager.OSKenApp):
 
     def _flow_mod(self, dp, flow: Flow, command=None):
         parser, ofp = dp.ofproto_parser, dp.ofproto
-        flags = ofp.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
+        flags = ofwire.flow_flags(flow)
         return parser.OFPFlowMod(
             dp, cookie=flow.cookie, table_id=flow.table,
             command=ofp.OFPFC_ADD if command is None else command,
@@ -353,9 +354,8 @@ class LispApp(app_manager.OSKenApp):
         """The flow-mod (ADD) for ``flow``: written by ofwire, or by os-ken where ofwire does
         not know a field or action (tests/unit/test_ofwire.py: both give the same bytes)."""
         xid = self._xid(dp)
-        flags = ofwire.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
         try:
-            return ofwire.encode_flow_add(flow, xid, flags)
+            return self.encoder.flow_add(flow, xid)
         except ofwire.Unsupported:
             msg = self._flow_mod(dp, flow)
             msg.set_xid(xid)

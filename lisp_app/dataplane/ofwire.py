@@ -6,9 +6,14 @@ them. This module writes the flow-mods the pipeline produces with ``struct`` dir
 them in an ONF bundle (the OpenFlow 1.3 extension EXT-230 that OVS implements; ``ovs-ofctl
 --bundle`` uses it), so that a batch of mappings lands atomically and in one classifier update.
 
-The bytes are those os-ken produces for the same flow (``tests/unit/test_ofwire.py`` checks every
-flow the pipeline compiles against os-ken's serializer). A match field or action this module does
-not know raises :class:`Unsupported`; the caller then falls back to os-ken.
+It also writes the rest of what the shell sends: strict flow deletes, group-mods, meter-mods,
+packet-outs and barriers. The bytes are those os-ken produces for the same message
+(``tests/unit/test_ofwire.py`` checks every flow, group and meter the pipeline compiles against
+os-ken's serializer). A match field or action this module does not know raises
+:class:`Unsupported`; the caller then falls back to os-ken.
+
+:class:`Encoder` holds the memos that make bulk encoding cheap (match fields and instruction
+lists are shared by many flows); the app owns one. The module-level functions hold no state.
 """
 
 from __future__ import annotations
@@ -16,17 +21,26 @@ from __future__ import annotations
 import struct
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from .flows import (CheckPktLarger, DecTtl, Flow, GroupAction, Output, SetField, ToController)
+from .flows import (OFPP_CONTROLLER, CheckPktLarger, CopyField, DecTtl, Flow, Group,
+                    GroupAction, Meter, Output, SetField, ToController)
+from .pipeline import COOKIE_MASK, K_HOST, kind_of
 
 OFP_VERSION = 0x04
 OFPT_EXPERIMENTER = 4
 OFPT_PACKET_OUT = 13
 OFPT_FLOW_MOD = 14
-OFPFC_ADD = 0
+OFPT_GROUP_MOD = 15
+OFPT_BARRIER_REQUEST = 20
+OFPT_METER_MOD = 29
+OFPFC_ADD, OFPFC_DELETE_STRICT = 0, 4
+OFPGC_ADD, OFPGC_MODIFY, OFPGC_DELETE = 0, 1, 2
+OFPGT_SELECT = 1
+OFPMC_ADD, OFPMC_MODIFY = 0, 1
+OFPMF_PKTPS = 2
+OFPMBT_DROP = 1
 OFP_NO_BUFFER = 0xFFFFFFFF
-OFPP_ANY = 0xFFFFFFFF
+OFPP_ANY = 0xFFFFFFFF  # "any port" in requests and deletes (not a port a flow outputs to)
 OFPG_ANY = 0xFFFFFFFF
-OFPP_CONTROLLER = 0xFFFFFFFD
 OFPFF_SEND_FLOW_REM = 1
 
 ONF_EXPERIMENTER_ID = 0x4F4E4600
@@ -38,6 +52,7 @@ ONF_BCT_DISCARD_REQUEST = 6
 ONF_BF_ATOMIC, ONF_BF_ORDERED = 1, 2
 
 NX_VENDOR_ID = 0x00002320
+NXAST_REG_MOVE = 6
 NXAST_CHECK_PKT_LARGER = 49
 
 OXM_BASIC = 0x8000
@@ -114,33 +129,17 @@ def _oxm(name: str, value, masked_ok: bool = True) -> tuple[int, bytes]:
     return sort_key, struct.pack("!I", (cls << 16) | (fld << 9) | size) + enc(value)
 
 
+def _oxm_header(name: str) -> int:
+    """The 32-bit header of an unmasked OXM field (as reg_move names its source and target)."""
+    try:
+        cls, fld, size, _enc = OXM_FIELDS[name]
+    except KeyError:
+        raise Unsupported(f"field {name!r}") from None
+    return (cls << 16) | (fld << 9) | size
+
+
 def _pad8(data: bytes) -> bytes:
     return data + bytes(-len(data) % 8)
-
-
-_MEMO_LIMIT = 1 << 16
-_tlv_memo: dict = {}
-_instructions_memo: dict = {}
-
-
-def _memo_put(memo: dict, key, value):
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()  # bounded: values come and go with the mappings
-    memo[key] = value
-    return value
-
-
-def encode_match(fields) -> bytes:
-    """An OFPMT_OXM match (type, length, TLVs in os-ken's order, padding to 8)."""
-    tlvs = []
-    for item in fields:
-        tlv = _tlv_memo.get(item)
-        if tlv is None:
-            tlv = _memo_put(_tlv_memo, item, _oxm(*item))
-        tlvs.append(tlv)
-    tlvs.sort()
-    body = b"".join(tlv for _key, tlv in tlvs)
-    return _pad8(struct.pack("!HH", 1, 4 + len(body)) + body)
 
 
 def check_pkt_larger_body(act: CheckPktLarger) -> bytes:
@@ -161,6 +160,10 @@ def encode_action(act) -> bytes:
         return _pad8(struct.pack("!HH", 25, _pad8_len(4 + len(tlv))) + tlv)
     if kind is GroupAction:
         return struct.pack("!HHI", 22, 8, act.group_id)
+    if kind is CopyField:
+        body = struct.pack("!IHHHHII", NX_VENDOR_ID, NXAST_REG_MOVE, act.n_bits, 0, 0,
+                           _oxm_header(act.src), _oxm_header(act.dst))
+        return _pad8(struct.pack("!HH", 0xFFFF, _pad8_len(4 + len(body))) + body)
     if kind is DecTtl:
         return struct.pack("!HH4x", 24, 8)
     if kind is CheckPktLarger:
@@ -178,13 +181,9 @@ def _actions_instruction(itype: int, actions) -> bytes:
     return struct.pack("!HH4x", itype, 8 + len(body)) + body
 
 
-def encode_instructions(flow: Flow) -> bytes:
-    """Meter, apply, clear, write, write-metadata, goto: the order os-ken is given them in."""
-    key = (flow.meter, flow.apply, flow.clear, flow.write, flow.metadata, flow.goto)
-    done = _instructions_memo.get(key)
-    if done is None:
-        done = _memo_put(_instructions_memo, key, _encode_instructions(flow))
-    return done
+def flow_flags(flow: Flow) -> int:
+    """The flow-mod flags of ``flow``: host flows tell the controller when they expire."""
+    return OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
 
 
 def _encode_instructions(flow: Flow) -> bytes:
@@ -204,13 +203,99 @@ def _encode_instructions(flow: Flow) -> bytes:
     return b"".join(out)
 
 
-def encode_flow_add(flow: Flow, xid: int, flags: int = 0) -> bytes:
-    """OFPT_FLOW_MOD, command ADD, no buffer, for ``flow``."""
-    body = encode_match(flow.match) + encode_instructions(flow)
-    return struct.pack("!BBHIQQBBHHHIIIH2x", OFP_VERSION, OFPT_FLOW_MOD, 48 + len(body), xid,
-                       flow.cookie, 0, flow.table, OFPFC_ADD, flow.idle_timeout,
-                       flow.hard_timeout, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY,
-                       flags) + body
+class Encoder:
+    """Writes flow-mods, group-mods and meter-mods. It remembers the TLV of each match field
+    and the instruction bytes of each instruction list it has written (bounded memos: values
+    come and go with the mappings), which is what makes 100,000 flow-mods cheap."""
+
+    MEMO_LIMIT = 1 << 16
+
+    def __init__(self):
+        self._tlvs: dict = {}
+        self._instructions: dict = {}
+
+    def _remember(self, memo: dict, key, value):
+        if len(memo) >= self.MEMO_LIMIT:
+            memo.clear()
+        memo[key] = value
+        return value
+
+    def match(self, fields) -> bytes:
+        """An OFPMT_OXM match (type, length, TLVs in os-ken's order, padding to 8)."""
+        tlvs = []
+        memo = self._tlvs
+        for item in fields:
+            tlv = memo.get(item)
+            if tlv is None:
+                tlv = self._remember(memo, item, _oxm(*item))
+            tlvs.append(tlv)
+        tlvs.sort()
+        body = b"".join(tlv for _key, tlv in tlvs)
+        return _pad8(struct.pack("!HH", 1, 4 + len(body)) + body)
+
+    def instructions(self, flow: Flow) -> bytes:
+        """Meter, apply, clear, write, write-metadata, goto: the order os-ken is given them in."""
+        key = (flow.meter, flow.apply, flow.clear, flow.write, flow.metadata, flow.goto)
+        done = self._instructions.get(key)
+        if done is None:
+            done = self._remember(self._instructions, key, _encode_instructions(flow))
+        return done
+
+    def flow_add(self, flow: Flow, xid: int, flags: int | None = None) -> bytes:
+        """OFPT_FLOW_MOD, command ADD, no buffer, for ``flow`` (flags: :func:`flow_flags`)."""
+        body = self.match(flow.match) + self.instructions(flow)
+        return struct.pack("!BBHIQQBBHHHIIIH2x", OFP_VERSION, OFPT_FLOW_MOD, 48 + len(body), xid,
+                           flow.cookie, 0, flow.table, OFPFC_ADD, flow.idle_timeout,
+                           flow.hard_timeout, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY,
+                           flow_flags(flow) if flags is None else flags) + body
+
+    def flow_delete(self, table: int, priority: int, match, cookie: int, xid: int,
+                    cookie_mask: int = COOKIE_MASK) -> bytes:
+        """OFPT_FLOW_MOD, command DELETE_STRICT: the flow of exactly this table, priority and
+        match, and only if its cookie agrees with ``cookie`` under ``cookie_mask`` (ours)."""
+        body = self.match(match)
+        return struct.pack("!BBHIQQBBHHHIIIH2x", OFP_VERSION, OFPT_FLOW_MOD, 48 + len(body), xid,
+                           cookie, cookie_mask, table, OFPFC_DELETE_STRICT, 0, 0, priority,
+                           OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY, 0) + body
+
+    def flow_delete_of(self, flow: Flow, xid: int) -> bytes:
+        return self.flow_delete(flow.table, flow.priority, flow.match, flow.cookie, xid)
+
+    @staticmethod
+    def group_mod(command: int, group: Group, xid: int) -> bytes:
+        """OFPT_GROUP_MOD (add or modify) of a select group with weighted buckets."""
+        return group_mod(command, group.group_id, group.buckets, xid)
+
+    @staticmethod
+    def group_delete(group_id: int, xid: int) -> bytes:
+        return group_mod(OFPGC_DELETE, group_id, (), xid)
+
+    @staticmethod
+    def meter_mod(command: int, meter: Meter, xid: int) -> bytes:
+        return meter_mod(command, meter, xid)
+
+
+def group_mod(command: int, group_id: int, buckets, xid: int,
+              group_type: int = OFPGT_SELECT) -> bytes:
+    """OFPT_GROUP_MOD; each bucket: weight, watch port/group ANY, its actions."""
+    body = []
+    for bucket in buckets:
+        acts = b"".join(encode_action(a) for a in bucket.actions)
+        body.append(struct.pack("!HHII4x", 16 + len(acts), bucket.weight, OFPP_ANY, OFPG_ANY)
+                    + acts)
+    raw = b"".join(body)
+    return struct.pack("!BBHIHBxI", OFP_VERSION, OFPT_GROUP_MOD, 16 + len(raw), xid, command,
+                       group_type, group_id) + raw
+
+
+def meter_mod(command: int, meter: Meter, xid: int) -> bytes:
+    """OFPT_METER_MOD of a packets-per-second meter with one drop band."""
+    return struct.pack("!BBHIHHIHHII4x", OFP_VERSION, OFPT_METER_MOD, 32, xid, command,
+                       OFPMF_PKTPS, meter.meter_id, OFPMBT_DROP, 16, meter.rate_pps, meter.burst)
+
+
+def barrier_request(xid: int) -> bytes:
+    return struct.pack("!BBHI", OFP_VERSION, OFPT_BARRIER_REQUEST, 8, xid)
 
 
 def encode_packet_out(xid: int, in_port: int, out_port: int, data: bytes) -> bytes:
