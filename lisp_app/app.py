@@ -1,13 +1,17 @@
 """The os-ken application: the only place that touches datapaths, the hub and OpenFlow messages.
 
 It identifies the two bridges by datapath id, reconciles their meters, groups and flows with what
-the :class:`~lisp_app.control.xtr.Xtr` wants (adding what is missing, removing our stale flows,
-never touching flows without our cookie), feeds packet-ins and timers to the Xtr and turns the
-effects it returns into flow-mods, group-mods and packet-outs.
+the :class:`~lisp_app.control.xtr.Xtr` wants (:mod:`lisp_app.dataplane.reconcile` plans it: add
+what is missing, remove our stale flows, never touch flows without our cookie), feeds packet-ins
+and timers to the Xtr and turns the effects it returns into OpenFlow bytes
+(:mod:`lisp_app.dataplane.ofwire`) and packet-outs. Its timing policies live in
+:mod:`lisp_app.shell.policy`, the translation to and from os-ken's classes in
+:mod:`lisp_app.shell.translate`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -20,28 +24,31 @@ from os_ken.ofproto import ofproto_v1_3
 
 from .control.actions import Announce, Withdraw
 from .control.xtr import Xtr
+from .dataplane import ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
-from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction, Meter,
-                              Output, SetField, ToController)
-from .dataplane import ofwire
-from .dataplane.ofwire import NXAST_CHECK_PKT_LARGER, check_pkt_larger_body
-from .dataplane.flows import canonical_match
+from .dataplane.flows import Flow, Group
 from .dataplane.pipeline import (COOKIE_BASE, COOKIE_MASK, K_DECAP, K_DROP, K_ENCAP, K_HOST,
                                  K_NEGATIVE, cookie, kind_of)
+from .shell import policy, translate
 
 LOG = logging.getLogger("lisp_app")
 
-TIMER_TICK = 0.1
-STATS_INTERVAL = 5.0
-WATCH_HORIZON = 2 * STATS_INTERVAL  # start watching a mapping's counter this early
-WATCH_ONE_BY_ONE = 200  # more watched flows than this: one full flow-stats dump instead
-STATS_DUTY = 10  # a poll that took t seconds is followed by at least 10 t seconds without one
-# Resolve the underlay next hops again shortly after connecting and then every minute: OVS's
-# tunnel neighbour cache, which learns from these replies, can miss the first answers while the
-# namespace's addresses and routes are still settling (measured for IPv6 next hops on first start).
-WARM_AGAIN_AFTER = (1.0, 2.0, 4.0)  # successive waits after connecting, then WARM_INTERVAL
 ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
-WARM_INTERVAL = 60.0
+ALL_BITS = 0xFFFFFFFFFFFFFFFF
+
+
+def guarded(handler):
+    """An event handler (or spawned task) whose exception is logged with its event and counted
+    (mapstat ``handler_errors``) instead of reaching os-ken: the controller keeps running."""
+    @functools.wraps(handler)
+    def run(self, *args):
+        try:
+            return handler(self, *args)
+        except Exception:
+            self.xtr.stats.handler_errors += 1
+            LOG.exception("%s failed on %s", handler.__name__,
+                          ", ".join(repr(getattr(a, "msg", a)) for a in args))
+    return run
 
 
 class LispApp(app_manager.OSKenApp):
@@ -58,15 +65,16 @@ class LispApp(app_manager.OSKenApp):
         self.datapaths = {}  # bridge name -> datapath, once reconciled
         self.bridge_of_dpid = {self.config.lisp_bridge.datapath_id: LISP,
                                self.config.underlay.datapath_id: UNDERLAY}
-        self.switch_groups: set[int] = set()
+        self.switch_groups: set[int] = set()  # on the LISP bridge
         self.started = time.monotonic()
         self.workers = []
-        self._next_warm = None
-        self._warm_waits: list[float] = []
-        self._errors: dict[int, str] = {}  # xid -> the switch's error, the most recent ones
+        self.warm = policy.WarmSchedule()
+        self._errors: dict[tuple, str] = {}  # (bridge, xid) -> the switch's error, recent ones
         self._next_bundle = 1
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
         self.encoder = ofwire.Encoder()
+        self._effect_handlers = {PacketOut: self._packet_out, FlowChange: self._flow_change,
+                                 Announce: self._alt_effect, Withdraw: self._alt_effect}
 
     def start(self):
         super().start()
@@ -99,6 +107,7 @@ class LispApp(app_manager.OSKenApp):
     # -- connection and reconciliation ----------------------------------------------------------
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @guarded
     def _state_change(self, ev):
         dp = ev.datapath
         bridge = self.bridge_of_dpid.get(dp.id)
@@ -113,184 +122,72 @@ class LispApp(app_manager.OSKenApp):
                 del self.datapaths[bridge]
                 LOG.warning("%s bridge disconnected", bridge)
 
-    def _connect(self, bridge: str, dp) -> None:
-        try:
-            self._reconcile(bridge, dp)
-        except Exception:  # a failed reconciliation must not kill the controller
-            LOG.exception("could not program the %s bridge", bridge)
-
     def _request(self, dp, msg, reply_cls):
         return ofctl_api.send_msg(self, msg, reply_cls=reply_cls, reply_multi=True) or []
 
-    def _reconcile(self, bridge: str, dp) -> None:
+    def _bodies(self, dp, msg, reply_cls):
+        for reply in self._request(dp, msg, reply_cls):
+            yield from reply.body
+
+    @guarded
+    def _connect(self, bridge: str, dp) -> None:
+        """Program a bridge that (re)connected: read what it holds, send what the plan says."""
         parser, ofp = dp.ofproto_parser, dp.ofproto
         ports, macs, local_mac = {}, {}, None
-        for reply in self._request(dp, parser.OFPPortDescStatsRequest(dp, 0),
-                                   parser.OFPPortDescStatsReply):
-            for port in reply.body:
-                name = port.name.decode() if isinstance(port.name, bytes) else port.name
-                ports[name] = port.port_no
-                macs[name] = port.hw_addr
-                if port.port_no == ofp.OFPP_LOCAL:
-                    local_mac = port.hw_addr
-        current_groups = set()
-        for reply in self._request(dp, parser.OFPGroupDescStatsRequest(dp, 0),
-                                   parser.OFPGroupDescStatsReply):
-            current_groups.update(g.group_id for g in reply.body)
+        for port in self._bodies(dp, parser.OFPPortDescStatsRequest(dp, 0),
+                                 parser.OFPPortDescStatsReply):
+            name = port.name.decode() if isinstance(port.name, bytes) else port.name
+            ports[name] = port.port_no
+            macs[name] = port.hw_addr
+            if port.port_no == ofp.OFPP_LOCAL:
+                local_mac = port.hw_addr
+        groups = frozenset(g.group_id for g in self._bodies(
+            dp, parser.OFPGroupDescStatsRequest(dp, 0), parser.OFPGroupDescStatsReply))
         if bridge == LISP:
             self.xtr.lisp_bridge_ready(ports, macs)
-            self.xtr.avoid_group_ids(current_groups)
+            self.xtr.avoid_group_ids(groups)
             self.xtr.reprogram_mappings()
         else:
             self.xtr.underlay_bridge_ready(ports, local_mac)
-        meters, flows, groups = self.xtr.desired(bridge)
-        self._reconcile_meters(dp, meters)
-        existing = {}
-        for reply in self._request(dp, parser.OFPFlowStatsRequest(
-                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_BASE, COOKIE_MASK,
-                parser.OFPMatch()), parser.OFPFlowStatsReply):
-            for stat in reply.body:
-                existing[(stat.table_id, stat.priority, _match_key(stat.match))] = stat
-        wanted = {}
-        for flow in flows:
-            wanted[self._canonical_key(dp, flow)] = flow
-        stale = [stat for key, stat in existing.items() if key not in wanted]
-        for stat in stale:
-            dp.send_msg(parser.OFPFlowMod(
-                dp, cookie=stat.cookie, cookie_mask=COOKIE_MASK, table_id=stat.table_id,
-                command=ofp.OFPFC_DELETE_STRICT, priority=stat.priority,
-                out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=stat.match))
-        self.switch_groups = current_groups if bridge == LISP else self.switch_groups
-        for group in groups:
-            self._send_group(dp, group)
-        added = 0
-        for key, flow in wanted.items():
-            have = existing.get(key)
-            if have is None or not self._same_instructions(dp, have, flow):
-                dp.send_msg(self._flow_mod(dp, flow))
-                added += 1
-        for gid in current_groups - {g.group_id for g in groups}:
-            if bridge == LISP:
-                dp.send_msg(parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, gid, []))
-                self.switch_groups.discard(gid)
+        meters = {cfg.meter_id: tuple(b.rate for b in cfg.bands) for cfg in self._bodies(
+            dp, parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL),
+            parser.OFPMeterConfigStatsReply)}
+        have = reconcile.BridgeState(tuple(map(translate.flow_record, self._flow_stats(dp))),
+                                     groups, meters)
+        plan = reconcile.plan(have, *self.xtr.desired(bridge), delete_groups=bridge == LISP,
+                              encoder=self.encoder)
+        for message in reconcile.messages(plan, self.encoder, lambda: self._xid(dp), translate):
+            dp.send(message)
+        if bridge == LISP:
+            self.switch_groups = plan.groups_after(groups)
         self._barrier(dp)
         self.datapaths[bridge] = dp
         if bridge == UNDERLAY:
-            self.execute(self.xtr.warm_underlay(time.monotonic()))
-            self._warm_waits = list(WARM_AGAIN_AFTER)
-            self._next_warm = time.monotonic() + self._warm_waits.pop(0)
+            now = time.monotonic()
+            self.execute(self.xtr.warm_underlay(now))
+            self.warm.connected(now)
         LOG.info("%s bridge %016x programmed: %d flows added, %d stale removed, %d kept",
-                 bridge, dp.id, added, len(stale), len(wanted) - added)
-
-    def _reconcile_meters(self, dp, meters: list[Meter]) -> None:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        present = {}
-        for reply in self._request(dp, parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL),
-                                   parser.OFPMeterConfigStatsReply):
-            for cfg in reply.body:
-                present[cfg.meter_id] = [b.rate for b in cfg.bands]
-        for meter in meters:
-            if present.get(meter.meter_id) == [meter.rate_pps]:
-                continue
-            command = ofp.OFPMC_MODIFY if meter.meter_id in present else ofp.OFPMC_ADD
-            band = parser.OFPMeterBandDrop(rate=meter.rate_pps, burst_size=meter.burst)
-            dp.send_msg(parser.OFPMeterMod(dp, command, ofp.OFPMF_PKTPS, meter.meter_id, [band]))
+                 bridge, dp.id, plan.added, plan.stale, plan.kept)
 
     def _barrier(self, dp) -> None:
         ofctl_api.send_msg(self, dp.ofproto_parser.OFPBarrierRequest(dp),
                            reply_cls=dp.ofproto_parser.OFPBarrierReply)
 
-    # -- plain-data flows -> OpenFlow -----------------------------------------------------------
-
-    def _match(self, dp, flow: Flow):
-        return dp.ofproto_parser.OFPMatch(**flow.match_dict())
-
-    def _canonical_key(self, dp, flow: Flow) -> tuple:
-        """The flow's key as the switch will report it (tests/unit/test_ofwire.py checks that
-        canonical_match agrees with os-ken's serialize-and-parse round trip)."""
-        return (flow.table, flow.priority, canonical_match(flow.match))
-
-    def _actions(self, dp, actions) -> list:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        out = []
-        for act in actions:
-            kind = type(act)
-            if kind is Output:
-                out.append(parser.OFPActionOutput(act.port, 0))
-            elif kind is ToController:
-                out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, act.max_len))
-            elif kind is SetField:
-                out.append(parser.OFPActionSetField(**{act.field: act.value}))
-            elif kind is CopyField:
-                out.append(parser.NXActionRegMove(src_field=act.src, dst_field=act.dst,
-                                                  n_bits=act.n_bits))
-            elif kind is GroupAction:
-                out.append(parser.OFPActionGroup(act.group_id))
-            elif kind is DecTtl:
-                out.append(parser.OFPActionDecNwTtl())
-            elif kind is CheckPktLarger:
-                out.append(parser.NXActionUnknown(NXAST_CHECK_PKT_LARGER,
-                                                  data=check_pkt_larger_body(act)))
-            else:
-                raise TypeError(f"no OpenFlow form for {act!r}")
-        return out
-
-    def _instructions(self, dp, flow: Flow) -> list:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        inst = []
-        if flow.meter is not None:
-            inst.append(parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER))
-        if flow.apply:
-            inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
-                                                     self._actions(dp, flow.apply)))
-        if flow.clear:
-            inst.append(parser.OFPInstructionActions(ofp.OFPIT_CLEAR_ACTIONS, []))
-        if flow.write:
-            inst.append(parser.OFPInstructionActions(ofp.OFPIT_WRITE_ACTIONS,
-                                                     self._actions(dp, flow.write)))
-        if flow.metadata is not None:
-            inst.append(parser.OFPInstructionWriteMetadata(*flow.metadata))
-        if flow.goto is not None:
-            inst.append(parser.OFPInstructionGotoTable(flow.goto))
-        return inst
-
-    def _flow_mod(self, dp, flow: Flow, command=None):
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        flags = ofwire.flow_flags(flow)
-        return parser.OFPFlowMod(
-            dp, cookie=flow.cookie, table_id=flow.table,
-            command=ofp.OFPFC_ADD if command is None else command,
-            idle_timeout=flow.idle_timeout, hard_timeout=flow.hard_timeout,
-            priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
-            out_group=ofp.OFPG_ANY, flags=flags, match=self._match(dp, flow),
-            instructions=self._instructions(dp, flow))
-
-    def _same_instructions(self, dp, stat, flow: Flow) -> bool:
-        want = [i.to_jsondict() for i in self._instructions(dp, flow)]
-        have = [i.to_jsondict() for i in stat.instructions]
-        return want == have and stat.cookie == flow.cookie
-
-    def _send_group(self, dp, group: Group) -> None:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        buckets = [parser.OFPBucket(weight=b.weight, watch_port=ofp.OFPP_ANY,
-                                    watch_group=ofp.OFPG_ANY,
-                                    actions=self._actions(dp, b.actions))
-                   for b in group.buckets]
-        command = ofp.OFPGC_MODIFY if group.group_id in self.switch_groups else ofp.OFPGC_ADD
-        dp.send_msg(parser.OFPGroupMod(dp, command, ofp.OFPGT_SELECT, group.group_id, buckets))
-        self.switch_groups.add(group.group_id)
-
     # -- effects --------------------------------------------------------------------------------
 
     def execute(self, effects) -> None:
         for effect in effects:
-            if isinstance(effect, PacketOut):
-                self._packet_out(effect)
-            elif isinstance(effect, FlowChange):
-                self._flow_change(effect)
-            elif isinstance(effect, (Announce, Withdraw)):
-                if self.alt is not None:
-                    self.alt.apply(effect)
+            handler = self._effect_handlers.get(type(effect))
+            if handler is None:
+                LOG.debug("no shell handler for %r: ignored", effect)
+            else:
+                handler(effect)
+
+    def _alt_effect(self, effect) -> None:
+        if self.alt is None:
+            LOG.debug("not on the ALT: %r ignored", effect)
+        else:
+            self.alt.apply(effect)
 
     def execute_bulk(self, effects) -> dict:
         """Carry out ``effects`` as ``execute`` does, but send each bridge's new flows in one
@@ -307,12 +204,9 @@ class LispApp(app_manager.OSKenApp):
         adds: dict[str, list[Flow]] = {}
         counts = {"flows": 0, "groups": 0, "bundles": 0}
         for effect in effects:
-            if isinstance(effect, PacketOut):
-                self._packet_out(effect)
-            elif isinstance(effect, FlowChange):
-                dp = self.datapaths.get(effect.bridge)
-                if dp is None:
-                    continue  # programmed in full when the bridge (re)connects
+            if not isinstance(effect, FlowChange):
+                self.execute((effect,))
+            elif effect.bridge in self.datapaths:  # else: programmed in full on (re)connect
                 if effect.delete or effect.groups or effect.delete_groups:
                     self._flow_change(FlowChange(effect.bridge, delete=effect.delete,
                                                  groups=effect.groups,
@@ -321,14 +215,15 @@ class LispApp(app_manager.OSKenApp):
                 adds.setdefault(effect.bridge, []).extend(effect.add)
         for bridge, flows in adds.items():
             if flows:  # the bundle ends with a barrier
-                self._send_bundle(self.datapaths[bridge], flows)
+                self._send_bundle(bridge, flows)
                 counts["flows"] += len(flows)
                 counts["bundles"] += 1
             else:
                 self._barrier(self.datapaths[bridge])
         return counts
 
-    def _send_bundle(self, dp, flows: list[Flow], chunk: int = 256) -> None:
+    def _send_bundle(self, bridge: str, flows: list[Flow], chunk: int = 256) -> None:
+        dp = self.datapaths[bridge]
         bundle_id = self._next_bundle
         self._next_bundle = (self._next_bundle % 0xFFFFFFFF) + 1
         first = self._xid(dp)
@@ -343,8 +238,8 @@ class LispApp(app_manager.OSKenApp):
         parts.append(ofwire.bundle_control(commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
         dp.send(b"".join(parts))
         self._barrier(dp)
-        failed = [self._errors[x] for x in list(self._errors)
-                  if _xid_in(x, first, commit)]
+        failed = [self._errors[key] for key in list(self._errors)
+                  if key[0] == bridge and _xid_in(key[1], first, commit)]
         if failed:
             raise RuntimeError(f"the switch refused bundle {bundle_id} ({len(flows)} flows): "
                                f"{failed[0]}" + (f" and {len(failed) - 1} more errors"
@@ -357,10 +252,7 @@ class LispApp(app_manager.OSKenApp):
         try:
             return self.encoder.flow_add(flow, xid)
         except ofwire.Unsupported:
-            msg = self._flow_mod(dp, flow)
-            msg.set_xid(xid)
-            msg.serialize()
-            return bytes(msg.buf)
+            return translate.flow_add(flow, xid)
 
     @staticmethod
     def _xid(dp) -> int:
@@ -378,23 +270,30 @@ class LispApp(app_manager.OSKenApp):
         dp = self.datapaths.get(change.bridge)
         if dp is None:
             return  # programmed in full when the bridge (re)connects
-        parser, ofp = dp.ofproto_parser, dp.ofproto
         for flow in change.delete:
-            dp.send_msg(parser.OFPFlowMod(
-                dp, cookie=flow.cookie, cookie_mask=COOKIE_MASK, table_id=flow.table,
-                command=ofp.OFPFC_DELETE_STRICT, priority=flow.priority, out_port=ofp.OFPP_ANY,
-                out_group=ofp.OFPG_ANY, match=self._match(dp, flow)))
+            xid = self._xid(dp)
+            try:
+                dp.send(self.encoder.flow_delete_of(flow, xid))
+            except ofwire.Unsupported:
+                dp.send(translate.flow_delete(flow, xid))
         for group in change.groups:
             self._send_group(dp, group)
         for flow in change.add:
             dp.send(self._flow_add_bytes(dp, flow))
         for gid in change.delete_groups:
-            dp.send_msg(parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, gid, []))
+            dp.send(self.encoder.group_delete(gid, self._xid(dp)))
             self.switch_groups.discard(gid)
+
+    def _send_group(self, dp, group: Group) -> None:
+        command = ofwire.OFPGC_MODIFY if group.group_id in self.switch_groups \
+            else ofwire.OFPGC_ADD
+        dp.send(self.encoder.group_mod(command, group, self._xid(dp)))
+        self.switch_groups.add(group.group_id)
 
     # -- events ---------------------------------------------------------------------------------
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @guarded
     def _packet_in(self, ev):
         msg = ev.msg
         bridge = self.bridge_of_dpid.get(msg.datapath.id)
@@ -404,24 +303,26 @@ class LispApp(app_manager.OSKenApp):
             effects = self.xtr.on_packet_in(bridge, msg.cookie, msg.match.get("in_port", 0),
                                             msg.match.get("metadata", 0), bytes(msg.data),
                                             time.monotonic())
-        except Exception:  # one bad packet must never take the handler down
+        except Exception:  # a packet the core could not read: counted as such, then guarded
             self.xtr.stats.bad_header += 1
-            LOG.exception("packet-in on the %s bridge could not be handled", bridge)
-            return
+            raise
         self.execute(effects)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    @guarded
     def _flow_removed(self, ev):
         msg = ev.msg
         if kind_of(msg.cookie) == K_HOST:
             self.xtr.host_expired(dict(msg.match.items()))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    @guarded
     def _error(self, ev):
         msg = ev.msg
         LOG.error("switch %016x refused a message: type %d code %d (%s)", msg.datapath.id,
                   msg.type, msg.code, bytes(msg.data[:64]).hex())
-        self._errors[msg.xid] = f"type {msg.type} code {msg.code}"
+        self._errors[(self.bridge_of_dpid.get(msg.datapath.id), msg.xid)] = \
+            f"type {msg.type} code {msg.code}"
         if len(self._errors) > 1024:
             del self._errors[next(iter(self._errors))]
 
@@ -432,46 +333,69 @@ class LispApp(app_manager.OSKenApp):
             now = time.monotonic()
             try:
                 effects = self.xtr.on_timer(now) + self.xtr.retry_next_hop(now)
-                if self._next_warm is not None and now >= self._next_warm and \
-                        UNDERLAY in self.datapaths:
+                if UNDERLAY in self.datapaths and self.warm.due(now):
                     effects += self.xtr.warm_underlay(now)
-                    self._next_warm = now + (self._warm_waits.pop(0) if self._warm_waits
-                                             else WARM_INTERVAL)
                 self.execute(effects)
             except Exception:
                 LOG.exception("timer work failed")
-            deadline = self.xtr.next_deadline()
-            wait = TIMER_TICK if deadline is None else min(TIMER_TICK, max(0.01, deadline - now))
-            hub.sleep(wait)
+            hub.sleep(policy.timer_wait(now, self.xtr.next_deadline()))
 
     def _stats_loop(self) -> None:
-        """Poll our flows' counters every STATS_INTERVAL seconds, or less often when a poll
-        is expensive (a big map-cache): the poll takes at most 1/STATS_DUTY of the time."""
-        pause = STATS_INTERVAL
+        """Poll our flows' counters as :mod:`lisp_app.shell.policy` says."""
+        pause = policy.pause_after(None)
         while True:
             hub.sleep(pause)
-            if self._bulk_running:
-                pause = STATS_INTERVAL
+            if not policy.poll_now(self._bulk_running):
+                pause = policy.pause_after(None)
                 continue
             start = time.monotonic()
             try:
                 self.poll_flow_stats()
             except Exception:
                 LOG.exception("flow statistics poll failed")
-            pause = max(STATS_INTERVAL, STATS_DUTY * (time.monotonic() - start))
+            pause = policy.pause_after(time.monotonic() - start)
+
+    # -- what the switch holds ------------------------------------------------------------------
 
     def flow_stats(self, bridge: str) -> list:
         """Our flows on a bridge as the switch reports them (OFPFlowStats objects)."""
         dp = self.datapaths.get(bridge)
+        return [] if dp is None else self._flow_stats(dp)
+
+    def _flow_stats(self, dp, flow: Flow | None = None) -> list:
+        """Our flows (with ``flow``: that one flow, by exact cookie, table and match)."""
+        parser, ofp = dp.ofproto_parser, dp.ofproto
+        if flow is None:
+            request = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                                 COOKIE_BASE, COOKIE_MASK, parser.OFPMatch())
+        else:
+            request = parser.OFPFlowStatsRequest(dp, 0, flow.table, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                                 flow.cookie, ALL_BITS, translate.match(flow))
+        return list(self._bodies(dp, request, parser.OFPFlowStatsReply))
+
+    def group_stats(self, bridge: str) -> list:
+        """(OFPGroupDescStats or None, OFPGroupStats) of each group on a bridge."""
+        dp = self.datapaths.get(bridge)
         if dp is None:
             return []
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        stats = []
-        for reply in self._request(dp, parser.OFPFlowStatsRequest(
-                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE_BASE, COOKIE_MASK,
-                parser.OFPMatch()), parser.OFPFlowStatsReply):
-            stats.extend(reply.body)
-        return stats
+        parser = dp.ofproto_parser
+        desc = {g.group_id: g for g in self._bodies(dp, parser.OFPGroupDescStatsRequest(dp, 0),
+                                                    parser.OFPGroupDescStatsReply)}
+        return [(desc.get(g.group_id), g) for g in self._bodies(
+            dp, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL),
+            parser.OFPGroupStatsReply)]
+
+    def flow_rows(self, bridge: str) -> list[dict]:
+        """Our flows on a bridge as the API shows them, by table and falling priority."""
+        rows = [translate.flow_view(s) for s in self.flow_stats(bridge)]
+        rows.sort(key=lambda f: (f["table"], -f["priority"]))
+        return rows
+
+    def group_rows(self, bridge: str) -> list[dict]:
+        """The groups on a bridge as the API shows them, each with the prefix that owns it."""
+        owners = {gid: str(prefix) for prefix, gid in self.xtr.group_ids().items()}
+        return [dict(translate.group_view(d, s), prefix=owners.get(s.group_id))
+                for d, s in self.group_stats(bridge)]
 
     def echo_rtt(self, bridge: str, count: int = 10) -> list[float]:
         """OpenFlow echo round trips to a bridge, in seconds (the controller's own latency floor)."""
@@ -487,23 +411,6 @@ class LispApp(app_manager.OSKenApp):
             rtts.append(time.perf_counter() - start)
         return rtts
 
-    def group_stats(self, bridge: str) -> list:
-        dp = self.datapaths.get(bridge)
-        if dp is None:
-            return []
-        parser = dp.ofproto_parser
-        desc = {}
-        for reply in self._request(dp, parser.OFPGroupDescStatsRequest(dp, 0),
-                                   parser.OFPGroupDescStatsReply):
-            for g in reply.body:
-                desc[g.group_id] = g
-        out = []
-        for reply in self._request(dp, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL),
-                                   parser.OFPGroupStatsReply):
-            for g in reply.body:
-                out.append((desc.get(g.group_id), g))
-        return out
-
     def poll_flow_stats(self) -> None:
         """The switch's counters: aggregate requests per flow kind for mapstat (sent,
         delivered, dropped, received), and the per-flow counters of the mappings the ITR
@@ -516,24 +423,18 @@ class LispApp(app_manager.OSKenApp):
                  for kind in (K_ENCAP, K_HOST, K_NEGATIVE, K_DROP, K_DECAP)}
         self.xtr.on_counters(sent=count[K_ENCAP], delivered=count[K_HOST],
                              dropped=count[K_NEGATIVE] + count[K_DROP], received=count[K_DECAP])
-        watch = self.xtr.traffic_watch(time.monotonic(), WATCH_HORIZON)
+        watch = self.xtr.traffic_watch(time.monotonic(), policy.WATCH_HORIZON)
         if not watch:
             self.xtr.on_flow_stats(LISP, [], time.monotonic())
             return
-        if len(watch) > WATCH_ONE_BY_ONE:
-            stats = self.flow_stats(LISP)
+        if policy.one_by_one(len(watch)):
+            stats = [s for flow in watch for s in self._flow_stats(dp, flow)]
         else:
-            parser, ofp = dp.ofproto_parser, dp.ofproto
-            stats = []
-            for flow in watch:
-                for reply in self._request(dp, parser.OFPFlowStatsRequest(
-                        dp, 0, flow.table, ofp.OFPP_ANY, ofp.OFPG_ANY, flow.cookie,
-                        0xFFFFFFFFFFFFFFFF, self._match(dp, flow)), parser.OFPFlowStatsReply):
-                    stats.extend(reply.body)
-        by_key = {self._canonical_key(dp, f): f for f in watch}
+            stats = self._flow_stats(dp)
+        by_key = {reconcile.flow_key(f): f for f in watch}
         rows = []
         for s in stats:
-            flow = by_key.get((s.table_id, s.priority, _match_key(s.match)))
+            flow = by_key.get((s.table_id, s.priority, translate.match_key(s.match)))
             if flow is not None:
                 rows.append((s.cookie, flow.table, flow.priority, flow.match, s.packet_count))
         self.xtr.on_flow_stats(LISP, rows, time.monotonic())
@@ -542,8 +443,8 @@ class LispApp(app_manager.OSKenApp):
         parser, ofp = dp.ofproto_parser, dp.ofproto
         total = 0
         for reply in self._request(dp, parser.OFPAggregateStatsRequest(
-                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie(kind),
-                0xFFFFFFFFFFFFFFFF, parser.OFPMatch()), parser.OFPAggregateStatsReply):
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie(kind), ALL_BITS,
+                parser.OFPMatch()), parser.OFPAggregateStatsReply):
             body = reply.body
             total += (body[0] if isinstance(body, list) else body).packet_count
         return total
@@ -552,8 +453,3 @@ class LispApp(app_manager.OSKenApp):
 def _xid_in(xid: int, first: int, last: int) -> bool:
     """Whether ``xid`` lies in the (possibly wrapped) range first..last."""
     return (xid - first) & 0xFFFFFFFF <= (last - first) & 0xFFFFFFFF
-
-
-def _match_key(match) -> tuple:
-    """A comparable form of an os-ken OFPMatch (see canonical_match)."""
-    return canonical_match(match.items())

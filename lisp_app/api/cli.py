@@ -80,6 +80,7 @@ MAPSTAT_LABELS = [
     ("alt_no_route", "Map-Requests with no ALT route"),
     ("registers_sent", "Map-Registers sent"),
     ("registrations_confirmed", "Map-Notifies received (registrations confirmed)"),
+    ("handler_errors", "controller event handlers that failed"),
 ]
 
 

@@ -35,7 +35,7 @@ class ApiError(Exception):
 
 
 class Api:
-    """Request handling over an object with ``xtr``, ``execute``, ``flow_stats``, ``group_stats``
+    """Request handling over an object with ``xtr``, ``execute``, ``flow_rows``, ``group_rows``
     and ``datapaths`` (the os-ken app)."""
 
     def __init__(self, app):
@@ -160,15 +160,9 @@ class Api:
         return out
 
     def flows(self) -> dict:
-        out = {}
-        for bridge in sorted(self.app.datapaths):
-            flows = [flow_view(s) for s in self.app.flow_stats(bridge)]
-            flows.sort(key=lambda f: (f["table"], -f["priority"]))
-            owners = {gid: str(prefix) for prefix, gid in self.app.xtr.group_ids().items()}
-            groups = [dict(group_view(d, s), prefix=owners.get(s.group_id))
-                      for d, s in self.app.group_stats(bridge)]
-            out[bridge] = {"flows": flows, "groups": groups}
-        return out
+        """Our flows and groups per connected bridge (rows: lisp_app.shell.translate's views)."""
+        return {bridge: {"flows": self.app.flow_rows(bridge), "groups": self.app.group_rows(bridge)}
+                for bridge in sorted(self.app.datapaths)}
 
     def bgp(self) -> dict:
         alt = getattr(self.app, "alt", None)
@@ -214,77 +208,6 @@ class Api:
             lines.append(f'lisp_bridge_connected{{bridge="{bridge}"}} '
                          f'{int(bridge in self.app.datapaths)}')
         return "\n".join(lines) + "\n"
-
-
-def flow_view(stat) -> dict:
-    from ..dataplane.pipeline import kind_of
-    return {"table": stat.table_id, "priority": stat.priority, "cookie": hex(stat.cookie),
-            "kind": KIND_NAMES.get(kind_of(stat.cookie), "other"),
-            "match": {k: _jsonable(v) for k, v in stat.match.items()},
-            "actions": describe_instructions(stat.instructions),
-            "packets": stat.packet_count, "bytes": stat.byte_count,
-            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec}
-
-
-def group_view(desc, stat) -> dict:
-    buckets = []
-    if desc is not None:
-        for b in desc.buckets:
-            buckets.append({"weight": b.weight, "actions": [describe_action(a) for a in b.actions]})
-    return {"group_id": stat.group_id, "packets": stat.packet_count, "bytes": stat.byte_count,
-            "buckets": buckets,
-            "bucket_packets": [b.packet_count for b in stat.bucket_stats]}
-
-
-KIND_NAMES = {0x01: "base", 0x02: "encap", 0x03: "host", 0x04: "negative", 0x05: "drop",
-              0x06: "decap",
-              0x10: "punt-miss", 0x11: "punt-too-big", 0x12: "punt-resolve",
-              0x13: "punt-neighbor", 0x14: "punt-control", 0x15: "punt-underlay-arp",
-              0x16: "punt-data-probe", 0x17: "punt-alt-control", 0x18: "alt"}
-
-
-def describe_instructions(instructions) -> list[str]:
-    out = []
-    for inst in instructions:
-        name = type(inst).__name__
-        if name == "OFPInstructionActions":
-            label = {4: "apply", 3: "write", 5: "clear"}.get(inst.type, str(inst.type))
-            acts = ",".join(describe_action(a) for a in inst.actions)
-            out.append(f"{label}({acts})" if label != "clear" else "clear_actions")
-        elif name == "OFPInstructionGotoTable":
-            out.append(f"goto_table:{inst.table_id}")
-        elif name == "OFPInstructionWriteMetadata":
-            out.append(f"write_metadata:{inst.metadata:#x}/{inst.metadata_mask:#x}")
-        elif name == "OFPInstructionMeter":
-            out.append(f"meter:{inst.meter_id}")
-        else:
-            out.append(name)
-    return out
-
-
-def describe_action(act) -> str:
-    name = type(act).__name__
-    if name == "OFPActionOutput":
-        port = {0xFFFFFFFD: "CONTROLLER", 0xFFFFFFF8: "IN_PORT", 0xFFFFFFFA: "NORMAL",
-                0xFFFFFFFE: "LOCAL"}.get(act.port, act.port)
-        return f"output:{port}"
-    if name == "OFPActionSetField":
-        return f"set_field:{act.value}->{act.key}"
-    if name == "OFPActionGroup":
-        return f"group:{act.group_id}"
-    if name == "OFPActionDecNwTtl":
-        return "dec_ttl"
-    if name == "NXActionRegMove":
-        return f"move:{act.src_field}->{act.dst_field}"
-    if name == "NXActionUnknown" and getattr(act, "subtype", None) == 49:
-        return f"check_pkt_larger({int.from_bytes(bytes(act.data[:2]), 'big')})"
-    return name
-
-
-def _jsonable(value):
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _required(query: dict, name: str) -> str:

@@ -41,6 +41,8 @@ class MapStat:
     alt_no_route: int = 0      # Map-Requests or data probes with no ALT route for their EID
     registers_sent: int = 0    # (ETR) Map-Registers sent to Map-Servers
     registrations_confirmed: int = 0  # (ETR) authenticated Map-Notifies received
+    # the controller itself
+    handler_errors: int = 0    # os-ken event handlers that raised (logged, controller kept on)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

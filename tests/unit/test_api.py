@@ -22,10 +22,10 @@ class FakeApp:
     def execute(self, effects):
         self.effects.extend(effects)
 
-    def flow_stats(self, bridge):
+    def flow_rows(self, bridge):
         return []
 
-    def group_stats(self, bridge):
+    def group_rows(self, bridge):
         return []
 
 

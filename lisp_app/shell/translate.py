@@ -1,0 +1,202 @@
+"""Our plain data <-> os-ken's OpenFlow 1.3 classes, and the switch's replies as JSON-able rows.
+
+ofwire writes what the shell sends; this module covers the rest: os-ken message objects where a
+request needs one (statistics by match) or where ofwire does not know a field or action (the
+fallback of :func:`lisp_app.dataplane.reconcile.messages`: this module has its ``flow_add`` and
+``flow_delete``), the switch's flow statistics as reconciliation records, and the API's views of
+flows and groups. It imports os-ken's ofproto modules only (no controller, no hub).
+"""
+
+from __future__ import annotations
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from ..dataplane.flows import (OFPP_CONTROLLER, OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL,
+                               CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction,
+                               Output, SetField, ToController, canonical_match)
+from ..dataplane.ofwire import NXAST_CHECK_PKT_LARGER, check_pkt_larger_body, flow_flags
+from ..dataplane.pipeline import COOKIE_MASK, KIND_NAMES, kind_of
+from ..dataplane.reconcile import FlowRecord
+
+
+class _Offline:
+    """Stands for a datapath where os-ken only needs the protocol modules (serializing)."""
+
+    ofproto = ofp
+    ofproto_parser = parser
+    id = None
+
+
+OFFLINE = _Offline()
+
+
+def match(flow: Flow):
+    return parser.OFPMatch(**flow.match_dict())
+
+
+def actions(acts) -> list:
+    out = []
+    for act in acts:
+        kind = type(act)
+        if kind is Output:
+            out.append(parser.OFPActionOutput(act.port, 0))
+        elif kind is ToController:
+            out.append(parser.OFPActionOutput(OFPP_CONTROLLER, act.max_len))
+        elif kind is SetField:
+            out.append(parser.OFPActionSetField(**{act.field: act.value}))
+        elif kind is CopyField:
+            out.append(parser.NXActionRegMove(src_field=act.src, dst_field=act.dst,
+                                              n_bits=act.n_bits))
+        elif kind is GroupAction:
+            out.append(parser.OFPActionGroup(act.group_id))
+        elif kind is DecTtl:
+            out.append(parser.OFPActionDecNwTtl())
+        elif kind is CheckPktLarger:
+            out.append(parser.NXActionUnknown(NXAST_CHECK_PKT_LARGER,
+                                              data=check_pkt_larger_body(act)))
+        else:
+            raise TypeError(f"no OpenFlow form for {act!r}")
+    return out
+
+
+def instructions(flow: Flow) -> list:
+    inst = []
+    if flow.meter is not None:
+        inst.append(parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER))
+    if flow.apply:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions(flow.apply)))
+    if flow.clear:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_CLEAR_ACTIONS, []))
+    if flow.write:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_WRITE_ACTIONS, actions(flow.write)))
+    if flow.metadata is not None:
+        inst.append(parser.OFPInstructionWriteMetadata(*flow.metadata))
+    if flow.goto is not None:
+        inst.append(parser.OFPInstructionGotoTable(flow.goto))
+    return inst
+
+
+def flow_mod(flow: Flow, datapath=OFFLINE):
+    """The OFPFlowMod (ADD) of ``flow``."""
+    return parser.OFPFlowMod(
+        datapath, cookie=flow.cookie, table_id=flow.table, command=ofp.OFPFC_ADD,
+        idle_timeout=flow.idle_timeout, hard_timeout=flow.hard_timeout, priority=flow.priority,
+        buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        flags=flow_flags(flow), match=match(flow), instructions=instructions(flow))
+
+
+def group_mod(command: int, group: Group, datapath=OFFLINE):
+    buckets = [parser.OFPBucket(weight=b.weight, watch_port=ofp.OFPP_ANY,
+                                watch_group=ofp.OFPG_ANY, actions=actions(b.actions))
+               for b in group.buckets]
+    return parser.OFPGroupMod(datapath, command, ofp.OFPGT_SELECT, group.group_id, buckets)
+
+
+def _bytes(msg, xid: int) -> bytes:
+    msg.set_xid(xid)
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+def flow_add(flow: Flow, xid: int) -> bytes:
+    """The flow-mod (ADD) of ``flow`` as os-ken writes it."""
+    return _bytes(flow_mod(flow), xid)
+
+
+def flow_delete(record, xid: int) -> bytes:
+    """A strict delete of ``record`` (a Flow or a FlowRecord) under our cookie mask."""
+    return _bytes(parser.OFPFlowMod(
+        OFFLINE, cookie=record.cookie, cookie_mask=COOKIE_MASK, table_id=record.table,
+        command=ofp.OFPFC_DELETE_STRICT, priority=record.priority, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, match=parser.OFPMatch(**dict(record.match))), xid)
+
+
+# -- what the switch reports ------------------------------------------------------------------
+
+def match_key(ofp_match) -> tuple:
+    """A comparable form of an os-ken OFPMatch (see canonical_match)."""
+    return canonical_match(ofp_match.items())
+
+
+def instruction_bytes(insts) -> bytes:
+    """The OpenFlow bytes of parsed instructions (what ofwire writes for the same list)."""
+    buf = bytearray()
+    for inst in insts:
+        inst.serialize(buf, len(buf))
+    return bytes(buf)
+
+
+def flow_record(stat) -> FlowRecord:
+    """An OFPFlowStats as reconciliation sees it."""
+    return FlowRecord(stat.table_id, stat.priority, match_key(stat.match), stat.cookie,
+                      instruction_bytes(stat.instructions))
+
+
+def flow_view(stat) -> dict:
+    return {"table": stat.table_id, "priority": stat.priority, "cookie": hex(stat.cookie),
+            "kind": KIND_NAMES.get(kind_of(stat.cookie), "other"),
+            "match": {k: _jsonable(v) for k, v in stat.match.items()},
+            "actions": describe_instructions(stat.instructions),
+            "packets": stat.packet_count, "bytes": stat.byte_count,
+            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec}
+
+
+def group_view(desc, stat) -> dict:
+    buckets = []
+    if desc is not None:
+        for b in desc.buckets:
+            buckets.append({"weight": b.weight, "actions": [describe_action(a) for a in b.actions]})
+    return {"group_id": stat.group_id, "packets": stat.packet_count, "bytes": stat.byte_count,
+            "buckets": buckets,
+            "bucket_packets": [b.packet_count for b in stat.bucket_stats]}
+
+
+_ACTION_LISTS = {ofp.OFPIT_APPLY_ACTIONS: "apply", ofp.OFPIT_WRITE_ACTIONS: "write"}
+
+
+def describe_instructions(insts) -> list[str]:
+    out = []
+    for inst in insts:
+        if isinstance(inst, parser.OFPInstructionActions):
+            if inst.type == ofp.OFPIT_CLEAR_ACTIONS:
+                out.append("clear_actions")
+                continue
+            label = _ACTION_LISTS.get(inst.type, str(inst.type))
+            out.append(f"{label}({','.join(describe_action(a) for a in inst.actions)})")
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            out.append(f"goto_table:{inst.table_id}")
+        elif isinstance(inst, parser.OFPInstructionWriteMetadata):
+            out.append(f"write_metadata:{inst.metadata:#x}/{inst.metadata_mask:#x}")
+        elif isinstance(inst, parser.OFPInstructionMeter):
+            out.append(f"meter:{inst.meter_id}")
+        else:
+            out.append(type(inst).__name__)
+    return out
+
+
+_PORT_NAMES = {OFPP_CONTROLLER: "CONTROLLER", OFPP_IN_PORT: "IN_PORT", OFPP_NORMAL: "NORMAL",
+               OFPP_LOCAL: "LOCAL"}
+
+
+def describe_action(act) -> str:
+    if isinstance(act, parser.OFPActionOutput):
+        return f"output:{_PORT_NAMES.get(act.port, act.port)}"
+    if isinstance(act, parser.OFPActionSetField):
+        return f"set_field:{act.value}->{act.key}"
+    if isinstance(act, parser.OFPActionGroup):
+        return f"group:{act.group_id}"
+    if isinstance(act, parser.OFPActionDecNwTtl):
+        return "dec_ttl"
+    if isinstance(act, parser.NXActionRegMove):
+        return f"move:{act.src_field}->{act.dst_field}"
+    if isinstance(act, parser.NXActionUnknown) and \
+            getattr(act, "subtype", None) == NXAST_CHECK_PKT_LARGER:
+        return f"check_pkt_larger({int.from_bytes(bytes(act.data[:2]), 'big')})"
+    return type(act).__name__
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
