@@ -1,0 +1,298 @@
+"""A byte-level fake OpenFlow 1.3 switch (test tooling): it consumes the messages the app sends.
+
+``OFSwitch.receive(data)`` takes a stream of OpenFlow 1.3 messages as bytes and applies them as
+OVS would: flow-mod ADD (replaces the flow of the same table, priority and match), DELETE_STRICT
+(only where the cookie agrees under the cookie mask), group-mod add/modify/delete, meter-mod,
+ONF bundles (open, add, commit: applied at commit, all or nothing), packet-out (recorded) and
+barrier (counted). A message it cannot apply is recorded in ``errors`` with its xid, as the
+switch's OFPT_ERROR would be.
+
+It decodes independently of lisp_app.dataplane.ofwire: flow-mods with os-ken's own message
+parser (``OFPFlowMod.parser``), actions with os-ken's action parser, and group-mods, meter-mods,
+bundles and packet-outs with this module's own struct layouts. What it holds can be read back
+in the record form reconciliation consumes (:meth:`OFSwitch.state`), or as our plain ``Flow``
+and ``Group`` objects (:meth:`OFSwitch.flows`, :meth:`OFSwitch.group_list`) for
+``tests.fakeswitch.FakeSwitch`` to run packets through. ``preload`` installs flows and groups
+written by os-ken's serializer: flows of other controllers (other cookies) or of an earlier run.
+"""
+
+from __future__ import annotations
+
+import copy
+import struct
+from dataclasses import dataclass, field
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from lisp_app.dataplane.flows import (OFPP_CONTROLLER, Bucket, CheckPktLarger, CopyField, DecTtl,
+                                      Flow, Group, GroupAction, Meter, Output, SetField,
+                                      ToController, canonical_match)
+from lisp_app.dataplane.pipeline import COOKIE_BASE, COOKIE_MASK
+from lisp_app.dataplane.reconcile import BridgeState, FlowRecord
+
+OFPT_EXPERIMENTER, OFPT_PACKET_OUT, OFPT_FLOW_MOD, OFPT_GROUP_MOD = 4, 13, 14, 15
+OFPT_BARRIER_REQUEST, OFPT_METER_MOD = 20, 29
+ONF_EXPERIMENTER = 0x4F4E4600
+BUNDLE_CONTROL, BUNDLE_ADD = 2300, 2301
+BUNDLE_OPEN, BUNDLE_COMMIT, BUNDLE_DISCARD = 0, 4, 6
+NX_CHECK_PKT_LARGER = 49
+
+
+class Refused(Exception):
+    """A message the switch would answer with an error."""
+
+
+@dataclass
+class Entry:
+    """One flow in the table: its plain form and what the switch keeps of the flow-mod."""
+
+    flow: Flow
+    flags: int
+    instructions: bytes  # the instruction bytes as received
+
+
+@dataclass
+class PacketOutRecord:
+    xid: int
+    in_port: int
+    actions: tuple
+    data: bytes
+
+
+@dataclass
+class Tables:
+    flows: dict = field(default_factory=dict)   # (table, priority, canonical match) -> Entry
+    groups: dict = field(default_factory=dict)  # id -> Group
+    meters: dict = field(default_factory=dict)  # id -> Meter
+
+
+def split(data: bytes):
+    """The messages of a byte stream: (type, xid, message bytes)."""
+    offset = 0
+    while offset < len(data):
+        version, mtype, length, xid = struct.unpack_from("!BBHI", data, offset)
+        if version != ofp.OFP_VERSION or length < 8 or offset + length > len(data):
+            raise Refused(f"bad header at {offset}: version {version} length {length}")
+        yield mtype, xid, bytes(data[offset:offset + length])
+        offset += length
+
+
+def plain_action(act):
+    """An os-ken parsed action as our plain action (this module's own reading)."""
+    if isinstance(act, parser.OFPActionOutput):
+        return ToController(act.max_len) if act.port == OFPP_CONTROLLER else Output(act.port)
+    if isinstance(act, parser.OFPActionSetField):
+        return SetField(act.key, act.value)
+    if isinstance(act, parser.OFPActionGroup):
+        return GroupAction(act.group_id)
+    if isinstance(act, parser.OFPActionDecNwTtl):
+        return DecTtl()
+    if isinstance(act, parser.NXActionRegMove):
+        if act.src_ofs or act.dst_ofs:
+            raise Refused("reg_move with offsets")
+        return CopyField(act.src_field, act.dst_field, act.n_bits)
+    if isinstance(act, parser.NXActionUnknown) and act.subtype == NX_CHECK_PKT_LARGER:
+        length, bit, header = struct.unpack_from("!HHI", bytes(act.data))
+        return CheckPktLarger(length, (header >> 9) & 0x7F, bit)
+    raise Refused(f"action {act!r}")
+
+
+def _actions(buf: bytes, offset: int, end: int) -> tuple:
+    out = []
+    while offset < end:
+        _type, length = struct.unpack_from("!HH", buf, offset)
+        out.append(plain_action(parser.OFPAction.parser(buf, offset)))
+        offset += length
+    return tuple(out)
+
+
+def decode_flow_mod(data: bytes):
+    """(parsed OFPFlowMod, its plain Flow, its instruction bytes)."""
+    msg = parser.OFPFlowMod.parser(None, ofp.OFP_VERSION, OFPT_FLOW_MOD, len(data),
+                                   struct.unpack_from("!I", data, 4)[0], data)
+    fields = dict(apply=(), write=(), clear=False, metadata=None, goto=None, meter=None)
+    for inst in msg.instructions:
+        if isinstance(inst, parser.OFPInstructionMeter):
+            fields["meter"] = inst.meter_id
+        elif isinstance(inst, parser.OFPInstructionActions):
+            acts = tuple(plain_action(a) for a in inst.actions)
+            if inst.type == ofp.OFPIT_APPLY_ACTIONS:
+                fields["apply"] = acts
+            elif inst.type == ofp.OFPIT_WRITE_ACTIONS:
+                fields["write"] = acts
+            else:
+                fields["clear"] = True
+        elif isinstance(inst, parser.OFPInstructionWriteMetadata):
+            fields["metadata"] = (inst.metadata, inst.metadata_mask)
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            fields["goto"] = inst.table_id
+        else:
+            raise Refused(f"instruction {inst!r}")
+    flow = Flow(msg.table_id, msg.priority, canonical_match(msg.match.items()), msg.cookie,
+                idle_timeout=msg.idle_timeout, hard_timeout=msg.hard_timeout, **fields)
+    match_len = struct.unpack_from("!H", data, 50)[0]
+    start = 48 + (match_len + 7) // 8 * 8
+    return msg, flow, data[start:]
+
+
+class OFSwitch:
+    """One bridge, as the app's OpenFlow connection sees it."""
+
+    def __init__(self):
+        self.tables = Tables()
+        self.bundles: dict[int, list[bytes]] = {}
+        self.packet_outs: list[PacketOutRecord] = []
+        self.errors: list[tuple[int, str]] = []   # (xid, reason)
+        self.barriers = 0
+        self.received: list[int] = []             # message types, in order (barriers included)
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        for mtype, xid, msg in split(data):
+            self.received.append(mtype)
+            try:
+                self._apply(self.tables, mtype, msg, live=True)
+            except Refused as exc:
+                self.errors.append((xid, str(exc)))
+
+    def _apply(self, tables: Tables, mtype: int, msg: bytes, live: bool) -> None:
+        if mtype == OFPT_FLOW_MOD:
+            self._flow_mod(tables, msg)
+        elif mtype == OFPT_GROUP_MOD:
+            self._group_mod(tables, msg)
+        elif mtype == OFPT_METER_MOD:
+            self._meter_mod(tables, msg)
+        elif mtype == OFPT_PACKET_OUT and live:
+            self._packet_out(msg)
+        elif mtype == OFPT_BARRIER_REQUEST and live:
+            self.barriers += 1
+        elif mtype == OFPT_EXPERIMENTER and live:
+            self._bundle(msg)
+        else:
+            raise Refused(f"message type {mtype}" + ("" if live else " in a bundle"))
+
+    def _flow_mod(self, tables: Tables, data: bytes) -> None:
+        msg, flow, inst = decode_flow_mod(data)
+        key = (flow.table, flow.priority, flow.match)
+        if msg.command == ofp.OFPFC_ADD:
+            tables.flows[key] = Entry(flow, msg.flags, inst)
+        elif msg.command == ofp.OFPFC_DELETE_STRICT:
+            have = tables.flows.get(key)
+            mask = msg.cookie_mask
+            if have is not None and have.flow.cookie & mask == msg.cookie & mask:
+                del tables.flows[key]
+        else:
+            raise Refused(f"flow-mod command {msg.command}")
+
+    def _group_mod(self, tables: Tables, data: bytes) -> None:
+        command, gtype, gid = struct.unpack_from("!HBxI", data, 8)
+        if command == ofp.OFPGC_DELETE:
+            tables.groups.pop(gid, None)
+            return
+        if gtype != ofp.OFPGT_SELECT:
+            raise Refused(f"group type {gtype}")
+        buckets, offset = [], 16
+        while offset < len(data):
+            length, weight, _port, _group = struct.unpack_from("!HHII", data, offset)
+            buckets.append(Bucket(weight, _actions(data, offset + 16, offset + length)))
+            offset += length
+        if command == ofp.OFPGC_ADD and gid in tables.groups:
+            raise Refused(f"group {gid} exists")
+        if command == ofp.OFPGC_MODIFY and gid not in tables.groups:
+            raise Refused(f"group {gid} unknown")
+        if command not in (ofp.OFPGC_ADD, ofp.OFPGC_MODIFY):
+            raise Refused(f"group-mod command {command}")
+        tables.groups[gid] = Group(gid, tuple(buckets))
+
+    def _meter_mod(self, tables: Tables, data: bytes) -> None:
+        command, flags, mid = struct.unpack_from("!HHI", data, 8)
+        btype, _blen, rate, burst = struct.unpack_from("!HHII", data, 16)
+        if flags & ofp.OFPMF_PKTPS == 0 or btype != ofp.OFPMBT_DROP or len(data) != 32:
+            raise Refused("only pktps meters with one drop band")
+        if command == ofp.OFPMC_ADD and mid in tables.meters:
+            raise Refused(f"meter {mid} exists")
+        if command == ofp.OFPMC_MODIFY and mid not in tables.meters:
+            raise Refused(f"meter {mid} unknown")
+        if command == ofp.OFPMC_DELETE:
+            tables.meters.pop(mid, None)
+            return
+        tables.meters[mid] = Meter(mid, rate, burst)
+
+    def _packet_out(self, data: bytes) -> None:
+        xid, = struct.unpack_from("!I", data, 4)
+        _buffer, in_port, alen = struct.unpack_from("!IIH", data, 8)
+        self.packet_outs.append(PacketOutRecord(xid, in_port, _actions(data, 24, 24 + alen),
+                                                data[24 + alen:]))
+
+    def _bundle(self, data: bytes) -> None:
+        exp, etype, bundle_id = struct.unpack_from("!III", data, 8)
+        if exp != ONF_EXPERIMENTER:
+            raise Refused(f"experimenter {exp:#x}")
+        if etype == BUNDLE_ADD:
+            if bundle_id not in self.bundles:
+                raise Refused(f"bundle {bundle_id} is not open")
+            self.bundles[bundle_id].append(data[24:])
+            return
+        ctype, = struct.unpack_from("!H", data, 20)
+        if etype != BUNDLE_CONTROL:
+            raise Refused(f"ONF message {etype}")
+        if ctype == BUNDLE_OPEN:
+            self.bundles[bundle_id] = []
+        elif ctype == BUNDLE_DISCARD:
+            self.bundles.pop(bundle_id, None)
+        elif ctype == BUNDLE_COMMIT:
+            staged = copy.deepcopy(self.tables)
+            for inner in self.bundles.pop(bundle_id, []):
+                ((mtype, _xid, msg),) = split(inner)
+                self._apply(staged, mtype, msg, live=False)  # Refused: nothing is applied
+            self.tables = staged
+        else:
+            raise Refused(f"bundle control {ctype}")
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def preload(self, flows=(), groups=()) -> None:
+        """Install flows and groups as another writer (os-ken's serializer) would have."""
+        from lisp_app.shell import translate
+        for group in groups:
+            self.receive(_serialized(translate.group_mod(ofp.OFPGC_ADD, group)))
+        for flow in flows:
+            self.receive(translate.flow_add(flow, 1))
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def state(self, cookie: int = COOKIE_BASE, mask: int = COOKIE_MASK) -> BridgeState:
+        """What a flow-stats request for ``cookie``/``mask``, a group-desc and a meter-config
+        request would report, as reconciliation records."""
+        records = tuple(FlowRecord(e.flow.table, e.flow.priority, e.flow.match, e.flow.cookie,
+                                   e.instructions)
+                        for e in self.tables.flows.values() if e.flow.cookie & mask == cookie)
+        return BridgeState(records, frozenset(self.tables.groups),
+                           {m.meter_id: (m.rate_pps,) for m in self.tables.meters.values()})
+
+    def flows(self) -> list[Flow]:
+        return [e.flow for e in self.tables.flows.values()]
+
+    def flow_set(self) -> set[Flow]:
+        return set(self.flows())
+
+    def group_list(self) -> list[Group]:
+        return list(self.tables.groups.values())
+
+    def flags(self, flow: Flow) -> int:
+        return self.tables.flows[(flow.table, flow.priority, canonical_match(flow.match))].flags
+
+
+def _serialized(msg, xid: int = 1) -> bytes:
+    msg.set_xid(xid)
+    msg.serialize()
+    return bytes(msg.buf)
+
+
+def plain(flow: Flow) -> Flow:
+    """``flow`` with its match in the canonical form the switch reports."""
+    return Flow(flow.table, flow.priority, canonical_match(flow.match), flow.cookie,
+                flow.apply, flow.write, flow.clear, flow.metadata, flow.goto, flow.meter,
+                flow.idle_timeout, flow.hard_timeout)
