@@ -26,15 +26,14 @@ from .control.actions import Announce, Withdraw
 from .control.xtr import Xtr
 from .dataplane import ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
-from .dataplane.flows import Flow, Group
-from .dataplane.pipeline import (COOKIE_BASE, COOKIE_MASK, K_DECAP, K_DROP, K_ENCAP, K_HOST,
-                                 K_NEGATIVE, cookie, kind_of)
+from .dataplane.flows import Flow
+from .dataplane.pipeline import K_DECAP, K_DROP, K_ENCAP, K_HOST, K_NEGATIVE, cookie, kind_of
 from .shell import policy, translate
+from .shell.writer import FlowWriter, SwitchErrors
 
 LOG = logging.getLogger("lisp_app")
 
 ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
-ALL_BITS = 0xFFFFFFFFFFFFFFFF
 
 
 def guarded(handler):
@@ -65,14 +64,12 @@ class LispApp(app_manager.OSKenApp):
         self.datapaths = {}  # bridge name -> datapath, once reconciled
         self.bridge_of_dpid = {self.config.lisp_bridge.datapath_id: LISP,
                                self.config.underlay.datapath_id: UNDERLAY}
-        self.switch_groups: set[int] = set()  # on the LISP bridge
         self.started = time.monotonic()
         self.workers = []
         self.warm = policy.WarmSchedule()
-        self._errors: dict[tuple, str] = {}  # (bridge, xid) -> the switch's error, recent ones
-        self._next_bundle = 1
+        self.errors = SwitchErrors()
+        self.writer = FlowWriter()
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
-        self.encoder = ofwire.Encoder()
         self._effect_handlers = {PacketOut: self._packet_out, FlowChange: self._flow_change,
                                  Announce: self._alt_effect, Withdraw: self._alt_effect}
 
@@ -122,44 +119,34 @@ class LispApp(app_manager.OSKenApp):
                 del self.datapaths[bridge]
                 LOG.warning("%s bridge disconnected", bridge)
 
-    def _request(self, dp, msg, reply_cls):
-        return ofctl_api.send_msg(self, msg, reply_cls=reply_cls, reply_multi=True) or []
-
-    def _bodies(self, dp, msg, reply_cls):
-        for reply in self._request(dp, msg, reply_cls):
-            yield from reply.body
+    def _bodies(self, msg) -> list:
+        """The bodies of the replies to a multipart request (waits for them)."""
+        replies = ofctl_api.send_msg(self, msg, reply_cls=translate.REPLY_OF[type(msg)],
+                                     reply_multi=True) or []
+        return [item for reply in replies for item in
+                (reply.body if isinstance(reply.body, list) else [reply.body])]
 
     @guarded
     def _connect(self, bridge: str, dp) -> None:
         """Program a bridge that (re)connected: read what it holds, send what the plan says."""
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        ports, macs, local_mac = {}, {}, None
-        for port in self._bodies(dp, parser.OFPPortDescStatsRequest(dp, 0),
-                                 parser.OFPPortDescStatsReply):
-            name = port.name.decode() if isinstance(port.name, bytes) else port.name
-            ports[name] = port.port_no
-            macs[name] = port.hw_addr
-            if port.port_no == ofp.OFPP_LOCAL:
-                local_mac = port.hw_addr
-        groups = frozenset(g.group_id for g in self._bodies(
-            dp, parser.OFPGroupDescStatsRequest(dp, 0), parser.OFPGroupDescStatsReply))
+        parser = dp.ofproto_parser
+        ports, macs, local_mac = translate.port_maps(
+            self._bodies(parser.OFPPortDescStatsRequest(dp, 0)))
+        groups = frozenset(g.group_id for g in
+                           self._bodies(parser.OFPGroupDescStatsRequest(dp, 0)))
         if bridge == LISP:
             self.xtr.lisp_bridge_ready(ports, macs)
             self.xtr.avoid_group_ids(groups)
             self.xtr.reprogram_mappings()
         else:
             self.xtr.underlay_bridge_ready(ports, local_mac)
-        meters = {cfg.meter_id: tuple(b.rate for b in cfg.bands) for cfg in self._bodies(
-            dp, parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL),
-            parser.OFPMeterConfigStatsReply)}
+        meters = translate.meter_rates(
+            self._bodies(parser.OFPMeterConfigStatsRequest(dp, 0, dp.ofproto.OFPM_ALL)))
         have = reconcile.BridgeState(tuple(map(translate.flow_record, self._flow_stats(dp))),
                                      groups, meters)
-        plan = reconcile.plan(have, *self.xtr.desired(bridge), delete_groups=bridge == LISP,
-                              encoder=self.encoder)
-        for message in reconcile.messages(plan, self.encoder, lambda: self._xid(dp), translate):
-            dp.send(message)
-        if bridge == LISP:
-            self.switch_groups = plan.groups_after(groups)
+        plan, messages = self.writer.reconcile(bridge, have, self.xtr.desired(bridge),
+                                               lambda: self._xid(dp))
+        dp.send(b"".join(messages))
         self._barrier(dp)
         self.datapaths[bridge] = dp
         if bridge == UNDERLAY:
@@ -222,37 +209,17 @@ class LispApp(app_manager.OSKenApp):
                 self._barrier(self.datapaths[bridge])
         return counts
 
-    def _send_bundle(self, bridge: str, flows: list[Flow], chunk: int = 256) -> None:
+    def _send_bundle(self, bridge: str, flows: list[Flow]) -> None:
         dp = self.datapaths[bridge]
-        bundle_id = self._next_bundle
-        self._next_bundle = (self._next_bundle % 0xFFFFFFFF) + 1
-        first = self._xid(dp)
-        dp.send(ofwire.bundle_control(first, bundle_id, ofwire.ONF_BCT_OPEN_REQUEST))
-        parts = []
-        for flow in flows:
-            parts.append(ofwire.bundle_add(self._flow_add_bytes(dp, flow), bundle_id))
-            if len(parts) >= chunk:
-                dp.send(b"".join(parts))
-                parts = []
-        commit = self._xid(dp)
-        parts.append(ofwire.bundle_control(commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
-        dp.send(b"".join(parts))
+        bundle_id, first, commit, chunks = self.writer.bundle(flows, lambda: self._xid(dp))
+        for chunk in chunks:
+            dp.send(chunk)
         self._barrier(dp)
-        failed = [self._errors[key] for key in list(self._errors)
-                  if key[0] == bridge and _xid_in(key[1], first, commit)]
+        failed = self.errors.between(bridge, first, commit)
         if failed:
             raise RuntimeError(f"the switch refused bundle {bundle_id} ({len(flows)} flows): "
                                f"{failed[0]}" + (f" and {len(failed) - 1} more errors"
                                                  if len(failed) > 1 else ""))
-
-    def _flow_add_bytes(self, dp, flow: Flow) -> bytes:
-        """The flow-mod (ADD) for ``flow``: written by ofwire, or by os-ken where ofwire does
-        not know a field or action (tests/unit/test_ofwire.py: both give the same bytes)."""
-        xid = self._xid(dp)
-        try:
-            return self.encoder.flow_add(flow, xid)
-        except ofwire.Unsupported:
-            return translate.flow_add(flow, xid)
 
     @staticmethod
     def _xid(dp) -> int:
@@ -268,27 +235,8 @@ class LispApp(app_manager.OSKenApp):
 
     def _flow_change(self, change: FlowChange) -> None:
         dp = self.datapaths.get(change.bridge)
-        if dp is None:
-            return  # programmed in full when the bridge (re)connects
-        for flow in change.delete:
-            xid = self._xid(dp)
-            try:
-                dp.send(self.encoder.flow_delete_of(flow, xid))
-            except ofwire.Unsupported:
-                dp.send(translate.flow_delete(flow, xid))
-        for group in change.groups:
-            self._send_group(dp, group)
-        for flow in change.add:
-            dp.send(self._flow_add_bytes(dp, flow))
-        for gid in change.delete_groups:
-            dp.send(self.encoder.group_delete(gid, self._xid(dp)))
-            self.switch_groups.discard(gid)
-
-    def _send_group(self, dp, group: Group) -> None:
-        command = ofwire.OFPGC_MODIFY if group.group_id in self.switch_groups \
-            else ofwire.OFPGC_ADD
-        dp.send(self.encoder.group_mod(command, group, self._xid(dp)))
-        self.switch_groups.add(group.group_id)
+        if dp is not None:  # else: programmed in full when the bridge (re)connects
+            dp.send(b"".join(self.writer.change(change, lambda: self._xid(dp))))
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -321,10 +269,8 @@ class LispApp(app_manager.OSKenApp):
         msg = ev.msg
         LOG.error("switch %016x refused a message: type %d code %d (%s)", msg.datapath.id,
                   msg.type, msg.code, bytes(msg.data[:64]).hex())
-        self._errors[(self.bridge_of_dpid.get(msg.datapath.id), msg.xid)] = \
-            f"type {msg.type} code {msg.code}"
-        if len(self._errors) > 1024:
-            del self._errors[next(iter(self._errors))]
+        self.errors.record(self.bridge_of_dpid.get(msg.datapath.id), msg.xid,
+                           f"type {msg.type} code {msg.code}")
 
     # -- threads --------------------------------------------------------------------------------
 
@@ -364,14 +310,7 @@ class LispApp(app_manager.OSKenApp):
 
     def _flow_stats(self, dp, flow: Flow | None = None) -> list:
         """Our flows (with ``flow``: that one flow, by exact cookie, table and match)."""
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        if flow is None:
-            request = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                                 COOKIE_BASE, COOKIE_MASK, parser.OFPMatch())
-        else:
-            request = parser.OFPFlowStatsRequest(dp, 0, flow.table, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                                 flow.cookie, ALL_BITS, translate.match(flow))
-        return list(self._bodies(dp, request, parser.OFPFlowStatsReply))
+        return self._bodies(translate.flow_stats_request(dp, flow))
 
     def group_stats(self, bridge: str) -> list:
         """(OFPGroupDescStats or None, OFPGroupStats) of each group on a bridge."""
@@ -379,23 +318,17 @@ class LispApp(app_manager.OSKenApp):
         if dp is None:
             return []
         parser = dp.ofproto_parser
-        desc = {g.group_id: g for g in self._bodies(dp, parser.OFPGroupDescStatsRequest(dp, 0),
-                                                    parser.OFPGroupDescStatsReply)}
-        return [(desc.get(g.group_id), g) for g in self._bodies(
-            dp, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL),
-            parser.OFPGroupStatsReply)]
+        desc = {g.group_id: g for g in self._bodies(parser.OFPGroupDescStatsRequest(dp, 0))}
+        return [(desc.get(g.group_id), g)
+                for g in self._bodies(parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL))]
 
     def flow_rows(self, bridge: str) -> list[dict]:
-        """Our flows on a bridge as the API shows them, by table and falling priority."""
-        rows = [translate.flow_view(s) for s in self.flow_stats(bridge)]
-        rows.sort(key=lambda f: (f["table"], -f["priority"]))
-        return rows
+        """Our flows on a bridge as the API shows them."""
+        return translate.flow_rows(self.flow_stats(bridge))
 
     def group_rows(self, bridge: str) -> list[dict]:
         """The groups on a bridge as the API shows them, each with the prefix that owns it."""
-        owners = {gid: str(prefix) for prefix, gid in self.xtr.group_ids().items()}
-        return [dict(translate.group_view(d, s), prefix=owners.get(s.group_id))
-                for d, s in self.group_stats(bridge)]
+        return translate.group_rows(self.group_stats(bridge), self.xtr.group_ids())
 
     def echo_rtt(self, bridge: str, count: int = 10) -> list[float]:
         """OpenFlow echo round trips to a bridge, in seconds (the controller's own latency floor)."""
@@ -419,7 +352,8 @@ class LispApp(app_manager.OSKenApp):
         dp = self.datapaths.get(LISP)
         if dp is None:
             return
-        count = {kind: self._aggregate_packets(dp, kind)
+        count = {kind: sum(b.packet_count for b in
+                           self._bodies(translate.aggregate_request(dp, cookie(kind))))
                  for kind in (K_ENCAP, K_HOST, K_NEGATIVE, K_DROP, K_DECAP)}
         self.xtr.on_counters(sent=count[K_ENCAP], delivered=count[K_HOST],
                              dropped=count[K_NEGATIVE] + count[K_DROP], received=count[K_DECAP])
@@ -431,25 +365,4 @@ class LispApp(app_manager.OSKenApp):
             stats = [s for flow in watch for s in self._flow_stats(dp, flow)]
         else:
             stats = self._flow_stats(dp)
-        by_key = {reconcile.flow_key(f): f for f in watch}
-        rows = []
-        for s in stats:
-            flow = by_key.get((s.table_id, s.priority, translate.match_key(s.match)))
-            if flow is not None:
-                rows.append((s.cookie, flow.table, flow.priority, flow.match, s.packet_count))
-        self.xtr.on_flow_stats(LISP, rows, time.monotonic())
-
-    def _aggregate_packets(self, dp, kind: int) -> int:
-        parser, ofp = dp.ofproto_parser, dp.ofproto
-        total = 0
-        for reply in self._request(dp, parser.OFPAggregateStatsRequest(
-                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie(kind), ALL_BITS,
-                parser.OFPMatch()), parser.OFPAggregateStatsReply):
-            body = reply.body
-            total += (body[0] if isinstance(body, list) else body).packet_count
-        return total
-
-
-def _xid_in(xid: int, first: int, last: int) -> bool:
-    """Whether ``xid`` lies in the (possibly wrapped) range first..last."""
-    return (xid - first) & 0xFFFFFFFF <= (last - first) & 0xFFFFFFFF
+        self.xtr.on_flow_stats(LISP, translate.watched_rows(watch, stats), time.monotonic())

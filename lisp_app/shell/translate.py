@@ -16,8 +16,10 @@ from ..dataplane.flows import (OFPP_CONTROLLER, OFPP_IN_PORT, OFPP_LOCAL, OFPP_N
                                CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction,
                                Output, SetField, ToController, canonical_match)
 from ..dataplane.ofwire import NXAST_CHECK_PKT_LARGER, check_pkt_larger_body, flow_flags
-from ..dataplane.pipeline import COOKIE_MASK, KIND_NAMES, kind_of
+from ..dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, KIND_NAMES, kind_of
 from ..dataplane.reconcile import FlowRecord
+
+ALL_BITS = 0xFFFFFFFFFFFFFFFF
 
 
 class _Offline:
@@ -200,3 +202,70 @@ def _jsonable(value):
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def flow_rows(stats) -> list[dict]:
+    """The API's rows of our flows, by table and falling priority."""
+    rows = [flow_view(s) for s in stats]
+    rows.sort(key=lambda f: (f["table"], -f["priority"]))
+    return rows
+
+
+def group_rows(groups, owners: dict) -> list[dict]:
+    """The API's rows of (desc, stats) pairs, each with the prefix owning it (``owners``:
+    prefix -> group id, as Xtr.group_ids() gives)."""
+    by_id = {gid: str(prefix) for prefix, gid in owners.items()}
+    return [dict(group_view(d, s), prefix=by_id.get(s.group_id)) for d, s in groups]
+
+
+def watched_rows(watch, stats) -> list[tuple]:
+    """The Xtr's flow-stats rows (cookie, table, priority, our match, packets) for the watched
+    flows among ``stats`` (the switch's OFPFlowStats)."""
+    by_key = {(f.table, f.priority, canonical_match(f.match)): f for f in watch}
+    rows = []
+    for s in stats:
+        flow = by_key.get((s.table_id, s.priority, match_key(s.match)))
+        if flow is not None:
+            rows.append((s.cookie, flow.table, flow.priority, flow.match, s.packet_count))
+    return rows
+
+
+# -- requests the shell sends and how it reads their replies ------------------------------------
+
+REPLY_OF = {parser.OFPPortDescStatsRequest: parser.OFPPortDescStatsReply,
+            parser.OFPGroupDescStatsRequest: parser.OFPGroupDescStatsReply,
+            parser.OFPGroupStatsRequest: parser.OFPGroupStatsReply,
+            parser.OFPMeterConfigStatsRequest: parser.OFPMeterConfigStatsReply,
+            parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply,
+            parser.OFPAggregateStatsRequest: parser.OFPAggregateStatsReply}
+
+
+def flow_stats_request(dp, flow: Flow | None = None):
+    """Our flows (cookie under COOKIE_MASK), or with ``flow`` exactly that one."""
+    if flow is None:
+        return parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                          COOKIE_BASE, COOKIE_MASK, parser.OFPMatch())
+    return parser.OFPFlowStatsRequest(dp, 0, flow.table, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                      flow.cookie, ALL_BITS, match(flow))
+
+
+def aggregate_request(dp, cookie_value: int):
+    """The packet count of the flows with exactly this cookie."""
+    return parser.OFPAggregateStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                           cookie_value, ALL_BITS, parser.OFPMatch())
+
+
+def port_maps(port_descs) -> tuple[dict, dict, str | None]:
+    """(name -> port number, name -> MAC, the LOCAL port's MAC) of the port descriptions."""
+    ports, macs, local_mac = {}, {}, None
+    for port in port_descs:
+        name = port.name.decode() if isinstance(port.name, bytes) else port.name
+        ports[name] = port.port_no
+        macs[name] = port.hw_addr
+        if port.port_no == OFPP_LOCAL:
+            local_mac = port.hw_addr
+    return ports, macs, local_mac
+
+
+def meter_rates(configs) -> dict[int, tuple[int, ...]]:
+    return {cfg.meter_id: tuple(b.rate for b in cfg.bands) for cfg in configs}

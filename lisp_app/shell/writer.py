@@ -1,0 +1,101 @@
+"""The shell's OpenFlow writer: flow changes, reconciliation plans and bundles as message bytes,
+and the switch's errors by bridge and xid. Pure: the caller numbers messages (``next_xid``) and
+sends the bytes.
+
+:class:`FlowWriter` owns the app's :class:`~lisp_app.dataplane.ofwire.Encoder` (and its memos)
+and remembers which groups the LISP bridge holds, so that a group is added once and modified
+after. Where ofwire does not write a field or action, os-ken's serializer
+(:mod:`lisp_app.shell.translate`) does.
+"""
+
+from __future__ import annotations
+
+from ..dataplane import ofwire, reconcile
+from ..dataplane.effects import LISP, FlowChange
+from ..dataplane.flows import Flow, Group
+from . import translate
+
+XID_SPACE = 0x100000000
+
+
+class FlowWriter:
+    def __init__(self):
+        self.encoder = ofwire.Encoder()
+        self.groups: set[int] = set()  # the group ids the LISP bridge holds
+        self._next_bundle = 1
+
+    def flow_add(self, flow: Flow, xid: int) -> bytes:
+        try:
+            return self.encoder.flow_add(flow, xid)
+        except ofwire.Unsupported:
+            return translate.flow_add(flow, xid)
+
+    def flow_delete(self, flow: Flow, xid: int) -> bytes:
+        try:
+            return self.encoder.flow_delete_of(flow, xid)
+        except ofwire.Unsupported:
+            return translate.flow_delete(flow, xid)
+
+    def group(self, group: Group, xid: int) -> bytes:
+        """Add the group, or modify it if the bridge holds it already."""
+        command = ofwire.OFPGC_MODIFY if group.group_id in self.groups else ofwire.OFPGC_ADD
+        self.groups.add(group.group_id)
+        return self.encoder.group_mod(command, group, xid)
+
+    def change(self, change: FlowChange, next_xid) -> list[bytes]:
+        """A FlowChange in order: deletions, groups, additions, group deletions."""
+        out = [self.flow_delete(f, next_xid()) for f in change.delete]
+        out += [self.group(g, next_xid()) for g in change.groups]
+        out += [self.flow_add(f, next_xid()) for f in change.add]
+        for gid in change.delete_groups:
+            out.append(self.encoder.group_delete(gid, next_xid()))
+            self.groups.discard(gid)
+        return out
+
+    def reconcile(self, bridge: str, have: reconcile.BridgeState, wanted, next_xid):
+        """(plan, messages) that bring a bridge holding ``have`` to ``wanted`` (meters, flows,
+        groups); on the LISP bridge, groups nobody wants are removed and remembered gone."""
+        plan = reconcile.plan(have, *wanted, delete_groups=bridge == LISP, encoder=self.encoder)
+        messages = reconcile.messages(plan, self.encoder, next_xid, translate)
+        if bridge == LISP:
+            self.groups = plan.groups_after(have.groups)
+        return plan, messages
+
+    def bundle(self, flows: list[Flow], next_xid, chunk: int = 256):
+        """An atomic ONF bundle adding ``flows``: (bundle id, first xid, commit xid, byte chunks
+        of at most ``chunk`` messages each, to send in order)."""
+        bundle_id = self._next_bundle
+        self._next_bundle = (self._next_bundle % 0xFFFFFFFF) + 1
+        first = next_xid()
+        chunks = [ofwire.bundle_control(first, bundle_id, ofwire.ONF_BCT_OPEN_REQUEST)]
+        parts = []
+        for flow in flows:
+            parts.append(ofwire.bundle_add(self.flow_add(flow, next_xid()), bundle_id))
+            if len(parts) >= chunk:
+                chunks.append(b"".join(parts))
+                parts = []
+        commit = next_xid()
+        parts.append(ofwire.bundle_control(commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
+        chunks.append(b"".join(parts))
+        return bundle_id, first, commit, chunks
+
+
+class SwitchErrors:
+    """The most recent errors the switches sent, by (bridge, xid): the two bridges number their
+    xids separately."""
+
+    LIMIT = 1024
+
+    def __init__(self):
+        self._errors: dict[tuple, str] = {}
+
+    def record(self, bridge: str | None, xid: int, reason: str) -> None:
+        self._errors[(bridge, xid)] = reason
+        if len(self._errors) > self.LIMIT:
+            del self._errors[next(iter(self._errors))]
+
+    def between(self, bridge: str, first: int, last: int) -> list[str]:
+        """The errors of ``bridge`` for xids first..last (the range may wrap)."""
+        span = (last - first) % XID_SPACE
+        return [reason for (b, xid), reason in list(self._errors.items())
+                if b == bridge and (xid - first) % XID_SPACE <= span]
