@@ -14,6 +14,8 @@ in the record form reconciliation consumes (:meth:`OFSwitch.state`), or as our p
 and ``Group`` objects (:meth:`OFSwitch.flows`, :meth:`OFSwitch.group_list`) for
 ``tests.fakeswitch.FakeSwitch`` to run packets through. ``preload`` installs flows and groups
 written by os-ken's serializer: flows of other controllers (other cookies) or of an earlier run.
+:meth:`OFSwitch.reply` answers the multipart requests the shell sends on connect (ports, group
+descriptions, meter configurations, flow statistics) with os-ken's reply body objects.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Entry:
     flow: Flow
     flags: int
     instructions: bytes  # the instruction bytes as received
+    parsed: object = None  # os-ken's OFPFlowMod of it (its match and instruction objects)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class PacketOutRecord:
 class Tables:
     flows: dict = field(default_factory=dict)   # (table, priority, canonical match) -> Entry
     groups: dict = field(default_factory=dict)  # id -> Group
+    group_actions: dict = field(default_factory=dict)  # id -> [(weight, os-ken actions)]
     meters: dict = field(default_factory=dict)  # id -> Meter
 
 
@@ -98,13 +102,17 @@ def plain_action(act):
     raise Refused(f"action {act!r}")
 
 
-def _actions(buf: bytes, offset: int, end: int) -> tuple:
+def _parsed_actions(buf: bytes, offset: int, end: int) -> list:
     out = []
     while offset < end:
         _type, length = struct.unpack_from("!HH", buf, offset)
-        out.append(plain_action(parser.OFPAction.parser(buf, offset)))
+        out.append(parser.OFPAction.parser(buf, offset))
         offset += length
-    return tuple(out)
+    return out
+
+
+def _actions(buf: bytes, offset: int, end: int) -> tuple:
+    return tuple(plain_action(a) for a in _parsed_actions(buf, offset, end))
 
 
 def decode_flow_mod(data: bytes):
@@ -139,7 +147,8 @@ def decode_flow_mod(data: bytes):
 class OFSwitch:
     """One bridge, as the app's OpenFlow connection sees it."""
 
-    def __init__(self):
+    def __init__(self, ports: dict | None = None):
+        self.ports = ports or {}  # name -> (port number, MAC)
         self.tables = Tables()
         self.bundles: dict[int, list[bytes]] = {}
         self.packet_outs: list[PacketOutRecord] = []
@@ -177,7 +186,7 @@ class OFSwitch:
         msg, flow, inst = decode_flow_mod(data)
         key = (flow.table, flow.priority, flow.match)
         if msg.command == ofp.OFPFC_ADD:
-            tables.flows[key] = Entry(flow, msg.flags, inst)
+            tables.flows[key] = Entry(flow, msg.flags, inst, msg)
         elif msg.command == ofp.OFPFC_DELETE_STRICT:
             have = tables.flows.get(key)
             mask = msg.cookie_mask
@@ -190,13 +199,16 @@ class OFSwitch:
         command, gtype, gid = struct.unpack_from("!HBxI", data, 8)
         if command == ofp.OFPGC_DELETE:
             tables.groups.pop(gid, None)
+            tables.group_actions.pop(gid, None)
             return
         if gtype != ofp.OFPGT_SELECT:
             raise Refused(f"group type {gtype}")
-        buckets, offset = [], 16
+        buckets, parsed, offset = [], [], 16
         while offset < len(data):
             length, weight, _port, _group = struct.unpack_from("!HHII", data, offset)
-            buckets.append(Bucket(weight, _actions(data, offset + 16, offset + length)))
+            acts = _parsed_actions(data, offset + 16, offset + length)
+            buckets.append(Bucket(weight, tuple(plain_action(a) for a in acts)))
+            parsed.append((weight, acts))
             offset += length
         if command == ofp.OFPGC_ADD and gid in tables.groups:
             raise Refused(f"group {gid} exists")
@@ -205,6 +217,7 @@ class OFSwitch:
         if command not in (ofp.OFPGC_ADD, ofp.OFPGC_MODIFY):
             raise Refused(f"group-mod command {command}")
         tables.groups[gid] = Group(gid, tuple(buckets))
+        tables.group_actions[gid] = parsed
 
     def _meter_mod(self, tables: Tables, data: bytes) -> None:
         command, flags, mid = struct.unpack_from("!HHI", data, 8)
@@ -271,6 +284,37 @@ class OFSwitch:
                         for e in self.tables.flows.values() if e.flow.cookie & mask == cookie)
         return BridgeState(records, frozenset(self.tables.groups),
                            {m.meter_id: (m.rate_pps,) for m in self.tables.meters.values()})
+
+    def reply(self, request) -> list:
+        """The reply bodies (os-ken objects) to a multipart request, as OVS would send them."""
+        if isinstance(request, parser.OFPPortDescStatsRequest):
+            return [parser.OFPPort(no, mac, name.encode(), 0, 0, 0, 0, 0, 0, 0, 0)
+                    for name, (no, mac) in self.ports.items()]
+        if isinstance(request, parser.OFPGroupDescStatsRequest):
+            return [parser.OFPGroupDescStats(
+                ofp.OFPGT_SELECT, gid, [parser.OFPBucket(w, ofp.OFPP_ANY, ofp.OFPG_ANY, acts)
+                                        for w, acts in self.tables.group_actions[gid]])
+                for gid in self.tables.groups]
+        if isinstance(request, parser.OFPMeterConfigStatsRequest):
+            return [parser.OFPMeterConfigStats(ofp.OFPMF_PKTPS, m.meter_id,
+                                               [parser.OFPMeterBandDrop(m.rate_pps, m.burst)])
+                    for m in self.tables.meters.values()]
+        if isinstance(request, parser.OFPFlowStatsRequest):
+            want = canonical_match(request.match.items())
+            out = []
+            for e in self.tables.flows.values():
+                f = e.flow
+                if f.cookie & request.cookie_mask != request.cookie & request.cookie_mask:
+                    continue
+                if request.table_id != ofp.OFPTT_ALL and f.table != request.table_id:
+                    continue
+                if want and f.match != want:  # (a strict subset of OpenFlow's matching)
+                    continue
+                out.append(parser.OFPFlowStats(
+                    f.table, 1, 0, f.priority, f.idle_timeout, f.hard_timeout, e.flags,
+                    f.cookie, 0, 0, e.parsed.match, e.parsed.instructions))
+            return out
+        raise Refused(f"request {type(request).__name__}")
 
     def flows(self) -> list[Flow]:
         return [e.flow for e in self.tables.flows.values()]
