@@ -1,0 +1,233 @@
+"""The os-ken shell (lisp_app.app.LispApp) over byte-level fake switches (tests/ofswitch.py), with
+no os-ken controller running: a datapath stand-in whose ``send`` feeds the fake switch, requests
+answered by the fake switch, barriers and error replies delivered in line. Checked: connect and
+reconnect (only a barrier when nothing changed; foreign flows untouched), effects dispatched by
+type, bulk bundles and their errors keyed by bridge, guarded handlers, and the API's flow and
+group rows (lisp_app.shell.translate's views)."""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+from types import SimpleNamespace
+
+import pytest
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from lisp_app.app import LispApp
+from lisp_app.config import parse_config
+from lisp_app.control.actions import Announce
+from lisp_app.dataplane import ofwire
+from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
+from lisp_app.dataplane.flows import (OFPP_CONTROLLER, OFPP_LOCAL, CheckPktLarger, CopyField,
+                                      DecTtl, Flow, GroupAction, Output, SetField, ToController,
+                                      match)
+from lisp_app.dataplane.pipeline import K_ENCAP, K_HOST, cookie
+from lisp_app.protocol import EidPrefix, Locator
+from lisp_app.shell import translate
+from tests.ofswitch import OFPT_BARRIER_REQUEST, OFSwitch, plain
+from tests.xtrkit import CONFIG, GPE, LOCAL_MAC, SITE, UPLINK
+
+TWO = (Locator(ip_address("198.51.100.1"), 1, 70), Locator(ip_address("198.51.100.2"), 1, 30))
+FOREIGN = 0x1234000000000001
+
+
+class Datapath:
+    ofproto = ofp
+    ofproto_parser = parser
+
+    def __init__(self, dpid: int, switch: OFSwitch):
+        self.id, self.switch, self.xid = dpid, switch, 0
+
+    def send(self, data: bytes) -> None:
+        self.switch.receive(data)
+
+
+class Shell:
+    """A LispApp wired to two fake switches."""
+
+    def __init__(self):
+        self.app = LispApp(lisp_config=parse_config(CONFIG))
+        self.switches = {LISP: OFSwitch({"site": (SITE, "02:00:00:00:01:01"),
+                                         "gpe": (GPE, "02:00:00:00:01:02")}),
+                         UNDERLAY: OFSwitch({"uplink": (UPLINK, "02:00:00:00:02:07"),
+                                             "LOCAL": (OFPP_LOCAL, LOCAL_MAC)})}
+        self.dps = {LISP: Datapath(1, self.switches[LISP]),
+                    UNDERLAY: Datapath(2, self.switches[UNDERLAY])}
+        self.app._bodies = lambda msg: self.switches[self.bridge(msg.datapath)].reply(msg)
+        self.app._barrier = self.barrier
+        self.seen_errors = {b: 0 for b in self.switches}
+
+    def bridge(self, dp) -> str:
+        return LISP if dp.id == 1 else UNDERLAY
+
+    def barrier(self, dp) -> None:
+        """The barrier, then the switch's error replies as os-ken delivers them (before the
+        barrier's reply)."""
+        dp.send(ofwire.barrier_request(self.app._xid(dp)))
+        bridge = self.bridge(dp)
+        errors = self.switches[bridge].errors
+        for xid, _why in errors[self.seen_errors[bridge]:]:
+            self.app._error(SimpleNamespace(msg=SimpleNamespace(
+                datapath=dp, type=1, code=2, data=b"", xid=xid)))
+        self.seen_errors[bridge] = len(errors)
+
+    def connect(self, bridge: str) -> list[int]:
+        """Connect ``bridge``; the message types it received."""
+        before = len(self.switches[bridge].received)
+        self.app._connect(bridge, self.dps[bridge])
+        return self.switches[bridge].received[before:]
+
+
+@pytest.fixture
+def shell():
+    return Shell()
+
+
+def test_connect_programs_both_bridges_and_a_reconnect_sends_only_the_barrier(shell):
+    foreign = [Flow(0, 5, match(eth_type=0x88cc), FOREIGN, apply=(Output(9),))]
+    shell.switches[LISP].preload(foreign)
+    for bridge in (LISP, UNDERLAY):
+        shell.connect(bridge)
+        _meters, flows, _groups = shell.app.xtr.desired(bridge)
+        extra = foreign if bridge == LISP else []
+        assert shell.switches[bridge].flow_set() == {plain(f) for f in flows + extra}
+        assert shell.switches[bridge].errors == []
+    assert set(shell.app.datapaths) == {LISP, UNDERLAY}
+    assert shell.switches[UNDERLAY].packet_outs  # the next hop is resolved at once
+    assert shell.app.warm.next_at is not None
+    # the switch's instructions, re-serialized from os-ken's parse, equal ofwire's bytes
+    assert shell.connect(LISP) == [OFPT_BARRIER_REQUEST]
+    sent = shell.connect(UNDERLAY)  # then the next hops are resolved again (packet-outs)
+    assert sent[0] == OFPT_BARRIER_REQUEST and set(sent[1:]) == {ofwire.OFPT_PACKET_OUT}
+
+
+def test_a_reconnect_modifies_groups_in_place(shell):
+    shell.connect(LISP)
+    shell.app.execute(shell.app.xtr.add_static(EidPrefix.parse("[1000]10.8.0.0/24"), TWO, 0.0))
+    (gid,) = shell.app.xtr.group_ids().values()
+    assert [g.group_id for g in shell.switches[LISP].group_list()] == [gid]
+    assert shell.connect(LISP) == [ofwire.OFPT_GROUP_MOD, OFPT_BARRIER_REQUEST]
+    assert shell.app.writer.groups == {gid}
+
+
+def test_effects_are_dispatched_by_type(shell, caplog):
+    shell.connect(LISP)
+    flow = Flow(1, 7, match(eth_type=0x800, ipv4_dst="10.5.0.1"), cookie(K_ENCAP),
+                apply=(Output(GPE),))
+    shell.app.execute([FlowChange(LISP, add=(flow,)), PacketOut(LISP, b"\x00" * 60, 5),
+                       PacketOut(UNDERLAY, b"\x00" * 60, 5),  # not connected: dropped
+                       object()])  # no handler: ignored
+    switch = shell.switches[LISP]
+    assert plain(flow) in switch.flow_set()
+    assert [(p.in_port, p.actions) for p in switch.packet_outs] == [(OFPP_CONTROLLER, (Output(5),))]
+    shell.app.execute([FlowChange(LISP, delete=(flow,))])
+    assert plain(flow) not in switch.flow_set()
+
+
+def test_alt_effects_go_to_the_adapter_when_there_is_one(shell):
+    applied = []
+    shell.app.alt = SimpleNamespace(apply=applied.append)
+    effect = object.__new__(Announce)
+    shell.app.execute([effect])
+    assert applied == [effect]
+    shell.app.alt = None
+    shell.app.execute([effect])  # not on the ALT: ignored
+
+
+def test_bulk_installs_land_in_one_bundle(shell):
+    shell.connect(LISP)
+    effects = shell.app.xtr.add_static_many(
+        [(EidPrefix.parse(f"[1000]10.{n}.0.0/16"), TWO[:1]) for n in range(20, 30)], 0.0)
+    counts = shell.app.execute_bulk(effects)
+    assert counts == {"flows": 10, "groups": 0, "bundles": 1}
+    assert shell.switches[LISP].flow_set() >= {plain(f) for f in shell.app.xtr.desired(LISP)[1]}
+    assert shell.app._bulk_running == 0
+
+
+def test_a_refused_bundle_raises_and_errors_are_kept_per_bridge(shell, monkeypatch):
+    shell.connect(LISP)
+    shell.connect(UNDERLAY)
+    # an error of the other bridge with an xid in the bundle's range does not count
+    shell.app.errors.record(UNDERLAY, shell.dps[LISP].xid + 2, "type 9 code 9")
+    good = Flow(1, 7, match(eth_type=0x800, ipv4_dst="10.5.0.1"), cookie(K_ENCAP),
+                apply=(Output(GPE),))
+    assert shell.app.execute_bulk([FlowChange(LISP, add=(good,))])["bundles"] == 1
+    assert plain(good) in shell.switches[LISP].flow_set()
+    # a bundle the switch refuses at commit (inside: a modify of a group it does not hold)
+    writer = shell.app.writer
+    missing = SimpleNamespace(group_id=4242, buckets=())
+    monkeypatch.setattr(writer, "flow_add", lambda flow, xid: writer.encoder.group_mod(
+        ofwire.OFPGC_MODIFY, missing, xid))
+    before = shell.switches[LISP].flow_set()
+    with pytest.raises(RuntimeError, match="refused bundle .* type 1 code 2"):
+        shell.app.execute_bulk([FlowChange(LISP, add=(good,))])
+    assert shell.switches[LISP].flow_set() == before and shell.app._bulk_running == 0
+
+
+def test_handlers_are_guarded_and_count_their_failures(shell, monkeypatch):
+    shell.connect(LISP)
+    stats = shell.app.xtr.stats
+
+    def broken(*args):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(shell.app.xtr, "on_packet_in", broken)
+    ev = SimpleNamespace(msg=SimpleNamespace(datapath=shell.dps[LISP], cookie=cookie(K_HOST),
+                                             match={"in_port": SITE}, data=b"\x00" * 14))
+    shell.app._packet_in(ev)  # does not raise
+    assert (stats.bad_header, stats.handler_errors) == (1, 1)
+    monkeypatch.setattr(shell.app.xtr, "host_expired", broken)
+    shell.app._flow_removed(SimpleNamespace(msg=SimpleNamespace(
+        cookie=cookie(K_HOST), match=parser.OFPMatch(in_port=1))))
+    assert (stats.bad_header, stats.handler_errors) == (1, 2)
+    monkeypatch.setattr(shell.app, "_bodies", broken)
+    shell.app._connect(UNDERLAY, shell.dps[UNDERLAY])  # a failed connect: logged, counted
+    assert stats.handler_errors == 3 and UNDERLAY not in shell.app.datapaths
+
+
+def test_state_changes_ignore_unknown_datapaths_and_forget_dead_ones(shell, monkeypatch):
+    spawned = []
+    monkeypatch.setattr("lisp_app.app.hub.spawn", lambda *a: spawned.append(a))
+    shell.app._state_change(SimpleNamespace(datapath=SimpleNamespace(id=99),
+                                            state=MAIN_DISPATCHER))
+    assert spawned == []
+    shell.app._state_change(SimpleNamespace(datapath=shell.dps[LISP], state=MAIN_DISPATCHER))
+    assert [a[1:] for a in spawned] == [(LISP, shell.dps[LISP])]
+    shell.connect(LISP)
+    shell.app._state_change(SimpleNamespace(datapath=shell.dps[LISP], state=DEAD_DISPATCHER))
+    assert LISP not in shell.app.datapaths
+
+
+def test_flow_rows_show_what_the_switch_holds(shell):
+    shell.connect(LISP)
+    rows = shell.app.flow_rows(LISP)
+    assert rows and rows == sorted(rows, key=lambda r: (r["table"], -r["priority"]))
+    assert {"table", "priority", "cookie", "kind", "match", "actions", "packets", "bytes",
+            "idle_timeout", "duration"} == set(rows[0])
+    assert {r["kind"] for r in rows} >= {"base", "punt-miss"}
+
+
+def test_instruction_and_action_descriptions():
+    flow = Flow(1, 5, match(eth_type=0x800), cookie(K_ENCAP), meter=1,
+                apply=(CheckPktLarger(1464), ToController()), clear=True,
+                write=(DecTtl(), SetField("tun_ipv4_dst", "198.51.100.1"), GroupAction(3),
+                       Output(OFPP_LOCAL), CopyField("eth_src", "eth_dst", 48)),
+                metadata=(1000, 0xFFFFFF), goto=2)
+    assert translate.describe_instructions(translate.instructions(flow)) == [
+        "meter:1", "apply(check_pkt_larger(1464),output:CONTROLLER)", "clear_actions",
+        "write(dec_ttl,set_field:198.51.100.1->tun_ipv4_dst,group:3,output:LOCAL,"
+        "move:eth_src->eth_dst)", "write_metadata:0x3e8/0xffffff", "goto_table:2"]
+    stat = parser.OFPFlowStats(1, 3, 0, 5, 0, 0, 0, FOREIGN, 4, 400,
+                               parser.OFPMatch(ipv4_dst=("10.0.0.0", "255.0.0.0")), [])
+    row = translate.flow_view(stat)
+    assert row["kind"] == "other" and row["match"] == {"ipv4_dst": ["10.0.0.0", "255.0.0.0"]}
+    desc = parser.OFPGroupDescStats(ofp.OFPGT_SELECT, 3, [parser.OFPBucket(
+        70, ofp.OFPP_ANY, ofp.OFPG_ANY, translate.actions((Output(2),)))])
+    counters = parser.OFPGroupStats(group_id=3, packet_count=5, byte_count=50,
+                                    bucket_stats=[parser.OFPBucketCounter(5, 50)])
+    assert translate.group_rows([(desc, counters)], {EidPrefix.parse("[1000]10.8.0.0/24"): 3}) \
+        == [{"group_id": 3, "packets": 5, "bytes": 50,
+             "buckets": [{"weight": 70, "actions": ["output:2"]}], "bucket_packets": [5],
+             "prefix": "[1000]10.8.0.0/24"}]
