@@ -29,7 +29,7 @@ from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
 from .dataplane.pipeline import K_DECAP, K_DROP, K_ENCAP, K_HOST, K_NEGATIVE, cookie, kind_of
 from .shell import policy, translate
-from .shell.writer import FlowWriter, SwitchErrors
+from .shell.writer import FlowWriter, SwitchErrors, summary
 
 LOG = logging.getLogger("lisp_app")
 
@@ -218,8 +218,7 @@ class LispApp(app_manager.OSKenApp):
         failed = self.errors.between(bridge, first, commit)
         if failed:
             raise RuntimeError(f"the switch refused bundle {bundle_id} ({len(flows)} flows): "
-                               f"{failed[0]}" + (f" and {len(failed) - 1} more errors"
-                                                 if len(failed) > 1 else ""))
+                               + summary(failed))
 
     @staticmethod
     def _xid(dp) -> int:

@@ -99,3 +99,9 @@ class SwitchErrors:
         span = (last - first) % XID_SPACE
         return [reason for (b, xid), reason in list(self._errors.items())
                 if b == bridge and (xid - first) % XID_SPACE <= span]
+
+
+def summary(errors: list[str]) -> str:
+    """The first error, and how many more there were."""
+    more = len(errors) - 1
+    return errors[0] + (f" and {more} more errors" if more > 0 else "")

@@ -231,3 +231,46 @@ def test_instruction_and_action_descriptions():
         == [{"group_id": 3, "packets": 5, "bytes": 50,
              "buckets": [{"weight": 70, "actions": ["output:2"]}], "bucket_packets": [5],
              "prefix": "[1000]10.8.0.0/24"}]
+
+
+def test_the_writer_adds_a_group_once_then_modifies_it_and_forgets_deleted_ones():
+    from lisp_app.dataplane.flows import Bucket, Group
+    from lisp_app.shell.writer import FlowWriter
+    writer = FlowWriter()
+    group = Group(5, (Bucket(70, (Output(2),)), Bucket(30, (Output(3),))))
+    switch = OFSwitch()
+    xids = iter(range(1, 100))
+    for _ in range(2):
+        switch.receive(b"".join(writer.change(FlowChange(LISP, groups=(group,)),
+                                              lambda: next(xids))))
+    assert switch.errors == [] and switch.group_list() == [group]
+    switch.receive(b"".join(writer.change(FlowChange(LISP, delete_groups=(5,)),
+                                          lambda: next(xids))))
+    assert switch.group_list() == [] and writer.groups == set()
+
+
+def test_what_ofwire_does_not_write_goes_through_os_ken():
+    from lisp_app.shell.writer import FlowWriter
+    flow = Flow(0, 9, match(vlan_vid=0x1005), cookie(K_ENCAP), apply=(Output(2),))
+    writer = FlowWriter()
+    assert writer.flow_add(flow, 3) == translate.flow_add(flow, 3)
+    switch = OFSwitch()
+    switch.receive(writer.flow_add(flow, 3))
+    assert switch.flows() == [plain(flow)]
+    switch.receive(writer.flow_delete(flow, 4))
+    assert switch.flows() == []
+
+
+def test_switch_errors_are_found_by_bridge_and_wrapping_xid_range():
+    from lisp_app.shell.writer import SwitchErrors, summary
+    errors = SwitchErrors()
+    errors.record(LISP, 0xFFFFFFFF, "a")
+    errors.record(LISP, 2, "b")
+    errors.record(UNDERLAY, 1, "c")
+    errors.record(LISP, 9, "d")
+    assert errors.between(LISP, 0xFFFFFFFE, 3) == ["a", "b"]
+    assert errors.between(UNDERLAY, 0xFFFFFFFE, 3) == ["c"]
+    assert summary(["a", "b", "c"]) == "a and 2 more errors" and summary(["a"]) == "a"
+    for xid in range(SwitchErrors.LIMIT + 10):
+        errors.record(LISP, 100 + xid, "x")
+    assert errors.between(LISP, 0, 99) == []  # the oldest were dropped
