@@ -68,7 +68,7 @@ class LispApp(app_manager.OSKenApp):
         self.workers = []
         self.warm = policy.WarmSchedule()
         self.errors = SwitchErrors()
-        self.writer = FlowWriter()
+        self.writer = FlowWriter(fallback=translate)
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
         self._effect_handlers = {PacketOut: self._packet_out, FlowChange: self._flow_change,
                                  Announce: self._alt_effect, Withdraw: self._alt_effect}

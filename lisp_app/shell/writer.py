@@ -4,8 +4,8 @@ sends the bytes.
 
 :class:`FlowWriter` owns the app's :class:`~lisp_app.dataplane.ofwire.Encoder` (and its memos)
 and remembers which groups the LISP bridge holds, so that a group is added once and modified
-after. Where ofwire does not write a field or action, os-ken's serializer
-(:mod:`lisp_app.shell.translate`) does.
+after. Where ofwire does not write a field or action, the ``fallback`` it is given (the app
+gives :mod:`lisp_app.shell.translate`, os-ken's serializer) does. It imports no os-ken itself.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from __future__ import annotations
 from ..dataplane import ofwire, reconcile
 from ..dataplane.effects import LISP, FlowChange
 from ..dataplane.flows import Flow, Group
-from . import translate
 
 XID_SPACE = 0x100000000
 
 
 class FlowWriter:
-    def __init__(self):
+    def __init__(self, fallback):
+        """``fallback``: has ``flow_add(flow, xid)`` and ``flow_delete(flow_or_record, xid)``
+        returning message bytes, for what ofwire raises Unsupported on."""
+        self.fallback = fallback
         self.encoder = ofwire.Encoder()
         self.groups: set[int] = set()  # the group ids the LISP bridge holds
         self._next_bundle = 1
@@ -28,13 +30,13 @@ class FlowWriter:
         try:
             return self.encoder.flow_add(flow, xid)
         except ofwire.Unsupported:
-            return translate.flow_add(flow, xid)
+            return self.fallback.flow_add(flow, xid)
 
     def flow_delete(self, flow: Flow, xid: int) -> bytes:
         try:
             return self.encoder.flow_delete_of(flow, xid)
         except ofwire.Unsupported:
-            return translate.flow_delete(flow, xid)
+            return self.fallback.flow_delete(flow, xid)
 
     def group(self, group: Group, xid: int) -> bytes:
         """Add the group, or modify it if the bridge holds it already."""
@@ -56,7 +58,7 @@ class FlowWriter:
         """(plan, messages) that bring a bridge holding ``have`` to ``wanted`` (meters, flows,
         groups); on the LISP bridge, groups nobody wants are removed and remembered gone."""
         plan = reconcile.plan(have, *wanted, delete_groups=bridge == LISP, encoder=self.encoder)
-        messages = reconcile.messages(plan, self.encoder, next_xid, translate)
+        messages = reconcile.messages(plan, self.encoder, next_xid, self.fallback)
         if bridge == LISP:
             self.groups = plan.groups_after(have.groups)
         return plan, messages

@@ -236,7 +236,7 @@ def test_instruction_and_action_descriptions():
 def test_the_writer_adds_a_group_once_then_modifies_it_and_forgets_deleted_ones():
     from lisp_app.dataplane.flows import Bucket, Group
     from lisp_app.shell.writer import FlowWriter
-    writer = FlowWriter()
+    writer = FlowWriter(translate)
     group = Group(5, (Bucket(70, (Output(2),)), Bucket(30, (Output(3),))))
     switch = OFSwitch()
     xids = iter(range(1, 100))
@@ -252,7 +252,7 @@ def test_the_writer_adds_a_group_once_then_modifies_it_and_forgets_deleted_ones(
 def test_what_ofwire_does_not_write_goes_through_os_ken():
     from lisp_app.shell.writer import FlowWriter
     flow = Flow(0, 9, match(vlan_vid=0x1005), cookie(K_ENCAP), apply=(Output(2),))
-    writer = FlowWriter()
+    writer = FlowWriter(translate)
     assert writer.flow_add(flow, 3) == translate.flow_add(flow, 3)
     switch = OFSwitch()
     switch.receive(writer.flow_add(flow, 3))
