@@ -19,7 +19,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from .control.actions import Announce, Withdraw
-from .control.xtr import Xtr
+from .node import Xtr
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import (CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction, Meter,
                               Output, SetField, ToController)

@@ -11,7 +11,7 @@ from lisp_app.alt.rib import AltRib, AltRoute
 from lisp_app.alt.speaker import AltSpeaker
 from lisp_app.config import parse_config
 from lisp_app.control.actions import Announce, Withdraw
-from lisp_app.control.xtr import Xtr
+from lisp_app.node import Xtr
 from lisp_app.dataplane import frames
 from lisp_app.dataplane.effects import LISP, UNDERLAY, PacketOut
 from lisp_app.dataplane.pipeline import K_PUNT_MISS, LISP_CONTROL_PORT, cookie
