@@ -10,7 +10,7 @@ from ipaddress import ip_address
 from lisp_app.alt.rib import AltRib, AltRoute
 from lisp_app.alt.speaker import AltSpeaker
 from lisp_app.config import parse_config
-from lisp_app.control.actions import Announce, Withdraw
+from lisp_app.alt.effects import Announce, Withdraw
 from lisp_app.node import Xtr
 from lisp_app.dataplane import frames
 from lisp_app.dataplane.effects import LISP, UNDERLAY, PacketOut

@@ -1,11 +1,11 @@
-"""What the engines ask the orchestrator (and through it the shell) to do."""
+"""What the engines ask the orchestrator (and through it the shell) to do. ALT announcements and
+withdrawals are :mod:`lisp_app.alt.effects`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from ..alt.effects import Announce, Withdraw  # noqa: F401  (engines ask for these too)
 from ..mapping.cache import CacheEntry
 from ..protocol.ecm import LISP_CONTROL_PORT
 

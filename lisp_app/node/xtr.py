@@ -15,8 +15,9 @@ import logging
 import random
 
 from ..config import Config
-from ..control.actions import (Announce, BufferedPacket, Deliver, InstallMapping, Reinject,
-                               RemoveMapping, SendControl, SendDataProbe, SendOverAlt, Withdraw)
+from ..alt.effects import Announce, Withdraw
+from ..control.actions import (BufferedPacket, Deliver, InstallMapping, Reinject, RemoveMapping,
+                               SendControl, SendDataProbe, SendOverAlt)
 from ..control.map_resolver import ForwardOverAlt
 from ..dataplane import frames
 from ..dataplane.effects import LISP, UNDERLAY, PacketOut
