@@ -14,7 +14,7 @@ import sys
 from array import array
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from .errors import DecodeError, EncodeError, check_range
 
@@ -107,7 +107,10 @@ class EncapsulatedControlMessage:
         return bytes((b0, 0, 0, 0)) + head + udp + inner
 
 
-def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
+def decode_ecm(data: bytes, off: int, end: int,
+               decode_inner: Callable[[bytes, int, int], object]) -> EncapsulatedControlMessage:
+    """Decode the ECM in ``data[off:end]``; ``decode_inner(data, start, end)`` decodes the control
+    message it carries (``protocol.control`` supplies it, refusing a nested ECM)."""
     if end - off < 4:
         raise DecodeError(f"ECM: truncated header ({end - off} of 4 bytes)", off)
     flags = data[off] & 0x0F
@@ -158,11 +161,8 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
                 else _PSEUDO_TAIL_V6.pack(ulen, 17))  # = _pseudo_header(src, dst, ulen)
         if internet_checksum(addresses + tail + bytes(data[udp:end])) != 0:
             raise DecodeError("ECM: inner UDP checksum is wrong", udp + 6)
-    message = _control.decode_control_at(data, udp + 8, end, allow_ecm=False)
+    message = decode_inner(data, udp + 8, end)
     return EncapsulatedControlMessage(src, dst, message, sport, dport, ttl, tos, ip_id,
                                       dont_fragment, flow_label, bool(ucsum), bool(flags & 8),
                                       bool(flags & 4), bool(flags & 2), bool(flags & 1))
 
-
-# the inner message may be any control message; imported last, as control imports this module
-from . import control as _control  # noqa: E402
