@@ -6,6 +6,7 @@ decoder of the message inside it (:func:`_decode_inner`), so no codec module imp
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Union
 
 from .ecm import EncapsulatedControlMessage, decode_ecm
@@ -17,9 +18,6 @@ from .map_request import MapRequest, decode_map_request
 
 ControlMessage = Union[MapRequest, MapReply, MapRegister, MapNotify, MapNotifyAck,
                        EncapsulatedControlMessage]
-
-def _decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
-    return decode_ecm(data, off, end, _decode_inner)
 
 
 def _decode_inner(data: bytes, off: int, end: int) -> ControlMessage:
@@ -33,7 +31,7 @@ MESSAGE_TYPES = {
     3: (MapRegister, decode_map_register),
     4: (MapNotify, decode_map_notify),
     5: (MapNotifyAck, decode_map_notify_ack),
-    8: (EncapsulatedControlMessage, _decode_ecm),
+    8: (EncapsulatedControlMessage, partial(decode_ecm, decode_inner=_decode_inner)),
 }
 _KNOWN_UNSUPPORTED = {6: "Map-Referral (LISP-DDT)", 7: "Info-Request/Info-Reply (NAT traversal)"}
 

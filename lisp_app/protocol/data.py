@@ -13,8 +13,10 @@ import struct
 from dataclasses import dataclass
 
 from .errors import DecodeError, EncodeError, check_range
+from .numbers import LISP_DATA_PORT
 
-LISP_DATA_PORT = 4341
+__all__ = ["DataHeader", "GPE_ETHERNET", "GPE_IPV4", "GPE_IPV6", "GPE_NSH", "HEADER_LEN",
+           "LISP_DATA_PORT", "decode_data_header"]
 HEADER_LEN = 8
 
 GPE_IPV4 = 1
