@@ -17,7 +17,8 @@ from ipaddress import IPv4Address, IPv6Address
 from ..protocol.inet import (IPV4_HEADER, IPV6_HEADER, UDP_HEADER, internet_checksum, ipv4_header,
                              ipv6_header, pseudo_header, udp_datagram, with_checksum)
 from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN,
-                                IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP)
+                                IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+                                ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT)
 
 __all__ = [
     "ETH_TYPE_ARP", "ETH_TYPE_IPV4", "ETH_TYPE_IPV6", "ETH_TYPE_VLAN", "Frame", "FrameError",
@@ -31,8 +32,6 @@ IPAddress = IPv4Address | IPv6Address
 ICMP_DEST_UNREACH = 3
 ICMP_FRAG_NEEDED = 4
 ICMPV6_PACKET_TOO_BIG = 2
-ND_NEIGHBOR_SOLICIT = 135
-ND_NEIGHBOR_ADVERT = 136
 ND_OPT_SOURCE_LLADDR = 1
 ND_OPT_TARGET_LLADDR = 2
 

@@ -1,5 +1,6 @@
-"""Assigned numbers, defined once: the LISP UDP ports, the ethertypes and the IP protocol numbers
-that the codecs, the frame parser/builders and the pipeline compiler use."""
+"""Assigned numbers, defined once: the LISP UDP ports, the ethertypes, the IP protocol numbers and
+the ICMPv6 Neighbor Discovery types that the codecs, the frame parser/builders and the pipeline
+compiler use."""
 
 LISP_DATA_PORT = 4341     # RFC 9300: encapsulated data packets (and the LISP-GPE port)
 LISP_CONTROL_PORT = 4342  # RFC 9301: control messages
@@ -13,3 +14,6 @@ IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
+
+ND_NEIGHBOR_SOLICIT = 135  # ICMPv6 types (RFC 4861)
+ND_NEIGHBOR_ADVERT = 136
