@@ -233,11 +233,8 @@ class LispBridge:
                                              ipv4_dst=str(peer)), cookie(K_ALT),
                      apply=(Output(gre),)),
                 Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_TYPE_ARP, arp_op=1,
-                                             arp_tpa=str(peer)), cookie(K_ALT), apply=(
-                    CopyField("eth_src", "eth_dst", 48), SetField("eth_src", ALT_PEER_MAC),
-                    SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
-                    SetField("arp_sha", ALT_PEER_MAC), CopyField("arp_spa", "arp_tpa", 32),
-                    SetField("arp_spa", str(peer)), Output(OFPP_IN_PORT))),
+                                             arp_tpa=str(peer)), cookie(K_ALT),
+                     apply=_arp_reply_actions(ALT_PEER_MAC, str(peer))),
                 Flow(T_CLASSIFY, 1100, match(in_port=gre, eth_type=ETH_TYPE_IPV4, ipv4_dst=alt),
                      cookie(K_ALT), apply=(SetField("eth_src", ALT_PEER_MAC),
                                            SetField("eth_dst", mac), Output(self.alt_port))),
@@ -275,25 +272,20 @@ class LispBridge:
             # an ARP responder in the switch: no packet-in when hosts refresh the gateway's MAC
             flows.append(Flow(
                 T_CLASSIFY, 1000, match(in_port=port, eth_type=ETH_TYPE_ARP, arp_op=1, arp_tpa=gw),
-                cookie(K_BASE), apply=(
-                    CopyField("eth_src", "eth_dst", 48), SetField("eth_src", mac),
-                    SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
-                    SetField("arp_sha", mac), CopyField("arp_spa", "arp_tpa", 32),
-                    SetField("arp_spa", gw), Output(OFPP_IN_PORT))))
+                cookie(K_BASE), apply=_arp_reply_actions(mac, gw)))
             flows.append(Flow(T_CLASSIFY, 900,
                               match(in_port=port, eth_type=ETH_TYPE_ARP, arp_op=2, arp_tpa=gw),
                               cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
         if self.gateway_ipv6 is not None:
-            flows.append(Flow(T_CLASSIFY, 900,
-                              match(in_port=port, eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
-                                    icmpv6_type=ND_NEIGHBOR_SOLICIT,
-                                    ipv6_nd_target=str(self.gateway_ipv6)),
-                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
-            flows.append(Flow(T_CLASSIFY, 900,
-                              match(in_port=port, eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
-                                    icmpv6_type=ND_NEIGHBOR_ADVERT,
-                                    ipv6_dst=str(self.gateway_ipv6)),
-                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
+            # solicitations for the gateway's address, advertisements sent to it
+            for icmpv6_type, field_name in ((ND_NEIGHBOR_SOLICIT, "ipv6_nd_target"),
+                                            (ND_NEIGHBOR_ADVERT, "ipv6_dst")):
+                flows.append(Flow(T_CLASSIFY, 900,
+                                  match(in_port=port, eth_type=ETH_TYPE_IPV6,
+                                        ip_proto=IPPROTO_ICMPV6, icmpv6_type=icmpv6_type,
+                                        **{field_name: str(self.gateway_ipv6)}),
+                                  cookie(K_PUNT_NEIGHBOR), apply=(ToController(),),
+                                  meter=METER_PUNT))
         return flows
 
     def _local_prefix(self, prefix: EidPrefix) -> list[Flow]:
@@ -378,6 +370,15 @@ class LispBridge:
                     cookie(K_HOST), apply=(SetField("eth_src", self.gateway_mac),
                                            SetField("eth_dst", mac), Output(port)),
                     idle_timeout=idle_timeout)
+
+
+def _arp_reply_actions(mac: str, ip: str) -> tuple:
+    """An ARP responder in the switch: turn the request for ``ip`` into the reply "``ip`` is at
+    ``mac``" and send it back out of the port it came in on."""
+    return (CopyField("eth_src", "eth_dst", 48), SetField("eth_src", mac),
+            SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
+            SetField("arp_sha", mac), CopyField("arp_spa", "arp_tpa", 32),
+            SetField("arp_spa", ip), Output(OFPP_IN_PORT))
 
 
 def _tun_dst(rloc) -> str:

@@ -48,6 +48,16 @@ class SharedPool:
             self._values[value] = found = value
         return found
 
+    def share_field(self, obj, name: str, kind: type) -> None:
+        """Replace ``obj.name``, when it is a non-empty ``kind``, by the pooled equal object. Set
+        in place, frozen or not: the value is equal, so ``obj`` reads as it did. (Empty tuples
+        and 0 are singletons already.)"""
+        value = getattr(obj, name)
+        if type(value) is kind and value:
+            shared = self.share(value)
+            if shared is not value:
+                object.__setattr__(obj, name, shared)
+
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
@@ -134,24 +144,10 @@ class MapCache:
         return old
 
     def _share(self, entry: CacheEntry) -> None:
-        """Give ``entry`` the pooled objects equal to its locators, TTL and instance-id (frozen
-        objects, so set in place: equal values, the entry reads as it did)."""
-        locators = entry.locators
-        if type(locators) is tuple and locators:
-            shared = self._locators.share(locators)
-            if shared is not locators:
-                object.__setattr__(entry, "locators", shared)
-        ttl = entry.ttl
-        if type(ttl) is int:
-            shared = self._ttls.share(ttl)
-            if shared is not ttl:
-                object.__setattr__(entry, "ttl", shared)
-        prefix = entry.prefix
-        iid = prefix.instance_id
-        if type(iid) is int:
-            shared = self._instance_ids.share(iid)
-            if shared is not iid:
-                object.__setattr__(prefix, "instance_id", shared)
+        """Give ``entry`` the pooled objects equal to its locators, TTL and instance-id."""
+        self._locators.share_field(entry, "locators", tuple)
+        self._ttls.share_field(entry, "ttl", int)
+        self._instance_ids.share_field(entry.prefix, "instance_id", int)
 
     def get(self, prefix: EidPrefix) -> CacheEntry | None:
         """The entry for exactly this prefix."""
