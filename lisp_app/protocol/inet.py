@@ -87,6 +87,8 @@ def udp_datagram(src: IPv4Address | IPv6Address, dst: IPv4Address | IPv6Address,
     length = 8 + len(payload)
     csum = 0
     if checksum:
-        csum = internet_checksum(pseudo_header(src, dst, IPPROTO_UDP, length)
+        tail = (_PSEUDO_TAIL_V4.pack(0, IPPROTO_UDP, length) if src.version == 4
+                else _PSEUDO_TAIL_V6.pack(length, IPPROTO_UDP))  # pseudo_header(), inlined
+        csum = internet_checksum(src.packed + dst.packed + tail
                                  + UDP_HEADER.pack(sport, dport, length, 0) + payload) or 0xFFFF
     return UDP_HEADER.pack(sport, dport, length, csum) + payload
