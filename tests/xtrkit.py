@@ -14,7 +14,8 @@ from lisp_app.alt.effects import Announce, Withdraw
 from lisp_app.node import Xtr
 from lisp_app.dataplane import frames
 from lisp_app.dataplane.effects import LISP, UNDERLAY, PacketOut
-from lisp_app.dataplane.pipeline import K_PUNT_MISS, LISP_CONTROL_PORT, cookie
+from lisp_app.dataplane.pipeline import K_PUNT_MISS, cookie
+from lisp_app.protocol.numbers import LISP_CONTROL_PORT
 from lisp_app.protocol import decode_control
 
 CONFIG = """

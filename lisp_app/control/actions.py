@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from ..mapping.cache import CacheEntry
-from ..protocol.ecm import LISP_CONTROL_PORT
+from ..protocol.numbers import LISP_CONTROL_PORT
 
 
 @dataclass(frozen=True, slots=True)

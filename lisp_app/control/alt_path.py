@@ -12,7 +12,7 @@ from ..alt.rib import AltRib
 from ..dataplane import frames
 from ..dataplane.effects import LISP, PacketOut
 from ..dataplane.pipeline import ALT_PEER_MAC
-from ..protocol.ecm import LISP_CONTROL_PORT
+from ..protocol.numbers import LISP_CONTROL_PORT
 from .actions import SendOverAlt
 from .map_resolver import ForwardOverAlt
 from .mapstat import MapStat

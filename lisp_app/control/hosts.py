@@ -18,12 +18,12 @@ from ..dataplane.flows import Flow
 from ..dataplane.pipeline import LispBridge
 from ..mapping.database import LocalDatabase
 from ..protocol.addresses import EidPrefix
+from ..protocol.numbers import ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT
 from .mapstat import MapStat
 
 HOST_IDLE_TIMEOUT = 300  # seconds: a host flow unused this long is removed by the switch
 RESOLVE_QUEUE = 16       # packets held per site host being resolved
 ASK_INTERVAL = 1.0       # seconds between two solicitations for one host
-ND_SOLICIT, ND_ADVERT = 135, 136
 ALL_NODES = ip_address("ff02::1")
 
 IPAddress = IPv4Address | IPv6Address
@@ -115,7 +115,7 @@ class SiteHosts:
         gw = self.gateway
         if frame.arp_op == 2 and frame.arp_spa is not None:
             return self._learn(iid, frame.arp_spa, frame.arp_sha, in_port)
-        if frame.icmpv6_type == ND_SOLICIT and gw.ipv6 is not None and frame.nd_target == gw.ipv6:
+        if frame.icmpv6_type == ND_NEIGHBOR_SOLICIT and gw.ipv6 is not None and frame.nd_target == gw.ipv6:
             out = []
             known_source = not frame.ip_src.is_unspecified
             if frame.nd_lladdr and known_source:
@@ -124,7 +124,7 @@ class SiteHosts:
                                                   frame.ip_src if known_source else ALL_NODES,
                                                   gw.ipv6, solicited=known_source)
             return out + [PacketOut(LISP, reply, in_port)]
-        if frame.icmpv6_type == ND_ADVERT and frame.nd_target is not None:
+        if frame.icmpv6_type == ND_NEIGHBOR_ADVERT and frame.nd_target is not None:
             return self._learn(iid, frame.nd_target, frame.nd_lladdr or frame.eth_src, in_port)
         return []
 

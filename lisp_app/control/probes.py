@@ -11,17 +11,16 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from ipaddress import IPv4Address, ip_network
 
 from ..dataplane import frames
 from ..mapping.database import LocalDatabase
 from ..protocol.addresses import EidPrefix
-from ..protocol.data import LISP_DATA_PORT, DataHeader, decode_data_header
-from ..protocol.ecm import LISP_CONTROL_PORT
+from ..protocol.data import DataHeader, decode_data_header, entropy_source_port
 from ..protocol.errors import DecodeError
 from ..protocol.map_reply import MapReply
 from ..protocol.map_request import MapRequest
+from ..protocol.numbers import LISP_CONTROL_PORT, LISP_DATA_PORT
 from ..protocol.records import EidRecord
 from .actions import Deliver, SendControl, SendDataProbe
 from .alt_path import AltPath
@@ -31,13 +30,6 @@ from .next_hop import UnderlayNextHop
 
 LOG = logging.getLogger(__name__)
 ETHERNET_IPV4 = b"\0" * 12 + b"\x08\x00"  # a placeholder Ethernet header before an inner packet
-
-
-def probe_source_port(f) -> int:
-    """The probe's UDP source port: 0xC000-0xFFFF from a stable hash of the inner flow, so the
-    same flow always takes the same port whatever the process (RFC 9300's entropy)."""
-    key = f"{f.ip_src}|{f.ip_dst}|{f.sport}|{f.dport}".encode()
-    return 0xC000 | (zlib.crc32(key) & 0x3FFF)
 
 
 class DataProbes:
@@ -61,7 +53,7 @@ class DataProbes:
         inner = probe.packet.data[f.ip_offset:f.ip_offset + f.ip_length]
         payload = DataHeader(instance_id=probe.packet.instance_id, nonce=probe.nonce).encode() \
             + inner
-        sport = probe_source_port(f)
+        sport = entropy_source_port(f.ip_src, f.ip_dst, f.sport, f.dport)  # same flow, same port
         if self.alt is not None:  # over the ALT; the ETR answers our RLOC, the source
             port = self.alt.port_for(f.ip_dst)
             if port is None:
