@@ -129,7 +129,8 @@ def new_xtr():
     from ipaddress import ip_address
 
     from lisp_app.config import parse_config
-    from lisp_app.control.xtr import UNDERLAY, Xtr
+    from lisp_app.dataplane.effects import UNDERLAY
+    from lisp_app.node import Xtr
     from lisp_app.dataplane import frames
     from lisp_app.dataplane.pipeline import K_PUNT_UNDERLAY_ARP, cookie
 
@@ -141,7 +142,7 @@ def new_xtr():
                  + ip_address("192.0.2.254").packed + frames.mac_to_bytes(LOCAL_MAC)
                  + ip_address("192.0.2.1").packed)
     xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_UNDERLAY_ARP), UPLINK_PORT, 0, arp_reply, 0.0)
-    if xtr.next_hop_mac != ROUTER_MAC:
+    if xtr.next_hop.next_hop_mac != ROUTER_MAC:
         raise RuntimeError("the xTR did not learn its next hop from the ARP reply")
     return xtr
 
@@ -152,7 +153,7 @@ class Filler:
     def __init__(self, xtr, locators: int, rlocs: int, miss_rate: float):
         from ipaddress import IPv4Address
 
-        from lisp_app.control.xtr import LISP, UNDERLAY, FlowChange, PacketOut
+        from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
         from lisp_app.dataplane import frames
         from lisp_app.dataplane.pipeline import K_PUNT_CONTROL, K_PUNT_MISS, cookie
         from lisp_app.protocol import (LISP_CONTROL_PORT, InstanceIdAddress, Locator, MapReply,
@@ -208,7 +209,7 @@ class Filler:
         want = EidPrefix.parse(f"[{INSTANCE_ID}]{self.IPv4Address(EID_BASE)}/24")
         if entry is None or entry.prefix != want or len(entry.locators) != self.locators:
             raise RuntimeError(f"first mapping not cached as expected: {entry!r}")
-        if want not in self.xtr.installed:
+        if want not in self.xtr.installer.installed:
             raise RuntimeError("first mapping has no installed flow")
 
 
@@ -280,7 +281,7 @@ def worker(params: dict) -> dict:
         if target == n:
             break
         target = min(target + step, n)
-    state = {"cache": len(xtr.cache), "installed": len(xtr.installed),
+    state = {"cache": len(xtr.cache), "installed": len(xtr.installer.installed),
              "groups": len(xtr.group_ids()), "itr_last_sent": len(xtr.itr.last_sent),
              "itr_pending": len(xtr.itr.pending)}
     if state["cache"] != n or state["installed"] != n:

@@ -22,8 +22,8 @@ from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_c
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from .control.actions import Announce, Withdraw
-from .control.xtr import Xtr
+from .alt.effects import Announce, Withdraw
+from .node import Xtr
 from .dataplane import ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import yaml
 
-from .alt.rib import PrefixList, PrefixListEntry
 from .protocol.addresses import EidPrefix
 
 ROLES = ("itr", "etr", "xtr", "ms-mr")  # ms-mr: only the Map-Server / Map-Resolver roles
@@ -346,17 +345,19 @@ def _check_alt(alt: AltConfig, source: str) -> None:
         for j, e in enumerate(n.import_filter):
             where = f"alt.neighbors[{i}].import_filter[{j}]"
             try:
-                PrefixListEntry(e.action, ip_network(e.prefix), e.ge, e.le)
+                _check_prefix_list_entry(e)
             except ValueError as exc:
                 raise ConfigError(source, where, str(exc)) from None
 
 
-def alt_import_filter(alt: AltConfig, neighbor: AltNeighborConfig) -> PrefixList:
-    """A neighbour's import prefix list (the default: the default route and the EID space)."""
-    if not neighbor.import_filter:
-        return PrefixList.default_import(tuple(ip_network(t) for t in alt.eid_space))
-    return PrefixList(tuple(PrefixListEntry(e.action, ip_network(e.prefix), e.ge, e.le)
-                            for e in neighbor.import_filter))
+def _check_prefix_list_entry(e: PrefixListEntryConfig) -> None:
+    """The entry's prefix parses and prefix length <= ge <= le <= the family's width (the ALT
+    compiles the entries into prefix lists: lisp_app.alt.filters)."""
+    net = ip_network(e.prefix)
+    lo = e.ge if e.ge is not None else net.prefixlen
+    hi = e.le if e.le is not None else (net.max_prefixlen if e.ge is not None else net.prefixlen)
+    if not net.prefixlen <= lo <= hi <= net.max_prefixlen:
+        raise ValueError(f"{net}: need {net.prefixlen} <= ge <= le <= {net.max_prefixlen}")
 
 
 class _Reader:

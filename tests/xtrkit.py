@@ -10,11 +10,12 @@ from ipaddress import ip_address
 from lisp_app.alt.rib import AltRib, AltRoute
 from lisp_app.alt.speaker import AltSpeaker
 from lisp_app.config import parse_config
-from lisp_app.control.actions import Announce, Withdraw
-from lisp_app.control.xtr import Xtr
+from lisp_app.alt.effects import Announce, Withdraw
+from lisp_app.node import Xtr
 from lisp_app.dataplane import frames
 from lisp_app.dataplane.effects import LISP, UNDERLAY, PacketOut
-from lisp_app.dataplane.pipeline import K_PUNT_MISS, LISP_CONTROL_PORT, cookie
+from lisp_app.dataplane.pipeline import K_PUNT_MISS, cookie
+from lisp_app.protocol.numbers import LISP_CONTROL_PORT
 from lisp_app.protocol import decode_control
 
 CONFIG = """

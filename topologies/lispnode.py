@@ -229,7 +229,8 @@ class XtrNode:
                    f"options:dst_port=4341 options:remote_ip=flow options:key=flow "
                    f"options:packet_type=legacy_l3")
         if s.alt_address:
-            # TCP over GRE needs room for the GRE and outer headers (DESIGN.md: <= 1476)
+            # TCP over GRE needs room for the GRE and outer headers (measured: an inner MTU of at most
+            # 1476 bytes on a 1500-byte underlay, docs/architecture.rst)
             self.sh(f"ip link set alt0 mtu 1400; ip addr add {s.alt_address}/31 dev alt0; "
                     f"ip link set alt0 up")
         for br in ("br-lisp", "br-u"):

@@ -1,7 +1,7 @@
 """The one adapter around os-ken's BGPSpeaker: it joins the ALT, reports what neighbours send into
 :class:`~lisp_app.alt.state.AltState`, applies our announcements and enforces max-prefix.
 
-os-ken facts this relies on (measured with os-ken 4.2.2, see DESIGN.md section 4): one speaker per
+os-ken facts this relies on (measured with os-ken 4.2.2; docs/architecture.rst, "The ALT side"): one speaker per
 process (one AS); 4-byte ASNs and long AS paths of 10-digit ASNs work; ``peer_up_handler`` reports
 the peer's router-id and AS_TRANS, so sessions are tracked by polling the neighbour summary keyed by
 the configured address; updates can arrive twice; ``prefix_del`` right after ``prefix_add`` can be
@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 
-from ..config import AltConfig, alt_import_filter
-from ..control.actions import Announce, Withdraw
+from ..config import AltConfig
+from .effects import Announce, Withdraw
+from .filters import import_filter
 from .state import ESTABLISHED, MAX_PREFIX_EXCEEDED, AltState, NeighborState, ShutDownNeighbor
 
 LOG = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class AltSpeaker:
     def __init__(self, alt: AltConfig):
         self.alt = alt
         self.state = AltState([NeighborState(str(n.address), n.remote_as,
-                                             alt_import_filter(alt, n), n.max_prefix)
+                                             import_filter(alt, n), n.max_prefix)
                                for n in alt.neighbors])
         self.speaker = None
 
@@ -72,6 +73,21 @@ class AltSpeaker:
             self.state.withdraw(prefix)
         else:
             raise TypeError(f"not an ALT effect: {effect!r}")
+
+    def view(self) -> dict:
+        """What the ALT side knows, JSON-able: our identity, the neighbours and their sessions,
+        the routes learned, the prefixes announced and those we mean to announce."""
+        state = self.state
+        return {
+            "local_as": self.alt.local_as, "router_id": str(self.alt.router_id),
+            "address": str(self.alt.address),
+            "neighbors": [{"address": n.address, "remote_as": n.remote_as, "state": n.state,
+                           "accepted": len(n.accepted), "rejected": n.rejected,
+                           "max_prefix": n.max_prefix} for n in state.neighbors.values()],
+            "routes": [{"prefix": str(r.prefix), "neighbor": r.neighbor,
+                        "next_hop": r.next_hop, "as_path": list(r.as_path)}
+                       for r in state.rib.all_routes()],
+            "announced": sorted(state.applied), "intended": sorted(state.intended)}
 
     # -- events from the speaker (run in its threads) -------------------------------------------
 

@@ -17,15 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
 from ipaddress import ip_address
 from urllib.parse import parse_qs
 
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Locator
-from .views import entry_view, local_view
 
 LOG = logging.getLogger(__name__)
+LOCATOR_SETS = 4096  # distinct locator sets kept parsed (bulk loads share a few among many)
 
 
 class ApiError(Exception):
@@ -36,10 +35,14 @@ class ApiError(Exception):
 
 class Api:
     """Request handling over an object with ``xtr``, ``execute``, ``flow_rows``, ``group_rows``
-    and ``datapaths`` (the os-ken app)."""
+    and ``datapaths`` (the os-ken app). It reads the node through ``xtr.queries`` (the node's
+    query interface), the ALT through the adapter's ``view()``, and changes the node only through
+    its operator commands (``add_static``, ``add_static_many``, ``remove_mapping``)."""
 
-    def __init__(self, app):
+    def __init__(self, app, clock=time.monotonic):
         self.app = app
+        self.clock = clock
+        self._locator_sets: dict = {}  # parsed locator sets, shared by the mappings that use them
 
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
@@ -87,31 +90,47 @@ class Api:
             return {"bridge": bridge, "rtt": self.app.echo_rtt(bridge, count)}
         raise ApiError("404 Not Found", f"no such resource: {method} {path}")
 
+    def _parse_mapping(self, body, where: str):
+        """``{"prefix": ..., "locators": [{"rloc", "priority", "weight"}, ...]}`` -> (prefix,
+        locators), or a 400 naming ``where`` and the problem."""
+        if not isinstance(body, dict) or "prefix" not in body:
+            raise ApiError("400 Bad Request", f"{where}: must be an object with 'prefix' and "
+                           "'locators'")
+        try:
+            prefix = EidPrefix.parse(str(body["prefix"]))
+            raw = tuple((str(l["rloc"]), int(l.get("priority", 1)), int(l.get("weight", 100)))
+                        for l in body.get("locators", ()))
+            locators = self._locator_sets.get(raw)
+            if locators is None:  # many mappings share their locators: parse each set once
+                locators = tuple(Locator(ip_address(r), p, w) for r, p, w in raw)
+                for loc in locators:
+                    if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
+                        raise ValueError(f"priority and weight of {loc.address} must be 0..255")
+                if len(self._locator_sets) >= LOCATOR_SETS:
+                    self._locator_sets.clear()
+                self._locator_sets[raw] = locators
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ApiError("400 Bad Request", f"{where}: bad mapping: {exc}") from None
+        if not locators:
+            raise ApiError("400 Bad Request", f"{where}: a static mapping needs at least one locator")
+        return prefix, locators
+
     # -- operations -----------------------------------------------------------------------------
 
     def map_list(self) -> dict:
-        now = time.monotonic()
-        xtr = self.app.xtr
-        return {"cache": [entry_view(e, now) for e in xtr.cache],
-                "database": [local_view(m) for m in xtr.database]}
+        return self.app.xtr.queries.mappings(self.clock())
 
     def map_get(self, text: str) -> dict:
         iid, addr = _parse_eid(text)
-        xtr = self.app.xtr
-        for mapping in xtr.database:
-            if mapping.prefix.instance_id == iid and addr in mapping.prefix.network:
-                return {"eid": text, "found": True, "mapping": local_view(mapping)}
-        entry = xtr.cache.lookup(iid, addr)
-        if entry is None:
-            return {"eid": text, "found": False, "mapping": None}
-        return {"eid": text, "found": True, "mapping": entry_view(entry, time.monotonic())}
+        mapping = self.app.xtr.queries.lookup(iid, addr, self.clock())
+        return {"eid": text, "found": mapping is not None, "mapping": mapping}
 
     def map_add(self, body: dict) -> dict:
         if isinstance(body, dict) and "mappings" in body:
             return self.map_add_many(body["mappings"])
-        prefix, locators = _parse_mapping(body, "body")
+        prefix, locators = self._parse_mapping(body, "body")
         try:
-            effects = self.app.xtr.add_static(prefix, locators, time.monotonic())
+            effects = self.app.xtr.add_static(prefix, locators, self.clock())
         except ValueError as exc:
             raise ApiError("409 Conflict", str(exc)) from None
         self.app.execute(effects)
@@ -122,9 +141,9 @@ class Api:
         gets their flows in one atomic bundle and the reply comes once it holds them."""
         if not isinstance(items, list):
             raise ApiError("400 Bad Request", "'mappings' must be a list")
-        parsed = [_parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
+        parsed = [self._parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
         try:
-            effects = self.app.xtr.add_static_many(parsed, time.monotonic())
+            effects = self.app.xtr.add_static_many(parsed, self.clock())
         except ValueError as exc:
             raise ApiError("409 Conflict", str(exc)) from None
         try:
@@ -138,25 +157,15 @@ class Api:
             prefix = EidPrefix.parse(text)
         except ValueError as exc:
             raise ApiError("400 Bad Request", str(exc)) from None
-        effects = self.app.xtr.remove_mapping(prefix, time.monotonic())
-        if not effects and self.app.xtr.cache.get(prefix) is None:
+        effects = self.app.xtr.remove_mapping(prefix, self.clock())
+        if not effects and not self.app.xtr.queries.is_cached(prefix):
             raise ApiError("404 Not Found", f"no cached mapping for {prefix}")
         self.app.execute(effects)
         return {"removed": str(prefix)}
 
     def mapstat(self) -> dict:
-        xtr = self.app.xtr
-        out = {"counters": xtr.stats.as_dict(), "cache_entries": len(xtr.cache),
-               "pending_requests": len(xtr.itr.pending) if xtr.itr else 0,
-               "bridges": sorted(self.app.datapaths)}
-        if xtr.ms is not None:
-            out["map_server"] = asdict(xtr.ms.stats)
-            out["registrations"] = [
-                {"prefix": str(p), "site": r.site, "etr": str(r.etr), "proxy_reply": r.proxy_reply,
-                 "expires_in": round(r.expires_at - time.monotonic(), 1)}
-                for p, r in sorted(xtr.ms.registrations.items(), key=lambda i: str(i[0]))]
-        if xtr.mr is not None:
-            out["map_resolver"] = asdict(xtr.mr.stats)
+        out = self.app.xtr.queries.mapstat(self.clock())
+        out["bridges"] = sorted(self.app.datapaths)
         return out
 
     def flows(self) -> dict:
@@ -168,41 +177,24 @@ class Api:
         alt = getattr(self.app, "alt", None)
         if alt is None:
             raise ApiError("404 Not Found", "this controller is not on the ALT (no alt: section)")
-        state = alt.state
-        return {
-            "local_as": alt.alt.local_as, "router_id": str(alt.alt.router_id),
-            "address": str(alt.alt.address),
-            "neighbors": [{"address": n.address, "remote_as": n.remote_as, "state": n.state,
-                           "accepted": len(n.accepted), "rejected": n.rejected,
-                           "max_prefix": n.max_prefix} for n in state.neighbors.values()],
-            "routes": [{"prefix": str(r.prefix), "neighbor": r.neighbor,
-                        "next_hop": r.next_hop, "as_path": list(r.as_path)}
-                       for r in state.rib.all_routes()],
-            "announced": sorted(state.applied), "intended": sorted(state.intended)}
+        return alt.view()
 
     def metrics(self) -> str:
-        xtr = self.app.xtr
+        queries = self.app.xtr.queries
         lines = []
-        counters = dict(xtr.stats.as_dict())
-        for role, engine in (("ms", xtr.ms), ("mr", xtr.mr)):
-            if engine is not None:
-                counters.update({f"{role}_{k}": v for k, v in asdict(engine.stats).items()})
-        for name, value in counters.items():
+        for name, value in queries.counters().items():
             metric = f"lisp_{name}_total"
             lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
-        gauges = {"lisp_map_cache_entries": len(xtr.cache),
-                  "lisp_pending_map_requests": len(xtr.itr.pending) if xtr.itr else 0,
-                  "lisp_site_hosts": len(xtr.hosts)}
-        for metric, value in gauges.items():
-            lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
+        for name, value in queries.gauges().items():
+            lines += [f"# TYPE lisp_{name} gauge", f"lisp_{name} {value}"]
         alt = getattr(self.app, "alt", None)
         if alt is not None:
+            view = alt.view()
             lines.append("# TYPE lisp_alt_neighbor_established gauge")
-            for n in alt.state.neighbors.values():
-                lines.append(f'lisp_alt_neighbor_established{{neighbor="{n.address}"}} '
-                             f'{int(n.state == "established")}')
-            lines += ["# TYPE lisp_alt_routes gauge",
-                      f"lisp_alt_routes {len(alt.state.rib.all_routes())}"]
+            for n in view["neighbors"]:
+                lines.append(f'lisp_alt_neighbor_established{{neighbor="{n["address"]}"}} '
+                             f'{int(n["state"] == "established")}')
+            lines += ["# TYPE lisp_alt_routes gauge", f"lisp_alt_routes {len(view['routes'])}"]
         lines.append("# TYPE lisp_bridge_connected gauge")
         for bridge in ("lisp", "underlay"):
             lines.append(f'lisp_bridge_connected{{bridge="{bridge}"}} '
@@ -222,35 +214,6 @@ def _read_json(environ) -> object:
         return json.loads(environ["wsgi.input"].read(length) or b"null")
     except (ValueError, json.JSONDecodeError) as exc:
         raise ApiError("400 Bad Request", f"body is not JSON: {exc}") from None
-
-
-_LOCATORS: dict = {}
-
-
-def _parse_mapping(body, where: str):
-    """``{"prefix": ..., "locators": [{"rloc", "priority", "weight"}, ...]}`` -> (prefix,
-    locators), or a 400 naming ``where`` and the problem."""
-    if not isinstance(body, dict) or "prefix" not in body:
-        raise ApiError("400 Bad Request", f"{where}: must be an object with 'prefix' and "
-                       "'locators'")
-    try:
-        prefix = EidPrefix.parse(str(body["prefix"]))
-        raw = tuple((str(l["rloc"]), int(l.get("priority", 1)), int(l.get("weight", 100)))
-                    for l in body.get("locators", ()))
-        locators = _LOCATORS.get(raw)
-        if locators is None:  # many mappings share their locators: parse each set once
-            locators = tuple(Locator(ip_address(r), p, w) for r, p, w in raw)
-            for loc in locators:
-                if not (0 <= loc.priority <= 255 and 0 <= loc.weight <= 255):
-                    raise ValueError(f"priority and weight of {loc.address} must be 0..255")
-            if len(_LOCATORS) >= 4096:
-                _LOCATORS.clear()
-            _LOCATORS[raw] = locators
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ApiError("400 Bad Request", f"{where}: bad mapping: {exc}") from None
-    if not locators:
-        raise ApiError("400 Bad Request", f"{where}: a static mapping needs at least one locator")
-    return prefix, locators
 
 
 def _parse_eid(text: str):

@@ -1,4 +1,5 @@
-"""What the engines ask the orchestrator (and through it the shell) to do."""
+"""What the engines ask the orchestrator (and through it the shell) to do. ALT announcements and
+withdrawals are :mod:`lisp_app.alt.effects`."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from ..mapping.cache import CacheEntry
-from ..protocol.addresses import EidPrefix
-from ..protocol.ecm import LISP_CONTROL_PORT
+from ..protocol.numbers import LISP_CONTROL_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +71,10 @@ class SendOverAlt:
 
 
 @dataclass(frozen=True, slots=True)
-class Announce:
-    """Announce a prefix into the ALT (the shell hands it to the BGP speaker's adapter)."""
+class Deliver:
+    """Hand ``frame`` (an Ethernet frame whose MACs are to be filled in) to the local host
+    ``address`` of instance-id ``instance_id``."""
 
-    prefix: EidPrefix
-
-
-@dataclass(frozen=True, slots=True)
-class Withdraw:
-    """Withdraw a prefix from the ALT (the shell hands it to the BGP speaker's adapter)."""
-
-    prefix: EidPrefix
+    instance_id: int
+    address: IPv4Address | IPv6Address
+    frame: bytes

@@ -49,6 +49,9 @@ class MapResolverStats:
 class MapResolverEngine:
     rib: AltRib
     stats: MapResolverStats = field(default_factory=MapResolverStats)
+    #: how many encoded negative Map-Replies (one per negative prefix) are kept; when full the
+    #: memo starts over
+    negative_cache_limit: int = NEGATIVE_CACHE
     # EidPrefix -> the negative Map-Reply for it, encoded with nonce 0
     _negative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -78,7 +81,7 @@ class MapResolverEngine:
         if encoded is None:
             record = MappingRecord.for_prefix(negative, ttl=NEGATIVE_TTL,
                                               action=Action.NATIVELY_FORWARD)
-            if len(self._negative) >= NEGATIVE_CACHE:
+            if len(self._negative) >= self.negative_cache_limit:
                 self._negative.clear()
             encoded = self._negative[negative] = MapReply(0, (record,)).encode()
         self.stats.negative_replies += 1

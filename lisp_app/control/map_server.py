@@ -27,7 +27,8 @@ from ..protocol.map_register import (KEY_ID_NONE, MapNotify, MapRegister, sign,
 from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
-from .actions import Announce, SendControl, Withdraw
+from ..alt.effects import Announce, Withdraw
+from .actions import SendControl
 
 LOG = logging.getLogger(__name__)
 IPAddress = IPv4Address | IPv6Address

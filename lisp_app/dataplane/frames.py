@@ -14,6 +14,12 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from ..protocol.inet import (IPV4_HEADER, IPV6_HEADER, UDP_HEADER, internet_checksum, ipv4_header,
+                             ipv6_header, pseudo_header, udp_datagram, with_checksum)
+from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_VLAN,
+                                IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+                                ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT)
+
 __all__ = [
     "ETH_TYPE_ARP", "ETH_TYPE_IPV4", "ETH_TYPE_IPV6", "ETH_TYPE_VLAN", "Frame", "FrameError",
     "IPAddress", "arp_request", "bytes_to_mac", "icmp_too_big", "internet_checksum",
@@ -23,21 +29,9 @@ __all__ = [
 
 IPAddress = IPv4Address | IPv6Address
 
-ETH_TYPE_IPV4 = 0x0800
-ETH_TYPE_ARP = 0x0806
-ETH_TYPE_VLAN = 0x8100
-ETH_TYPE_IPV6 = 0x86DD
-
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_ICMPV6 = 58
-
 ICMP_DEST_UNREACH = 3
 ICMP_FRAG_NEEDED = 4
 ICMPV6_PACKET_TOO_BIG = 2
-ND_NEIGHBOR_SOLICIT = 135
-ND_NEIGHBOR_ADVERT = 136
 ND_OPT_SOURCE_LLADDR = 1
 ND_OPT_TARGET_LLADDR = 2
 
@@ -47,12 +41,8 @@ ICMPV4_MAX_ERROR = 576           # RFC 1812 4.3.2.3: an ICMP error datagram need
 
 _ETH = struct.Struct("!6s6sH")
 _VLAN = struct.Struct("!HH")
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
-_IPV6 = struct.Struct("!IHBB16s16s")
-_UDP = struct.Struct("!HHHH")
 _PORTS = struct.Struct("!HH")
 _ARP = struct.Struct("!HHBBH6s4s6s4s")
-_U16 = struct.Struct("!H")
 _MAC = struct.Struct("6s")
 _ADDR6 = struct.Struct("16s")
 
@@ -120,16 +110,6 @@ def bytes_to_mac(raw: bytes) -> str:
     return raw.hex(":")
 
 
-def internet_checksum(data: bytes) -> int:
-    """The RFC 1071 one's-complement checksum of ``data`` (odd lengths padded with a zero)."""
-    if len(data) % 2:
-        data = bytes(data) + b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 # ---------------------------------------------------------------------------------------------
 # Parsing
 
@@ -170,7 +150,8 @@ def _parse_ipv4(data: bytes, off: int, eth_dst: str, eth_src: str, vlan: int | N
     size = len(data)
     if size - off < 20:
         raise FrameError(f"IPv4 header truncated at offset {off}: {size - off} bytes, need 20")
-    ver_ihl, _tos, total, _ident, frag, ttl, proto, _csum, src, dst = _IPV4.unpack_from(data, off)
+    ver_ihl, _tos, total, _ident, frag, ttl, proto, _csum, src, dst = IPV4_HEADER.unpack_from(
+        data, off)
     if ver_ihl >> 4 != 4:
         raise FrameError(f"IP version {ver_ihl >> 4} in IPv4 header at offset {off}")
     hlen = (ver_ihl & 0x0F) * 4
@@ -197,7 +178,7 @@ def _parse_ipv6(data: bytes, off: int, eth_dst: str, eth_src: str, vlan: int | N
     size = len(data)
     if size - off < 40:
         raise FrameError(f"IPv6 header truncated at offset {off}: {size - off} bytes, need 40")
-    vtf, plen, nxt, hlim, src, dst = _IPV6.unpack_from(data, off)
+    vtf, plen, nxt, hlim, src, dst = IPV6_HEADER.unpack_from(data, off)
     if vtf >> 28 != 6:
         raise FrameError(f"IP version {vtf >> 28} in IPv6 header at offset {off}")
     l4 = off + 40
@@ -226,7 +207,7 @@ def _parse_ipv6(data: bytes, off: int, eth_dst: str, eth_src: str, vlan: int | N
 def _parse_udp(data: bytes, l4: int, end: int, partial: bool) -> tuple[int, int, int]:
     if end - l4 < 8:
         raise FrameError(f"UDP header truncated at offset {l4}: {end - l4} bytes, need 8")
-    sport, dport, length, _csum = _UDP.unpack_from(data, l4)
+    sport, dport, length, _csum = UDP_HEADER.unpack_from(data, l4)
     if length < 8:
         raise FrameError(f"UDP length {length} < 8 at offset {l4 + 4}")
     if not partial and l4 + length > end:
@@ -290,46 +271,24 @@ def _ethernet(dst: bytes, src: str, eth_type: int) -> bytes:
     return _ETH.pack(dst, mac_to_bytes(src), eth_type)
 
 
-def _ipv4_header(src: IPv4Address, dst: IPv4Address, proto: int, payload_len: int,
-                 ttl: int) -> bytes:
-    total = 20 + payload_len
-    if total > 0xFFFF:
-        raise ValueError(f"IPv4 packet of {total} bytes exceeds 65535")
-    if not 0 <= ttl <= 255:
-        raise ValueError(f"TTL {ttl} out of range 0..255")
-    header = _IPV4.pack(0x45, 0, total, 0, 0, ttl, proto, 0, src.packed, dst.packed)
-    return header[:10] + _U16.pack(internet_checksum(header)) + header[12:]
-
-
-def _ipv6_header(src: IPv6Address, dst: IPv6Address, nxt: int, payload_len: int,
-                 hop_limit: int) -> bytes:
-    if payload_len > 0xFFFF:
-        raise ValueError(f"IPv6 payload of {payload_len} bytes exceeds 65535")
-    if not 0 <= hop_limit <= 255:
-        raise ValueError(f"hop limit {hop_limit} out of range 0..255")
-    return _IPV6.pack(0x60000000, payload_len, nxt, hop_limit, src.packed, dst.packed)
-
-
-def _pseudo_header(src: IPAddress, dst: IPAddress, proto: int, length: int) -> bytes:
-    if src.version == 4:
-        return src.packed + dst.packed + struct.pack("!BBH", 0, proto, length)
-    return src.packed + dst.packed + struct.pack("!IxxxB", length, proto)
-
-
-def _with_checksum(message: bytes, at: int, pseudo: bytes, zero_as_ffff: bool = False) -> bytes:
-    csum = internet_checksum(pseudo + message)
-    if zero_as_ffff and csum == 0:
-        csum = 0xFFFF
-    return message[:at] + _U16.pack(csum) + message[at + 2:]
-
-
 def _ip_frame(eth_src: str, eth_dst: bytes, ip_src: IPAddress, ip_dst: IPAddress, proto: int,
               message: bytes, ttl: int) -> bytes:
+    """Ethernet + an IPv4 header (no options, identification 0, DF clear) or an IPv6 header
+    around ``message``."""
     if ip_src.version == 4:
+        total = 20 + len(message)
+        if total > 0xFFFF:
+            raise ValueError(f"IPv4 packet of {total} bytes exceeds 65535")
+        if not 0 <= ttl <= 255:
+            raise ValueError(f"TTL {ttl} out of range 0..255")
         return (_ethernet(eth_dst, eth_src, ETH_TYPE_IPV4)
-                + _ipv4_header(ip_src, ip_dst, proto, len(message), ttl) + message)
+                + ipv4_header(ip_src, ip_dst, proto, len(message), ttl) + message)
+    if len(message) > 0xFFFF:
+        raise ValueError(f"IPv6 payload of {len(message)} bytes exceeds 65535")
+    if not 0 <= ttl <= 255:
+        raise ValueError(f"hop limit {ttl} out of range 0..255")
     return (_ethernet(eth_dst, eth_src, ETH_TYPE_IPV6)
-            + _ipv6_header(ip_src, ip_dst, proto, len(message), ttl) + message)
+            + ipv6_header(ip_src, ip_dst, proto, len(message), ttl) + message)
 
 
 def _check_pair(ip_src: object, ip_dst: object) -> None:
@@ -357,9 +316,7 @@ def udp_frame(eth_src: str, eth_dst: str, ip_src: IPAddress, ip_dst: IPAddress, 
     length = 8 + len(payload)
     if length > 0xFFFF:
         raise ValueError(f"UDP datagram of {length} bytes exceeds 65535")
-    datagram = _UDP.pack(sport, dport, length, 0) + bytes(payload)
-    datagram = _with_checksum(datagram, 6, _pseudo_header(ip_src, ip_dst, IPPROTO_UDP, length),
-                              zero_as_ffff=True)
+    datagram = udp_datagram(ip_src, ip_dst, sport, dport, bytes(payload))
     return _ip_frame(eth_src, mac_to_bytes(eth_dst), ip_src, ip_dst, IPPROTO_UDP, datagram, ttl)
 
 
@@ -379,8 +336,8 @@ def solicited_node(address: IPv6Address) -> IPv6Address:
 
 def _icmpv6_frame(eth_src: str, eth_dst: bytes, ip_src: IPv6Address, ip_dst: IPv6Address,
                   message: bytes, hop_limit: int) -> bytes:
-    message = _with_checksum(message, 2,
-                             _pseudo_header(ip_src, ip_dst, IPPROTO_ICMPV6, len(message)))
+    message = with_checksum(message, 2,
+                            pseudo_header(ip_src, ip_dst, IPPROTO_ICMPV6, len(message)))
     return _ip_frame(eth_src, eth_dst, ip_src, ip_dst, IPPROTO_ICMPV6, message, hop_limit)
 
 
@@ -433,7 +390,7 @@ def icmp_too_big(original: bytes, frame: Frame, mtu: int, eth_src: str, ip_src: 
             raise ValueError(f"next-hop MTU {mtu} out of range 0..65535")
         quote = packet[:ICMPV4_MAX_ERROR - 20 - 8]
         message = struct.pack("!BBHHH", ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0, mtu) + quote
-        message = _with_checksum(message, 2, b"")
+        message = with_checksum(message, 2)
         return _ip_frame(eth_src, dst_mac, ip_src, frame.ip_src, IPPROTO_ICMP, message, 64)
     if not isinstance(ip_src, IPv6Address):
         raise ValueError(f"ip_src {ip_src!r} must be IPv6 for an IPv6 frame")

@@ -28,12 +28,15 @@ Underlay bridge (uplink, LOCAL holds the RLOC)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from ..mapping.cache import CacheEntry
 from ..mapping.locators import Share
 from ..protocol.addresses import EidPrefix
+from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPROTO_ICMPV6,
+                                IPPROTO_UDP, LISP_CONTROL_PORT, LISP_DATA_PORT, ND_NEIGHBOR_ADVERT,
+                                ND_NEIGHBOR_SOLICIT)
 from ..protocol.records import Action
 from .flows import (OFPP_IN_PORT, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField, DecTtl, Flow,
                     Group, GroupAction, Meter, Output, SetField, ToController, match)
@@ -75,21 +78,18 @@ METER_PUNT = 2     # too-big, resolve, neighbour
 METER_CONTROL = 3  # control messages
 
 METADATA_MASK = 0xFFFFFF  # the instance-id lives in the low 24 bits of metadata
-ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
-LISP_CONTROL_PORT = 4342
-LISP_DATA_PORT = 4341
 ENCAP_OVERHEAD = {4: 20 + 8 + 8, 6: 40 + 8 + 8}  # outer IP + UDP + LISP header
 ETHERNET_HEADER = 14
 
 
-_COOKIES: dict[int, int] = {}
+_COOKIES = tuple(COOKIE_BASE | kind << 24 for kind in range(256))  # one int object per kind
 
 
 def cookie(kind: int) -> int:
-    value = _COOKIES.get(kind)
-    if value is None:  # one int object per kind, shared by every flow of that kind
-        value = _COOKIES[kind] = COOKIE_BASE | kind << 24
-    return value
+    """The cookie of every flow of ``kind`` (one shared int object per kind)."""
+    if 0 <= kind < 256:
+        return _COOKIES[kind]
+    return COOKIE_BASE | kind << 24
 
 
 def kind_of(cookie_value: int) -> int | None:
@@ -106,33 +106,40 @@ def prefix_match(network: IPv4Network | IPv6Network) -> tuple[str, object]:
     return "ipv6_dst", (str(network.network_address), str(network.netmask))
 
 
-_ENCAP_ACTIONS: dict = {}
 _DEC_TTL = DecTtl()
-_NETMASKS: dict = {}
-_ETH_TYPE_MATCH = {4: ("eth_type", ETH_IPV4), 6: ("eth_type", ETH_IPV6)}
-_METADATA_MATCH: dict = {}  # instance-id -> ("metadata", (iid, METADATA_MASK)), shared
+# netmask text by IP version and prefix length: one shared str per mask, computed once
+_NETMASKS = {4: tuple(str(IPv4Network((0, plen)).netmask) for plen in range(33)),
+             6: tuple(str(IPv6Network((0, plen)).netmask) for plen in range(129))}
+_ETH_TYPE_MATCH = {4: ("eth_type", ETH_TYPE_IPV4), 6: ("eth_type", ETH_TYPE_IPV6)}
+
+#: Bounds of a LispBridge's memos (instance-ids, locator sets and prefixes come from the mapping
+#: system, so without a bound they would grow with it). A full memo starts over; what compiled
+#: flows already hold stays shared.
+METADATA_MEMO_LIMIT = 4096
+ENCAP_ACTIONS_MEMO_LIMIT = 4096
 
 
-def _encap_match(prefix: EidPrefix) -> tuple:
+def _encap_match(prefix: EidPrefix, metadata_memo: dict | None = None) -> tuple:
     """match(metadata=(iid, METADATA_MASK), eth_type=..., ipvN_dst=(address, netmask)), built
     directly in match()'s sorted order (the bulk path compiles 100,000s of these). Only the
-    destination field is the mapping's own; the other fields are shared by every mapping."""
+    destination field is the mapping's own; the other fields are shared by every mapping: the
+    metadata field through ``metadata_memo`` (instance-id -> field, a LispBridge's)."""
     net = prefix.network
-    mask = _NETMASKS.get((net.version, net.prefixlen))
-    if mask is None:
-        mask = _NETMASKS[(net.version, net.prefixlen)] = str(net.netmask)
-    dst = ("ipv4_dst" if net.version == 4 else "ipv6_dst", (str(net.network_address), mask))
-    meta = _METADATA_MATCH.get(prefix.instance_id)
+    dst = ("ipv4_dst" if net.version == 4 else "ipv6_dst",
+           (str(net.network_address), _NETMASKS[net.version][net.prefixlen]))
+    iid = prefix.instance_id
+    meta = None if metadata_memo is None else metadata_memo.get(iid)
     if meta is None:
-        if len(_METADATA_MATCH) >= 4096:
-            _METADATA_MATCH.clear()
-        meta = _METADATA_MATCH[prefix.instance_id] = ("metadata",
-                                                      (prefix.instance_id, METADATA_MASK))
+        meta = ("metadata", (iid, METADATA_MASK))
+        if metadata_memo is not None:
+            if len(metadata_memo) >= METADATA_MEMO_LIMIT:
+                metadata_memo.clear()
+            metadata_memo[iid] = meta
     return (_ETH_TYPE_MATCH[net.version], dst, meta)
 
 
 def _eth_type(network) -> int:
-    return ETH_IPV4 if network.version == 4 else ETH_IPV6
+    return ETH_TYPE_IPV4 if network.version == 4 else ETH_TYPE_IPV6
 
 
 _ENCAP_PRIORITIES = tuple(2000 + plen for plen in range(129))  # shared int objects
@@ -175,6 +182,11 @@ class LispBridge:
     alt_last_hop: bool = False  # a Map-Server: every Map-Request off the ALT is ours to handle
     miss_rate_pps: int = 100
     punt_rate_pps: int = 100
+    # memos, not configuration: the compiled pieces equal mappings share (see mapping_flows)
+    _metadata_memo: dict = field(default_factory=dict, init=False, repr=False, compare=False,
+                                 hash=False)
+    _encap_actions_memo: dict = field(default_factory=dict, init=False, repr=False,
+                                      compare=False, hash=False)
 
     def meters(self) -> list[Meter]:
         return [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
@@ -192,15 +204,15 @@ class LispBridge:
         for port, iid in self.site_ports:
             flows.extend(self._classify_site(port, iid))
         if self.etr:
-            for eth in (ETH_IPV4, ETH_IPV6):
+            for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
                 flows.append(Flow(T_CLASSIFY, 800, match(in_port=self.gpe_port, eth_type=eth),
                                   cookie(K_BASE), goto=T_DECAP))
         # never looked up in the mapping system: multicast, broadcast, link-local
-        for net, eth in ((IPv4Network("224.0.0.0/4"), ETH_IPV4),
-                         (IPv4Network("255.255.255.255/32"), ETH_IPV4),
-                         (IPv4Network("169.254.0.0/16"), ETH_IPV4),
-                         (IPv6Network("ff00::/8"), ETH_IPV6),
-                         (IPv6Network("fe80::/10"), ETH_IPV6)):
+        for net, eth in ((IPv4Network("224.0.0.0/4"), ETH_TYPE_IPV4),
+                         (IPv4Network("255.255.255.255/32"), ETH_TYPE_IPV4),
+                         (IPv4Network("169.254.0.0/16"), ETH_TYPE_IPV4),
+                         (IPv6Network("ff00::/8"), ETH_TYPE_IPV6),
+                         (IPv6Network("fe80::/10"), ETH_TYPE_IPV6)):
             flows.append(Flow(T_ENCAP, 4000, match(eth_type=eth, **dict([prefix_match(net)])),
                               cookie(K_DROP)))
         for prefix in self.local_prefixes:
@@ -217,16 +229,13 @@ class LispBridge:
         flows = []
         for peer, gre in self.alt_peers:
             flows += [
-                Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_IPV4,
+                Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_TYPE_IPV4,
                                              ipv4_dst=str(peer)), cookie(K_ALT),
                      apply=(Output(gre),)),
-                Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_ARP, arp_op=1,
-                                             arp_tpa=str(peer)), cookie(K_ALT), apply=(
-                    CopyField("eth_src", "eth_dst", 48), SetField("eth_src", ALT_PEER_MAC),
-                    SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
-                    SetField("arp_sha", ALT_PEER_MAC), CopyField("arp_spa", "arp_tpa", 32),
-                    SetField("arp_spa", str(peer)), Output(OFPP_IN_PORT))),
-                Flow(T_CLASSIFY, 1100, match(in_port=gre, eth_type=ETH_IPV4, ipv4_dst=alt),
+                Flow(T_CLASSIFY, 1100, match(in_port=self.alt_port, eth_type=ETH_TYPE_ARP, arp_op=1,
+                                             arp_tpa=str(peer)), cookie(K_ALT),
+                     apply=_arp_reply_actions(ALT_PEER_MAC, str(peer))),
+                Flow(T_CLASSIFY, 1100, match(in_port=gre, eth_type=ETH_TYPE_IPV4, ipv4_dst=alt),
                      cookie(K_ALT), apply=(SetField("eth_src", ALT_PEER_MAC),
                                            SetField("eth_dst", mac), Output(self.alt_port))),
                 Flow(T_CLASSIFY, 1000, match(in_port=gre), cookie(K_DROP)),
@@ -235,8 +244,8 @@ class LispBridge:
                 for port, kind in ((LISP_CONTROL_PORT, K_PUNT_ALT_CONTROL),
                                    (LISP_DATA_PORT, K_PUNT_DATA_PROBE)):
                     flows.append(Flow(T_CLASSIFY, 1150,
-                                      match(in_port=gre, eth_type=ETH_IPV4, ip_proto=17,
-                                            udp_dst=port),
+                                      match(in_port=gre, eth_type=ETH_TYPE_IPV4,
+                                            ip_proto=IPPROTO_UDP, udp_dst=port),
                                       cookie(kind), apply=(ToController(),), meter=METER_PUNT))
             if self.etr:
                 for prefix in self.local_prefixes:
@@ -246,8 +255,8 @@ class LispBridge:
                                        (LISP_DATA_PORT, K_PUNT_DATA_PROBE)):
                         flows.append(Flow(
                             T_CLASSIFY, 1200,
-                            match(in_port=gre, eth_type=ETH_IPV4, ip_proto=17, udp_dst=port,
-                                  **dict([prefix_match(prefix.network)])),
+                            match(in_port=gre, eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
+                                  udp_dst=port, **dict([prefix_match(prefix.network)])),
                             cookie(kind), apply=(ToController(),), meter=METER_PUNT))
         flows.append(Flow(T_CLASSIFY, 1000, match(in_port=self.alt_port), cookie(K_DROP)))
         return flows
@@ -255,31 +264,28 @@ class LispBridge:
     def _classify_site(self, port: int, iid: int) -> list[Flow]:
         flows = []
         meta = (iid, METADATA_MASK)
-        for eth in (ETH_IPV4, ETH_IPV6):
+        for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
             flows.append(Flow(T_CLASSIFY, 800, match(in_port=port, eth_type=eth), cookie(K_BASE),
                               metadata=meta, goto=T_ENCAP))
         if self.gateway_ipv4 is not None:
             gw, mac = str(self.gateway_ipv4), self.gateway_mac
             # an ARP responder in the switch: no packet-in when hosts refresh the gateway's MAC
             flows.append(Flow(
-                T_CLASSIFY, 1000, match(in_port=port, eth_type=ETH_ARP, arp_op=1, arp_tpa=gw),
-                cookie(K_BASE), apply=(
-                    CopyField("eth_src", "eth_dst", 48), SetField("eth_src", mac),
-                    SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
-                    SetField("arp_sha", mac), CopyField("arp_spa", "arp_tpa", 32),
-                    SetField("arp_spa", gw), Output(OFPP_IN_PORT))))
+                T_CLASSIFY, 1000, match(in_port=port, eth_type=ETH_TYPE_ARP, arp_op=1, arp_tpa=gw),
+                cookie(K_BASE), apply=_arp_reply_actions(mac, gw)))
             flows.append(Flow(T_CLASSIFY, 900,
-                              match(in_port=port, eth_type=ETH_ARP, arp_op=2, arp_tpa=gw),
+                              match(in_port=port, eth_type=ETH_TYPE_ARP, arp_op=2, arp_tpa=gw),
                               cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
         if self.gateway_ipv6 is not None:
-            flows.append(Flow(T_CLASSIFY, 900,
-                              match(in_port=port, eth_type=ETH_IPV6, ip_proto=58,
-                                    icmpv6_type=135, ipv6_nd_target=str(self.gateway_ipv6)),
-                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
-            flows.append(Flow(T_CLASSIFY, 900,
-                              match(in_port=port, eth_type=ETH_IPV6, ip_proto=58,
-                                    icmpv6_type=136, ipv6_dst=str(self.gateway_ipv6)),
-                              cookie(K_PUNT_NEIGHBOR), apply=(ToController(),), meter=METER_PUNT))
+            # solicitations for the gateway's address, advertisements sent to it
+            for icmpv6_type, field_name in ((ND_NEIGHBOR_SOLICIT, "ipv6_nd_target"),
+                                            (ND_NEIGHBOR_ADVERT, "ipv6_dst")):
+                flows.append(Flow(T_CLASSIFY, 900,
+                                  match(in_port=port, eth_type=ETH_TYPE_IPV6,
+                                        ip_proto=IPPROTO_ICMPV6, icmpv6_type=icmpv6_type,
+                                        **{field_name: str(self.gateway_ipv6)}),
+                                  cookie(K_PUNT_NEIGHBOR), apply=(ToController(),),
+                                  meter=METER_PUNT))
         return flows
 
     def _local_prefix(self, prefix: EidPrefix) -> list[Flow]:
@@ -306,7 +312,7 @@ class LispBridge:
                       group_id: int | None) -> tuple[list[Flow], Group | None]:
         """The flow (and select group, when several locators share traffic) for one entry."""
         prefix = entry.prefix
-        m = _encap_match(prefix)
+        m = _encap_match(prefix, self._metadata_memo)
         prio = encap_priority(prefix)
         if not shares:
             if entry.action == Action.SEND_MAP_REQUEST:
@@ -321,13 +327,14 @@ class LispBridge:
             raise ValueError(f"{prefix}: several locators need a group id")
         # mappings to the same locators share their actions and group buckets (memoized: bulk
         # loads are fast, and a million mappings do not hold a million copies)
-        key = (self.gpe_port, self.underlay_mtu, prefix.instance_id, shares)
-        compiled = _ENCAP_ACTIONS.get(key)
+        memo = self._encap_actions_memo
+        key = (prefix.instance_id, shares)
+        compiled = memo.get(key)
         if compiled is None:
             compiled = self._encap_actions(prefix.instance_id, shares)
-            if len(_ENCAP_ACTIONS) >= 4096:
-                _ENCAP_ACTIONS.clear()
-            _ENCAP_ACTIONS[key] = compiled
+            if len(memo) >= ENCAP_ACTIONS_MEMO_LIMIT:
+                memo.clear()
+            memo[key] = compiled
         apply, write, buckets = compiled
         group = None
         if buckets is not None:
@@ -356,13 +363,22 @@ class LispBridge:
                   port: int, idle_timeout: int = 300) -> Flow:
         """Delivery to one local host (learned by the controller)."""
         field_name = "ipv4_dst" if address.version == 4 else "ipv6_dst"
-        eth = ETH_IPV4 if address.version == 4 else ETH_IPV6
+        eth = ETH_TYPE_IPV4 if address.version == 4 else ETH_TYPE_IPV6
         return Flow(T_DELIVER, 1000,
                     match(metadata=(instance_id, METADATA_MASK), eth_type=eth,
                           **{field_name: str(address)}),
                     cookie(K_HOST), apply=(SetField("eth_src", self.gateway_mac),
                                            SetField("eth_dst", mac), Output(port)),
                     idle_timeout=idle_timeout)
+
+
+def _arp_reply_actions(mac: str, ip: str) -> tuple:
+    """An ARP responder in the switch: turn the request for ``ip`` into the reply "``ip`` is at
+    ``mac``" and send it back out of the port it came in on."""
+    return (CopyField("eth_src", "eth_dst", 48), SetField("eth_src", mac),
+            SetField("arp_op", 2), CopyField("arp_sha", "arp_tha", 48),
+            SetField("arp_sha", mac), CopyField("arp_spa", "arp_tpa", 32),
+            SetField("arp_spa", ip), Output(OFPP_IN_PORT))
 
 
 def _tun_dst(rloc) -> str:
@@ -383,14 +399,15 @@ class UnderlayBridge:
     def base_flows(self) -> list[Flow]:
         rloc = str(self.rloc)
         return [
-            Flow(T_UNDERLAY, 40000, match(eth_type=ETH_IPV4, ip_proto=17, ipv4_dst=rloc,
-                                          udp_dst=LISP_CONTROL_PORT),
+            Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
+                                          ipv4_dst=rloc, udp_dst=LISP_CONTROL_PORT),
                  cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
-            Flow(T_UNDERLAY, 40000, match(eth_type=ETH_ARP, arp_op=2, arp_tpa=rloc),
+            Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_ARP, arp_op=2, arp_tpa=rloc),
                  cookie(K_PUNT_UNDERLAY_ARP), apply=(ToController(), Output(OFPP_NORMAL))),
             Flow(T_UNDERLAY, 0, (), cookie(K_BASE), apply=(Output(OFPP_NORMAL),)),
         ] + [
-            Flow(T_UNDERLAY, 39000, match(eth_type=ETH_IPV4, ip_proto=17, udp_dst=LISP_DATA_PORT,
+            Flow(T_UNDERLAY, 39000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
+                                          udp_dst=LISP_DATA_PORT,
                                           **dict([prefix_match(p.network)])),
                  cookie(K_PUNT_DATA_PROBE), apply=(ToController(),), meter=METER_CONTROL)
             for p in self.data_probe_prefixes if p.network.version == 4]

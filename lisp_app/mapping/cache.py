@@ -18,25 +18,45 @@ from .lpm import PrefixTable
 SOURCE_REPLY = "map-reply"
 SOURCE_STATIC = "static"
 
-# Entries share equal locator tuples and TTLs: most of a big map-cache points at a few thousand
-# xTRs, so this saves the Locator, address and tuple objects of nearly every entry. The pools
-# are bounded; when one fills up it starts over (entries keep what they hold).
-_SHARED_LIMIT = 4096
-_shared_locators: dict = {}
-_shared_ttls: dict = {}
+#: How many distinct values each of a MapCache's shared-value pools holds. Locator sets, TTLs and
+#: instance-ids come from Map-Replies, so a pool must be bounded; a full pool starts over (the
+#: entries keep what they hold, only later entries stop sharing with them).
+SHARED_POOL_LIMIT = 4096
 
 
-def _shared(pool: dict, value):
-    """The pooled object equal to ``value`` (``value`` itself the first time)."""
-    try:
-        found = pool.get(value)
-    except TypeError:  # something unhashable: keep it as it is
-        return value
-    if found is None:
-        if len(pool) >= _SHARED_LIMIT:
-            pool.clear()
-        pool[value] = found = value
-    return found
+class SharedPool:
+    """Equal immutable values held once: :meth:`share` returns the pooled object equal to a value
+    (the value itself the first time). Bounded by ``limit`` distinct values."""
+
+    __slots__ = ("limit", "_values")
+
+    def __init__(self, limit: int = SHARED_POOL_LIMIT) -> None:
+        self.limit = limit
+        self._values: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def share(self, value):
+        try:
+            found = self._values.get(value)
+        except TypeError:  # something unhashable: keep it as it is
+            return value
+        if found is None:
+            if len(self._values) >= self.limit:
+                self._values.clear()
+            self._values[value] = found = value
+        return found
+
+    def share_field(self, obj, name: str, kind: type) -> None:
+        """Replace ``obj.name``, when it is a non-empty ``kind``, by the pooled equal object. Set
+        in place, frozen or not: the value is equal, so ``obj`` reads as it did. (Empty tuples
+        and 0 are singletons already.)"""
+        value = getattr(obj, name)
+        if type(value) is kind and value:
+            shared = self.share(value)
+            if shared is not value:
+                object.__setattr__(obj, name, shared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +72,6 @@ class CacheEntry:
     created_at: float = 0.0
     authoritative: bool = False
     map_version: int = 0
-
-    def __post_init__(self) -> None:
-        if type(self.locators) is tuple and self.locators:
-            object.__setattr__(self, "locators", _shared(_shared_locators, self.locators))
-        if type(self.ttl) is int:
-            object.__setattr__(self, "ttl", _shared(_shared_ttls, self.ttl))
 
     def __lt__(self, other: "CacheEntry") -> bool:
         """Entries order by expiry: the map-cache's expiry heap holds the entries themselves."""
@@ -85,13 +99,21 @@ class CacheStats:
 
 
 class MapCache:
-    """EID-prefix -> :class:`CacheEntry`, longest-prefix match per instance-id and family."""
+    """EID-prefix -> :class:`CacheEntry`, longest-prefix match per instance-id and family.
 
-    def __init__(self) -> None:
+    The entries it holds share equal locator tuples, TTLs and instance-ids (pools of at most
+    ``shared_pool_limit`` values each): most of a big map-cache points at a few thousand xTRs in
+    a few instance-ids, so this saves the Locator, address, tuple and int objects of nearly every
+    entry. An inserted entry (and its prefix) is given the pooled objects equal to its own."""
+
+    def __init__(self, shared_pool_limit: int = SHARED_POOL_LIMIT) -> None:
         self._tables: dict[tuple[int, int], PrefixTable[CacheEntry]] = {}
         self._expiry: list[CacheEntry] = []  # heap by expires_at; superseded entries skipped
         self._count = 0
         self.stats = CacheStats()
+        self._locators = SharedPool(shared_pool_limit)
+        self._ttls = SharedPool(shared_pool_limit)
+        self._instance_ids = SharedPool(shared_pool_limit)
 
     def __len__(self) -> int:
         return self._count
@@ -108,6 +130,7 @@ class MapCache:
 
     def insert(self, entry: CacheEntry) -> CacheEntry | None:
         """Add or replace the entry for ``entry.prefix``; return the entry it replaced."""
+        self._share(entry)
         prefix = entry.prefix
         old = self._table(prefix.instance_id, prefix.network.version, True).put(prefix.network,
                                                                                 entry)
@@ -119,6 +142,12 @@ class MapCache:
         if entry.expires_at is not None:
             heapq.heappush(self._expiry, entry)
         return old
+
+    def _share(self, entry: CacheEntry) -> None:
+        """Give ``entry`` the pooled objects equal to its locators, TTL and instance-id."""
+        self._locators.share_field(entry, "locators", tuple)
+        self._ttls.share_field(entry, "ttl", int)
+        self._instance_ids.share_field(entry.prefix, "instance_id", int)
 
     def get(self, prefix: EidPrefix) -> CacheEntry | None:
         """The entry for exactly this prefix."""

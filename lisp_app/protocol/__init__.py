@@ -12,23 +12,25 @@ from .addresses import (AFI_IPV4, AFI_IPV6, AFI_LCAF, AFI_NONE, NO_ADDRESS, Addr
                         EidPrefix, InstanceIdAddress, NoAddress, UnknownLcafAddress,
                         decode_address, encode_address)
 from .control import ControlMessage, decode_control
-from .data import (GPE_ETHERNET, GPE_IPV4, GPE_IPV6, GPE_NSH, LISP_DATA_PORT, DataHeader,
-                   decode_data_header)
-from .ecm import LISP_CONTROL_PORT, EncapsulatedControlMessage, internet_checksum
+from .data import (GPE_ETHERNET, GPE_IPV4, GPE_IPV6, GPE_NSH, DataHeader, decode_data_header,
+                   entropy_source_port)
+from .ecm import EncapsulatedControlMessage
 from .errors import DecodeError, EncodeError
+from .inet import internet_checksum
 from .map_register import (KEY_ID_HMAC_SHA_1, KEY_ID_HMAC_SHA_256, KEY_ID_NONE, MapNotify,
                            MapNotifyAck, MapRegister, sign, verify_authentication)
 from .map_reply import MapReply
 from .map_request import MapRequest
+from .numbers import LISP_CONTROL_PORT, LISP_DATA_PORT
 from .records import Action, EidRecord, Locator, MappingRecord
 
 __all__ = [
-    "AFI_IPV4", "AFI_IPV6", "AFI_LCAF", "AFI_NONE", "NO_ADDRESS", "Action", "Address",
-    "AfiListAddress", "ControlMessage", "DataHeader", "DecodeError", "EidPrefix", "EidRecord",
+    "AFI_IPV4", "AFI_IPV6", "AFI_LCAF", "AFI_NONE", "Action", "Address", "AfiListAddress",
+    "ControlMessage", "DataHeader", "DecodeError", "EidPrefix", "EidRecord",
     "EncapsulatedControlMessage", "EncodeError", "GPE_ETHERNET", "GPE_IPV4", "GPE_IPV6", "GPE_NSH",
     "InstanceIdAddress", "KEY_ID_HMAC_SHA_1", "KEY_ID_HMAC_SHA_256", "KEY_ID_NONE",
     "LISP_CONTROL_PORT", "LISP_DATA_PORT", "Locator", "MapNotify", "MapNotifyAck", "MapRegister",
-    "MapReply", "MapRequest", "MappingRecord", "NoAddress", "UnknownLcafAddress", "decode_address",
-    "decode_control", "decode_data_header", "encode_address", "internet_checksum", "sign",
-    "verify_authentication",
+    "MapReply", "MapRequest", "MappingRecord", "NO_ADDRESS", "NoAddress", "UnknownLcafAddress",
+    "decode_address", "decode_control", "decode_data_header", "encode_address",
+    "entropy_source_port", "internet_checksum", "sign", "verify_authentication",
 ]

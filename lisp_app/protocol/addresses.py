@@ -188,9 +188,6 @@ def max_mask_len(addr: Address) -> int | None:
     return None
 
 
-_INSTANCE_IDS: dict[int, int] = {}
-
-
 @dataclass(frozen=True, slots=True)
 class EidPrefix:
     """An EID prefix as the mapping system sees it: an instance-id and an IP network.
@@ -205,15 +202,6 @@ class EidPrefix:
         iid = self.instance_id
         if not isinstance(iid, int) or not 0 <= iid < 1 << 24:
             raise ValueError(f"instance-id {iid!r} is not a 24-bit number")
-        # prefixes of one instance-id share one int object (a million map-cache entries would
-        # otherwise hold a million copies of it)
-        if type(iid) is int:
-            shared = _INSTANCE_IDS.get(iid)
-            if shared is None:
-                if len(_INSTANCE_IDS) < 4096:
-                    _INSTANCE_IDS[iid] = iid
-            elif shared is not iid:
-                object.__setattr__(self, "instance_id", shared)
 
     @classmethod
     def parse(cls, text: str) -> "EidPrefix":

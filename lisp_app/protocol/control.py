@@ -1,7 +1,12 @@
-"""Dispatch of LISP control messages (UDP 4342 payloads) to their decoders."""
+"""Dispatch of LISP control messages (UDP 4342 payloads) to their decoders.
+
+This module is the only one that knows every message type: the ECM decoder is handed the
+decoder of the message inside it (:func:`_decode_inner`), so no codec module imports this one.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Union
 
 from .ecm import EncapsulatedControlMessage, decode_ecm
@@ -14,13 +19,19 @@ from .map_request import MapRequest, decode_map_request
 ControlMessage = Union[MapRequest, MapReply, MapRegister, MapNotify, MapNotifyAck,
                        EncapsulatedControlMessage]
 
+
+def _decode_inner(data: bytes, off: int, end: int) -> ControlMessage:
+    """The message inside an ECM: any control message but another ECM."""
+    return decode_control_at(data, off, end, allow_ecm=False)
+
+
 MESSAGE_TYPES = {
     1: (MapRequest, decode_map_request),
     2: (MapReply, decode_map_reply),
     3: (MapRegister, decode_map_register),
     4: (MapNotify, decode_map_notify),
     5: (MapNotifyAck, decode_map_notify_ack),
-    8: (EncapsulatedControlMessage, decode_ecm),
+    8: (EncapsulatedControlMessage, partial(decode_ecm, decode_inner=_decode_inner)),
 }
 _KNOWN_UNSUPPORTED = {6: "Map-Referral (LISP-DDT)", 7: "Info-Request/Info-Reply (NAT traversal)"}
 
@@ -47,3 +58,4 @@ def decode_control_at(data: bytes, off: int, end: int, allow_ecm: bool) -> Contr
     if msg_type == 8 and not allow_ecm:
         raise DecodeError("ECM inside an ECM", off)
     return entry[1](data, off, end)
+

@@ -5,16 +5,23 @@
 
 Open vSwitch's VXLAN-GPE port on UDP 4341 sends ``0c 00 00 01 | IID 00`` (I and P set, next
 protocol IPv4) and accepts only that shape; classic ETRs read the P bit as reserved.
+
+:func:`entropy_source_port` gives the outer UDP source port for an inner flow, the same in every
+process.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
 
 from .errors import DecodeError, EncodeError, check_range
+from .numbers import LISP_DATA_PORT
 
-LISP_DATA_PORT = 4341
+__all__ = ["DataHeader", "ENTROPY_PORT_BASE", "GPE_ETHERNET", "GPE_IPV4", "GPE_IPV6", "GPE_NSH",
+           "HEADER_LEN", "LISP_DATA_PORT", "decode_data_header", "entropy_source_port"]
 HEADER_LEN = 8
 
 GPE_IPV4 = 1
@@ -120,3 +127,38 @@ def decode_data_header(data: bytes, off: int = 0) -> tuple[DataHeader, int]:
     echo = bool(flags & _E) and nonce is not None  # RFC 9300: E without N is ignored
     return DataHeader(iid, lsbs, nonce, echo, version, next_protocol, flags & 0x03), \
         off + HEADER_LEN
+
+
+ENTROPY_PORT_BASE = 0xC000  # entropy source ports lie in 0xC000..0xFFFF (the dynamic range)
+_PORT_FIELD = struct.Struct("!BH")
+
+
+def entropy_source_port(src: IPv4Address | IPv6Address | None,
+                        dst: IPv4Address | IPv6Address | None, sport: int | None,
+                        dport: int | None) -> int:
+    """The outer UDP source port for an encapsulated (or data-probe) packet of the inner flow
+    ``src``:``sport`` -> ``dst``:``dport`` (RFC 9300 5.3: a hash of the inner headers, so that
+    the underlay spreads flows and keeps each one on one path). Absent fields are None.
+
+    Deterministic: a CRC-32 of the packed fields, so every process (whatever PYTHONHASHSEED)
+    and every run gives a flow the same port, in 0xC000..0xFFFF."""
+    data = b"".join((_address_field(src), _address_field(dst), _port_field(sport),
+                     _port_field(dport)))
+    crc = zlib.crc32(data)
+    return ENTROPY_PORT_BASE | (crc ^ crc >> 16) & 0x3FFF
+
+
+def _address_field(address) -> bytes:
+    if address is None:
+        return b"\0"
+    if type(address) not in (IPv4Address, IPv6Address):
+        raise TypeError(f"entropy_source_port: {address!r} is not an IP address or None")
+    return bytes((address.version,)) + address.packed
+
+
+def _port_field(port) -> bytes:
+    if port is None:
+        return b"\0"
+    if type(port) is not int or not 0 <= port <= 0xFFFF:
+        raise ValueError(f"entropy_source_port: port {port!r} is not a number in 0..65535")
+    return _PORT_FIELD.pack(1, port)

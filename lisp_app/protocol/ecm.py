@@ -9,41 +9,16 @@ An ECM never nests inside another.
 
 from __future__ import annotations
 
-import struct
-import sys
-from array import array
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from .errors import DecodeError, EncodeError, check_range
+from .inet import (DONT_FRAGMENT, IPV4_HEADER_INTS, IPV6_HEADER, UDP_HEADER, internet_checksum,
+                   ipv4_header, ipv6_header, pseudo_header_tail, udp_datagram)
+from .numbers import IPPROTO_UDP, LISP_CONTROL_PORT
 
-LISP_CONTROL_PORT = 4342
-
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")
-_IPV4_IN = struct.Struct("!BBHHHBBHII")  # the same, addresses as integers (decoding)
-_PSEUDO_TAIL_V4 = struct.Struct("!BBH")
-_PSEUDO_TAIL_V6 = struct.Struct("!IxxxB")
-_IPV6 = struct.Struct("!IHBB16s16s")
-_UDP = struct.Struct("!HHHH")
-_LITTLE = sys.byteorder == "little"
-
-
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071 ones'-complement checksum of ``data``."""
-    if len(data) & 1:
-        data += b"\0"
-    total = sum(array("H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    total = ~total & 0xFFFF
-    return ((total & 0xFF) << 8 | total >> 8) if _LITTLE else total
-
-
-def _pseudo_header(src, dst, udp_len: int) -> bytes:
-    if src.version == 4:
-        return src.packed + dst.packed + _PSEUDO_TAIL_V4.pack(0, 17, udp_len)
-    return src.packed + dst.packed + _PSEUDO_TAIL_V6.pack(udp_len, 17)
+__all__ = ["EncapsulatedControlMessage", "LISP_CONTROL_PORT", "decode_ecm", "internet_checksum"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,27 +62,25 @@ class EncapsulatedControlMessage:
             total = 20 + udp_len
             if total > 0xFFFF:
                 raise EncodeError(f"ECM inner packet of {total} bytes exceeds 65535")
-            head = _IPV4.pack(0x45, self.tos, total, self.ip_id, 0x4000 if self.dont_fragment else 0,
-                              self.ttl, 17, 0, src.packed, dst.packed)
-            head = head[:10] + struct.pack("!H", internet_checksum(head)) + head[12:]
+            head = ipv4_header(src, dst, IPPROTO_UDP, udp_len, self.ttl, self.tos, self.ip_id,
+                               DONT_FRAGMENT if self.dont_fragment else 0)
         else:
             if self.ip_id or self.dont_fragment:
                 raise EncodeError("ip_id and dont_fragment are IPv4 fields; this ECM's inner "
                                   "header is IPv6")
             if udp_len > 0xFFFF:
                 raise EncodeError(f"ECM inner payload of {udp_len} bytes exceeds 65535")
-            head = _IPV6.pack(6 << 28 | self.tos << 20 | self.flow_label, udp_len, 17, self.ttl,
-                              src.packed, dst.packed)
-        udp = _UDP.pack(self.source_port, self.dest_port, udp_len, 0)
-        if self.udp_checksum:
-            csum = internet_checksum(_pseudo_header(src, dst, udp_len) + udp + inner) or 0xFFFF
-            udp = udp[:6] + struct.pack("!H", csum)
+            head = ipv6_header(src, dst, IPPROTO_UDP, udp_len, self.ttl, self.tos, self.flow_label)
         b0 = (0x80 | self.security << 3 | self.ddt_originated << 2 | self.to_etr << 1
               | self.to_ms)
-        return bytes((b0, 0, 0, 0)) + head + udp + inner
+        udp = udp_datagram(src, dst, self.source_port, self.dest_port, inner, self.udp_checksum)
+        return bytes((b0, 0, 0, 0)) + head + udp
 
 
-def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
+def decode_ecm(data: bytes, off: int, end: int,
+               decode_inner: Callable[[bytes, int, int], object]) -> EncapsulatedControlMessage:
+    """Decode the ECM in ``data[off:end]``; ``decode_inner(data, start, end)`` decodes the control
+    message it carries (``protocol.control`` supplies it, refusing a nested ECM)."""
     if end - off < 4:
         raise DecodeError(f"ECM: truncated header ({end - off} of 4 bytes)", off)
     flags = data[off] & 0x0F
@@ -118,7 +91,8 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
     if version == 4:
         if end - ip < 20:
             raise DecodeError(f"ECM: truncated inner IPv4 header ({end - ip} of 20 bytes)", ip)
-        vihl, tos, total, ip_id, frag, ttl, proto, _csum, s, d = _IPV4_IN.unpack_from(data, ip)
+        vihl, tos, total, ip_id, frag, ttl, proto, _csum, s, d = IPV4_HEADER_INTS.unpack_from(
+            data, ip)
         if vihl & 0x0F != 5:
             raise DecodeError(f"ECM: inner IPv4 header length {4 * (vihl & 0x0F)} is not 20 "
                               "(options are not supported)", ip)
@@ -136,7 +110,7 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
     elif version == 6:
         if end - ip < 40:
             raise DecodeError(f"ECM: truncated inner IPv6 header ({end - ip} of 40 bytes)", ip)
-        word, plen, proto, ttl, s, d = _IPV6.unpack_from(data, ip)
+        word, plen, proto, ttl, s, d = IPV6_HEADER.unpack_from(data, ip)
         if plen != end - ip - 40:
             raise DecodeError(f"ECM: inner IPv6 payload length {plen} but {end - ip - 40} bytes "
                               "follow", ip + 4)
@@ -146,23 +120,19 @@ def decode_ecm(data: bytes, off: int, end: int) -> EncapsulatedControlMessage:
         addresses = bytes(data[ip + 8:udp])
     else:
         raise DecodeError(f"ECM: inner IP version {version} is neither 4 nor 6", ip)
-    if proto != 17:
+    if proto != IPPROTO_UDP:
         raise DecodeError(f"ECM: inner protocol {proto} is not UDP", ip + (9 if version == 4 else 6))
     if end - udp < 8:
         raise DecodeError(f"ECM: truncated inner UDP header ({end - udp} of 8 bytes)", udp)
-    sport, dport, ulen, ucsum = _UDP.unpack_from(data, udp)
+    sport, dport, ulen, ucsum = UDP_HEADER.unpack_from(data, udp)
     if ulen != end - udp:
         raise DecodeError(f"ECM: inner UDP length {ulen} but {end - udp} bytes follow", udp + 4)
     if ucsum:
-        tail = (_PSEUDO_TAIL_V4.pack(0, 17, ulen) if version == 4
-                else _PSEUDO_TAIL_V6.pack(ulen, 17))  # = _pseudo_header(src, dst, ulen)
+        tail = pseudo_header_tail(version, IPPROTO_UDP, ulen)  # after the addresses
         if internet_checksum(addresses + tail + bytes(data[udp:end])) != 0:
             raise DecodeError("ECM: inner UDP checksum is wrong", udp + 6)
-    message = _control.decode_control_at(data, udp + 8, end, allow_ecm=False)
+    message = decode_inner(data, udp + 8, end)
     return EncapsulatedControlMessage(src, dst, message, sport, dport, ttl, tos, ip_id,
                                       dont_fragment, flow_label, bool(ucsum), bool(flags & 8),
                                       bool(flags & 4), bool(flags & 2), bool(flags & 1))
 
-
-# the inner message may be any control message; imported last, as control imports this module
-from . import control as _control  # noqa: E402

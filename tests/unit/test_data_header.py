@@ -191,3 +191,65 @@ def test_an_offset_outside_the_buffer_is_refused_with_a_sane_offset():
         with pytest.raises(DecodeError, match="outside") as info:
             decode_data_header(bytes(16), off)
         assert 0 <= info.value.offset <= 16
+
+
+# -- the entropy source port -------------------------------------------------------------------
+
+FLOWS = [
+    ("10.1.0.10", "10.2.0.10", 5000, 80),
+    ("10.1.0.10", "10.2.0.10", 5001, 80),
+    ("10.2.0.10", "10.1.0.10", 80, 5000),
+    ("2001:db8:1::10", "2001:db8:2::10", 5000, 80),
+    ("10.1.0.10", "10.2.0.10", None, None),
+    (None, None, None, None),
+]
+
+
+def _flow(src, dst, sport, dport):
+    from ipaddress import ip_address
+    return (None if src is None else ip_address(src), None if dst is None else ip_address(dst),
+            sport, dport)
+
+
+def test_entropy_source_port_is_a_stable_port_in_the_dynamic_range():
+    from lisp_app.protocol.data import entropy_source_port
+    ports = [entropy_source_port(*_flow(*f)) for f in FLOWS]
+    assert all(0xC000 <= p <= 0xFFFF for p in ports)
+    assert ports == [entropy_source_port(*_flow(*f)) for f in FLOWS]
+    assert len(set(ports)) == len(ports)  # these flows happen not to collide
+    # 0 and None are different fields; so are an IPv4 address and the IPv6 one mapping it
+    from ipaddress import ip_address
+    assert entropy_source_port(None, None, 0, 0) != entropy_source_port(None, None, None, None)
+    v4 = ip_address("10.1.0.10")
+    assert entropy_source_port(v4, None, None, None) != entropy_source_port(
+        ip_address(f"::ffff:{v4}"), None, None, None)
+    spread = {entropy_source_port(v4, ip_address("10.2.0.10"), p, 80) for p in range(4096)}
+    assert len(spread) > 3000  # flows spread over the 16384 ports
+    with pytest.raises(ValueError):
+        entropy_source_port(v4, v4, 65536, 80)
+    with pytest.raises(TypeError):
+        entropy_source_port("10.1.0.10", v4, 1, 80)
+
+
+def test_entropy_source_port_is_the_same_whatever_the_hash_seed():
+    """Unlike hash(), the port does not depend on PYTHONHASHSEED: another process, with another
+    seed, computes the same ports."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lisp_app.protocol.data import entropy_source_port
+    here = [entropy_source_port(*_flow(*f)) for f in FLOWS]
+    code = ("import json, sys; from ipaddress import ip_address as a; "
+            "from lisp_app.protocol.data import entropy_source_port as e; "
+            "flows = json.loads(sys.argv[1]); "
+            "print(json.dumps([e(*(None if x is None else a(x) for x in f[:2]), *f[2:]) "
+            "for f in flows]))")
+    root = str(Path(__file__).resolve().parents[2])
+    for seed in ("0", "1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=root)
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(FLOWS)], env=env, cwd=root,
+                             capture_output=True, text=True, check=True, timeout=60)
+        assert json.loads(out.stdout) == here

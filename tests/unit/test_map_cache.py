@@ -103,14 +103,43 @@ def test_eid_prefix_parse_errors():
 
 def test_entries_share_equal_locators_and_ttls():
     """A big map-cache mostly points at a few xTRs: equal locator tuples (and TTLs) are held once,
-    each entry still reading as the mapping it was given."""
+    each entry still reading as the mapping it was given. The map-cache owns the pools."""
+    cache = MapCache()
     a = CacheEntry(EidPrefix.parse("10.1.0.0/24"), (Locator(ip_address("192.0.2.1")),), ttl=1440)
     b = CacheEntry(EidPrefix.parse("10.2.0.0/24"), (Locator(ip_address("192.0.2.1")),), ttl=1440)
     c = CacheEntry(EidPrefix.parse("10.3.0.0/24"), (Locator(ip_address("192.0.2.2")),), ttl=1441)
+    for e in (a, b, c):
+        cache.insert(e)
+    assert cache.get(a.prefix) is a and cache.get(b.prefix) is b
     assert a.locators is b.locators and a.ttl is b.ttl
     assert c.locators != a.locators and c.locators[0].address == ip_address("192.0.2.2")
     assert (a.ttl, c.ttl) == (1440, 1441)
     assert CacheEntry(EidPrefix.parse("10.4.0.0/24"), ()).locators == ()
+
+
+def test_entries_share_instance_ids_and_the_pools_are_bounded_and_per_cache():
+    """Entries of one instance-id share one int object; each cache has its own pools, each
+    holding at most shared_pool_limit values."""
+    def fresh(iid, rloc="192.0.2.1", ttl=1440):
+        # ints built at run time, as decoding builds them: equal, not the same objects
+        iid, ttl = int(str(iid)), int(str(ttl))
+        return CacheEntry(EidPrefix(iid, ip_network(f"10.{iid % 256}.{ttl % 256}.0/24")),
+                          (Locator(ip_address(rloc)),), ttl=ttl)
+    cache, other = MapCache(), MapCache()
+    a, b, c = fresh(1000), fresh(1000, ttl=1441), fresh(1000)
+    assert a.prefix.instance_id is not b.prefix.instance_id
+    cache.insert(a)
+    cache.insert(b)
+    other.insert(c)
+    assert a.prefix.instance_id is b.prefix.instance_id
+    assert a.locators is b.locators
+    assert c.prefix.instance_id is not a.prefix.instance_id and c.locators is not a.locators
+    assert (a.prefix.instance_id, c.prefix.instance_id) == (1000, 1000)
+    small = MapCache(shared_pool_limit=3)
+    for i in range(10):
+        small.insert(fresh(i, rloc=f"192.0.2.{i + 1}", ttl=1440 + i))
+    assert all(len(pool) <= 3 for pool in (small._locators, small._ttls, small._instance_ids))
+    assert len(small) == 10
 
 
 def test_lookup_at_every_prefix_length():

@@ -174,3 +174,20 @@ def test_negative_replies_carry_each_request_nonce_and_follow_the_rib():
     rib.withdraw("100.64.254.168", ip_network("153.16.36.0/24"))
     assert ask(7).records[0].prefix == EidPrefix.parse("0.0.0.0/0")
     assert mr.stats.negative_replies == 3
+
+
+def test_the_negative_reply_memo_is_bounded_by_a_constructor_parameter():
+    from lisp_app.control.map_resolver import NEGATIVE_CACHE
+    assert MapResolverEngine(AltRib()).negative_cache_limit == NEGATIVE_CACHE == 4096
+    rib = AltRib()
+    for i in range(8):  # eight covered /24s: the negative prefixes between them differ
+        rib.update(AltRoute(ip_network(f"153.16.{2 * i}.0/24"), "100.64.254.168",
+                            "100.64.254.168"))
+    mr = MapResolverEngine(rib, negative_cache_limit=2)
+    for i in range(8):
+        eid = f"153.16.{2 * i + 1}.10"
+        ecm = EncapsulatedControlMessage(ITR, ip_address(eid), request(f"{eid}/32"))
+        (send,) = mr.on_ecm(ecm)
+        assert decode_control(send.payload).records[0].action == Action.NATIVELY_FORWARD
+        assert len(mr._negative) <= 2
+    assert mr.stats.negative_replies == 8

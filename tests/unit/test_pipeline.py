@@ -277,3 +277,33 @@ def test_the_fast_encapsulation_match_is_the_canonical_match():
         assert _encap_match(prefix) == match(
             metadata=(prefix.instance_id, METADATA_MASK),
             eth_type=0x0800 if net.version == 4 else 0x86DD, **dict([prefix_match(net)]))
+
+
+def test_each_bridge_owns_the_memos_its_mappings_share():
+    """Mappings to the same locators share one compiled action tuple and one metadata match field
+    (a million mappings must not hold a million copies); the memos are the bridge's own, bounded,
+    and no part of its value."""
+    from lisp_app.dataplane import pipeline
+    one, other = bridge(), bridge()
+    assert one == other and hash(one) == hash(other) and "memo" not in repr(one)
+    a = entry("[1000]10.9.0.0/24", ("192.0.2.7", 1, 100))
+    b = entry("[1000]10.8.0.0/24", ("192.0.2.7", 1, 100))
+    (fa,), _ = one.mapping_flows(a, select_shares(a.locators), None)
+    (fb,), _ = one.mapping_flows(b, select_shares(b.locators), None)
+    assert fa.write is fb.write and fa.apply is fb.apply
+    assert dict(fa.match)["metadata"] is dict(fb.match)["metadata"]
+    (fc,), _ = other.mapping_flows(a, select_shares(a.locators), None)
+    assert fc == fa and fc.write is not fa.write  # another bridge, its own memo
+    for i in range(pipeline.ENCAP_ACTIONS_MEMO_LIMIT + 10):
+        e = entry(f"[{i}]10.9.0.0/24", ("192.0.2.7", 1, 100))
+        one.mapping_flows(e, select_shares(e.locators), None)
+    assert len(one._encap_actions_memo) <= pipeline.ENCAP_ACTIONS_MEMO_LIMIT
+    assert len(one._metadata_memo) <= pipeline.METADATA_MEMO_LIMIT
+
+
+def test_cookies_and_netmasks_are_precomputed_tables():
+    from lisp_app.dataplane.pipeline import COOKIE_BASE, _NETMASKS, cookie
+    assert all(cookie(k) == COOKIE_BASE | k << 24 and cookie(k) is cookie(k) for k in range(256))
+    assert kind_of(cookie(K_DROP)) == K_DROP
+    assert _NETMASKS[4][24] == "255.255.255.0" and _NETMASKS[6][0] == "::"
+    assert _NETMASKS[6][128] == "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"

@@ -17,7 +17,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lisp_app.app import LispApp
 from lisp_app.config import parse_config
-from lisp_app.control.actions import Announce
+from lisp_app.alt.effects import Announce
 from lisp_app.dataplane import ofwire
 from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from lisp_app.dataplane.flows import (OFPP_CONTROLLER, OFPP_LOCAL, CheckPktLarger, CopyField,

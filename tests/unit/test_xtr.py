@@ -9,7 +9,7 @@ from ipaddress import ip_address, ip_network
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lisp_app.control.xtr import Xtr
+from lisp_app.node import Xtr
 from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange
 from lisp_app.dataplane.flows import OFPP_TABLE
 from lisp_app.dataplane import frames
@@ -111,7 +111,7 @@ def test_neighbour_solicitation_for_the_gateway_is_answered():
     (na,) = outs(effects, LISP)
     f = frames.parse_frame(na.data)
     assert (f.icmpv6_type, str(f.nd_target), f.nd_lladdr) == (136, "2001:db8:1::1", GW_MAC)
-    assert (1000, ip_address("2001:db8:1::10")) in xtr.hosts
+    assert (1000, ip_address("2001:db8:1::10")) in xtr.site.hosts
 
 
 # -- the map-cache and the flows never disagree ------------------------------------------------
@@ -498,9 +498,9 @@ def test_only_mappings_near_their_refresh_point_are_watched_and_traffic_refreshe
 def test_watched_counters_are_forgotten_when_no_longer_watched():
     xtr = make_xtr()
     xtr.on_flow_stats(LISP, [(cookie(K_ENCAP), 1, 2024, (("x", 1),), 5)], 0.0)
-    assert xtr._flow_packets == {(1, 2024, (("x", 1),)): 5}
+    assert xtr.watch.flow_packets == {(1, 2024, (("x", 1),)): 5}
     xtr.on_flow_stats(LISP, [], 1.0)
-    assert xtr._flow_packets == {}
+    assert xtr.watch.flow_packets == {}
     xtr.on_counters(10, 20, 3)
     assert (xtr.stats.sent, xtr.stats.delivered, xtr.stats.dropped) == (10, 20, 3)
 
@@ -524,7 +524,7 @@ def test_group_ids_are_not_reused_at_once_and_avoid_the_switchs_old_ones():
 
 
 def test_group_ids_wrap_around_skipping_those_in_use():
-    from lisp_app.control.xtr import LAST_GROUP_ID
+    from lisp_app.control.installer import LAST_GROUP_ID
     xtr = make_xtr()
     two = (Locator(ip_address("198.51.100.1"), 1, 50), Locator(ip_address("198.51.100.2"), 1, 50))
     xtr.add_static(EidPrefix.parse("[1000]10.1.128.0/24"), two, 0.0)  # takes id 1

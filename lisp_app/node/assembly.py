@@ -1,0 +1,125 @@
+"""Building a node's engines from its configuration (the only place that reads the config's
+engine settings), so that the orchestrator only composes them."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from ..config import Config, local_prefixes, site_port_instance_ids
+from ..control.alt_path import AltPath
+from ..control.etr import EtrEngine
+from ..control.hosts import Gateway, SiteHosts
+from ..control.installer import FlowInstaller
+from ..control.itr import ItrEngine, ItrSettings
+from ..control.map_resolver import MapResolverEngine
+from ..control.map_server import MapServerEngine, MsSite
+from ..control.mapstat import MapStat
+from ..control.next_hop import UnderlayNextHop
+from ..control.probes import DataProbes
+from ..control.registration import Registrar
+from ..control.traffic import TrafficWatch
+from ..dataplane.pipeline import LispBridge, UnderlayBridge
+from ..mapping.cache import MapCache
+from ..mapping.database import LocalDatabase, LocalMapping
+from ..protocol.records import Locator
+
+
+@dataclass
+class Engines:
+    """Everything a node is made of; None where its role does not need the part."""
+
+    stats: MapStat
+    cache: MapCache
+    database: LocalDatabase
+    itr: ItrEngine | None
+    etr: EtrEngine | None
+    ms: MapServerEngine | None
+    mr: MapResolverEngine | None
+    next_hop: UnderlayNextHop
+    installer: FlowInstaller
+    site: SiteHosts
+    alt: AltPath | None
+    probes: DataProbes
+    registrar: Registrar | None
+    watch: TrafficWatch
+    underlay_bridge: UnderlayBridge
+
+
+def database_of(config: Config) -> LocalDatabase:
+    return LocalDatabase(
+        LocalMapping(prefix, tuple(Locator(l.rloc, l.priority, l.weight,
+                                           local=l.rloc == config.underlay.rloc) for l in locs),
+                     ttl)
+        for prefix, locs, ttl in local_prefixes(config))
+
+
+def itr_settings(config: Config) -> ItrSettings:
+    t, b = config.timers, config.buffer
+    return ItrSettings(
+        itr_rlocs=(config.underlay.rloc,), map_resolvers=config.map_resolvers,
+        map_request_targets=config.map_request_targets, request_timeout=t.request_timeout,
+        request_retries=t.request_retries, request_min_interval=t.request_min_interval,
+        request_holddown=t.request_holddown, refresh_before=t.refresh_before,
+        buffer_per_destination=b.per_destination, buffer_total=b.total,
+        data_probes=config.data_probes, use_alt=config.alt is not None)
+
+
+def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
+    itr_role, etr_role = config.role in ("itr", "xtr"), config.role in ("etr", "xtr")
+    stats, cache, database = MapStat(), MapCache(), database_of(config)
+    u = config.underlay
+    itr = ItrEngine(itr_settings(config), cache, stats, rng) if itr_role else None
+    ms = MapServerEngine(tuple(MsSite(s.name, s.key, s.eid_prefixes, s.announce)
+                               for s in config.map_server.sites)) \
+        if config.map_server is not None else None
+    mr = MapResolverEngine(alt_rib) if config.map_resolver and alt_rib is not None else None
+    next_hop = UnderlayNextHop(u.rloc, u.next_hop, u.rloc_ipv6, u.next_hop_ipv6)
+    installer = FlowInstaller((4, 6) if u.rloc_ipv6 is not None else (4,))
+    gw = config.site_gateway
+    alt = AltPath(alt_rib, config.alt.address, stats) if config.alt is not None else None
+    return Engines(
+        stats=stats, cache=cache, database=database, itr=itr,
+        etr=EtrEngine(database, stats) if etr_role else None, ms=ms, mr=mr,
+        next_hop=next_hop, installer=installer,
+        site=SiteHosts(database, stats, Gateway(gw.mac, gw.ipv4, gw.ipv6),
+                       site_port_instance_ids(config)),
+        alt=alt,
+        probes=DataProbes(u.rloc, stats, next_hop, alt, database if etr_role else None, ms,
+                          config.instance_id),
+        registrar=Registrar(config.map_servers, database, stats, rng)
+        if config.map_servers and etr_role else None,
+        watch=TrafficWatch(cache, installer, itr),
+        underlay_bridge=UnderlayBridge(
+            u.rloc, control_rate_pps=config.control_rate,
+            data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
+
+
+def lisp_bridge_of(config: Config, database: LocalDatabase, ports: dict[str, int],
+                   macs: dict[str, str] | None, with_map_server: bool) -> LispBridge:
+    """The LISP bridge's compiler, once the bridge has told us its port numbers."""
+    c, alt = config, config.alt
+    itr_role, etr_role = c.role in ("itr", "xtr"), c.role in ("etr", "xtr")
+    site = site_port_instance_ids(c)
+    return LispBridge(
+        site_ports=tuple((ports[name], iid) for name, iid in site.items()),
+        gpe_port=ports.get(c.lisp_bridge.gpe_port),
+        local_prefixes=tuple(m.prefix for m in database),
+        gateway_mac=c.site_gateway.mac, gateway_ipv4=c.site_gateway.ipv4,
+        gateway_ipv6=c.site_gateway.ipv6, underlay_mtu=c.underlay.mtu,
+        itr=itr_role, etr=etr_role, miss_rate_pps=c.miss_rate,
+        **({} if alt is None else dict(
+            alt_port=ports[alt.port], alt_mac=(macs or {}).get(alt.port),
+            alt_address=alt.address,
+            alt_peers=tuple((n.address, ports[n.gre_port]) for n in alt.neighbors),
+            alt_last_hop=with_map_server)))
+
+
+def required_lisp_ports(config: Config) -> list[str]:
+    """The port names the LISP bridge must have."""
+    wanted = list(site_port_instance_ids(config))
+    if config.role in ("itr", "etr", "xtr"):
+        wanted.append(config.lisp_bridge.gpe_port)
+    if config.alt is not None:
+        wanted += [config.alt.port, *(n.gre_port for n in config.alt.neighbors)]
+    return wanted

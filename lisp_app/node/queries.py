@@ -1,0 +1,101 @@
+"""The query interface of a node: JSON-able snapshots of its state for the REST API, lispctl and
+the Prometheus page (the successors of OpenLISP's ``map`` and ``mapstat``). Pure: the caller
+passes the time; nothing here changes the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from ipaddress import IPv4Address, IPv6Address
+
+from ..mapping.cache import CacheEntry
+from ..protocol.addresses import EidPrefix
+from ..protocol.records import Action, Locator
+
+
+def locator_view(loc: Locator) -> dict:
+    return {"rloc": str(loc.address), "priority": loc.priority, "weight": loc.weight,
+            "m_priority": loc.m_priority, "m_weight": loc.m_weight, "local": loc.local,
+            "probed": loc.probed, "reachable": loc.reachable}
+
+
+def entry_view(entry: CacheEntry, now: float) -> dict:
+    remaining = entry.remaining(now)
+    action = entry.action
+    return {"eid": str(entry.prefix.network), "instance_id": entry.prefix.instance_id,
+            "prefix": str(entry.prefix), "source": entry.source, "ttl": entry.ttl,
+            "expires_in": None if remaining is None else round(remaining, 1),
+            "negative": entry.negative,
+            "action": action.name.lower().replace("_", "-") if isinstance(action, Action)
+            else int(action),
+            "authoritative": entry.authoritative, "map_version": entry.map_version,
+            "locators": [locator_view(l) for l in entry.locators]}
+
+
+def local_view(mapping) -> dict:
+    return {"eid": str(mapping.prefix.network), "instance_id": mapping.prefix.instance_id,
+            "prefix": str(mapping.prefix), "source": "local", "ttl": mapping.ttl,
+            "expires_in": None, "negative": False, "action": "no-action",
+            "authoritative": True, "map_version": 0,
+            "locators": [locator_view(l) for l in mapping.locators]}
+
+
+class NodeQueries:
+    """Read-only views of one :class:`~lisp_app.node.xtr.Xtr`."""
+
+    def __init__(self, node):
+        self._node = node
+
+    def mappings(self, now: float) -> dict:
+        """The map-cache and the local database."""
+        n = self._node
+        return {"cache": [entry_view(e, now) for e in n.cache],
+                "database": [local_view(m) for m in n.database]}
+
+    def lookup(self, instance_id: int, address: IPv4Address | IPv6Address,
+               now: float) -> dict | None:
+        """The mapping covering an EID: the local database first, then the map-cache."""
+        n = self._node
+        for mapping in n.database:
+            if mapping.prefix.instance_id == instance_id and address in mapping.prefix.network:
+                return local_view(mapping)
+        entry = n.cache.lookup(instance_id, address)
+        return None if entry is None else entry_view(entry, now)
+
+    def is_cached(self, prefix: EidPrefix) -> bool:
+        return self._node.cache.get(prefix) is not None
+
+    def mapstat(self, now: float) -> dict:
+        """The counters and sizes; the Map-Server's registrations and both servers' counters
+        when the node has those roles."""
+        n = self._node
+        out = {"counters": n.stats.as_dict(), "cache_entries": len(n.cache),
+               "pending_requests": len(n.itr.pending) if n.itr else 0}
+        if n.ms is not None:
+            out["map_server"] = asdict(n.ms.stats)
+            out["registrations"] = [
+                {"prefix": str(p), "site": r.site, "etr": str(r.etr), "proxy_reply": r.proxy_reply,
+                 "expires_in": round(r.expires_at - now, 1)}
+                for p, r in sorted(n.ms.registrations.items(), key=lambda i: str(i[0]))]
+        if n.mr is not None:
+            out["map_resolver"] = asdict(n.mr.stats)
+        return out
+
+    def counters(self) -> dict[str, int]:
+        """Every counter, the Map-Server's and Map-Resolver's prefixed ``ms_`` and ``mr_``."""
+        n = self._node
+        counters = dict(n.stats.as_dict())
+        for role, engine in (("ms", n.ms), ("mr", n.mr)):
+            if engine is not None:
+                counters.update({f"{role}_{k}": v for k, v in asdict(engine.stats).items()})
+        return counters
+
+    def gauges(self) -> dict[str, int]:
+        n = self._node
+        return {"map_cache_entries": len(n.cache),
+                "pending_map_requests": len(n.itr.pending) if n.itr else 0,
+                "site_hosts": len(n.site.hosts)}
+
+    def group_owners(self) -> dict[int, str]:
+        """Select group id -> the mapping (prefix) it serves."""
+        return {gid: str(prefix) for prefix, gid in self._node.group_ids().items()}

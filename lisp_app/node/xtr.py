@@ -1,0 +1,315 @@
+"""The xTR orchestrator, sans I/O: packet-ins and timers in, packet-outs, flow changes and ALT
+announcements out.
+
+It composes the engines of :mod:`lisp_app.control` (built by :mod:`lisp_app.node.assembly`):
+it routes each packet-in by (bridge, flow kind) to the engine that handles it, and carries out
+what the engines ask for through a table keyed by the action's type. Every change to the
+map-cache goes out as a :class:`~lisp_app.dataplane.effects.FlowChange` at once, so cache and
+flows never disagree. The os-ken application (``lisp_app.app``) only translates the effects into
+OpenFlow and hands ALT announcements to the BGP speaker's adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from ..config import Config
+from ..alt.effects import Announce, Withdraw
+from ..control.actions import (BufferedPacket, Deliver, InstallMapping, Reinject, RemoveMapping,
+                               SendControl, SendDataProbe, SendOverAlt)
+from ..control.map_resolver import ForwardOverAlt
+from ..dataplane import frames
+from ..dataplane.effects import LISP, UNDERLAY, PacketOut
+from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
+from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
+                                  K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
+                                  K_PUNT_UNDERLAY_ARP, METADATA_MASK, LispBridge, inner_mtu,
+                                  kind_of)
+from ..protocol import (DecodeError, EidPrefix, EncapsulatedControlMessage, Locator, MapNotify,
+                        MapRegister, MapReply, MapRequest, decode_control)
+from .assembly import build, lisp_bridge_of, required_lisp_ports
+from .queries import NodeQueries
+
+LOG = logging.getLogger(__name__)
+
+
+class Xtr:
+    """One LISP node: an xTR, or a Map-Server/Map-Resolver, as its config says."""
+
+    def __init__(self, config: Config, rng: random.Random | None = None, alt_rib=None):
+        self.config = config
+        self.rng = rng or random.SystemRandom()
+        e = build(config, self.rng, alt_rib)
+        self.stats, self.cache, self.database = e.stats, e.cache, e.database
+        self.itr, self.etr, self.ms, self.mr = e.itr, e.etr, e.ms, e.mr
+        self.next_hop, self.installer, self.site, self.alt = e.next_hop, e.installer, e.site, e.alt
+        self.probes, self.registrar, self.watch = e.probes, e.registrar, e.watch
+        self.underlay_bridge = e.underlay_bridge
+        self.etr_role = self.etr is not None
+        self.lisp_bridge: LispBridge | None = None
+        self.lisp_ports: dict[str, int] = {}
+        self.queries = NodeQueries(self)  # what the API reads
+        self._punts = self._punt_table()
+        self._messages = {MapReply: self._map_reply, MapRequest: self._plain_request,
+                          EncapsulatedControlMessage: self._ecm, MapRegister: self._map_register,
+                          MapNotify: self._map_notify}
+        self._actions = {
+            SendControl: self._send_control, InstallMapping: self._install,
+            RemoveMapping: lambda a, now: self.installer.uninstall(a.entry.prefix),
+            Reinject: lambda a, now: [PacketOut(LISP, p.data, OFPP_TABLE, p.in_port)
+                                      for p in a.packets],
+            SendDataProbe: self.probes.send,
+            SendOverAlt: lambda a, now: self.alt.map_request(a) if self.alt else [],
+            ForwardOverAlt: lambda a, now: self.alt.forward(a) if self.alt else [],
+            Deliver: lambda a, now: self.site.deliver(a.instance_id, a.address, a.frame, now),
+            Announce: lambda a, now: [a], Withdraw: lambda a, now: [a]}  # for the ALT adapter
+
+    def _punt_table(self) -> dict:
+        """(bridge, flow kind) -> handler(frame, data, in_port, instance_id, now)."""
+        table = {(UNDERLAY, K_PUNT_CONTROL): self._control,
+                 (UNDERLAY, K_PUNT_UNDERLAY_ARP): self._underlay_arp,
+                 (LISP, K_PUNT_TOO_BIG): self._too_big,
+                 (LISP, K_PUNT_RESOLVE): lambda f, d, port, iid, now: self.site.resolve(f, d, iid,
+                                                                                      now),
+                 (LISP, K_PUNT_NEIGHBOR): lambda f, d, port, iid, now: self.site.on_neighbor(f,
+                                                                                           port),
+                 (LISP, K_PUNT_ALT_CONTROL): self._control}
+        if self.etr is not None:
+            table[(UNDERLAY, K_PUNT_DATA_PROBE)] = self._data_probe
+        if self.etr is not None or self.ms is not None:
+            table[(LISP, K_PUNT_DATA_PROBE)] = self._data_probe
+        if self.itr is not None:
+            table[(LISP, K_PUNT_MISS)] = self._miss
+        return table
+
+    # -- switch connection ----------------------------------------------------------------------
+
+    def lisp_bridge_ready(self, ports: dict[str, int], macs: dict[str, str] | None = None) -> None:
+        """The LISP bridge connected; ``ports`` maps port names to OpenFlow numbers, ``macs``
+        port names to MAC addresses."""
+        missing = [n for n in required_lisp_ports(self.config) if n not in ports]
+        if missing:
+            raise LookupError(f"LISP bridge lacks port(s) {', '.join(missing)}")
+        self.lisp_ports = dict(ports)
+        self.lisp_bridge = lisp_bridge_of(self.config, self.database, ports, macs,
+                                          self.ms is not None)
+        self.installer.attach(self.lisp_bridge)
+        self.site.attach(self.lisp_bridge, ports)
+        alt = self.config.alt
+        if self.alt is not None:
+            self.alt.attach({str(n.address): ports[n.gre_port] for n in alt.neighbors})
+
+    def underlay_bridge_ready(self, ports: dict[str, int], local_mac: str) -> None:
+        uplink = self.config.underlay.uplink_port
+        if uplink not in ports:
+            raise LookupError(f"underlay bridge lacks port {uplink}")
+        self.next_hop.connected(ports[uplink], local_mac)
+
+    def desired(self, bridge: str) -> tuple[list[Meter], list[Flow], list[Group]]:
+        """Everything our flows should be on a bridge now (for reconciliation on connect)."""
+        if bridge == UNDERLAY:
+            return self.underlay_bridge.meters(), self.underlay_bridge.base_flows(), []
+        if self.lisp_bridge is None:
+            raise RuntimeError("the LISP bridge has not connected yet")
+        mapping_flows, groups = self.installer.everything()
+        flows = self.lisp_bridge.base_flows() + mapping_flows + self.site.flows()
+        return self.lisp_bridge.meters(), flows, groups
+
+    def avoid_group_ids(self, ids) -> None:
+        """Group ids the switch holds from before: new groups take ids above them."""
+        self.installer.groups.avoid(ids)
+
+    def group_ids(self) -> dict[EidPrefix, int]:
+        """The select group of each mapping that has one."""
+        return self.installer.groups.owners()
+
+    def reprogram_mappings(self) -> None:
+        """Recompile every cached mapping (the LISP bridge connected or its ports changed)."""
+        self.installer.reprogram(self.cache)
+
+    def host_expired(self, flow_match: dict) -> None:
+        self.site.expired(flow_match)
+
+    # -- packet-ins -----------------------------------------------------------------------------
+
+    def on_packet_in(self, bridge: str, cookie: int, in_port: int, metadata: int, data: bytes,
+                     now: float) -> list:
+        handler = self._punts.get((bridge, kind_of(cookie)))
+        try:
+            frame = frames.parse_frame(data)
+        except frames.FrameError as exc:
+            self.stats.bad_header += 1
+            LOG.debug("malformed packet-in dropped: %s", exc)
+            return []
+        if handler is None:
+            self.stats.control_unexpected += 1
+            return []
+        return handler(frame, data, in_port, metadata & METADATA_MASK, now)
+
+    def _miss(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        if frame.ip_dst is None:
+            self.stats.bad_header += 1
+            return []
+        packet = BufferedPacket(data, in_port, iid)
+        return self.carry_out(self.itr.on_miss(iid, frame.ip_src, frame.ip_dst, packet, now), now)
+
+    def _too_big(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        gw = self.config.site_gateway
+        source = gw.ipv4 if frame.ip_version == 4 else gw.ipv6
+        if frame.ip_version is None or source is None:
+            self.stats.dropped += 1
+            return []
+        self.stats.too_big += 1
+        # the MTU the mapping's flow enforces: IPv6 locators cost 20 bytes more than IPv4 ones
+        entry = self.cache.lookup(iid, frame.ip_dst) if frame.ip_dst is not None else None
+        shares = self.installer.shares(entry) if entry else ()
+        rloc_version = 6 if any(s.rloc.version == 6 for s in shares) else 4
+        reply = frames.icmp_too_big(data, frame, inner_mtu(self.config.underlay.mtu,
+                                                           rloc_version), gw.mac, source)
+        return [PacketOut(LISP, reply, in_port)]
+
+    def _underlay_arp(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        return self.carry_out(self.next_hop.on_arp_reply(frame), now)
+
+    def _data_probe(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        return self.carry_out(self.probes.on_probe(frame, data, now), now)
+
+    def _control(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        if frame.payload_offset is None or frame.ip_src is None:
+            self.stats.control_malformed += 1
+            return []
+        payload = data[frame.payload_offset:frame.ip_offset + frame.ip_length]
+        try:
+            message = decode_control(payload)
+        except DecodeError as exc:
+            self.stats.control_malformed += 1
+            LOG.info("malformed LISP control message from %s dropped: %s", frame.ip_src, exc)
+            return []
+        handler = self._messages.get(type(message))
+        actions = handler(message, payload, frame, now) if handler is not None else None
+        if actions is None:  # not for a role of ours
+            self.stats.control_unexpected += 1
+            return []
+        return self.carry_out(actions, now)
+
+    # -- control messages -> engine actions (None: not ours to handle) --------------------------
+
+    def _map_reply(self, reply: MapReply, payload: bytes, frame, now: float):
+        return self.itr.on_map_reply(reply, now) if self.itr is not None else None
+
+    def _plain_request(self, request: MapRequest, payload: bytes, frame, now: float):
+        return self._map_request(request, frame.sport, frame.ip_src, frame.ip_dst, now)
+
+    def _ecm(self, ecm: EncapsulatedControlMessage, payload: bytes, frame, now: float):
+        if not isinstance(ecm.message, MapRequest):
+            return None
+        if self.mr is not None and not ecm.to_etr:
+            return self.mr.on_ecm(ecm)
+        return self._map_request(ecm.message, ecm.source_port, ecm.source, None, now)
+
+    def _map_request(self, request: MapRequest, reply_port: int, source, probed, now: float):
+        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's."""
+        if self.etr is not None:
+            try:
+                ours = self.database.covering(request.records[0].prefix) is not None
+            except ValueError:
+                ours = False
+            if ours or self.ms is None:
+                return self.etr.on_map_request(request, reply_port, probed)
+        if self.ms is not None:
+            return self.ms.on_map_request(request, reply_port, source, now)
+        return None
+
+    def _map_register(self, register: MapRegister, payload: bytes, frame, now: float):
+        if self.ms is None:
+            return None
+        return self.ms.on_map_register(payload, register, frame.ip_src, frame.sport, now)
+
+    def _map_notify(self, notify: MapNotify, payload: bytes, frame, now: float):
+        if self.registrar is None:
+            return None
+        return self.registrar.on_map_notify(payload, frame.ip_src)
+
+    # -- timers, statistics, start --------------------------------------------------------------
+
+    def on_start(self, now: float) -> list:
+        """As the ETR on the ALT, announce the site's EID prefixes."""
+        if self.config.alt is None or not self.etr_role:
+            return []
+        return [Announce(m.prefix) for m in self.database]
+
+    def on_timer(self, now: float) -> list:
+        actions = self.itr.on_timer(now) if self.itr is not None else []
+        if self.ms is not None:
+            actions += self.ms.on_timer(now)
+        if self.registrar is not None:
+            actions += self.registrar.on_timer(now)
+        return self.carry_out(actions, now)
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (self.itr.next_deadline() if self.itr else None,
+                             self.ms.next_deadline() if self.ms else None,
+                             self.registrar.next_deadline() if self.registrar else None)
+                 if t is not None]
+        return min(times) if times else None
+
+    def warm_underlay(self, now: float) -> list:
+        return self.next_hop.warm(now)
+
+    def retry_next_hop(self, now: float) -> list:
+        return self.next_hop.retry(now)
+
+    def traffic_watch(self, now: float, horizon: float) -> list[Flow]:
+        return self.watch.watched(now, horizon)
+
+    def on_flow_stats(self, bridge: str, stats: list, now: float) -> None:
+        if bridge == LISP:
+            self.watch.on_flow_stats(stats, now)
+
+    def on_counters(self, sent: int, delivered: int, dropped: int, received: int = 0) -> None:
+        """The switch's packet counts over all encapsulation, delivery, negative and
+        decapsulation flows."""
+        self.stats.sent, self.stats.delivered, self.stats.dropped = sent, delivered, dropped
+        self.stats.received = received
+
+    # -- operator commands ----------------------------------------------------------------------
+
+    def add_static(self, prefix: EidPrefix, locators: tuple[Locator, ...], now: float) -> list:
+        return self.add_static_many(((prefix, locators),), now)
+
+    def add_static_many(self, mappings, now: float) -> list:
+        """Operator mappings (``(prefix, locators)`` pairs); their effects in order. The bulk
+        API sends the resulting flows to the switch in one bundle."""
+        if self.itr is None:
+            raise ValueError("static map-cache entries need the itr or xtr role")
+        actions: list = []
+        for prefix, locators in mappings:
+            actions.extend(self.itr.add_static(prefix, locators, now))
+        return self.carry_out(actions, now)
+
+    def remove_mapping(self, prefix: EidPrefix, now: float) -> list:
+        if self.itr is None:
+            return []
+        return self.carry_out(self.itr.remove(prefix), now)
+
+    # -- engine actions -> effects --------------------------------------------------------------
+
+    def carry_out(self, actions: list, now: float) -> list:
+        """The effects of the engines' actions, each through its handler in the table."""
+        out: list = []
+        for act in actions:
+            out.extend(self._actions[type(act)](act, now))
+        return out
+
+    def _send_control(self, send: SendControl, now: float) -> list:
+        if send.destination.version != 4:
+            self.stats.control_unexpected += 1
+            return []
+        if not self.next_hop.resolved:
+            return self.next_hop.hold(send, now)
+        return [self.next_hop.udp(self.config.underlay.rloc, send.destination, send.source_port,
+                                  send.dest_port, send.payload)]
+
+    def _install(self, act: InstallMapping, now: float) -> list:
+        return self.installer.install(act.entry)
