@@ -146,7 +146,7 @@ class LispApp(app_manager.OSKenApp):
                                      groups, meters)
         plan, messages = self.writer.reconcile(bridge, have, self.xtr.desired(bridge),
                                                lambda: self._xid(dp))
-        dp.send(b"".join(messages))
+        _send(dp, messages)
         self._barrier(dp)
         self.datapaths[bridge] = dp
         if bridge == UNDERLAY:
@@ -235,7 +235,7 @@ class LispApp(app_manager.OSKenApp):
     def _flow_change(self, change: FlowChange) -> None:
         dp = self.datapaths.get(change.bridge)
         if dp is not None:  # else: programmed in full when the bridge (re)connects
-            dp.send(b"".join(self.writer.change(change, lambda: self._xid(dp))))
+            _send(dp, self.writer.change(change, lambda: self._xid(dp)))
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -365,3 +365,10 @@ class LispApp(app_manager.OSKenApp):
         else:
             stats = self._flow_stats(dp)
         self.xtr.on_flow_stats(LISP, translate.watched_rows(watch, stats), time.monotonic())
+
+
+def _send(dp, messages: list[bytes]) -> None:
+    """Send messages to a datapath in one write (none: nothing)."""
+    data = b"".join(messages)
+    if data:
+        dp.send(data)
