@@ -3,7 +3,7 @@ lookup time at 1,000,000 entries, against a plain dict lookup measured in the sa
 
 Everything runs in a fresh Python subprocess per variant, so that its RSS holds nothing but the
 interpreter, lisp_app and the state under test. In it, one lisp_app xTR
-(:class:`lisp_app.control.xtr.Xtr`, role xtr, instance-id 1000, Map-Requests straight to an ETR
+(:class:`lisp_app.node.Xtr`, role xtr, instance-id 1000, Map-Requests straight to an ETR
 address) with both bridges "connected" (lisp_bridge_ready / underlay_bridge_ready, next hop MAC
 learned from an ARP reply packet-in) is filled with N mappings (--entries, default 1,000,000;
 --quick 50,000) the way the running controller learns them, through its packet-in entry point

@@ -1,7 +1,7 @@
 """The os-ken application: the only place that touches datapaths, the hub and OpenFlow messages.
 
 It identifies the two bridges by datapath id, reconciles their meters, groups and flows with what
-the :class:`~lisp_app.control.xtr.Xtr` wants (:mod:`lisp_app.dataplane.reconcile` plans it: add
+the :class:`~lisp_app.node.xtr.Xtr` wants (:mod:`lisp_app.dataplane.reconcile` plans it: add
 what is missing, remove our stale flows, never touch flows without our cookie), feeds packet-ins
 and timers to the Xtr and turns the effects it returns into OpenFlow bytes
 (:mod:`lisp_app.dataplane.ofwire`) and packet-outs. Its timing policies live in
