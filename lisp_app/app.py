@@ -29,7 +29,7 @@ from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
 from .dataplane.pipeline import K_DECAP, K_DROP, K_ENCAP, K_HOST, K_NEGATIVE, cookie, kind_of
 from .shell import policy, translate
-from .shell.writer import FlowWriter, SwitchErrors, summary
+from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
 
 LOG = logging.getLogger("lisp_app")
 
@@ -188,18 +188,10 @@ class LispApp(app_manager.OSKenApp):
             self._bulk_running -= 1
 
     def _execute_bulk(self, effects) -> dict:
-        adds: dict[str, list[Flow]] = {}
-        counts = {"flows": 0, "groups": 0, "bundles": 0}
-        for effect in effects:
-            if not isinstance(effect, FlowChange):
-                self.execute((effect,))
-            elif effect.bridge in self.datapaths:  # else: programmed in full on (re)connect
-                if effect.delete or effect.groups or effect.delete_groups:
-                    self._flow_change(FlowChange(effect.bridge, delete=effect.delete,
-                                                 groups=effect.groups,
-                                                 delete_groups=effect.delete_groups))
-                    counts["groups"] += len(effect.groups)
-                adds.setdefault(effect.bridge, []).extend(effect.add)
+        at_once, adds = split_bulk(effects, self.datapaths)
+        self.execute(at_once)
+        counts = {"flows": 0, "bundles": 0,
+                  "groups": sum(len(e.groups) for e in at_once if isinstance(e, FlowChange))}
         for bridge, flows in adds.items():
             if flows:  # the bundle ends with a barrier
                 self._send_bundle(bridge, flows)

@@ -107,3 +107,21 @@ def summary(errors: list[str]) -> str:
     """The first error, and how many more there were."""
     more = len(errors) - 1
     return errors[0] + (f" and {more} more errors" if more > 0 else "")
+
+
+def split_bulk(effects, connected) -> tuple[list, dict[str, list[Flow]]]:
+    """A bulk install's effects in two parts: what goes out at once, in order (packet-outs, ALT
+    effects, and each flow change's deletions and groups), and each connected bridge's new flows,
+    which go in one bundle. Changes for a bridge not in ``connected`` are left out: it is
+    programmed in full when it (re)connects."""
+    now: list = []
+    adds: dict[str, list[Flow]] = {}
+    for effect in effects:
+        if not isinstance(effect, FlowChange):
+            now.append(effect)
+        elif effect.bridge in connected:
+            if effect.delete or effect.groups or effect.delete_groups:
+                now.append(FlowChange(effect.bridge, delete=effect.delete, groups=effect.groups,
+                                      delete_groups=effect.delete_groups))
+            adds.setdefault(effect.bridge, []).extend(effect.add)
+    return now, adds

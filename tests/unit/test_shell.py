@@ -274,3 +274,17 @@ def test_switch_errors_are_found_by_bridge_and_wrapping_xid_range():
     for xid in range(SwitchErrors.LIMIT + 10):
         errors.record(LISP, 100 + xid, "x")
     assert errors.between(LISP, 0, 99) == []  # the oldest were dropped
+
+
+def test_a_bulk_install_splits_into_what_goes_at_once_and_one_bundle_per_bridge():
+    from lisp_app.dataplane.flows import Bucket, Group
+    from lisp_app.shell.writer import split_bulk
+    a, b = (Flow(1, 2000 + n, (("ipv4_dst", f"10.{n}.0.0"),), cookie(K_ENCAP)) for n in (1, 2))
+    group = Group(5, (Bucket(1, ()),))
+    out = PacketOut(LISP, b"x", 1)
+    alt = Announce(EidPrefix.parse("10.1.0.0/24"))
+    effects = [FlowChange(LISP, add=(a,), delete=(b,), groups=(group,)), out, alt,
+               FlowChange(LISP, add=(b,)), FlowChange(UNDERLAY, add=(a,))]
+    at_once, adds = split_bulk(effects, {LISP: object()})
+    assert at_once == [FlowChange(LISP, delete=(b,), groups=(group,)), out, alt]
+    assert adds == {LISP: [a, b]}  # the underlay is not connected: left for its reconnect
