@@ -203,14 +203,14 @@ class LispApp(app_manager.OSKenApp):
 
     def _send_bundle(self, bridge: str, flows: list[Flow]) -> None:
         dp = self.datapaths[bridge]
-        bundle_id, first, commit, chunks = self.writer.bundle(flows, lambda: self._xid(dp))
-        for chunk in chunks:
+        bundle = self.writer.bundle(flows, lambda: self._xid(dp))
+        for chunk in bundle.chunks():  # sent as written: the switch starts on the first ones
             dp.send(chunk)
         self._barrier(dp)
-        failed = self.errors.between(bridge, first, commit)
+        failed = self.errors.between(bridge, bundle.first, bundle.commit)
         if failed:
-            raise RuntimeError(f"the switch refused bundle {bundle_id} ({len(flows)} flows): "
-                               + summary(failed))
+            raise RuntimeError(f"the switch refused bundle {bundle.bundle_id} "
+                               f"({len(flows)} flows): " + summary(failed))
 
     @staticmethod
     def _xid(dp) -> int:

@@ -112,7 +112,8 @@ class Api:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ApiError("400 Bad Request", f"{where}: bad mapping: {exc}") from None
         if not locators:
-            raise ApiError("400 Bad Request", f"{where}: a static mapping needs at least one locator")
+            raise ApiError("400 Bad Request",
+                           f"{where}: a static mapping needs at least one locator")
         return prefix, locators
 
     # -- operations -----------------------------------------------------------------------------

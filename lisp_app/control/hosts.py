@@ -115,7 +115,8 @@ class SiteHosts:
         gw = self.gateway
         if frame.arp_op == 2 and frame.arp_spa is not None:
             return self._learn(iid, frame.arp_spa, frame.arp_sha, in_port)
-        if frame.icmpv6_type == ND_NEIGHBOR_SOLICIT and gw.ipv6 is not None and frame.nd_target == gw.ipv6:
+        if frame.icmpv6_type == ND_NEIGHBOR_SOLICIT and gw.ipv6 is not None \
+                and frame.nd_target == gw.ipv6:
             out = []
             known_source = not frame.ip_src.is_unspecified
             if frame.nd_lladdr and known_source:

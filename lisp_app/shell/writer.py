@@ -63,23 +63,37 @@ class FlowWriter:
             self.groups = plan.groups_after(have.groups)
         return plan, messages
 
-    def bundle(self, flows: list[Flow], next_xid, chunk: int = 256):
-        """An atomic ONF bundle adding ``flows``: (bundle id, first xid, commit xid, byte chunks
-        of at most ``chunk`` messages each, to send in order)."""
+    def bundle(self, flows: list[Flow], next_xid, chunk: int = 256) -> "Bundle":
+        """An atomic ONF bundle adding ``flows``. Its :meth:`Bundle.chunks` are written as they
+        are sent, so that the switch works on the first ones while the later ones are encoded."""
         bundle_id = self._next_bundle
         self._next_bundle = (self._next_bundle % 0xFFFFFFFF) + 1
-        first = next_xid()
-        chunks = [ofwire.bundle_control(first, bundle_id, ofwire.ONF_BCT_OPEN_REQUEST)]
+        return Bundle(self, bundle_id, flows, next_xid, chunk)
+
+
+class Bundle:
+    """One bundle being written: ``bundle_id``, and the xids of its open (``first``) and, once
+    :meth:`chunks` has run to its end, its commit (``commit``) request."""
+
+    def __init__(self, writer: FlowWriter, bundle_id: int, flows: list[Flow], next_xid,
+                 chunk: int):
+        self.bundle_id, self.first, self.commit = bundle_id, None, None
+        self._writer, self._flows, self._next_xid, self._chunk = writer, flows, next_xid, chunk
+
+    def chunks(self):
+        """The bundle's messages in byte chunks of at most ``chunk`` messages, in order."""
+        next_xid, bundle_id = self._next_xid, self.bundle_id
+        self.first = next_xid()
+        yield ofwire.bundle_control(self.first, bundle_id, ofwire.ONF_BCT_OPEN_REQUEST)
         parts = []
-        for flow in flows:
-            parts.append(ofwire.bundle_add(self.flow_add(flow, next_xid()), bundle_id))
-            if len(parts) >= chunk:
-                chunks.append(b"".join(parts))
+        for flow in self._flows:
+            parts.append(ofwire.bundle_add(self._writer.flow_add(flow, next_xid()), bundle_id))
+            if len(parts) >= self._chunk:
+                yield b"".join(parts)
                 parts = []
-        commit = next_xid()
-        parts.append(ofwire.bundle_control(commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
-        chunks.append(b"".join(parts))
-        return bundle_id, first, commit, chunks
+        self.commit = next_xid()
+        parts.append(ofwire.bundle_control(self.commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
+        yield b"".join(parts)
 
 
 class SwitchErrors:
