@@ -70,10 +70,8 @@ class Xtr:
         table = {(UNDERLAY, K_PUNT_CONTROL): self._control,
                  (UNDERLAY, K_PUNT_UNDERLAY_ARP): self._underlay_arp,
                  (LISP, K_PUNT_TOO_BIG): self._too_big,
-                 (LISP, K_PUNT_RESOLVE): lambda f, d, port, iid, now: self.site.resolve(f, d, iid,
-                                                                                      now),
-                 (LISP, K_PUNT_NEIGHBOR): lambda f, d, port, iid, now: self.site.on_neighbor(f,
-                                                                                           port),
+                 (LISP, K_PUNT_RESOLVE): self._resolve,
+                 (LISP, K_PUNT_NEIGHBOR): self._neighbor,
                  (LISP, K_PUNT_ALT_CONTROL): self._control}
         if self.etr is not None:
             table[(UNDERLAY, K_PUNT_DATA_PROBE)] = self._data_probe
@@ -168,6 +166,12 @@ class Xtr:
         reply = frames.icmp_too_big(data, frame, inner_mtu(self.config.underlay.mtu,
                                                            rloc_version), gw.mac, source)
         return [PacketOut(LISP, reply, in_port)]
+
+    def _resolve(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        return self.site.resolve(frame, data, iid, now)
+
+    def _neighbor(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        return self.site.on_neighbor(frame, in_port)
 
     def _underlay_arp(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
         return self.carry_out(self.next_hop.on_arp_reply(frame), now)
