@@ -27,6 +27,9 @@ import sys  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=True)
     parser.add_argument("--config", required=True, help="site configuration (YAML)")
+    parser.add_argument("--skip-classic-attach", action="store_true",
+                        help="the classic-LISP programs are attached on the xTR host by "
+                        "`python -m lisp_app.classic attach` (a controller elsewhere)")
     args, osken_args = parser.parse_known_args(argv)
 
     from lisp_app.config import ConfigError, load_config
@@ -36,6 +39,25 @@ def main(argv=None) -> int:
         print(f"lisp_app: {exc}", file=sys.stderr)
         return 2
 
+    # Classic RFC 9300 data packets (lisp_app.classic): the uplink's eBPF programs, attached before
+    # the switch connects and removed on exit; without them the site would silently drop classic
+    # traffic, so a failure stops here unless the config accepts LISP-GPE only.
+    from lisp_app.classic import ClassicError, ClassicPath
+    classic = None if args.skip_classic_attach else ClassicPath.for_config(config)
+    if classic is not None:
+        try:
+            classic.attach()
+        except ClassicError as exc:
+            print(f"lisp_app: {exc}", file=sys.stderr)
+            return 3
+    try:
+        return _run(config, classic, osken_args)
+    finally:
+        if classic is not None:
+            classic.detach()
+
+
+def _run(config, classic, osken_args) -> int:
     from os_ken import cfg, log
     from os_ken.base.app_manager import AppManager
     from os_ken.controller import controller  # noqa: F401  (registers the --ofp-* options)
@@ -47,12 +69,15 @@ def main(argv=None) -> int:
     manager.load_apps(["lisp_app.app"])
     contexts = manager.create_contexts()
     contexts["lisp_config"] = config
+    contexts["lisp_classic"] = classic
     services = [s for s in manager.instantiate_apps(**contexts) if s is not None]
 
     def shutdown():
         try:
             manager.close()
         finally:
+            if classic is not None:
+                classic.detach()
             os._exit(0)
 
     def stop(_signum, _frame):

@@ -56,6 +56,7 @@ class LispApp(app_manager.OSKenApp):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.config = kwargs["lisp_config"]
+        self.classic = kwargs.get("lisp_classic")  # lisp_app.classic.ClassicPath, attached
         self.alt = None
         if self.config.alt is not None:
             from .alt.speaker import AltSpeaker
@@ -290,7 +291,18 @@ class LispApp(app_manager.OSKenApp):
                 self.poll_flow_stats()
             except Exception:
                 LOG.exception("flow statistics poll failed")
+            self.poll_classic()
             pause = policy.pause_after(time.monotonic() - start)
+
+    def poll_classic(self) -> None:
+        """The classic-LISP programs' counters into mapstat (lisp_app.classic)."""
+        if self.classic is None:
+            return
+        try:
+            for name, value in self.classic.counters().items():
+                setattr(self.xtr.stats, name, value)
+        except Exception as exc:
+            LOG.warning("classic-LISP counters: %s", exc)
 
     # -- what the switch holds ------------------------------------------------------------------
 

@@ -100,6 +100,19 @@ class UnderlayConfig:
     mtu: int = field(default=1500, metadata=_doc(
         "underlay path MTU; larger encapsulated packets are refused with ICMP", min=576,
         max=65535))
+    encapsulation: str = field(default="gpe", metadata=_doc(
+        "the data header the ITR sends: `gpe` (LISP-GPE, RFC 9305: I and P bits, what OVS's GPE "
+        "port sends; RFC 9300 ETRs that treat the P bit as reserved, such as Open Overlay "
+        "Router, accept it) or `lisp` (strict RFC 9300: I bit and instance-id, P bit and next "
+        "protocol zero, written by a tc program on the uplink)", choices=("gpe", "lisp")))
+    classic_decap: bool = field(default=True, metadata=_doc(
+        "accept classic RFC 9300 data packets (any of the N, L, E, V, I bits) as well as LISP-GPE: "
+        "an XDP program on the uplink rewrites their header for OVS's GPE port; the controller "
+        "refuses to start when it cannot attach it. `false` accepts LISP-GPE only"))
+    uplink_interface: str | None = field(default=None, metadata=_doc(
+        "the kernel network interface the classic-LISP programs attach to; default: "
+        "uplink_port (an OVS `system` port carries the interface's name)",
+        pattern=r"^[^\s/]{1,15}$"))
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,8 @@ class XtrSpec:
     next_hop_ipv6: str | None = None
     alt_address: str | None = None    # our ALT address (/31, on the internal port alt0)
     alt_tunnels: list[tuple[str, str]] = field(default_factory=list)  # (GRE port, peer RLOC)
+    encapsulation: str = "gpe"        # underlay.encapsulation: gpe or lisp (RFC 9300 headers)
+    classic_decap: bool = True        # underlay.classic_decap: accept RFC 9300 headers (XDP)
     extra: dict = field(default_factory=dict)
 
 
@@ -255,6 +257,7 @@ class XtrNode:
                             "gpe_port": "gpe"},
             "underlay": {"datapath_id": UNDERLAY_DPID, "rloc": s.rlocs[0],
                          "next_hop": s.next_hop, "uplink_port": s.uplink, "mtu": s.mtu,
+                         "encapsulation": s.encapsulation, "classic_decap": s.classic_decap,
                          **({"rloc_ipv6": s.rloc_ipv6, "next_hop_ipv6": s.next_hop_ipv6}
                             if s.rloc_ipv6 else {})},
             "site_gateway": {k: v for k, v in (("ipv4", s.gateway_ipv4),

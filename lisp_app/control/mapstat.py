@@ -13,6 +13,10 @@ class MapStat:
     sent: int = 0              # packets encapsulated towards remote RLOCs
     dropped: int = 0           # packets dropped by our flows (no mapping, negative, unknown)
     bad_header: int = 0        # malformed packets punted to us
+    # classic RFC 9300 data packets (the uplink's eBPF programs, lisp_app.classic)
+    classic_received: int = 0  # classic headers rewritten into LISP-GPE for OVS's GPE port
+    classic_dropped: int = 0   # UDP 4341 packets to our RLOCs no valid LISP packet looks like
+    classic_sent: int = 0      # our LISP-GPE headers rewritten into RFC 9300 ones on the way out
     # ITR
     misses: int = 0            # cache misses punted to the controller
     requests_sent: int = 0
