@@ -30,11 +30,13 @@ IID, BLUE_IID = 1000, 2000
 
 def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
               ttl: int = 1440, mtu: int = 1500, tag: str = "",
-              ipv6_rloc: bool = False) -> XtrSpec:
+              ipv6_rloc: bool = False, blue_iid: int = BLUE_IID,
+              encapsulation: str = "gpe") -> XtrSpec:
     """x1 (n=1) or x2 (n=2). ``tag`` prefixes interface names, so that two topologies can exist
     at once (Mininet creates every link in the root namespace first). ``ipv6_rloc`` adds an IPv6
     RLOC 2001:db8:ff0N::1 to the underlay and announces it as the preferred locator (priority 1,
-    the IPv4 one becoming priority 2)."""
+    the IPv4 one becoming priority 2). ``blue_iid`` is the blue site's instance-id;
+    ``encapsulation`` the data header the xTR sends (``lisp``: RFC 9300, written on the uplink)."""
     rlocs = ["192.0.2.1"] if n == 1 else ["198.51.100.1", "198.51.100.2"]
     gw_net = "192.0.2.254" if n == 1 else "198.51.100.254"
     other = "198.51.100.1" if n == 1 else "192.0.2.1"
@@ -47,15 +49,16 @@ def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
                     {"rloc": rlocs[0], "priority": 2, "weight": 100}]
     prefixes = [{"prefix": f"[{IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators},
                 {"prefix": f"[{IID}]2001:db8:{n}::/48", "ttl": ttl, "locators": locators},
-                {"prefix": f"[{BLUE_IID}]10.{n}.0.0/24", "ttl": ttl, "locators": locators}]
+                {"prefix": f"[{blue_iid}]10.{n}.0.0/24", "ttl": ttl, "locators": locators}]
     return XtrSpec(name=f"x{n}", rlocs=rlocs, next_hop=gw_net, uplink=f"{tag}x{n}-up",
                    site_ports=[SitePort(f"{tag}x{n}-site", IID),
-                               SitePort(f"{tag}x{n}-blue", BLUE_IID)],
+                               SitePort(f"{tag}x{n}-blue", blue_iid)],
                    eid_prefixes=prefixes, role=role, instance_id=IID,
                    gateway_ipv4=f"10.{n}.0.1", gateway_ipv6=f"2001:db8:{n}::1",
                    map_request_targets=[other], mtu=mtu,
                    rloc_ipv6=f"2001:db8:ff0{n}::1" if ipv6_rloc else None,
-                   next_hop_ipv6=f"2001:db8:ff0{n}::254" if ipv6_rloc else None)
+                   next_hop_ipv6=f"2001:db8:ff0{n}::254" if ipv6_rloc else None,
+                   encapsulation=encapsulation)
 
 
 class TwoSites(LispLab):
