@@ -191,6 +191,10 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
+def _has_interface(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
 def _why(proc: subprocess.CompletedProcess) -> str:
     text = (proc.stderr or proc.stdout or "").strip().splitlines()
     return " / ".join(text[-3:]) or f"exit status {proc.returncode}"
@@ -199,9 +203,11 @@ def _why(proc: subprocess.CompletedProcess) -> str:
 class ClassicPath:
     """Attaches, reads and detaches the programs of one :class:`Plan`."""
 
-    def __init__(self, plan: Plan, run=_run):
+    def __init__(self, plan: Plan, run=_run, which=shutil.which, has_interface=_has_interface):
         self.plan = plan
         self.run = run
+        self.which = which
+        self.has_interface = has_interface
         self.own_clsact = False
         self.maps: dict[str, int] = {}  # map name -> id, found after attaching
 
@@ -215,9 +221,9 @@ class ClassicPath:
         p = self.plan
         what = "decap" if p.decap else "encap"
         for tool in ("clang", "ip", "tc", "bpftool"):
-            if shutil.which(tool) is None:
+            if self.which(tool) is None:
                 raise attach_error(p, what, f"{tool} is not installed (needs {PACKAGES})")
-        if not Path(f"/sys/class/net/{p.interface}").exists():
+        if not self.has_interface(p.interface):
             raise attach_error(p, what, "no such interface in this network namespace (run the "
                                "controller where the uplink is, or attach there with `python "
                                "-m lisp_app.classic attach --config ...`)")

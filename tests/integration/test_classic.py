@@ -280,3 +280,34 @@ def test_ipv6_rlocs_carry_classic_headers(tmp_path):
             rx.stop()
         assert sorted(rx.received()["h2"]) == ["v6-i-v6", "v6-nli"]
         assert wait_counter(t.xtrs["x2"], "classic_dropped", 1) == 1
+
+
+def test_the_programs_go_with_the_controller_and_a_failed_attach_stops_it(topo):
+    """The controller attaches the programs at start, removes them on exit, and refuses to run
+    when it cannot attach them (naming the interface and the reason)."""
+    import yaml
+    x1 = topo.xtrs["x1"]
+    intf = x1.spec.uplink
+
+    def attached():
+        link = json.loads(x1.sh(f"ip -j -d link show dev {intf}"))[0]
+        tc = x1.sh(f"tc filter show dev {intf} egress")
+        return "xdp" in link, "lisp_encap" in tc
+
+    assert attached() == (True, True)
+    x1.stop_controller()
+    assert attached() == (False, False)
+    bad = x1.config()
+    bad["underlay"]["uplink_interface"] = "nosuch0"
+    path = x1.dir / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad, sort_keys=False))
+    out = x1.sh(f"cd {REPO} && {sys.executable} run_controller.py --config {path} 2>&1; "
+                f"echo rc=$?", check=False)
+    assert "rc=3" in out, out
+    assert "interface nosuch0" in out and "no such interface" in out, out
+    assert "classic_decap: false" in out, out
+    x1.start_controller()
+    x1.wait_programmed()
+    assert attached() == (True, True)
+    sent, received, out = ping(topo.host("h1"), "10.2.0.10", count=3)
+    assert received == sent, out
