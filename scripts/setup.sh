@@ -16,9 +16,11 @@ fi
 
 # openvswitch-switch: the forwarding core (userspace datapath); frr: the ALT core in tests and demo;
 # mininet: demo topologies; tshark: wire-format oracle; ethtool + iputils-ping: a fresh image lacks them,
-# and without ethtool's offload settings TCP through the userspace datapath stalls.
+# and without ethtool's offload settings TCP through the userspace datapath stalls; clang, llvm,
+# libbpf-dev and bpftool: the classic RFC 9300 data path (lisp_app/dataplane/bpf/*.c, compiled and
+# attached to the uplink when the controller starts, lisp_app.classic).
 apt_pkgs="openvswitch-switch frr mininet tshark tcpdump iperf3 ethtool iputils-ping iproute2 socat
-          python3-venv python3-dev"
+          python3-venv python3-dev clang llvm libbpf-dev bpftool"
 missing=""
 for p in $apt_pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
