@@ -37,6 +37,7 @@ class MapStat:
     # control plane, both roles
     control_malformed: int = 0
     control_unexpected: int = 0
+    control_lenient: int = 0   # accepted despite a known deviation from the RFC (logged)
     control_send_failed: int = 0  # (switchless Map-Server/Map-Resolver) datagrams the
     #                                 sockets refused, or with no socket of their family
     too_big: int = 0           # ICMP too-big / fragmentation-needed sent

@@ -41,13 +41,19 @@ class ControlPlane:
     def on_payload(self, payload: bytes, received: Received, now: float) -> list:
         """The engine actions a control message asks for. A message that does not decode is
         counted (``control_malformed``), one that no role of ours handles too
-        (``control_unexpected``); both give no action."""
+        (``control_unexpected``); both give no action. One that decodes only because we accept
+        a known deviation from the RFC is counted (``control_lenient``) and handled."""
         try:
             message = decode_control(payload)
         except DecodeError as exc:
             self.stats.control_malformed += 1
             LOG.info("malformed LISP control message from %s dropped: %s", received.source, exc)
             return []
+        deviations = getattr(message, "deviations", ())
+        if deviations:  # liberal in what we accept from deployed implementations, and counted
+            self.stats.control_lenient += 1
+            LOG.info("%s from %s accepted despite: %s", type(message).__name__, received.source,
+                     "; ".join(deviations))
         handler = self._handlers.get(type(message))
         actions = handler(message, payload, received, now) if handler is not None else None
         if actions is None:
