@@ -17,8 +17,11 @@ fi
 # openvswitch-switch: the forwarding core (userspace datapath); frr: the ALT core in tests and demo;
 # mininet: demo topologies; tshark: wire-format oracle; ethtool + iputils-ping: a fresh image lacks them,
 # and without ethtool's offload settings TCP through the userspace datapath stalls.
+# build-essential ... libcap-dev: what the interop tests need to build Open Overlay Router from
+# ../shared/peers (tests/integration/oor.py).
 apt_pkgs="openvswitch-switch frr mininet tshark tcpdump iperf3 ethtool iputils-ping iproute2 socat
-          python3-venv python3-dev"
+          python3-venv python3-dev
+          build-essential libconfuse-dev libzmq3-dev libxml2-dev gengetopt libcap-dev"
 missing=""
 for p in $apt_pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
