@@ -24,6 +24,7 @@ from .node.server import MapServerNode
 LOG = logging.getLogger("lisp_app.standalone")
 TIMER_TICK = 0.5  # seconds at most between two timer runs (registrations expire)
 MAX_DATAGRAM = 65535
+PEER_CACHE = 4096  # peer addresses kept parsed (and as text) by the socket loops
 
 
 class StandaloneServer:
@@ -38,6 +39,7 @@ class StandaloneServer:
         self.sockets: dict[int, socket.socket] = {}  # IP version -> the socket that sends
         self._all: list[socket.socket] = []
         self._workers: list = []
+        self._texts: dict = {}  # destination address -> its text, for sendto (bounded)
 
     def bind(self) -> None:
         """Open every configured socket, or raise OSError naming the address that failed."""
@@ -81,11 +83,17 @@ class StandaloneServer:
             LOG.debug("no switch: %r ignored", effect)
 
     def _receive(self, sock: socket.socket) -> None:
+        addresses: dict[str, object] = {}  # peer address text -> its address object, bounded
+        recvfrom, handle, clock = sock.recvfrom, self.xtr.on_datagram, time.monotonic
         while True:
-            data, peer = sock.recvfrom(MAX_DATAGRAM)
+            data, peer = recvfrom(MAX_DATAGRAM)
             try:
-                source = ip_address(peer[0].split("%")[0])
-                sends = self.xtr.on_datagram(data, Received(source, peer[1]), time.monotonic())
+                source = addresses.get(peer[0])
+                if source is None:
+                    if len(addresses) >= PEER_CACHE:
+                        addresses.clear()
+                    source = addresses[peer[0]] = ip_address(peer[0].split("%")[0])
+                sends = handle(data, Received(source, peer[1]), clock())
             except Exception:  # one bad datagram must never stop the server
                 self.xtr.stats.handler_errors += 1
                 LOG.exception("datagram from %s could not be handled", peer)
@@ -110,7 +118,12 @@ class StandaloneServer:
             try:
                 if sock is None:
                     raise OSError(f"no IPv{send.destination.version} socket")
-                sock.sendto(send.payload, (str(send.destination), send.dest_port))
+                text = self._texts.get(send.destination)
+                if text is None:
+                    if len(self._texts) >= PEER_CACHE:
+                        self._texts.clear()
+                    text = self._texts[send.destination] = str(send.destination)
+                sock.sendto(send.payload, (text, send.dest_port))
             except OSError as exc:
                 self.xtr.stats.control_send_failed += 1
                 LOG.warning("could not send to %s port %d: %s", send.destination,

@@ -85,10 +85,10 @@ class MapResolverEngine:
                 return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination,
                                        ecm.source_port, request.encode())]
         elif self.map_server is not None:
-            ms = self.map_server
-            if ms.knows(wanted) or ms.registration_for(wanted, now)[1] is not None:
+            actions = self.map_server.answer(request, wanted, ecm.source_port, ecm.source, now)
+            if actions is not None:
                 self.stats.to_map_server += 1
-                return ms.on_map_request(request, ecm.source_port, ecm.source, now)
+                return actions
         itr = next((r for r in request.itr_rlocs if type(r) in (IPv4Address, IPv6Address)), None)
         if itr is None:
             self.stats.unusable += 1

@@ -249,6 +249,16 @@ class MapServerEngine:
         except ValueError:
             self.stats.requests_unknown += 1
             return []
+        actions = self.answer(request, wanted, reply_port, inner_source, now)
+        if actions is None:
+            self.stats.requests_unknown += 1
+            return []
+        return actions
+
+    def answer(self, request: MapRequest, wanted: EidPrefix, reply_port: int,
+               inner_source: IPAddress | None, now: float) -> list | None:
+        """The answer to a Map-Request for ``wanted``, or None when ``wanted`` is neither
+        registered nor inside a configured site (nor answerable: no usable ITR-RLOC)."""
         registered, reg = self.registration_for(wanted, now)
         itr = None
         for rloc in request.itr_rlocs:
@@ -258,8 +268,7 @@ class MapServerEngine:
         if reg is None:
             allowed = self._configured(wanted)
             if allowed is None or itr is None:
-                self.stats.requests_unknown += 1
-                return []
+                return None
             self.stats.negative_replies += 1
             # the largest part of the site's space around the EID that no registration touches
             free = _starts(self._registered, wanted).free_around(
@@ -271,8 +280,7 @@ class MapServerEngine:
                                 dest_port=reply_port)]
         if reg.proxy_reply:
             if itr is None:
-                self.stats.requests_unknown += 1
-                return []
+                return None
             self.stats.proxy_replies += 1
             cached = self._proxy_replies.get(registered)
             if cached is None or cached[0] is not reg:

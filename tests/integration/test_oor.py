@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.integration.oor import ROOT, OorNetwork, oor_binary, oor_config
+from topologies.oor import ROOT, OorNetwork, oor_binary, oor_config
 from tests.integration.wire import find_problems, layers
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,6 @@
-"""Open Overlay Router 1.3 as a test peer: built from the source archive in ../shared/peers (never
-copied into lisp_app), run in network namespaces the tests create and remove.
+"""Open Overlay Router 1.3 as a peer for the interop tests and benchmarks: built from the source
+archive in ../shared/peers (never copied into lisp_app), run in network namespaces that the tests
+and benchmarks create and remove.
 
 :func:`oor_binary` builds it once per archive (about 30 s; scripts/setup.sh installs the build
 packages) into a cache directory outside the checkout. :class:`OorNetwork` is a plain-namespace
@@ -18,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
 BUILD_CACHE = Path(os.environ.get("LISP_APP_PEER_CACHE", "/var/tmp/lisp_app-peers"))
 
