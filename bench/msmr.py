@@ -125,19 +125,20 @@ def requests_file(path: Path, prefixes: list[EidPrefix], count: int, rng: random
             f.write(len(wire).to_bytes(2, "big") + wire)
 
 
-def register(ns: Namespace, prefixes: list[EidPrefix], timeout: float = 60.0) -> None:
+def register(ns: Namespace, prefixes: list[EidPrefix], work: Path, timeout: float = 120.0) -> None:
     """The ETR registers ``prefixes`` (P bit, M bit) and waits for every Map-Notify."""
+    listing = work / "prefixes.txt"
+    listing.write_text("\n".join(map(str, prefixes)))
     script = f"""
 import socket, sys
 sys.path.insert(0, {str(REPO)!r})
 from lisp_app.protocol import *
 from ipaddress import ip_address
-prefixes = [EidPrefix.parse(p) for p in {[str(p) for p in prefixes]!r}]
+prefixes = [EidPrefix.parse(p) for p in open({str(listing)!r}).read().split()]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(({ETR!r}, 0))  # OOR holds 0.0.0.0:4342; Map-Notifies go to our port
 s.settimeout(5)
 etr = ip_address({ETR!r})
-pending = {{}}
 for i in range(0, len(prefixes), 250):
     records = tuple(MappingRecord.for_prefix(p, locators=(Locator(etr),), ttl=1440,
                                              authoritative=True)
@@ -251,7 +252,7 @@ def run(args) -> dict:
                 server = ns.popen([sys.executable, str(REPO / "run_controller.py"), "--config",
                                    str(work / f"{name}.yaml")], work / f"{name}.log")
                 wait_port(ns)
-                register(ns, prefixes)
+                register(ns, prefixes, work)
                 before = mapstat(ns)["map_server"]["proxy_replies"]
                 row[name] = load(ns, tool, requests, args, 2)
                 stat = mapstat(ns)
@@ -263,7 +264,7 @@ def run(args) -> dict:
             server = ns.popen(["stdbuf", "-oL", str(oor), "-f", str(work / "oor.conf")],
                               work / "oor.log")
             wait_port(ns)
-            register(ns, [SITE])
+            register(ns, [SITE], work)
             row["oor"] = load(ns, tool, one_req, args, 2)
             ns.stop(server)
             figures["rounds"].append(row)
