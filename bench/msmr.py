@@ -24,7 +24,8 @@ Figures (medians over --rounds, default 3; --quick 1):
 - echo: the client against a Python UDP echo loop (``recvfrom``/``sendto``), the baseline of the
   issue's ratio (goal: lisp_app >= 0.5 of it);
 - lisp_app: the switchless ms-mr with one registered prefix, and with --registrations prefixes
-  (default 100,000 /24s, registered in Map-Registers of 250 records) to show the rate holds;
+  (default 100,000 /25s inside 10.0.0.0/8, registered in Map-Registers of 250 records) to show
+  the rate holds;
 - oor: OOR's Map-Server (operating-mode MS) with one registered prefix (goal: lisp_app >= 1.0 of
   it: the anchor is C).
 
@@ -217,7 +218,10 @@ def run(args) -> dict:
     sh(f"gcc -O2 -o {tool} {REPO / 'bench' / 'udpload.c'}")
     oor = oor_binary()
     rng = random.Random(7)
-    big = [EidPrefix.parse(f"10.{n >> 8 & 255}.{n & 255}.0/24") for n in range(args.registrations)]
+    if args.registrations > 1 << 17:
+        raise SystemExit(f"--registrations: at most {1 << 17} /25s fit in {BIG_SITE}")
+    big = [EidPrefix.parse(f"10.{n >> 9 & 255}.{n >> 1 & 255}.{(n & 1) * 128}/25")
+           for n in range(args.registrations)]
     one_req, big_req = work / "one.req", work / "big.req"
     requests_file(one_req, [SITE], 4096, rng)
     requests_file(big_req, big or [SITE], 4096, rng)
