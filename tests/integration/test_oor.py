@@ -81,3 +81,35 @@ api: {{port: {API}}}
         assert problems == []
     finally:
         net.close()
+
+
+@pytest.mark.parametrize("ms", ["oor", "lisp_app"])
+def test_a_lisp_app_site_and_an_oor_site_register_and_resolve_each_other(oor, ms):
+    """Control plane between a lisp_app xTR (on OVS) and an OOR site, through OOR's Map-Server
+    or lisp_app's switchless one: both registrations confirmed by an authenticated Map-Notify,
+    and each side resolves the other's EID to the other's RLOC with a cold cache. (The data
+    plane from OOR to lisp_app needs the classic RFC 9300 header accepted: docs/interop.rst.)"""
+    import json
+
+    from topologies.oor_site import OOR_EID, OOR_RLOC, OorSite
+    with OorSite(ms, tag="oq") as topo:
+        x1 = topo.xtrs["x1"]
+
+        def counters():
+            return json.loads(x1.lispctl("--json", "mapstat"))["counters"]
+
+        wait_for(lambda: counters()["registrations_confirmed"] >= 1, 20,
+                 "x1's registration to be confirmed")
+        wait_for(lambda: "confirms correct registration" in topo.oor.log_text(), 20,
+                 "OOR's registration to be confirmed")
+        topo.host("h1").cmd(f"ping -c 2 -i 0.5 -W 1 {OOR_EID}")  # a miss at x1, then at o2
+        wait_for(lambda: counters()["requests_answered"] >= 1, 10, "x1's Map-Reply")
+        cache = json.loads(x1.lispctl("--json", "map", "list"))["cache"]
+        (entry,) = [e for e in cache if e["prefix"] == f"[1000]{OOR_EID}/32"]
+        assert [l["rloc"] for l in entry["locators"]] == [OOR_RLOC]
+        c = counters()
+        assert c["requests_received"] >= 1 and c["replies_sent"] >= 1  # x1 answered OOR
+        wait_for(lambda: "IP: 192.0.2.1 -> 198.51.100.1" in topo.oor.log_text()
+                 and "Received \x1b[1mMap-Reply" in topo.oor.log_text(), 10,
+                 "OOR to accept x1's Map-Reply")
+        assert c["control_malformed"] == 0 and c["replies_rejected"] == 0
