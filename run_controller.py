@@ -3,6 +3,9 @@
 
     run_controller.py --config site.yaml [os-ken options, e.g. --ofp-tcp-listen-port 6653]
 
+A Map-Server/Map-Resolver without an ALT and without a switch (role ms-mr, no alt:, no underlay:)
+runs without os-ken: it serves UDP 4342 itself (lisp_app/standalone.py).
+
 os-ken 4.x has no osken-manager; this script builds the AppManager itself. The eventlet hub with a
 full monkey_patch() comes first: under os-ken's native hub timeouts and thread kills do not work.
 """
@@ -32,12 +35,15 @@ def main(argv=None) -> int:
                         "`python -m lisp_app.classic attach` (a controller elsewhere)")
     args, osken_args = parser.parse_known_args(argv)
 
-    from lisp_app.config import ConfigError, load_config
+    from lisp_app.config import ConfigError, load_config, switchless_server
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"lisp_app: {exc}", file=sys.stderr)
         return 2
+    if switchless_server(config):  # a Map-Server/Map-Resolver on its own UDP sockets: no OpenFlow
+        from lisp_app.standalone import run
+        return run(config)
 
     # Classic RFC 9300 data packets (lisp_app.classic): the uplink's eBPF programs, attached before
     # the switch connects and removed on exit; without them the site would silently drop classic

@@ -9,7 +9,7 @@ the others still run; the exit status says whether all succeeded.
 
     sudo .venv/bin/python bench/all.py [--out DIR] [--only NAME,...] [--quick]
 
-Root is needed for the topology benchmarks (xtr, flows, alt). About 10 minutes in all.
+Root is needed for the topology benchmarks (xtr, flows, alt, msmr). About 10 minutes in all.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ BENCHMARKS = {
     "codec": ("codec.py", [], ["--seconds", "0.5", "--repeats", "2"], False),
     "scale": ("scale.py", [], ["--quick"], True),
     "mapserver": ("mapserver.py", [], ["--quick"], True),
+    "msmr": ("msmr.py", [], ["--quick"], True),
     "xtr": ("xtr.py", [], ["--quick"], True),
     "flows": ("flows.py", [], ["--quick"], True),
     "alt": ("alt.py", [], ["--quick"], True),

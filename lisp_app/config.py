@@ -164,6 +164,18 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """The sockets of a Map-Server/Map-Resolver that runs without a switch (role ms-mr with no
+    ``underlay:``): it serves LISP control messages on UDP itself."""
+
+    addresses: tuple[IPv4Address | IPv6Address, ...] = field(
+        default=(IPv4Address("0.0.0.0"), IPv6Address("::")), metadata=_doc(
+            "addresses to listen on (0.0.0.0 and :: are every IPv4 and every IPv6 address)"))
+    port: int = field(default=4342, metadata=_doc("UDP port (LISP control: 4342)", min=1,
+                                                  max=65535))
+
+
+@dataclass(frozen=True)
 class PrefixListEntryConfig:
     """One entry of an import prefix list (first match wins; no match: deny)."""
 
@@ -229,7 +241,8 @@ class MapServerSiteConfig:
 
 @dataclass(frozen=True)
 class MapServerConfig:
-    """The Map-Server role (RFC 9301): sites register here; needs alt: to announce them."""
+    """The Map-Server role (RFC 9301): sites register here; on the ALT their prefixes are
+    announced into it."""
 
     sites: tuple[MapServerSiteConfig, ...] = field(metadata=_doc("registering sites"))
 
@@ -254,8 +267,11 @@ class Config:
         "the site's role: itr (encapsulate, ask for mappings), etr (decapsulate, answer for the "
         "local EID prefixes), xtr (both) or ms-mr (no site of its own: only the Map-Server and "
         "Map-Resolver roles)", choices=ROLES))
-    lisp_bridge: LispBridgeConfig = field(metadata=_doc("the LISP bridge"))
-    underlay: UnderlayConfig = field(metadata=_doc("the underlay bridge"))
+    lisp_bridge: LispBridgeConfig | None = field(default=None, metadata=_doc(
+        "the LISP bridge (needed by every role but an ms-mr without an ALT)"))
+    underlay: UnderlayConfig | None = field(default=None, metadata=_doc(
+        "the underlay bridge (needed by every role but an ms-mr without an ALT; an ms-mr without "
+        "it serves UDP sockets itself, see server)"))
     instance_id: int = field(default=0, metadata=_doc(
         "the default instance-id (24 bits)", min=0, max=2**24 - 1))
     eid_prefixes: tuple[EidPrefixConfig, ...] = field(default=(), metadata=_doc(
@@ -280,9 +296,12 @@ class Config:
     alt: AltConfig | None = field(default=None, metadata=_doc(
         "join LISP+ALT (BGP over GRE); Map-Requests and data probes then travel the ALT"))
     map_server: MapServerConfig | None = field(default=None, metadata=_doc(
-        "act as a Map-Server (needs alt:)"))
+        "act as a Map-Server"))
     map_resolver: bool = field(default=False, metadata=_doc(
-        "act as a Map-Resolver: forward ECM Map-Requests over the ALT (needs alt:)"))
+        "act as a Map-Resolver: resolve ECM Map-Requests over the ALT, or without an ALT "
+        "through the co-located Map-Server's registrations (needs alt: or map_server:)"))
+    server: ServerConfig = field(default_factory=ServerConfig, metadata=_doc(
+        "(ms-mr without underlay:) the UDP sockets it serves"))
     map_servers: tuple[RegisterToConfig, ...] = field(default=(), metadata=_doc(
         "(etr, xtr) Map-Servers to register the local EID prefixes with"))
 
@@ -316,9 +335,23 @@ def _check_site(config: Config, source: str) -> None:
     if config.role in ("etr", "xtr") and not config.eid_prefixes:
         raise ConfigError(source, "eid_prefixes", f"the {config.role} role needs at least one "
                           "local EID prefix")
-    if (config.map_server is not None or config.map_resolver) and config.alt is None:
-        raise ConfigError(source, "map_server" if config.map_server else "map_resolver",
-                          "the Map-Server and Map-Resolver roles work on the ALT: add alt:")
+    if config.map_resolver and config.alt is None and config.map_server is None:
+        raise ConfigError(source, "map_resolver", "a Map-Resolver resolves over the ALT or "
+                          "through a co-located Map-Server: add alt: or map_server:")
+    if config.role == "ms-mr" and config.map_server is None and not config.map_resolver:
+        raise ConfigError(source, "map_server", "the ms-mr role needs map_server:, "
+                          "map_resolver: true or both")
+    switchless = switchless_server(config)
+    for name in ("lisp_bridge", "underlay"):
+        if getattr(config, name) is None and not switchless:
+            raise ConfigError(source, name, "required key is missing" + (
+                " (only an ms-mr without alt: runs without a switch)"
+                if config.role == "ms-mr" else ""))
+    if switchless:
+        if config.lisp_bridge is not None:
+            raise ConfigError(source, "lisp_bridge", "an ms-mr without underlay: runs without "
+                              "a switch: drop lisp_bridge: too, or add underlay:")
+        return
     if config.role in ("itr", "xtr") and not (config.map_resolvers or config.map_request_targets
                                               or config.alt is not None):
         raise ConfigError(source, "map_resolvers", f"the {config.role} role needs map_resolvers, "
@@ -482,6 +515,11 @@ def _kind(raw) -> str:
         return "nothing"
     return {dict: "a mapping", list: "a list", str: f"the string {raw!r}", bool: f"{raw}"}.get(
         type(raw), f"{raw!r}")
+
+
+def switchless_server(config: Config) -> bool:
+    """Whether this is a Map-Server/Map-Resolver that serves UDP sockets itself (no switch)."""
+    return config.role == "ms-mr" and config.alt is None and config.underlay is None
 
 
 def site_port_instance_ids(config: Config) -> dict[str, int]:

@@ -269,7 +269,12 @@ Besides each key's own type and range, the reader enforces:
   ``map_request_targets`` or ``alt``. With ``alt`` set, Map-Requests travel the ALT and the other
   two are not used; otherwise a Map-Request goes, in an ECM, to every Map-Resolver listed, or else
   plainly to every target listed;
-- ``map_server`` and ``map_resolver: true`` need ``alt``;
+- ``map_resolver: true`` needs ``alt`` or ``map_server``: on the ALT it resolves over it, without
+  an ALT through the co-located Map-Server's registrations; the ``ms-mr`` role needs
+  ``map_server``, ``map_resolver: true`` or both;
+- ``lisp_bridge`` and ``underlay`` are required, except for an ``ms-mr`` without ``alt``: without
+  ``underlay`` (and then without ``lisp_bridge``) it needs no switch and serves UDP on the
+  ``server`` sockets itself; with ``underlay`` it serves through the switch as on the ALT;
 - ``underlay.rloc_ipv6`` and ``underlay.next_hop_ipv6`` go together;
 - every role but ``ms-mr`` needs at least one site port; site port names must differ from each
   other and from ``lisp_bridge.gpe_port``;

@@ -19,8 +19,11 @@ fi
 # and without ethtool's offload settings TCP through the userspace datapath stalls; clang, llvm,
 # libbpf-dev and bpftool: the classic RFC 9300 data path (lisp_app/dataplane/bpf/*.c, compiled and
 # attached to the uplink when the controller starts, lisp_app.classic).
+# build-essential ... libcap-dev: what the interop tests need to build Open Overlay Router from
+# ../shared/peers (tests/integration/oor.py).
 apt_pkgs="openvswitch-switch frr mininet tshark tcpdump iperf3 ethtool iputils-ping iproute2 socat
-          python3-venv python3-dev clang llvm libbpf-dev bpftool"
+          python3-venv python3-dev clang llvm libbpf-dev bpftool
+          build-essential libconfuse-dev libzmq3-dev libxml2-dev gengetopt libcap-dev"
 missing=""
 for p in $apt_pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,11 +11,11 @@ space no ALT route covers.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from ..mapping.lpm import PrefixTable
+from ..mapping.space import free_block
 
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
@@ -150,19 +150,8 @@ class AltRib:
                                       (n for n in self._prefixes(v)))
                             for v in (4, 6)}
         starts = self._starts[address.version]
-        width = 32 if address.version == 4 else 128
-        value = int(address)
-        # No route covers the address, so a route overlapping a prefix around it lies inside it:
-        # address/plen is free of routes when no route starts inside it, i.e. when it is longer
-        # than the address's common prefix with the nearest route start on either side.
-        i = bisect_left(starts, value)
-        plen = 0
-        for start in starts[max(i - 1, 0):i + 1]:
-            plen = max(plen, width - (value ^ start).bit_length() + 1)
-        if plen > width:
-            raise AssertionError("a route starts at the address")  # pragma: no cover
-        return (IPv4Network if address.version == 4 else IPv6Network)(
-            (value >> (width - plen) << (width - plen), plen))
+        value, plen = free_block(int(address), 32 if address.version == 4 else 128, starts)
+        return (IPv4Network if address.version == 4 else IPv6Network)((value, plen))
 
     def _prefixes(self, version: int):
         for neighbor_routes in self._by_neighbor.values():

@@ -79,6 +79,8 @@ MAPSTAT_LABELS = [
     ("data_probes_relayed", "data probes relayed to a registered ETR (packet dropped)"),
     ("control_malformed", "malformed control messages"),
     ("control_unexpected", "unexpected control messages"),
+    ("control_lenient", "control messages accepted despite a deviation from the RFC"),
+    ("control_send_failed", "control messages the sockets could not send"),
     ("too_big", "ICMP too-big sent"),
     ("alt_no_route", "Map-Requests with no ALT route"),
     ("registers_sent", "Map-Registers sent"),

@@ -1,17 +1,25 @@
-"""The Map-Resolver role on the ALT (RFC 6836 section 3.3, RFC 9301 section 4.3), sans I/O.
+"""The Map-Resolver role (RFC 6836 section 3.3, RFC 9301 sections 4.3 and 8), sans I/O.
 
-An ITR that is not on the ALT sends its Map-Request in an ECM to the Map-Resolver. The Map-Resolver
-decapsulates it and, when an ALT route covers the EID, forwards the inner packet (IP destination =
-the EID, UDP 4342, the Map-Request) onto the ALT, where BGP-learned routes carry it to the ETR or
-Map-Server that owns the EID; the answer goes straight from there to the ITR. When no ALT route
-covers the EID, the Map-Resolver answers itself with a negative Map-Reply: natively-forward, TTL
-15 minutes, for the least-specific prefix that covers the EID and overlaps no ALT route.
+An ITR sends its Map-Request in an ECM to the Map-Resolver, which decapsulates it and resolves it
+one of two ways:
+
+- on the ALT: when an ALT route covers the EID, the inner packet (IP destination = the EID, UDP
+  4342, the Map-Request) goes onto the ALT, where BGP-learned routes carry it to the ETR or
+  Map-Server that owns the EID; the answer goes straight from there to the ITR;
+- without an ALT, with a co-located Map-Server: when a registration covers the EID, or it lies in
+  a configured site's space, the Map-Server handles the request as it handles one that reached it
+  (forwarded in an ECM to the registered ETR, answered by proxy, or a negative reply for a site
+  that has not registered).
+
+Otherwise the Map-Resolver answers itself with a negative Map-Reply: natively-forward, TTL 15
+minutes, for the least-specific prefix that covers the EID and overlaps no ALT route (or no
+configured or registered prefix): never the whole address family while any EID space is known.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_network
 
 from ..alt.rib import AltRib
 from ..protocol.addresses import EidPrefix
@@ -20,6 +28,7 @@ from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
 from .actions import SendControl
+from .map_server import MapServerEngine
 
 NEGATIVE_TTL = 15  # minutes
 NEGATIVE_CACHE = 4096  # negative Map-Replies kept encoded (they differ only in the nonce)
@@ -40,14 +49,16 @@ class ForwardOverAlt:
 @dataclass
 class MapResolverStats:
     ecm_received: int = 0
-    forwarded: int = 0
+    forwarded: int = 0         # onto the ALT
+    to_map_server: int = 0     # (no ALT) handed to the co-located Map-Server's registrations
     negative_replies: int = 0
     unusable: int = 0
 
 
 @dataclass
 class MapResolverEngine:
-    rib: AltRib
+    rib: AltRib | None = None  # the ALT's routes; None: resolve through ``map_server``
+    map_server: MapServerEngine | None = None  # the co-located Map-Server, without an ALT
     stats: MapResolverStats = field(default_factory=MapResolverStats)
     #: how many encoded negative Map-Replies (one per negative prefix) are kept; when full the
     #: memo starts over
@@ -55,7 +66,7 @@ class MapResolverEngine:
     # EidPrefix -> the negative Map-Reply for it, encoded with nonce 0
     _negative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def on_ecm(self, ecm: EncapsulatedControlMessage) -> list:
+    def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0) -> list:
         self.stats.ecm_received += 1
         request = ecm.message
         if not isinstance(request, MapRequest):
@@ -67,16 +78,27 @@ class MapResolverEngine:
             self.stats.unusable += 1
             return []
         eid = wanted.network.network_address
-        route = self.rib.lookup(eid)
-        if route is not None:
-            self.stats.forwarded += 1
-            return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination, ecm.source_port,
-                                   request.encode())]
+        if self.rib is not None:
+            route = self.rib.lookup(eid)
+            if route is not None:
+                self.stats.forwarded += 1
+                return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination,
+                                       ecm.source_port, request.encode())]
+        elif self.map_server is not None:
+            actions = self.map_server.answer(request, wanted, ecm.source_port, ecm.source, now)
+            if actions is not None:
+                self.stats.to_map_server += 1
+                return actions
         itr = next((r for r in request.itr_rlocs if type(r) in (IPv4Address, IPv6Address)), None)
         if itr is None:
             self.stats.unusable += 1
             return []
-        negative = EidPrefix(wanted.instance_id, self.rib.uncovered_prefix(eid))
+        if self.rib is not None:
+            negative = EidPrefix(wanted.instance_id, self.rib.uncovered_prefix(eid))
+        elif self.map_server is not None:
+            negative = self.map_server.free_space(wanted)
+        else:
+            negative = EidPrefix(wanted.instance_id, ip_network(f"{_unspecified(eid)}/0"))
         encoded = self._negative.get(negative)
         if encoded is None:
             record = MappingRecord.for_prefix(negative, ttl=NEGATIVE_TTL,
@@ -86,3 +108,7 @@ class MapResolverEngine:
             encoded = self._negative[negative] = MapReply(0, (record,)).encode()
         self.stats.negative_replies += 1
         return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=ecm.source_port)]
+
+
+def _unspecified(eid):
+    return IPv4Address(0) if eid.version == 4 else IPv6Address(0)

@@ -11,15 +11,21 @@ site's configured aggregates are) and withdrawn when their last registration exp
 As the ALT's last hop, a Map-Request for a registered EID is answered by the Map-Server itself when
 the registration asked for proxy replies (P bit), and otherwise forwarded in an ECM to the
 registered ETR. For a configured site that has not registered, the answer is a negative Map-Reply
-(natively-forward, 1 minute), as RFC 9301 suggests.
+(natively-forward, 1 minute), as RFC 9301 suggests, for the largest part of the site's space around
+the EID that no registration touches (never a prefix that would hide a registered one). Without an
+ALT the co-located Map-Resolver resolves through the same registrations
+(:mod:`lisp_app.control.map_resolver`).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from ..mapping.lpm import PrefixTable
+from ..mapping.space import WIDTH, PrefixStarts
 from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import EncapsulatedControlMessage
 from ..protocol.map_register import (KEY_ID_NONE, MapNotify, MapRegister, sign,
@@ -67,14 +73,31 @@ class MapServerStats:
     requests_unknown: int = 0
 
 
-@dataclass
 class MapServerEngine:
-    sites: tuple[MsSite, ...]
-    stats: MapServerStats = field(default_factory=MapServerStats)
-    registrations: dict[EidPrefix, Registration] = field(default_factory=dict)
-    # prefix -> (registration, its proxy Map-Reply encoded with nonce 0): answers differ only in
-    # the nonce, so the records are encoded once per registration
-    _proxy_replies: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Registrations are kept in a longest-prefix-match table per (instance-id, address family),
+    with an expiry heap and, per announced prefix, a count of the registrations under it, so that
+    a Map-Register, a Map-Request and a timer tick cost the same with 100,000 registrations as
+    with one."""
+
+    def __init__(self, sites: tuple[MsSite, ...]):
+        self.sites = tuple(sites)
+        self.stats = MapServerStats()
+        self.registrations: dict[EidPrefix, Registration] = {}
+        self._tables: dict[tuple[int, int], PrefixTable[EidPrefix]] = {}
+        self._expiry: list[tuple[float, int, EidPrefix]] = []  # (expires_at, tie, prefix), lazy
+        self._tie = 0
+        self._announced: dict[EidPrefix, int] = {}  # announced prefix -> registrations under it
+        self._site_of = {s.name: s for s in self.sites}
+        # the starts of the registered and of the configured prefixes, per (instance-id, family):
+        # the free space around an EID, for negative replies
+        self._registered: dict[tuple[int, int], PrefixStarts] = {}
+        self._configured_starts: dict[tuple[int, int], PrefixStarts] = {}
+        for site in self.sites:
+            for allowed in site.eid_prefixes:
+                _starts(self._configured_starts, allowed).add(allowed.network)
+        # prefix -> (registration, its proxy Map-Reply encoded with nonce 0): answers differ only
+        # in the nonce, so the records are encoded once per registration
+        self._proxy_replies: dict = {}
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -100,12 +123,16 @@ class MapServerEngine:
                         msg.key_id, len(msg.auth_data))
             return []
         self.stats.registers_accepted += 1
-        announced_before = self._announced()
+        actions: list = []
+        expires_at = now + REGISTRATION_LIFETIME
         for record, prefix in zip(msg.records, prefixes):
+            if prefix not in self.registrations:
+                actions.extend(self._added(prefix, site))
             self.registrations[prefix] = Registration(site.name, record, source, msg.proxy_reply,
-                                                      now + REGISTRATION_LIFETIME)
-        actions: list = [Announce(p) for p in sorted(self._announced() - announced_before,
-                                                      key=str)]
+                                                      expires_at)
+            self._tie += 1
+            heapq.heappush(self._expiry, (expires_at, self._tie, prefix))
+        actions.sort(key=lambda a: str(a.prefix))
         if msg.want_map_notify:
             notify = sign(MapNotify(msg.nonce, msg.records, xtr_id=msg.xtr_id,
                                     site_id=msg.site_id), site.key, msg.key_id,
@@ -115,17 +142,55 @@ class MapServerEngine:
         return actions
 
     def on_timer(self, now: float) -> list:
-        before = self._announced()
-        for prefix, reg in list(self.registrations.items()):
-            if reg.expires_at <= now:
-                del self.registrations[prefix]
-                self._proxy_replies.pop(prefix, None)
-                self.stats.registrations_expired += 1
-                LOG.info("registration of %s by %s expired", prefix, reg.etr)
-        return [Withdraw(p) for p in sorted(before - self._announced(), key=str)]
+        withdrawn = []
+        while self._expiry and self._expiry[0][0] <= now:
+            _at, _tie, prefix = heapq.heappop(self._expiry)
+            reg = self.registrations.get(prefix)
+            if reg is None or reg.expires_at > now:
+                continue  # refreshed since (a later heap entry stands for it) or gone
+            del self.registrations[prefix]
+            withdrawn.extend(self._removed(prefix, reg))
+            self.stats.registrations_expired += 1
+            LOG.info("registration of %s by %s expired", prefix, reg.etr)
+        return sorted(withdrawn, key=lambda a: str(a.prefix))
 
     def next_deadline(self) -> float | None:
-        return min((r.expires_at for r in self.registrations.values()), default=None)
+        while self._expiry:  # drop the heap entries of refreshed or removed registrations
+            at, _tie, prefix = self._expiry[0]
+            reg = self.registrations.get(prefix)
+            if reg is not None and reg.expires_at == at:
+                return at
+            heapq.heappop(self._expiry)
+        return None
+
+    def _added(self, prefix: EidPrefix, site: MsSite) -> list:
+        key = (prefix.instance_id, prefix.network.version)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = PrefixTable(WIDTH[prefix.network.version])
+        table.put(prefix.network, prefix)
+        _starts(self._registered, prefix).add(prefix.network)
+        announced = self._announced_as(prefix, site)
+        n = self._announced.get(announced, 0)
+        self._announced[announced] = n + 1
+        return [Announce(announced)] if n == 0 else []
+
+    def _removed(self, prefix: EidPrefix, reg: Registration) -> list:
+        self._tables[(prefix.instance_id, prefix.network.version)].pop(prefix.network)
+        _starts(self._registered, prefix).discard(prefix.network)
+        self._proxy_replies.pop(prefix, None)
+        announced = self._announced_as(prefix, self._site_of[reg.site])
+        n = self._announced.pop(announced) - 1
+        if n:
+            self._announced[announced] = n
+            return []
+        return [Withdraw(announced)]
+
+    @staticmethod
+    def _announced_as(prefix: EidPrefix, site: MsSite) -> EidPrefix:
+        """What goes into the ALT for a registration: the site's aggregate that covers it, or
+        the registered prefix itself."""
+        return next((a for a in site.announce if a.contains(prefix)), prefix)
 
     def _site_for(self, prefixes: list[EidPrefix]) -> MsSite | None:
         if not prefixes:
@@ -135,15 +200,46 @@ class MapServerEngine:
                 return site
         return None
 
-    def _announced(self) -> set[EidPrefix]:
-        out: set[EidPrefix] = set()
-        for prefix, reg in self.registrations.items():
-            site = next(s for s in self.sites if s.name == reg.site)
-            aggregate = [a for a in site.announce if a.contains(prefix)]
-            out.update(aggregate or [prefix])
-        return out
+    def _configured(self, wanted: EidPrefix) -> EidPrefix | None:
+        """The configured site prefix that contains ``wanted``."""
+        for site in self.sites:
+            for allowed in site.eid_prefixes:
+                if allowed.contains(wanted):
+                    return allowed
+        return None
 
-    # -- the ALT's last hop ---------------------------------------------------------------------
+    # -- resolution: as the ALT's last hop, or for the co-located Map-Resolver ----------------
+
+    def registration_for(self, wanted: EidPrefix, now: float
+                         ) -> tuple[EidPrefix | None, Registration | None]:
+        """The live registration with the longest prefix covering ``wanted``, and its prefix."""
+        table = self._tables.get((wanted.instance_id, wanted.network.version))
+        if table is None:
+            return None, None
+        net = wanted.network
+        address, plen = int(net.network_address), net.prefixlen
+        for prefix in table.matches(address):  # longest first
+            if prefix.network.prefixlen <= plen:
+                reg = self.registrations[prefix]
+                if reg.expires_at > now:
+                    return prefix, reg
+        return None, None
+
+    def knows(self, wanted: EidPrefix) -> bool:
+        """Whether ``wanted`` lies in a configured site's EID prefixes."""
+        return self._configured(wanted) is not None
+
+    def free_space(self, wanted: EidPrefix) -> EidPrefix:
+        """The least-specific prefix containing ``wanted``'s address that overlaps no configured
+        or registered prefix: what a negative Map-Reply may cover for an EID outside every
+        configured site. ValueError when a configured prefix covers it."""
+        if self.knows(wanted):
+            raise ValueError(f"{wanted} lies in a configured site's EID prefixes")
+        eid = wanted.network.network_address
+        free = max((_starts(starts, wanted).free_around(eid)
+                    for starts in (self._configured_starts, self._registered)),
+                   key=lambda net: net.prefixlen)  # both contain the EID: the longer is in both
+        return EidPrefix(wanted.instance_id, free)
 
     def on_map_request(self, request: MapRequest, reply_port: int,
                        inner_source: IPAddress | None, now: float) -> list:
@@ -153,28 +249,38 @@ class MapServerEngine:
         except ValueError:
             self.stats.requests_unknown += 1
             return []
-        registered, reg = self._registration_for(wanted, now)
+        actions = self.answer(request, wanted, reply_port, inner_source, now)
+        if actions is None:
+            self.stats.requests_unknown += 1
+            return []
+        return actions
+
+    def answer(self, request: MapRequest, wanted: EidPrefix, reply_port: int,
+               inner_source: IPAddress | None, now: float) -> list | None:
+        """The answer to a Map-Request for ``wanted``, or None when ``wanted`` is neither
+        registered nor inside a configured site (nor answerable: no usable ITR-RLOC)."""
+        registered, reg = self.registration_for(wanted, now)
         itr = None
         for rloc in request.itr_rlocs:
             if type(rloc) is IPv4Address or type(rloc) is IPv6Address:
                 itr = rloc
                 break
         if reg is None:
-            site = next((s for s in self.sites
-                         if any(a.contains(wanted) for a in s.eid_prefixes)), None)
-            if site is None or itr is None:
-                self.stats.requests_unknown += 1
-                return []
+            allowed = self._configured(wanted)
+            if allowed is None or itr is None:
+                return None
             self.stats.negative_replies += 1
-            allowed = next(a for a in site.eid_prefixes if a.contains(wanted))
-            record = MappingRecord.for_prefix(allowed, ttl=UNREGISTERED_TTL,
+            # the largest part of the site's space around the EID that no registration touches
+            free = _starts(self._registered, wanted).free_around(
+                wanted.network.network_address, floor=allowed.network.prefixlen)
+            record = MappingRecord.for_prefix(EidPrefix(wanted.instance_id, free),
+                                              ttl=UNREGISTERED_TTL,
                                               action=Action.NATIVELY_FORWARD)
             return [SendControl(itr, MapReply(request.nonce, (record,)).encode(),
                                 dest_port=reply_port)]
         if reg.proxy_reply:
             if itr is None:
-                self.stats.requests_unknown += 1
-                return []
+                return None
             self.stats.proxy_replies += 1
             cached = self._proxy_replies.get(registered)
             if cached is None or cached[0] is not reg:
@@ -191,15 +297,14 @@ class MapServerEngine:
                                          to_etr=True)
         return [SendControl(reg.etr, ecm.encode())]
 
-    def _registration_for(self, wanted: EidPrefix, now: float
-                          ) -> tuple[EidPrefix | None, Registration | None]:
-        """The live registration with the longest prefix covering ``wanted``, and its prefix."""
-        best = (None, None)
-        for prefix, reg in self.registrations.items():
-            if reg.expires_at > now and prefix.contains(wanted) and (
-                    best[0] is None or prefix.network.prefixlen > best[0].network.prefixlen):
-                best = (prefix, reg)
-        return best
+
+def _starts(table: dict, prefix: EidPrefix) -> PrefixStarts:
+    """The set of starts for ``prefix``'s instance-id and family in ``table`` (made if new)."""
+    key = (prefix.instance_id, prefix.network.version)
+    starts = table.get(key)
+    if starts is None:
+        starts = table[key] = PrefixStarts(prefix.network.version)
+    return starts
 
 
 def _unspecified(eid):

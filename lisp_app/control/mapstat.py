@@ -41,6 +41,9 @@ class MapStat:
     # control plane, both roles
     control_malformed: int = 0
     control_unexpected: int = 0
+    control_lenient: int = 0   # accepted despite a known deviation from the RFC (logged)
+    control_send_failed: int = 0  # (switchless Map-Server/Map-Resolver) datagrams the
+    #                                 sockets refused, or with no socket of their family
     too_big: int = 0           # ICMP too-big / fragmentation-needed sent
     alt_no_route: int = 0      # Map-Requests or data probes with no ALT route for their EID
     registers_sent: int = 0    # (ETR) Map-Registers sent to Map-Servers

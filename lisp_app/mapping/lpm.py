@@ -66,6 +66,13 @@ class PrefixTable(Generic[V]):
                 return hit
         return None
 
+    def matches(self, address_int: int) -> Iterator[V]:
+        """The values of every prefix containing the address, longest first."""
+        for mask, bucket in self._probes:
+            hit = bucket.get(address_int & mask)
+            if hit is not None:
+                yield hit
+
     def values(self) -> Iterator[V]:
         for plen in self.lengths:
             yield from list(self.by_len[plen].values())

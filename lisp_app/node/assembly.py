@@ -70,10 +70,8 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
     stats, cache, database = MapStat(), MapCache(), database_of(config)
     u = config.underlay
     itr = ItrEngine(itr_settings(config), cache, stats, rng) if itr_role else None
-    ms = MapServerEngine(tuple(MsSite(s.name, s.key, s.eid_prefixes, s.announce)
-                               for s in config.map_server.sites)) \
-        if config.map_server is not None else None
-    mr = MapResolverEngine(alt_rib) if config.map_resolver and alt_rib is not None else None
+    ms = map_server_of(config)
+    mr = map_resolver_of(config, ms, alt_rib)
     next_hop = UnderlayNextHop(u.rloc, u.next_hop, u.rloc_ipv6, u.next_hop_ipv6)
     installer = FlowInstaller((4, 6) if u.rloc_ipv6 is not None else (4,))
     gw = config.site_gateway
@@ -93,6 +91,24 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
         underlay_bridge=UnderlayBridge(
             u.rloc, control_rate_pps=config.control_rate,
             data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
+
+
+def map_server_of(config: Config) -> MapServerEngine | None:
+    if config.map_server is None:
+        return None
+    return MapServerEngine(tuple(MsSite(s.name, s.key, s.eid_prefixes, s.announce)
+                                 for s in config.map_server.sites))
+
+
+def map_resolver_of(config: Config, ms: MapServerEngine | None,
+                    alt_rib=None) -> MapResolverEngine | None:
+    """On the ALT the Map-Resolver resolves over it; without, through the co-located
+    Map-Server's registrations."""
+    if not config.map_resolver:
+        return None
+    if config.alt is not None:
+        return MapResolverEngine(rib=alt_rib) if alt_rib is not None else None
+    return MapResolverEngine(map_server=ms)
 
 
 def lisp_bridge_of(config: Config, database: LocalDatabase, ports: dict[str, int],

@@ -94,7 +94,7 @@ class NodeQueries:
         n = self._node
         return {"map_cache_entries": len(n.cache),
                 "pending_map_requests": len(n.itr.pending) if n.itr else 0,
-                "site_hosts": len(n.site.hosts)}
+                "site_hosts": len(n.site.hosts) if n.site is not None else 0}
 
     def group_owners(self) -> dict[int, str]:
         """Select group id -> the mapping (prefix) it serves."""

@@ -26,9 +26,9 @@ from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DAT
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
                                   K_PUNT_UNDERLAY_ARP, METADATA_MASK, LispBridge, inner_mtu,
                                   kind_of)
-from ..protocol import (DecodeError, EidPrefix, EncapsulatedControlMessage, Locator, MapNotify,
-                        MapRegister, MapReply, MapRequest, decode_control)
+from ..protocol import EidPrefix, Locator
 from .assembly import build, lisp_bridge_of, required_lisp_ports
+from .control_plane import ControlPlane, Received
 from .queries import NodeQueries
 
 LOG = logging.getLogger(__name__)
@@ -48,12 +48,11 @@ class Xtr:
         self.underlay_bridge = e.underlay_bridge
         self.etr_role = self.etr is not None
         self.lisp_bridge: LispBridge | None = None
-        self.lisp_ports: dict[str, int] = {}
         self.queries = NodeQueries(self)  # what the API reads
         self._punts = self._punt_table()
-        self._messages = {MapReply: self._map_reply, MapRequest: self._plain_request,
-                          EncapsulatedControlMessage: self._ecm, MapRegister: self._map_register,
-                          MapNotify: self._map_notify}
+        self.control = ControlPlane(self.stats, itr=self.itr, etr=self.etr,
+                                    database=self.database, ms=self.ms, mr=self.mr,
+                                    registrar=self.registrar)
         self._actions = {
             SendControl: self._send_control, InstallMapping: self._install,
             RemoveMapping: lambda a, now: self.installer.uninstall(a.entry.prefix),
@@ -89,7 +88,6 @@ class Xtr:
         missing = [n for n in required_lisp_ports(self.config) if n not in ports]
         if missing:
             raise LookupError(f"LISP bridge lacks port(s) {', '.join(missing)}")
-        self.lisp_ports = dict(ports)
         self.lisp_bridge = lisp_bridge_of(self.config, self.database, ports, macs,
                                           self.ms is not None)
         self.installer.attach(self.lisp_bridge)
@@ -184,56 +182,8 @@ class Xtr:
             self.stats.control_malformed += 1
             return []
         payload = data[frame.payload_offset:frame.ip_offset + frame.ip_length]
-        try:
-            message = decode_control(payload)
-        except DecodeError as exc:
-            self.stats.control_malformed += 1
-            LOG.info("malformed LISP control message from %s dropped: %s", frame.ip_src, exc)
-            return []
-        handler = self._messages.get(type(message))
-        actions = handler(message, payload, frame, now) if handler is not None else None
-        if actions is None:  # not for a role of ours
-            self.stats.control_unexpected += 1
-            return []
-        return self.carry_out(actions, now)
-
-    # -- control messages -> engine actions (None: not ours to handle) --------------------------
-
-    def _map_reply(self, reply: MapReply, payload: bytes, frame, now: float):
-        return self.itr.on_map_reply(reply, now) if self.itr is not None else None
-
-    def _plain_request(self, request: MapRequest, payload: bytes, frame, now: float):
-        return self._map_request(request, frame.sport, frame.ip_src, frame.ip_dst, now)
-
-    def _ecm(self, ecm: EncapsulatedControlMessage, payload: bytes, frame, now: float):
-        if not isinstance(ecm.message, MapRequest):
-            return None
-        if self.mr is not None and not ecm.to_etr:
-            return self.mr.on_ecm(ecm)
-        return self._map_request(ecm.message, ecm.source_port, ecm.source, None, now)
-
-    def _map_request(self, request: MapRequest, reply_port: int, source, probed, now: float):
-        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's."""
-        if self.etr is not None:
-            try:
-                ours = self.database.covering(request.records[0].prefix) is not None
-            except ValueError:
-                ours = False
-            if ours or self.ms is None:
-                return self.etr.on_map_request(request, reply_port, probed)
-        if self.ms is not None:
-            return self.ms.on_map_request(request, reply_port, source, now)
-        return None
-
-    def _map_register(self, register: MapRegister, payload: bytes, frame, now: float):
-        if self.ms is None:
-            return None
-        return self.ms.on_map_register(payload, register, frame.ip_src, frame.sport, now)
-
-    def _map_notify(self, notify: MapNotify, payload: bytes, frame, now: float):
-        if self.registrar is None:
-            return None
-        return self.registrar.on_map_notify(payload, frame.ip_src)
+        return self.carry_out(self.control.on_payload(
+            payload, Received(frame.ip_src, frame.sport, frame.ip_dst), now), now)
 
     # -- timers, statistics, start --------------------------------------------------------------
 

@@ -31,6 +31,9 @@ HEADER = struct.Struct("!BBBBQHH")  # Type|flags, Reserved, Reserved|M, Record C
 #                                     Authentication Data Length
 XTR_ID = struct.Struct("!QQQ")  # xTR-ID (128 bits as two halves), site-ID
 
+#: a deviation from RFC 9301 that the decoders accept, and name in the message's ``deviations``
+XTR_ID_WITHOUT_I_BIT = "xTR-ID and site-ID after the records without the I bit"
+
 KEY_ID_NONE = 0
 KEY_ID_HMAC_SHA_1 = 1
 KEY_ID_HMAC_SHA_256 = 2
@@ -59,7 +62,12 @@ def _encode_body(msg, b0: int, b2: int) -> bytes:
     return b"".join(parts)
 
 
-def _decode_body(data: bytes, off: int, end: int, what: str, has_xtr_id: bool):
+def _decode_body(data: bytes, off: int, end: int, what: str, has_xtr_id: bool,
+                 lenient: bool = False):
+    """(nonce, records, key_id, auth, xtr_id, site_id, deviations). ``lenient``: exactly an
+    xTR-ID and a site-ID after the records without the I bit (as some Map-Servers send their
+    Map-Notify, e.g. tcpdump's lisp_eid_notify.pcap test capture) are read as such, and the
+    deviation is named in ``deviations``."""
     if end - off < 16:
         raise DecodeError(f"{what}: truncated header ({end - off} of 16 bytes)", off)
     _b0, _b1, _b2, count, nonce, key_id, auth_len = HEADER.unpack_from(data, off)
@@ -72,13 +80,17 @@ def _decode_body(data: bytes, off: int, end: int, what: str, has_xtr_id: bool):
     if stop < pos + auth_len:
         raise DecodeError(f"{what}: I bit set but no room for xTR-ID and site-ID", pos + auth_len)
     records, pos = decode_mapping_records(data, pos + auth_len, stop, count, what)
+    deviations = ()
+    if pos != stop and lenient and not has_xtr_id and stop - pos == XTR_ID.size:
+        has_xtr_id, stop = True, pos
+        deviations = (XTR_ID_WITHOUT_I_BIT,)
     if pos != stop:
         raise DecodeError(f"{what}: {stop - pos} bytes of trailing data", pos)
     xtr_id = site_id = None
     if has_xtr_id:
         hi, lo, site_id = XTR_ID.unpack_from(data, stop)
         xtr_id = hi << 64 | lo
-    return nonce, records, key_id, auth, xtr_id, site_id
+    return nonce, records, key_id, auth, xtr_id, site_id, deviations
 
 
 def _check_xtr_id(msg) -> None:
@@ -113,7 +125,8 @@ class MapRegister:
 def decode_map_register(data: bytes, off: int, end: int) -> MapRegister:
     b0 = data[off] if off < end else 0
     b2 = data[off + 2] if off + 2 < end else 0
-    nonce, records, key_id, auth, xtr_id, site_id = _decode_body(data, off, end, "Map-Register",
+    nonce, records, key_id, auth, xtr_id, site_id, _ = _decode_body(data, off, end,
+                                                                    "Map-Register",
                                                                  bool(b0 & 2))
     return MapRegister(nonce, records, key_id, auth, bool(b0 & 8), bool(b0 & 4), bool(b2 & 1),
                        xtr_id, site_id)
@@ -131,6 +144,8 @@ class MapNotify:
     auth_data: bytes = b""
     xtr_id: int | None = None
     site_id: int | None = None
+    #: what the sender got wrong and we accepted (decoding only; we always send it right)
+    deviations: tuple[str, ...] = field(default=(), compare=False)
 
     def encode(self) -> bytes:
         _check_xtr_id(self)
@@ -147,9 +162,9 @@ class MapNotifyAck(MapNotify):
 def _notify_decoder(cls, what: str):
     def decode(data: bytes, off: int, end: int):
         b0 = data[off] if off < end else 0
-        nonce, records, key_id, auth, xtr_id, site_id = _decode_body(data, off, end, what,
-                                                                     bool(b0 & 8))
-        return cls(nonce, records, key_id, auth, xtr_id, site_id)
+        nonce, records, key_id, auth, xtr_id, site_id, deviations = _decode_body(
+            data, off, end, what, bool(b0 & 8), lenient=True)
+        return cls(nonce, records, key_id, auth, xtr_id, site_id, deviations)
     return decode
 
 

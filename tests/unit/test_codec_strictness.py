@@ -303,8 +303,19 @@ def test_i_bit_set_on_a_message_without_xtr_id():
 
 
 def test_i_bit_clear_on_a_message_with_xtr_id():
-    wire = CONTROL_VECTORS["notify-sha256-xtr-id"].encode()
-    decode_error(patched(wire, 0, b"\x40"), "24 bytes of trailing data")
+    """A Map-Register must set the I bit for its xTR-ID. A Map-Notify without it is accepted,
+    the deviation named (issue 12: deployed Map-Servers send it so, e.g. tcpdump's
+    lisp_eid_notify.pcap), but only for exactly an xTR-ID and a site-ID."""
+    register = CONTROL_VECTORS["register-sha256-xtr-id-all-flags"].encode()
+    decode_error(patched(register, 0, bytes((register[0] & ~0x02,))), "24 bytes of trailing data")
+    from lisp_app.protocol.map_register import XTR_ID_WITHOUT_I_BIT
+    vector = CONTROL_VECTORS["notify-sha256-xtr-id"]
+    wire = patched(vector.encode(), 0, b"\x40")
+    lenient = decode_control(wire)
+    assert (lenient.xtr_id, lenient.site_id, lenient.records) == (5, 6, vector.records)
+    assert lenient.deviations == (XTR_ID_WITHOUT_I_BIT,) and lenient == vector
+    decode_error(wire + b"\x00", "25 bytes of trailing data")
+    decode_error(wire[:-1], "trailing data")
 
 
 # --- ECM ------------------------------------------------------------------------------------------

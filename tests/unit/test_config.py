@@ -97,7 +97,26 @@ def test_shipped_alt_example_loads():
     assert (neighbor.remote_as, neighbor.gre_port, neighbor.max_prefix) == (2147483671, "gre0", 1000)
 
 
-def test_map_server_needs_the_alt():
+def test_a_map_resolver_needs_the_alt_or_a_map_server():
+    """(Issue 12: a Map-Server no longer needs the ALT; a Map-Resolver needs something to
+    resolve through.)"""
+    with pytest.raises(ConfigError, match="add alt: or map_server:"):
+        parse_config(MINIMAL + "map_resolver: true\n", "site.yaml")
     text = MINIMAL + "map_server: {sites: [{name: a, key: k, eid_prefixes: [10.9.0.0/16]}]}\n"
-    with pytest.raises(ConfigError, match="add alt"):
-        parse_config(text, "site.yaml")
+    assert parse_config(text, "site.yaml").map_server.sites[0].name == "a"
+
+
+def test_an_ms_mr_without_alt_and_underlay_runs_without_a_switch():
+    from lisp_app.config import switchless_server
+    text = ("role: ms-mr\nmap_resolver: true\nserver: {addresses: [127.0.0.1, '::1'], port: 4342}\n"
+            "map_server: {sites: [{name: a, key: k, eid_prefixes: [10.9.0.0/16]}]}\n")
+    config = parse_config(text, "ms.yaml")
+    assert switchless_server(config) and config.underlay is None
+    assert [str(a) for a in config.server.addresses] == ["127.0.0.1", "::1"]
+    with pytest.raises(ConfigError, match="lisp_bridge: .*drop lisp_bridge"):
+        parse_config(text + "lisp_bridge: {datapath_id: 1, site_ports: []}\n", "ms.yaml")
+    with pytest.raises(ConfigError, match="underlay: required key is missing"):
+        parse_config("\n".join(l for l in MINIMAL.splitlines() if not l.startswith("underlay")),
+                     "site.yaml")
+    with pytest.raises(ConfigError, match="needs map_server:, map_resolver: true or both"):
+        parse_config("role: ms-mr\n", "ms.yaml")

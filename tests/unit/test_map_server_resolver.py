@@ -191,3 +191,99 @@ def test_the_negative_reply_memo_is_bounded_by_a_constructor_parameter():
         assert decode_control(send.payload).records[0].action == Action.NATIVELY_FORWARD
         assert len(mr._negative) <= 2
     assert mr.stats.negative_replies == 8
+
+
+# -- without an ALT: the Map-Resolver resolves through the co-located Map-Server (RFC 9301 §8) --
+
+WIDE = MsSite("site-wide", "k3", (EidPrefix.parse("153.16.0.0/16"),))
+
+
+def resolver(*sites):
+    ms = MapServerEngine(sites)
+    return ms, MapResolverEngine(map_server=ms)
+
+
+def ecm_for(eid: str, nonce: int = 0x99):
+    inner = MapRequest(nonce, (EidRecord.for_prefix(EidPrefix.parse(f"{eid}/32")),), (ITR,))
+    return EncapsulatedControlMessage(ITR, ip_address(eid.split("]")[-1]), inner,
+                                      source_port=61000)
+
+
+def test_without_an_alt_registered_eids_go_to_their_etr_or_are_proxied():
+    ms, mr = resolver(SITE)
+    raw, msg = register(notify=False)
+    ms.on_map_register(raw, msg, ETR, 4342, 0.0)
+    (fwd,) = mr.on_ecm(ecm_for("153.16.36.10"), 1.0)
+    inner = decode_control(fwd.payload)
+    assert fwd.destination == ETR and inner.to_etr and inner.source_port == 61000
+    assert inner.message.nonce == 0x99 and mr.stats.to_map_server == 1
+    raw, msg = register(notify=False, proxy=True)
+    ms.on_map_register(raw, msg, ETR, 4342, 2.0)
+    (reply,) = mr.on_ecm(ecm_for("153.16.36.10"), 3.0)
+    assert (reply.destination, reply.dest_port) == (ITR, 61000)
+    assert decode_control(reply.payload).records[0].locators[0].address == ETR
+
+
+def test_without_an_alt_unknown_eids_get_the_largest_free_prefix_never_the_whole_space():
+    ms, mr = resolver(SITE)
+    (send,) = mr.on_ecm(ecm_for("10.9.9.9"), 0.0)
+    (rec,) = decode_control(send.payload).records
+    assert (rec.action, rec.ttl) == (Action.NATIVELY_FORWARD, 15)
+    assert rec.prefix == EidPrefix.parse("0.0.0.0/1")  # 153.16.36.0/24 sits in 128.0.0.0/1
+    (send,) = mr.on_ecm(ecm_for("153.16.37.9"), 0.0)
+    assert decode_control(send.payload).records[0].prefix == EidPrefix.parse("153.16.37.0/24")
+    (send,) = mr.on_ecm(ecm_for("[7]153.16.36.10"), 0.0)  # another instance-id: nothing known
+    assert decode_control(send.payload).records[0].prefix == EidPrefix.parse("[7]0.0.0.0/0")
+    assert mr.stats.negative_replies == 3 and mr.stats.to_map_server == 0
+
+
+def test_an_unregistered_part_of_a_site_never_hides_a_registration():
+    """A site may register 153.16.0.0/16's /24s: a Map-Request for an unregistered one gets a
+    negative reply for the largest part of the site that no registration touches, not the whole
+    /16 (which would shadow the registered /24 in the ITR's map-cache)."""
+    ms, mr = resolver(WIDE)
+    raw, msg = register("153.16.40.0/24", key="k3", notify=False)
+    ms.on_map_register(raw, msg, ETR, 4342, 0.0)
+    (send,) = mr.on_ecm(ecm_for("153.16.200.1"), 1.0)
+    (rec,) = decode_control(send.payload).records
+    assert rec.prefix == EidPrefix.parse("153.16.128.0/17") and rec.ttl == 1
+    (send,) = mr.on_ecm(ecm_for("153.16.41.1"), 1.0)
+    assert decode_control(send.payload).records[0].prefix == EidPrefix.parse("153.16.41.0/24")
+    ms.on_timer(1000.0)  # the registration expired: the whole site is free again
+    (send,) = mr.on_ecm(ecm_for("153.16.41.1"), 1001.0)
+    assert decode_control(send.payload).records[0].prefix == EidPrefix.parse("153.16.0.0/16")
+
+
+def test_longest_registration_wins_and_expired_ones_are_skipped():
+    ms = MapServerEngine((WIDE,))
+    for prefix, etr, at in (("153.16.0.0/16", "198.51.100.16", 0.0),
+                            ("153.16.40.0/24", "198.51.100.24", 100.0)):
+        rec = MappingRecord.for_prefix(EidPrefix.parse(prefix),
+                                       locators=(Locator(ip_address(etr)),))
+        msg = sign(MapRegister(1, (rec,)), "k3", 1)
+        ms.on_map_register(msg.encode(), msg, ip_address(etr), 4342, at)
+    wanted = EidPrefix.parse("153.16.40.9/32")
+    assert ms.registration_for(wanted, 150.0)[0] == EidPrefix.parse("153.16.40.0/24")
+    assert ms.registration_for(EidPrefix.parse("153.16.0.0/16"), 150.0)[0] == \
+        EidPrefix.parse("153.16.0.0/16")
+    # the /16 expires at 180 s, the /24 at 280 s: between them the /24 still answers
+    assert ms.registration_for(wanted, 200.0)[0] == EidPrefix.parse("153.16.40.0/24")
+    assert ms.registration_for(EidPrefix.parse("153.16.1.1/32"), 200.0) == (None, None)
+    assert ms.on_timer(200.0) == [Withdraw(EidPrefix.parse("153.16.0.0/16"))]
+    assert len(ms.registrations) == 1
+    assert ms.next_deadline() == 280.0
+
+
+def test_many_registrations_cost_a_lookup_not_a_scan():
+    site = MsSite("big", "k", (EidPrefix.parse("10.0.0.0/8"),))
+    ms = MapServerEngine((site,))
+    for n in range(5000):
+        rec = MappingRecord.for_prefix(EidPrefix.parse(f"10.{n >> 8}.{n & 255}.0/24"),
+                                       locators=(Locator(ETR),))
+        msg = sign(MapRegister(n, (rec,)), "k", 1)
+        ms.on_map_register(msg.encode(), msg, ETR, 4342, 0.0)
+    assert len(ms.registrations) == 5000 and len(ms._expiry) == 5000
+    assert ms.registration_for(EidPrefix.parse("10.19.135.7/32"), 1.0)[0] == \
+        EidPrefix.parse("10.19.135.0/24")
+    assert ms.free_space(EidPrefix.parse("11.0.0.1/32")) == EidPrefix.parse("11.0.0.0/8")
+    assert len(ms.on_timer(181.0)) == 5000 and ms.registrations == {}  # each withdrawn

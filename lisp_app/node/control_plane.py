@@ -1,0 +1,105 @@
+"""LISP control messages (UDP 4342 payloads) to the engine that handles each, by message type,
+sans I/O: shared by the xTR orchestrator (messages punted by the switch) and the switchless
+Map-Server/Map-Resolver (messages read from its sockets)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+from ..control.mapstat import MapStat
+from ..protocol import (DecodeError, EncapsulatedControlMessage, MapNotify, MapRegister,
+                        MapReply, MapRequest, decode_control)
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Where a control message came from: its source address and UDP port, and the address it
+    was sent to (None when not known)."""
+
+    source: IPv4Address | IPv6Address
+    source_port: int
+    destination: IPv4Address | IPv6Address | None = None
+
+
+class ControlPlane:
+    """The engines a node has (None where its role has none) and the table that routes each
+    decoded message to them."""
+
+    def __init__(self, stats: MapStat, *, itr=None, etr=None, database=None, ms=None, mr=None,
+                 registrar=None):
+        self.stats = stats
+        self.itr, self.etr, self.database = itr, etr, database
+        self.ms, self.mr, self.registrar = ms, mr, registrar
+        self._handlers = {MapReply: self._map_reply, MapRequest: self._plain_request,
+                          EncapsulatedControlMessage: self._ecm,
+                          MapRegister: self._map_register, MapNotify: self._map_notify}
+
+    def on_payload(self, payload: bytes, received: Received, now: float) -> list:
+        """The engine actions a control message asks for. A message that does not decode is
+        counted (``control_malformed``), one that no role of ours handles too
+        (``control_unexpected``); both give no action. One that decodes only because we accept
+        a known deviation from the RFC is counted (``control_lenient``) and handled."""
+        try:
+            message = decode_control(payload)
+        except DecodeError as exc:
+            self.stats.control_malformed += 1
+            LOG.info("malformed LISP control message from %s dropped: %s", received.source, exc)
+            return []
+        deviations = getattr(message, "deviations", ())
+        if deviations:  # liberal in what we accept from deployed implementations, and counted
+            self.stats.control_lenient += 1
+            LOG.info("%s from %s accepted despite: %s", type(message).__name__, received.source,
+                     "; ".join(deviations))
+        handler = self._handlers.get(type(message))
+        actions = handler(message, payload, received, now) if handler is not None else None
+        if actions is None:
+            self.stats.control_unexpected += 1
+            return []
+        return actions
+
+    # -- each returns the engine's actions, or None: not ours to handle ------------------------
+
+    def _map_reply(self, reply: MapReply, payload: bytes, received: Received, now: float):
+        return self.itr.on_map_reply(reply, now) if self.itr is not None else None
+
+    def _plain_request(self, request: MapRequest, payload: bytes, received: Received,
+                       now: float):
+        return self.map_request(request, received.source_port, received.source,
+                                received.destination, now)
+
+    def _ecm(self, ecm: EncapsulatedControlMessage, payload: bytes, received: Received,
+             now: float):
+        if not isinstance(ecm.message, MapRequest):
+            return None
+        if self.mr is not None and not ecm.to_etr:
+            return self.mr.on_ecm(ecm, now)
+        return self.map_request(ecm.message, ecm.source_port, ecm.source, None, now)
+
+    def map_request(self, request: MapRequest, reply_port: int, source, probed, now: float):
+        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's."""
+        if self.etr is not None:
+            try:
+                ours = self.database.covering(request.records[0].prefix) is not None
+            except ValueError:
+                ours = False
+            if ours or self.ms is None:
+                return self.etr.on_map_request(request, reply_port, probed)
+        if self.ms is not None:
+            return self.ms.on_map_request(request, reply_port, source, now)
+        return None
+
+    def _map_register(self, register: MapRegister, payload: bytes, received: Received,
+                      now: float):
+        if self.ms is None:
+            return None
+        return self.ms.on_map_register(payload, register, received.source, received.source_port,
+                                       now)
+
+    def _map_notify(self, notify: MapNotify, payload: bytes, received: Received, now: float):
+        if self.registrar is None:
+            return None
+        return self.registrar.on_map_notify(payload, received.source)

@@ -1,0 +1,150 @@
+"""The switchless Map-Server/Map-Resolver's I/O: its UDP sockets, its timer and the REST API.
+
+Run by ``run_controller.py`` for an ``ms-mr`` with neither ``alt:`` nor ``underlay:`` (RFC 9301
+section 8: no ALT, no switch). It binds UDP 4342 on every ``server.addresses`` entry (IPv4 and
+IPv6; ``::`` serves IPv6 only, so that ``0.0.0.0`` and ``::`` can both be bound), hands every
+datagram to :class:`~lisp_app.node.server.MapServerNode` and sends what it answers from the
+socket of the destination's family. Under eventlet: ``run_controller.py`` monkey-patches first.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import time
+from ipaddress import ip_address
+
+import eventlet
+
+from .config import Config
+from .node.control_plane import Received
+from .node.server import MapServerNode
+
+LOG = logging.getLogger("lisp_app.standalone")
+TIMER_TICK = 0.5  # seconds at most between two timer runs (registrations expire)
+MAX_DATAGRAM = 65535
+PEER_CACHE = 4096  # peer addresses kept parsed (and as text) by the socket loops
+
+
+class StandaloneServer:
+    """The sockets and the API around one :class:`MapServerNode`. For the API it looks like the
+    os-ken app: ``xtr`` (the node), ``datapaths`` (none), ``alt`` (none), ``execute``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.xtr = MapServerNode(config)
+        self.datapaths: dict = {}
+        self.alt = None
+        self.sockets: dict[int, socket.socket] = {}  # IP version -> the socket that sends
+        self._all: list[socket.socket] = []
+        self._workers: list = []
+        self._texts: dict = {}  # destination address -> its text, for sendto (bounded)
+
+    def bind(self) -> None:
+        """Open every configured socket, or raise OSError naming the address that failed."""
+        port = self.config.server.port
+        for address in self.config.server.addresses:
+            family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((str(address), port))
+            except OSError as exc:
+                sock.close()
+                self.close()
+                raise OSError(exc.errno, f"cannot bind UDP {address} port {port}: "
+                                         f"{exc.strerror}") from None
+            self._all.append(sock)
+            self.sockets.setdefault(address.version, sock)
+            LOG.info("Map-Server/Map-Resolver on UDP %s port %d", address, port)
+
+    def start(self) -> None:
+        self.bind()
+        self._workers = [eventlet.spawn(self._receive, s) for s in self._all]
+        self._workers.append(eventlet.spawn(self._timer))
+        if self.config.api.port:
+            from .api.server import serve
+            self._workers.append(eventlet.spawn(serve, self, self.config.api.host,
+                                                self.config.api.port))
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.kill()
+        self._workers = []
+        for sock in self._all:
+            sock.close()
+        self._all, self.sockets = [], {}
+
+    def execute(self, effects) -> None:
+        """The API hands operator effects here; this node produces none (no map-cache)."""
+        for effect in effects:
+            LOG.debug("no switch: %r ignored", effect)
+
+    def _receive(self, sock: socket.socket) -> None:
+        addresses: dict[str, object] = {}  # peer address text -> its address object, bounded
+        recvfrom, handle, clock = sock.recvfrom, self.xtr.on_datagram, time.monotonic
+        while True:
+            data, peer = recvfrom(MAX_DATAGRAM)
+            try:
+                source = addresses.get(peer[0])
+                if source is None:
+                    if len(addresses) >= PEER_CACHE:
+                        addresses.clear()
+                    source = addresses[peer[0]] = ip_address(peer[0].split("%")[0])
+                sends = handle(data, Received(source, peer[1]), clock())
+            except Exception:  # one bad datagram must never stop the server
+                self.xtr.stats.handler_errors += 1
+                LOG.exception("datagram from %s could not be handled", peer)
+                continue
+            self._send(sends)
+
+    def _timer(self) -> None:
+        while True:
+            now = time.monotonic()
+            try:
+                self._send(self.xtr.on_timer(now))
+            except Exception:
+                self.xtr.stats.handler_errors += 1
+                LOG.exception("timer work failed")
+            deadline = self.xtr.next_deadline()
+            eventlet.sleep(TIMER_TICK if deadline is None
+                           else min(TIMER_TICK, max(0.01, deadline - now)))
+
+    def _send(self, sends) -> None:
+        for send in sends:
+            sock = self.sockets.get(send.destination.version)
+            try:
+                if sock is None:
+                    raise OSError(f"no IPv{send.destination.version} socket")
+                text = self._texts.get(send.destination)
+                if text is None:
+                    if len(self._texts) >= PEER_CACHE:
+                        self._texts.clear()
+                    text = self._texts[send.destination] = str(send.destination)
+                sock.sendto(send.payload, (text, send.dest_port))
+            except OSError as exc:
+                self.xtr.stats.control_send_failed += 1
+                LOG.warning("could not send to %s port %d: %s", send.destination,
+                            send.dest_port, exc)
+
+
+def run(config: Config) -> int:
+    """Serve until SIGTERM or SIGINT; 1 if a socket cannot be bound."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = StandaloneServer(config)
+    try:
+        server.start()
+    except OSError as exc:
+        LOG.error("%s", exc.strerror or exc)
+        return 1
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    while not stopping:
+        eventlet.sleep(0.2)
+    server.close()
+    LOG.info("stopped")
+    return 0

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""A lisp_app site and an Open Overlay Router site, in Mininet, sharing a Map-Server/Map-Resolver.
+
+    h1 10.1.0.10 ---- x1 [lisp_app on OVS, RLOC 192.0.2.1] ---- r ---- o2 [OOR, RLOC 198.51.100.1,
+                                                                |          EID 10.2.0.1/32]
+                                                                +---- ms 203.0.113.1
+
+Instance-id 1000 on both sites. ``ms`` is Open Overlay Router's Map-Server (``ms="oor"``) or
+lisp_app's switchless Map-Server/Map-Resolver (``ms="lisp_app"``); both sites register with it
+(key-id 1) and send their Map-Requests to it in ECMs. OOR runs as a mobile node: its EID sits on
+its tun interface, so the far end of a ping from h1 is o2 itself.
+
+    sudo .venv/bin/python topologies/oor_site.py [--ms oor|lisp_app] [--cli]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from topologies.lispnode import LispLab, quiet_interface  # noqa: E402
+from topologies.oor import oor_binary, oor_config  # noqa: E402
+from topologies.two_sites import IID, site_spec  # noqa: E402
+
+MS_ADDRESS, OOR_RLOC, OOR_EID, KEY = "203.0.113.1", "198.51.100.1", "10.2.0.1", "s3cret"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class _Name:
+    name: str
+
+
+class ProcessNode:
+    """A daemon in a Mininet host (OOR, or the switchless Map-Server), stopped with the lab."""
+
+    def __init__(self, host, name: str, argv: list[str], log: Path):
+        self.spec = _Name(name)
+        self.log = log
+        self.proc = host.popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                               cwd=str(REPO))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def oor_ms_config() -> str:
+    sites = "".join(f"""
+lisp-site {{
+    eid-prefix = {prefix}
+    key-type = 1
+    key = {KEY}
+    iid = {IID}
+    accept-more-specifics = true
+    proxy-reply = false
+}}
+""" for prefix in ("10.1.0.0/24", "10.2.0.0/24"))
+    return f"debug = 2\noperating-mode = MS\ncontrol-iface = ms-eth0\n{sites}"
+
+
+def lisp_app_ms_config() -> str:
+    return f"""role: ms-mr
+map_resolver: true
+map_server:
+  sites:
+    - {{name: lisp-app-site, key: {KEY}, eid_prefixes: ["[{IID}]10.1.0.0/24"]}}
+    - {{name: oor-site, key: {KEY}, eid_prefixes: ["[{IID}]10.2.0.0/24"]}}
+server: {{addresses: [{MS_ADDRESS}]}}
+api: {{port: 8081}}
+"""
+
+
+class OorSite(LispLab):
+    rundir_prefix = "lisp-oor-site-"
+
+    def __init__(self, ms: str = "oor", tag: str = "", rundir: str | None = None):
+        super().__init__(rundir, tag)
+        self.ms_kind = ms
+        spec = site_spec(1, tag=tag)
+        spec.site_ports = spec.site_ports[:1]  # h1 only (instance-id 1000)
+        spec.eid_prefixes = [p for p in spec.eid_prefixes if p["prefix"].startswith(f"[{IID}]10.")]
+        spec.map_request_targets = []
+        spec.map_resolvers = [MS_ADDRESS]
+        spec.extra = {"map_servers": [{"address": MS_ADDRESS, "key": KEY, "key_id": 1}]}
+        self.spec = spec
+        self.oor: ProcessNode | None = None
+        self.ms: ProcessNode | None = None
+
+    def intf(self, name: str) -> str:
+        return f"{self.tag}{name}"
+
+    def start(self) -> None:
+        net, g = self.net, self.tag
+        for name in ("h1", "x1", "r", "o2", "ms"):
+            net.addHost(name, ip=None)
+        net.addLink("h1", "x1", intfName1=f"{g}h1-eth0", intfName2=f"{g}x1-site")
+        net.addLink("x1", "r", intfName1=f"{g}x1-up", intfName2=f"{g}r-eth1")
+        net.addLink("o2", "r", intfName1=f"{g}o2-eth0", intfName2=f"{g}r-eth2")
+        net.addLink("ms", "r", intfName1=f"{g}ms-eth0", intfName2=f"{g}r-eth3")
+        self.start_network()
+        r = self.host("r")
+        for n, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24"), (3, "203.0.113.254/24")):
+            quiet_interface(r, f"{g}r-eth{n}")
+            r.cmd(f"ip addr add {addr} dev {g}r-eth{n}")
+        r.cmd("sysctl -qw net.ipv4.ip_forward=1")
+        h1 = self.host("h1")
+        quiet_interface(h1, f"{g}h1-eth0")
+        h1.cmd(f"ip addr add 10.1.0.10/24 dev {g}h1-eth0; ip route add default via 10.1.0.1")
+        for name, addr, gw in (("o2", OOR_RLOC, "198.51.100.254"),
+                               ("ms", MS_ADDRESS, "203.0.113.254")):
+            h = self.host(name)
+            quiet_interface(h, f"{g}{name}-eth0")
+            h.cmd(f"ip addr add {addr}/24 dev {g}{name}-eth0; ip route add default via {gw}")
+        self.host("o2").cmd("sysctl -qw net.ipv4.conf.all.rp_filter=0 "
+                            "net.ipv4.conf.default.rp_filter=0 net.ipv4.ip_forward=1")
+        self.start_ms()
+        self.start_xtrs([self.spec])
+        self.start_oor()
+
+    def start_ms(self) -> None:
+        d = self.rundir
+        if self.ms_kind == "oor":
+            conf = d / "ms.conf"
+            conf.write_text(oor_ms_config().replace("ms-eth0", f"{self.tag}ms-eth0"))
+            argv = ["stdbuf", "-oL", str(oor_binary()), "-f", str(conf)]
+        else:
+            conf = d / "ms.yaml"
+            conf.write_text(lisp_app_ms_config())
+            argv = [sys.executable, str(REPO / "run_controller.py"), "--config", str(conf)]
+        self.ms = ProcessNode(self.host("ms"), "ms", argv, d / "ms.log")
+        self.nodes.append(self.ms)
+
+    def start_oor(self) -> None:
+        conf = self.rundir / "o2.conf"
+        conf.write_text(oor_config(f"{OOR_EID}/32", MS_ADDRESS, KEY, iid=IID)
+                        .replace("interface = eth0", f"interface = {self.tag}o2-eth0"))
+        self.oor = ProcessNode(self.host("o2"), "o2",
+                               ["stdbuf", "-oL", str(oor_binary()), "-f", str(conf)],
+                               self.rundir / "o2.log")
+        self.nodes.append(self.oor)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ms", choices=("oor", "lisp_app"), default="oor")
+    parser.add_argument("--cli", action="store_true", help="leave me in the Mininet CLI")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("oor_site.py: run as root (Mininet and OVS need it)", file=sys.stderr)
+        return 1
+    with OorSite(args.ms) as topo:
+        print(topo.host("h1").cmd(f"ping -c 5 -i 0.5 {OOR_EID}"))
+        print(topo.xtrs["x1"].lispctl("map", "list"))
+        print(topo.xtrs["x1"].lispctl("mapstat"))
+        if args.cli:
+            from mininet.cli import CLI
+            CLI(topo.net)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
