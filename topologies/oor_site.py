@@ -5,7 +5,7 @@
                                                                 |          EID 10.2.0.1/32]
                                                                 +---- ms 203.0.113.1
 
-Instance-id 1000 on both sites. ``ms`` is Open Overlay Router's Map-Server (``ms="oor"``) or
+Instance-id 1000 on both sites (or another, ``iid``). ``ms`` is Open Overlay Router's Map-Server (``ms="oor"``) or
 lisp_app's switchless Map-Server/Map-Resolver (``ms="lisp_app"``); both sites register with it
 (key-id 1) and send their Map-Requests to it in ECMs. OOR runs as a mobile node: its EID sits on
 its tun interface, so the far end of a ping from h1 is o2 itself.
@@ -59,13 +59,13 @@ class ProcessNode:
                 self.proc.wait(5)
 
 
-def oor_ms_config() -> str:
+def oor_ms_config(iid: int = IID) -> str:
     sites = "".join(f"""
 lisp-site {{
     eid-prefix = {prefix}
     key-type = 1
     key = {KEY}
-    iid = {IID}
+    iid = {iid}
     accept-more-specifics = true
     proxy-reply = false
 }}
@@ -73,13 +73,14 @@ lisp-site {{
     return f"debug = 2\noperating-mode = MS\ncontrol-iface = ms-eth0\n{sites}"
 
 
-def lisp_app_ms_config() -> str:
+def lisp_app_ms_config(iid: int = IID) -> str:
+    space = f"[{iid}]" if iid else ""
     return f"""role: ms-mr
 map_resolver: true
 map_server:
   sites:
-    - {{name: lisp-app-site, key: {KEY}, eid_prefixes: ["[{IID}]10.1.0.0/24"]}}
-    - {{name: oor-site, key: {KEY}, eid_prefixes: ["[{IID}]10.2.0.0/24"]}}
+    - {{name: lisp-app-site, key: {KEY}, eid_prefixes: ["{space}10.1.0.0/24"]}}
+    - {{name: oor-site, key: {KEY}, eid_prefixes: ["{space}10.2.0.0/24"]}}
 server: {{addresses: [{MS_ADDRESS}]}}
 api: {{port: 8081}}
 """
@@ -88,12 +89,15 @@ api: {{port: 8081}}
 class OorSite(LispLab):
     rundir_prefix = "lisp-oor-site-"
 
-    def __init__(self, ms: str = "oor", tag: str = "", rundir: str | None = None):
+    def __init__(self, ms: str = "oor", tag: str = "", rundir: str | None = None,
+                 iid: int = IID):
         super().__init__(rundir, tag)
-        self.ms_kind = ms
+        self.ms_kind, self.iid = ms, iid
         spec = site_spec(1, tag=tag)
-        spec.site_ports = spec.site_ports[:1]  # h1 only (instance-id 1000)
-        spec.eid_prefixes = [p for p in spec.eid_prefixes if p["prefix"].startswith(f"[{IID}]10.")]
+        spec.site_ports = spec.site_ports[:1]  # h1 only
+        spec.site_ports[0].instance_id = spec.instance_id = iid
+        spec.eid_prefixes = [{**p, "prefix": p["prefix"].replace(f"[{IID}]", f"[{iid}]")}
+                             for p in spec.eid_prefixes if p["prefix"].startswith(f"[{IID}]10.")]
         spec.map_request_targets = []
         spec.map_resolvers = [MS_ADDRESS]
         spec.extra = {"map_servers": [{"address": MS_ADDRESS, "key": KEY, "key_id": 1}]}
@@ -102,7 +106,11 @@ class OorSite(LispLab):
         self.ms: ProcessNode | None = None
 
     def intf(self, name: str) -> str:
-        return f"{self.tag}{name}"
+        """An interface name: "r1" is the router's towards x1, "r2" towards o2, "r3" towards ms;
+        other names are a host's first interface ("h1" -> "h1-eth0")."""
+        if name.startswith("r"):
+            return f"{self.tag}r-eth{name[1:]}"
+        return f"{self.tag}{name}-eth0"
 
     def start(self) -> None:
         net, g = self.net, self.tag
@@ -136,18 +144,18 @@ class OorSite(LispLab):
         d = self.rundir
         if self.ms_kind == "oor":
             conf = d / "ms.conf"
-            conf.write_text(oor_ms_config().replace("ms-eth0", f"{self.tag}ms-eth0"))
+            conf.write_text(oor_ms_config(self.iid).replace("ms-eth0", f"{self.tag}ms-eth0"))
             argv = ["stdbuf", "-oL", str(oor_binary()), "-f", str(conf)]
         else:
             conf = d / "ms.yaml"
-            conf.write_text(lisp_app_ms_config())
+            conf.write_text(lisp_app_ms_config(self.iid))
             argv = [sys.executable, str(REPO / "run_controller.py"), "--config", str(conf)]
         self.ms = ProcessNode(self.host("ms"), "ms", argv, d / "ms.log")
         self.nodes.append(self.ms)
 
     def start_oor(self) -> None:
         conf = self.rundir / "o2.conf"
-        conf.write_text(oor_config(f"{OOR_EID}/32", MS_ADDRESS, KEY, iid=IID)
+        conf.write_text(oor_config(f"{OOR_EID}/32", MS_ADDRESS, KEY, iid=self.iid)
                         .replace("interface = eth0", f"interface = {self.tag}o2-eth0"))
         self.oor = ProcessNode(self.host("o2"), "o2",
                                ["stdbuf", "-oL", str(oor_binary()), "-f", str(conf)],
