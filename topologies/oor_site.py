@@ -163,6 +163,21 @@ class OorSite(LispLab):
         self.nodes.append(self.oor)
 
 
+def wait_registered(topo: "OorSite", timeout: float = 30.0) -> None:
+    """Until both sites' registrations are confirmed (a Map-Request for an EID that has not
+    registered yet gets a negative reply, which the asker caches for a minute)."""
+    import json
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counters = json.loads(topo.xtrs["x1"].lispctl("--json", "mapstat"))["counters"]
+        if counters["registrations_confirmed"] and \
+                "confirms correct registration" in topo.oor.log_text():
+            return
+        time.sleep(0.3)
+    raise TimeoutError("the sites' registrations were not confirmed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ms", choices=("oor", "lisp_app"), default="oor")
@@ -172,7 +187,11 @@ def main() -> int:
         print("oor_site.py: run as root (Mininet and OVS need it)", file=sys.stderr)
         return 1
     with OorSite(args.ms) as topo:
+        wait_registered(topo)
+        print(f"*** h1 -> the OOR site ({OOR_EID}), cold map-caches:")
         print(topo.host("h1").cmd(f"ping -c 5 -i 0.5 {OOR_EID}"))
+        print("*** the OOR site -> h1:")
+        print(topo.host("o2").cmd(f"ping -c 5 -i 0.5 -I {OOR_EID} 10.1.0.10"))
         print(topo.xtrs["x1"].lispctl("map", "list"))
         print(topo.xtrs["x1"].lispctl("mapstat"))
         if args.cli:

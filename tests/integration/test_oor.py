@@ -97,7 +97,7 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
     import json
 
     from tests.integration.wire import Capture
-    from topologies.oor_site import OOR_EID, OOR_RLOC, OorSite
+    from topologies.oor_site import OOR_EID, OOR_RLOC, OorSite, wait_registered
     with OorSite(ms, tag="oq", iid=iid) as topo:
         x1, h1, o2 = topo.xtrs["x1"], topo.host("h1"), topo.host("o2")
 
@@ -113,10 +113,7 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
 
         from_h1 = f"ping -c {{}} -i 0.3 -W 2 {OOR_EID}"
         from_o2 = f"ping -c {{}} -i 0.3 -W 2 -I {OOR_EID} 10.1.0.10"
-        wait_for(lambda: counters()["registrations_confirmed"] >= 1, 20,
-                 "x1's registration to be confirmed")
-        wait_for(lambda: "confirms correct registration" in topo.oor.log_text(), 20,
-                 "OOR's registration to be confirmed")
+        wait_registered(topo)
         capture = Capture(topo, tmp_path / "lisp.pcap")
         starter, other = (h1, from_h1), (o2, from_o2)
         if first == "oor":
