@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from topologies.capture import start_capture, stop_capture  # noqa: E402
+
 NEEDED = {"ovs-vswitchd": "openvswitch-switch", "ovsdb-server": "openvswitch-switch",
           "mnexec": "mininet", "tshark": "tshark", "ethtool": "ethtool", "ping": "iputils-ping"}
 
@@ -55,16 +57,8 @@ def show(text: str) -> None:
 
 
 def capture(topo, path: Path):
-    r = topo.host("r")
-    proc = r.popen(["tshark", "-q", "-i", topo.intf("r1"), "-i", topo.intf("r2"), "-f",
-                    "udp port 4341 or udp port 4342 or ip proto 47", "-w", str(path)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 15
-    line = b""
-    while time.monotonic() < deadline and b"Capturing on" not in line:
-        line = proc.stderr.readline()
-    time.sleep(0.5)
-    return proc
+    return start_capture(topo.host("r").popen, [topo.intf("r1"), topo.intf("r2")], path,
+                         "udp port 4341 or udp port 4342 or ip proto 47")
 
 
 def lisp_exchange(path: Path) -> str:
@@ -132,9 +126,7 @@ def main() -> int:
             pcap = workdir / "demo.pcap"
             cap = capture(topo, pcap)
             show(topo.host("h1").cmd("ping -c 3 -i 0.3 -W 3 153.16.38.10"))
-            time.sleep(0.5)
-            cap.send_signal(signal.SIGINT)
-            cap.wait(10)
+            stop_capture(cap)
             step("The mapping exchange: Map-Requests travel the ALT, Map-Replies the underlay")
             show(lisp_exchange(pcap))
             step("x1: lispctl map list")

@@ -14,10 +14,10 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
+
+from topologies.capture import start_capture, stop_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
@@ -159,25 +159,13 @@ class OorNetwork:
 
     def capture(self, path: Path) -> subprocess.Popen:
         """tshark on the router's interfaces, LISP ports only (stop with :meth:`stop_capture`)."""
-        ifaces = [f"-i{self.tag}{i}b" for i in self.nodes.values()]
-        proc = subprocess.Popen(["ip", "netns", "exec", self.router, "tshark", "-q", *ifaces,
-                                 "-f", "udp port 4341 or udp port 4342", "-w", str(path)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        line = b""
-        while time.monotonic() < deadline and b"Capturing on" not in line:
-            line = proc.stderr.readline()
-        time.sleep(0.5)
-        return proc
+        def popen(argv, **kw):
+            return subprocess.Popen(["ip", "netns", "exec", self.router, *argv], **kw)
+        return start_capture(popen, [f"{self.tag}{i}b" for i in self.nodes.values()], path)
 
     @staticmethod
     def stop_capture(proc: subprocess.Popen, path: Path) -> list[dict]:
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
-        out = subprocess.run(["tshark", "-r", str(path), "-T", "json", "--no-duplicate-keys"],
-                             capture_output=True, text=True, check=True).stdout
-        return json.loads(out or "[]")
+        return stop_capture(proc, path)
 
     def close(self) -> None:
         for proc in self.procs:

@@ -10,13 +10,13 @@ Classic packets with other flag mixes are built here and injected from the under
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration.lab import api, cold, ping
 from tests.integration.wire import Capture, find_problems, layers, outer_ip
 from topologies.two_sites import TwoSites, site_spec
 
@@ -34,24 +34,6 @@ def topo(tmp_path_factory):
         x.instance_id = 0
     with TwoSites(x1, x2, rundir=str(tmp_path_factory.mktemp("classic"))) as t:
         yield t
-
-
-def api(xtr, *args):
-    return json.loads(xtr.lispctl("--json", *args))
-
-
-def cold(topo):
-    for xtr in topo.xtrs.values():
-        for entry in api(xtr, "map", "list")["cache"]:
-            api(xtr, "map", "del", f"'{entry['prefix']}'")
-        assert api(xtr, "map", "list")["cache"] == []
-
-
-def ping(host, dst, count=5):
-    out = host.cmd(f"ping -c {count} -i 0.3 -W 3 {dst}")
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    assert m, out
-    return int(m.group(1)), int(m.group(2)), out
 
 
 def counters(xtr):

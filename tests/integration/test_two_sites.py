@@ -6,7 +6,6 @@ map-cache empty both caches first through the API.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.lab import api, cold, ping
 from tests.integration.wire import Capture, find_problems, layers, outer_ip
 from topologies.two_sites import TwoSites, site_spec
 
@@ -27,26 +27,6 @@ def topo(tmp_path_factory):
     x2 = site_spec(2, weights=(70, 30))
     with TwoSites(x1, x2, rundir=str(tmp_path_factory.mktemp("two-sites"))) as t:
         yield t
-
-
-def api(xtr, *args):
-    """lispctl --json in the xTR's namespace, parsed."""
-    return json.loads(xtr.lispctl("--json", *args))
-
-
-def cold(topo):
-    """Empty both map-caches (and so their encapsulation flows)."""
-    for xtr in topo.xtrs.values():
-        for entry in api(xtr, "map", "list")["cache"]:
-            api(xtr, "map", "del", f"'{entry['prefix']}'")
-        assert api(xtr, "map", "list")["cache"] == []
-
-
-def ping(host, dst, count=3, extra=""):
-    out = host.cmd(f"ping -c {count} -i 0.3 -W 3 {extra} {dst}")
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    assert m, out
-    return int(m.group(1)), int(m.group(2)), out
 
 
 def test_cold_cache_ping_loses_nothing_and_the_wire_is_clean(topo, tmp_path):

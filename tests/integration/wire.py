@@ -4,34 +4,21 @@ of a topology, and readers of tshark's JSON (layers, the outer IP header, malfor
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import time
 from pathlib import Path
+
+from topologies.capture import LISP_PORTS, start_capture, stop_capture
 
 
 class Capture:
     """tshark on the underlay router's two interfaces, LISP ports only."""
 
-    def __init__(self, topo, path: Path, bpf: str = "udp port 4341 or udp port 4342"):
+    def __init__(self, topo, path: Path, bpf: str = LISP_PORTS):
         self.path = path
-        self.proc = topo.host("r").popen(
-            ["tshark", "-q", "-i", topo.intf("r1"), "-i", topo.intf("r2"), "-f", bpf,
-             "-w", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        line = b""
-        while time.monotonic() < deadline and b"Capturing on" not in line:
-            line = self.proc.stderr.readline()
-        time.sleep(0.5)
+        self.proc = start_capture(topo.host("r").popen, [topo.intf("r1"), topo.intf("r2")],
+                                  path, bpf)
 
     def stop(self) -> list[dict]:
-        time.sleep(0.5)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(10)
-        out = subprocess.run(["tshark", "-r", str(self.path), "-T", "json", "--no-duplicate-keys"],
-                             capture_output=True, text=True, check=True).stdout
-        return json.loads(out or "[]")
+        return stop_capture(self.proc, self.path)
 
 
 def layers(packets, name):
