@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from .config import Config, ConfigError, load_config

@@ -50,7 +50,7 @@ def _optional(hint) -> tuple[object, bool]:
 
 
 def _words(hint, meta: dict, plural: bool = False) -> str:
-    """How the reader (lisp_app.config._Reader) takes a value of this type, in words."""
+    """How the reader (lisp_app.config_reader.Reader) takes a value of this type, in words."""
     hint, _ = _optional(hint)
     origin = typing.get_origin(hint)
     if origin is tuple:
