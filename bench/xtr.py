@@ -85,7 +85,7 @@ Progress goes to stderr.
                                        [--no-udp] [--json PATH]
 
 --quick: 3-second TCP runs, 5 latency samples, 1 round unless --seconds / --samples / --rounds
-say otherwise. The default run takes about 4 minutes.
+say otherwise. The default run takes about 3.5 minutes.
 """
 
 from __future__ import annotations
