@@ -5,10 +5,11 @@ Topology: topologies/two_sites.py (h1 10.1.0.10 - x1 - r - x2 - h2 10.2.0.10, in
 built with interface tag "b" (--tag) so that it can run beside the integration tests. The hosts
 keep MTU 1500 throughout.
 
-The run alternates LISP and the baseline R times (--rounds, default 3): throughput on these small
-shared machines varies by tens of percent from one run to the next (measured: single runs of the
-same configuration between 0.47 and 0.93 Gbit/s), so the TCP and UDP figures are medians over the
-rounds and each round's ratio is printed too. Each round:
+The run alternates LISP (LISP-GPE headers, then classic RFC 9300 headers) and the baseline R
+times (--rounds, default 3): throughput on these small shared machines varies by tens of percent
+from one run to the next (measured: single runs of the same configuration between 0.47 and 0.93
+Gbit/s), so the TCP and UDP figures are medians over the rounds and each round's ratios are
+printed too. Each round:
 
 1. LISP warm-up. The controllers start with empty map-caches (round 1: fresh topology; later
    rounds: restarted). A ping h1 -> h2 (its loss and first RTT are reported: the controller holds
@@ -34,6 +35,10 @@ rounds and each round's ratio is printed too. Each round:
    through gives the MSS and path MTU in use); UDP with iperf3 -u -b 0 -l 64 for N/2 seconds
    (64-byte payloads, 92-byte IP packets, unlimited send rate; the figure is the packets the
    server received per second; --no-udp skips it).
+   Header check: x2's XDP decapsulation program (attached in every phase, underlay.classic_decap
+   is true by default) counts the UDP 4341 packets it saw as GPE and those it rewrote from classic
+   headers; read through ``python -m lisp_app.classic show`` in x2's namespace before and after
+   this phase, its "gpe" counter must move and its "rewritten" counter must not.
    Packet-ins per second over the TCP runs: packets that reached a punt-to-controller action on
    either bridge of either xTR, divided by the runs' duration. Counted exactly: for punt flows
    behind an OpenFlow meter (all of ours but the underlay ARP one) the meter's packet_in_count,
@@ -42,7 +47,20 @@ rounds and each round's ratio is printed too. Each round:
    branches of ``check_pkt_larger`` and credits the MTU table's punt flow with every encapsulated
    packet, punted or not (measured here: its meter stays put while its n_packets follows the
    encapsulation flow's).
-4. Baseline, plain forwarding: each xTR's controller is stopped and every flow on both its
+4. Classic LISP: both controllers are stopped, their flows deleted, and restarted with
+   ``underlay.encapsulation: lisp``, so that the tc egress program on each uplink rewrites OVS's
+   GPE header into a strict RFC 9300 one (flags 0x08, instance-id, no next-protocol byte) in both
+   directions, x1 -> x2 and x2 -> x1, and each receiving ETR's XDP program rewrites it back into
+   GPE before OVS reads the frame (lisp_app/classic.py). The same warm-up as in 1 (cold caches,
+   the 1472-byte DF pings: the classic header is as long as GPE's, so the path MTU is 1464 again)
+   and the same measurements as in 3 follow. Header check: the programs' counters (``python -m
+   lisp_app.classic show`` in each xTR's namespace) before and after the TCP and UDP runs: each
+   xTR's encapsulation program's "rewritten" (classic headers sent) and decapsulation program's
+   "rewritten" (classic headers received) must have moved, the decapsulation programs' "gpe"
+   must not (no GPE header reached either uplink); otherwise the run stops with an error. The
+   specs are set back to ``encapsulation: gpe`` for the next LISP phase (the controllers are
+   stopped in 5, and the tc program detached with them).
+5. Baseline, plain forwarding: each xTR's controller is stopped and every flow on both its
    bridges deleted; a patch-port pair (plain-l on br-lisp, plain-u on br-u) joins the bridges,
    and static OpenFlow 1.3 flows make each xTR an IPv4 router for its site:
      br-lisp: ARP requests for the site gateway (10.n.0.1) are answered in the switch with the
@@ -59,14 +77,15 @@ rounds and each round's ratio is printed too. Each round:
    RTT, TCP and UDP measurements follow. The next round removes the patch ports, flows and
    routes and restarts the controllers.
 
-The RESULT lines come last; ratios are LISP / plain, from medians over this run's rounds.
+The RESULT lines come last; ratios are LISP / plain (the GPE phase) and classic / GPE, from
+medians over this run's rounds.
 Progress goes to stderr.
 
     sudo .venv/bin/python bench/xtr.py [--seconds N] [--samples S] [--rounds R] [--quick]
                                        [--no-udp] [--json PATH]
 
 --quick: 3-second TCP runs, 5 latency samples, 1 round unless --seconds / --samples / --rounds
-say otherwise. The default run takes about 2.5 minutes.
+say otherwise. The default run takes about 3.5 minutes.
 """
 
 from __future__ import annotations
@@ -429,7 +448,7 @@ def traffic(topo, label: str, seconds: int, udp_seconds: int) -> dict:
 # -- switching between LISP and the no-LISP baseline -----------------------------------------------
 
 def to_plain(topo) -> None:
-    """Stop the controllers and make both xTRs static-flow IPv4 routers (module docstring, 7)."""
+    """Stop the controllers and make both xTRs static-flow IPv4 routers (module docstring, 5)."""
     r = topo.host("r")
     for n, other in ((1, 2), (2, 1)):
         xtr = topo.xtrs[f"x{n}"]
@@ -497,6 +516,64 @@ def to_lisp(topo) -> None:
         xtr.wait_programmed()
 
 
+# -- classic RFC 9300 headers (underlay.encapsulation: lisp) ---------------------------------------
+
+def classic_counters(topo) -> dict:
+    """Per xTR, the classic-LISP programs' counters as ``python -m lisp_app.classic show`` prints
+    them: {"x1": {"decap": {...}, "encap": {...}}, ...} (encap only where it is attached)."""
+    out = {}
+    for name, xtr in sorted(topo.xtrs.items()):
+        text = xtr.sh(f"{sys.executable} -m lisp_app.classic show --config {xtr.config_path}")
+        out[name] = json.loads(text[text.index("{"):])
+    return out
+
+
+def counter_delta(before: dict, after: dict) -> dict:
+    return {xtr: {prog: {k: v - before.get(xtr, {}).get(prog, {}).get(k, 0)
+                         for k, v in counters.items()}
+                  for prog, counters in progs.items()}
+            for xtr, progs in after.items()}
+
+
+def set_encapsulation(topo, encapsulation: str) -> None:
+    """Restart both controllers with ``underlay.encapsulation`` set (flows deleted first, as in
+    to_lisp: they come back with empty map-caches and reprogram their bridges)."""
+    for xtr in topo.xtrs.values():
+        xtr.stop_controller()
+        xtr.spec.encapsulation = encapsulation
+        for bridge in ("br-lisp", "br-u"):
+            xtr.ofctl(f"del-flows {bridge}")
+        xtr.start_controller()
+    for xtr in topo.xtrs.values():
+        xtr.wait_programmed()
+
+
+def check_gpe_headers(moved: dict) -> dict:
+    """The GPE phase: x2's decapsulation program saw GPE headers and rewrote no classic one."""
+    decap = moved["x2"]["decap"]
+    ok = decap["gpe"] > 0 and decap["rewritten"] == 0
+    if not ok:
+        progress(f"WARNING: GPE phase, x2's XDP counters moved {decap}: expected gpe > 0 and "
+                 "rewritten == 0")
+    return {"ok": ok, "x2_decap": decap}
+
+
+def check_classic_headers(moved: dict) -> dict:
+    """The classic phase: classic headers sent and received by both xTRs, no GPE on the wire."""
+    per_xtr = {}
+    for name, progs in moved.items():
+        per_xtr[name] = {"classic_sent": progs.get("encap", {}).get("rewritten", 0),
+                         "classic_received": progs["decap"]["rewritten"],
+                         "gpe_received": progs["decap"]["gpe"],
+                         "dropped": progs["decap"]["dropped"]}
+    ok = all(v["classic_sent"] > 0 and v["classic_received"] > 0 and v["gpe_received"] == 0
+             for v in per_xtr.values())
+    if not ok:
+        raise RuntimeError(f"classic phase: the eBPF counters do not show classic headers both "
+                           f"ways and no GPE: {per_xtr}")
+    return {"ok": ok, **per_xtr}
+
+
 # -- driver ----------------------------------------------------------------------------------------
 
 def environment() -> dict:
@@ -538,12 +615,29 @@ def run(args) -> dict:
                     progress(f"miss latency: {args.samples} samples, "
                              f"{REQUEST_SPACING:.1f} s apart")
                     figures["miss"] = miss_latency_ms(topo, args.samples, rtt["p50"])
+                before = classic_counters(topo)
                 lisp = traffic(topo, f"{label} LISP", args.seconds, udp_seconds)
                 lisp["warm_up"] = warm
+                lisp["headers"] = check_gpe_headers(
+                    counter_delta(before, classic_counters(topo)))
+                progress(f"{label}: classic RFC 9300 headers (controllers restarted with "
+                         "encapsulation: lisp)")
+                set_encapsulation(topo, "lisp")
+                try:
+                    progress(f"{label} classic: warming map-caches and path MTU")
+                    classic_warm = warm_up(topo)
+                    before = classic_counters(topo)
+                    classic = traffic(topo, f"{label} classic", args.seconds, udp_seconds)
+                    classic["warm_up"] = classic_warm
+                    classic["headers"] = check_classic_headers(
+                        counter_delta(before, classic_counters(topo)))
+                finally:
+                    for xtr in topo.xtrs.values():
+                        xtr.spec.encapsulation = "gpe"  # to_plain stops the controllers
                 progress(f"{label}: baseline (controllers stopped, static router flows)")
                 to_plain(topo)
                 plain = traffic(topo, f"{label} plain", args.seconds, udp_seconds)
-                figures["rounds"].append({"lisp": lisp, "plain": plain})
+                figures["rounds"].append({"lisp": lisp, "classic": classic, "plain": plain})
         finally:
             server.terminate()
             server.wait(10)
@@ -580,6 +674,10 @@ def summarize(figures: dict) -> dict:
     summary["miss_overhead_p50_ms"] = (summary["miss_latency_p50_ms"]
                                        - summary["miss_baseline_p50_ms"])
     summary["tcp_ratio"] = ratio(summary["tcp_lisp_gbps"], summary["tcp_plain_gbps"])
+    classic_tcp = [r["classic"]["tcp"]["gbps"] for r in rounds]
+    summary["tcp_classic_gbps"] = statistics.median(classic_tcp)
+    summary["tcp_classic_ratio"] = ratio(summary["tcp_classic_gbps"], summary["tcp_lisp_gbps"])
+    summary["tcp_classic_ratio_per_round"] = [ratio(a, b) for a, b in zip(classic_tcp, lisp_tcp)]
     summary["miss_to_echo_ratio_p50"] = ratio(summary["miss_latency_p50_ms"],
                                               summary["echo_rtt_p50_ms"])
     if "udp" in rounds[0]["lisp"]:
@@ -589,6 +687,12 @@ def summarize(figures: dict) -> dict:
             r["plain"]["udp"]["received_pps"] / 1e3 for r in rounds)
         summary["udp_ratio"] = ratio(summary["udp_lisp_kpps"], summary["udp_plain_kpps"])
         summary["packet_ins_udp"] = sum(r["lisp"]["punts_udp"]["packet_ins"] for r in rounds)
+        classic_udp = [r["classic"]["udp"]["received_pps"] / 1e3 for r in rounds]
+        summary["udp_classic_kpps"] = statistics.median(classic_udp)
+        summary["udp_classic_ratio"] = ratio(summary["udp_classic_kpps"],
+                                             summary["udp_lisp_kpps"])
+        summary["udp_classic_ratio_per_round"] = [
+            ratio(a, r["lisp"]["udp"]["received_pps"] / 1e3) for a, r in zip(classic_udp, rounds)]
     return summary
 
 
@@ -603,19 +707,30 @@ def report(figures: dict) -> None:
               f"replies, first reply icmp_seq={wu['cold_first_reply_seq']} RTT "
               f"{wu['cold_first_rtt_ms']} ms; ICMP fragmentation-needed MTU "
               f"{wu['icmp_frag_needed_mtu']}")
-        for name in ("lisp", "plain"):
+        wu = rnd["classic"]["warm_up"]
+        print(f"round {n} classic: cold ping h1 -> h2 {wu['cold_ping_received']}/"
+              f"{wu['cold_ping_sent']} replies, first reply icmp_seq={wu['cold_first_reply_seq']} "
+              f"RTT {wu['cold_first_rtt_ms']} ms; ICMP fragmentation-needed MTU "
+              f"{wu['icmp_frag_needed_mtu']}")
+        for name in ("lisp", "classic", "plain"):
             run_ = rnd[name]
             tcp, rtt = run_["tcp"], run_["rtt_ms"]
-            print(f"round {n} {name:<5} RTT p50 {rtt['p50']:.3f} ms ({rtt['replies']}/"
+            print(f"round {n} {name:<7} RTT p50 {rtt['p50']:.3f} ms ({rtt['replies']}/"
                   f"{rtt['sent']}, reply ttl {rtt['reply_ttl']}); TCP {tcp['gbps']:.3f} Gbit/s "
                   f"over {tcp['seconds']:.1f} s (retransmits {tcp['retransmits']}, mss "
                   f"{tcp['mss_mid_run']}, pmtu {tcp['pmtu_mid_run']}, iperf3 tcp_mss_default "
                   f"{tcp['tcp_mss_default']})")
             if "udp" in run_:
                 udp = run_["udp"]
-                print(f"round {n} {name:<5} UDP {udp['payload_bytes']}-byte payload: received "
+                print(f"round {n} {name:<7} UDP {udp['payload_bytes']}-byte payload: received "
                       f"{udp['received_pps'] / 1e3:.1f} kpps (sent {udp['sent_pps'] / 1e3:.1f} "
                       f"kpps, lost {udp['lost_percent']:.1f}%)")
+        gpe, cl = rnd["lisp"]["headers"], rnd["classic"]["headers"]
+        print(f"round {n} headers, LISP (GPE) phase: x2's XDP program saw {gpe['x2_decap']['gpe']} "
+              f"GPE packets, rewrote {gpe['x2_decap']['rewritten']} classic ones")
+        print(f"round {n} headers, classic phase (eBPF counters): " + "; ".join(
+            f"{x} sent {cl[x]['classic_sent']} classic, received {cl[x]['classic_received']} "
+            f"classic and {cl[x]['gpe_received']} GPE" for x in ("x1", "x2")))
         punts = rnd["lisp"]["punts_tcp"]
         print(f"round {n} punts during LISP TCP: {punts['packet_ins']} packet-ins (meters and "
               f"unmetered punt flows); n_packets summed over CONTROLLER flows "
@@ -640,6 +755,12 @@ def report(figures: dict) -> None:
     print(f"TCP ratio per round: "
           f"{', '.join(f'{v:.3f}' for v in summary['tcp_ratio_per_round'])} "
           f"(RESULT uses the medians over rounds)")
+    print(f"classic / GPE per round: TCP "
+          f"{', '.join(f'{v:.3f}' for v in summary['tcp_classic_ratio_per_round'])}"
+          + (f"; UDP packets/s "
+             f"{', '.join(f'{v:.3f}' for v in summary['udp_classic_ratio_per_round'])}"
+             if "udp_classic_ratio_per_round" in summary else "")
+          + " (RESULT uses the medians over rounds)")
     print(f"RESULT tcp_lisp_gbps={summary['tcp_lisp_gbps']:.3f} "
           f"tcp_plain_gbps={summary['tcp_plain_gbps']:.3f} ratio={summary['tcp_ratio']:.3f}")
     if "udp_ratio" in summary:
@@ -652,6 +773,13 @@ def report(figures: dict) -> None:
           f"ratio_p50={summary['miss_to_echo_ratio_p50']:.1f} "
           f"udp_rtt_ms p50={summary['udp_rtt_p50_ms']:.3f} "
           f"overhead_p50_ms={summary['miss_overhead_p50_ms']:.3f} (goal <= 2)")
+    print(f"RESULT classic_tcp_gbps={summary['tcp_classic_gbps']:.3f} "
+          f"gpe_tcp_gbps={summary['tcp_lisp_gbps']:.3f} "
+          f"ratio={summary['tcp_classic_ratio']:.3f} (goal >= 0.9)")
+    if "udp_classic_ratio" in summary:
+        print(f"RESULT classic_udp_kpps={summary['udp_classic_kpps']:.1f} "
+              f"gpe_udp_kpps={summary['udp_lisp_kpps']:.1f} "
+              f"ratio={summary['udp_classic_ratio']:.3f} (goal >= 0.9)")
     sys.stdout.flush()
 
 
@@ -663,8 +791,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=None,
                         help="miss-latency samples (default 30, --quick 5)")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="LISP/plain alternations; throughput figures are medians over them "
-                             "(default 3, --quick 1)")
+                        help="LISP/classic/plain alternations; throughput figures are "
+                             "medians over them (default 3, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="short runs, few samples, 1 round")
     parser.add_argument("--no-udp", action="store_true", help="skip the UDP packet-rate runs")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
