@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 
 def api(xtr, *args):
@@ -26,3 +27,13 @@ def ping(host, dst, count=3, extra=""):
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
     assert m, out
     return int(m.group(1)), int(m.group(2)), out
+
+
+def wait_ipv6_next_hops(topo, timeout: float = 15.0) -> None:
+    """Until OVS's tunnel neighbour cache of every xTR holds its IPv6 next hop (the controllers
+    resolve it for OVS's native tunnelling; the first packet is lost while OVS lacks it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(
+            xtr.spec.next_hop_ipv6 in xtr.appctl("tnl/neigh/show")
+            for xtr in topo.xtrs.values()):
+        time.sleep(0.5)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.lab import api, cold, ping
+from tests.integration.lab import api, cold, ping, wait_ipv6_next_hops
 from tests.integration.wire import Capture, find_problems, layers, outer_ip
 from topologies.two_sites import TwoSites, site_spec
 
@@ -233,10 +233,7 @@ def test_ipv6_rlocs_carry_classic_headers(tmp_path):
     x1 = site_spec(1, ipv6_rloc=True, encapsulation="lisp")
     x2 = site_spec(2, ipv6_rloc=True)
     with TwoSites(x1, x2, rundir=str(tmp_path)) as t:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(
-                f"2001:db8:ff0{n}::254" in t.xtrs[f"x{n}"].appctl("tnl/neigh/show") for n in (1, 2)):
-            time.sleep(0.5)
+        wait_ipv6_next_hops(t)
         cap = Capture(t, tmp_path / "v6.pcap")
         sent, received, out = ping(t.host("h1"), "10.2.0.10", count=5)
         sent6, received6, out6 = ping(t.host("h2"), "2001:db8:1::10", count=5)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.lab import api, cold, ping
+from tests.integration.lab import api, cold, ping, wait_ipv6_next_hops
 from tests.integration.wire import Capture, find_problems, layers, outer_ip
 from topologies.two_sites import TwoSites, site_spec
 
@@ -297,11 +297,7 @@ def test_ipv6_rlocs(tmp_path):
     IPv6 RLOC) encapsulates over IPv6 (measured: OVS's GPE port carries IPv6 outer headers)."""
     with TwoSites(site_spec(1, ipv6_rloc=True), site_spec(2, ipv6_rloc=True),
                   rundir=str(tmp_path)) as t:
-        # the controllers resolve the IPv6 next hops for OVS's tunnelling; wait until OVS has them
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(
-                f"2001:db8:ff0{n}::254" in t.xtrs[f"x{n}"].appctl("tnl/neigh/show") for n in (1, 2)):
-            time.sleep(0.5)
+        wait_ipv6_next_hops(t)
         cap = Capture(t, tmp_path / "v6.pcap")
         sent, received, out = ping(t.host("h1"), "10.2.0.10", count=3)
         packets = cap.stop()
