@@ -238,7 +238,8 @@ class MapServerConfig:
 class RegisterToConfig:
     """A Map-Server this ETR registers its EID prefixes with (every 60 s)."""
 
-    address: IPv4Address = field(metadata=_doc("the Map-Server's address"))
+    address: IPv4Address | IPv6Address = field(metadata=_doc(
+        "the Map-Server's address (IPv6 needs underlay.rloc_ipv6)"))
     key: str = field(metadata=_doc("the authentication key"))
     key_id: int = field(default=1, metadata=_doc(
         "1: HMAC-SHA-1, 2: HMAC-SHA-256", min=1, max=2))
@@ -265,10 +266,12 @@ class Config:
         "local EID prefixes (needed by the etr and xtr roles)"))
     site_gateway: SiteGatewayConfig = field(default_factory=SiteGatewayConfig, metadata=_doc(
         "the site's gateway"))
-    map_resolvers: tuple[IPv4Address, ...] = field(default=(), metadata=_doc(
-        "Map-Resolvers to send Map-Requests to, in an ECM"))
-    map_request_targets: tuple[IPv4Address, ...] = field(default=(), metadata=_doc(
-        "ETR addresses to send plain Map-Requests to directly (no resolver)"))
+    map_resolvers: tuple[IPv4Address | IPv6Address, ...] = field(default=(), metadata=_doc(
+        "Map-Resolvers to send Map-Requests to, in an ECM (IPv6 addresses need "
+        "underlay.rloc_ipv6)"))
+    map_request_targets: tuple[IPv4Address | IPv6Address, ...] = field(
+        default=(), metadata=_doc("ETR addresses to send plain Map-Requests to directly (no "
+                                  "resolver; IPv6 addresses need underlay.rloc_ipv6)"))
     data_probes: bool = field(default=False, metadata=_doc(
         "send the first packets of a miss as data probes instead of buffering them"))
     miss_rate: int = field(default=100, metadata=_doc(
@@ -348,6 +351,8 @@ def _check_site(config: Config, source: str) -> None:
     if (config.underlay.rloc_ipv6 is None) != (config.underlay.next_hop_ipv6 is None):
         raise ConfigError(source, "underlay.next_hop_ipv6", "rloc_ipv6 and next_hop_ipv6 go "
                           "together")
+    if config.underlay.rloc_ipv6 is None:
+        _check_ipv4_only(config, source)
     names = [p.name for p in config.lisp_bridge.site_ports]
     if not names and config.role != "ms-mr":
         raise ConfigError(source, "lisp_bridge.site_ports", "at least one site port is needed")
@@ -362,6 +367,18 @@ def _check_site(config: Config, source: str) -> None:
                 raise ConfigError(source, f"eid_prefixes[{i}].prefix",
                                   f"{eid.prefix} overlaps eid_prefixes[{j}] ({other})")
         seen[i] = eid.prefix
+
+
+def _check_ipv4_only(config: Config, source: str) -> None:
+    """Without an IPv6 RLOC, control messages can only be sent to IPv4 addresses."""
+    places = [(f"map_resolvers[{i}]", a) for i, a in enumerate(config.map_resolvers)]
+    places += [(f"map_request_targets[{i}]", a)
+               for i, a in enumerate(config.map_request_targets)]
+    places += [(f"map_servers[{i}].address", m.address) for i, m in enumerate(config.map_servers)]
+    for where, address in places:
+        if address.version == 6:
+            raise ConfigError(source, where, f"{address} is an IPv6 address: reaching it needs "
+                              "an IPv6 RLOC (underlay.rloc_ipv6 and underlay.next_hop_ipv6)")
 
 
 def _check_alt(alt: AltConfig, source: str) -> None:

@@ -124,6 +124,34 @@ class LispLab:
             shutil.rmtree(self.rundir, ignore_errors=True)
 
 
+@dataclass
+class _Name:
+    name: str
+
+
+class ProcessNode:
+    """A daemon in a Mininet host (OOR, or a switchless Map-Server), stopped with the lab
+    (``LispLab.nodes``)."""
+
+    def __init__(self, host, name: str, argv: list[str], log: Path):
+        self.spec = _Name(name)
+        self.log = log
+        self.proc = host.popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                               cwd=str(REPO))
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
 def quiet_interface(node, intf: str, keep_ipv6: bool = False, arp: bool = True) -> None:
     """Offloads off (the userspace datapath forwards partial checksums as they are and TCP then
     stalls), optionally no IPv6 and no ARP (a port handed to OVS must not answer for the RLOC)."""

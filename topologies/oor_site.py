@@ -17,46 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from topologies.lispnode import LispLab, quiet_interface  # noqa: E402
+from topologies.lispnode import LispLab, ProcessNode, quiet_interface  # noqa: E402
 from topologies.oor import oor_binary, oor_config  # noqa: E402
 from topologies.two_sites import IID, site_spec  # noqa: E402
 
 MS_ADDRESS, OOR_RLOC, OOR_EID, KEY = "203.0.113.1", "198.51.100.1", "10.2.0.1", "s3cret"
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class _Name:
-    name: str
-
-
-class ProcessNode:
-    """A daemon in a Mininet host (OOR, or the switchless Map-Server), stopped with the lab."""
-
-    def __init__(self, host, name: str, argv: list[str], log: Path):
-        self.spec = _Name(name)
-        self.log = log
-        self.proc = host.popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                               cwd=str(REPO))
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def oor_ms_config(iid: int = IID) -> str:

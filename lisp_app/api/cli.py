@@ -80,7 +80,7 @@ MAPSTAT_LABELS = [
     ("control_malformed", "malformed control messages"),
     ("control_unexpected", "unexpected control messages"),
     ("control_lenient", "control messages accepted despite a deviation from the RFC"),
-    ("control_send_failed", "control messages the sockets could not send"),
+    ("control_send_failed", "control messages that could not be sent"),
     ("too_big", "ICMP too-big sent"),
     ("alt_no_route", "Map-Requests with no ALT route"),
     ("registers_sent", "Map-Registers sent"),

@@ -268,27 +268,38 @@ class ItrEngine:
 
     def _send(self, pending: PendingRequest, now: float, retransmission: bool = False) -> list:
         iid, eid = pending.key
-        rlocs = self.settings.itr_rlocs
-        request = MapRequest(
+        self._note_sent(pending.key, now)
+        if not retransmission:
+            self.stats.requests_sent += 1
+        if self.settings.use_alt:
+            return [SendOverAlt(eid, self._request(pending, self.settings.itr_rlocs).encode())]
+        by_family: dict[int, bytes] = {}  # the message as sent to destinations of each family
+
+        def message(destination: IPAddress) -> bytes:
+            version = destination.version
+            if version not in by_family:
+                rlocs = self._rlocs_first(version)
+                request = self._request(pending, rlocs)
+                by_family[version] = EncapsulatedControlMessage(
+                    _inner_source(pending.source_eid, eid, rlocs), eid, request).encode() \
+                    if self.settings.map_resolvers else request.encode()
+            return by_family[version]
+
+        targets = self.settings.map_resolvers or self.settings.map_request_targets
+        return [SendControl(target, message(target)) for target in targets]
+
+    def _request(self, pending: PendingRequest, rlocs: tuple[IPAddress, ...]) -> MapRequest:
+        return MapRequest(
             nonce=pending.nonce,
             records=(EidRecord.for_prefix(pending.prefix),),
             itr_rlocs=rlocs,
             source_eid=pending.source_eid if pending.source_eid is not None else NO_ADDRESS)
-        self._note_sent(pending.key, now)
-        if not retransmission:
-            self.stats.requests_sent += 1
-        actions = []
-        if self.settings.use_alt:
-            actions.append(SendOverAlt(eid, request.encode()))
-        elif self.settings.map_resolvers:
-            ecm = EncapsulatedControlMessage(_inner_source(pending.source_eid, eid, rlocs), eid,
-                                             request).encode()
-            actions.extend(SendControl(resolver, ecm) for resolver in self.settings.map_resolvers)
-        else:
-            payload = request.encode()
-            actions.extend(SendControl(target, payload)
-                           for target in self.settings.map_request_targets)
-        return actions
+
+    def _rlocs_first(self, version: int) -> tuple[IPAddress, ...]:
+        """Our ITR-RLOCs, those of family ``version`` first: a request sent over IPv6 asks for
+        its reply over IPv6 (ETRs answer the first ITR-RLOC they can reach)."""
+        rlocs = self.settings.itr_rlocs
+        return tuple(sorted(rlocs, key=lambda r: r.version != version))
 
 
 def _covers(record, wanted: EidPrefix) -> bool:

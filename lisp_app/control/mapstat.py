@@ -42,8 +42,9 @@ class MapStat:
     control_malformed: int = 0
     control_unexpected: int = 0
     control_lenient: int = 0   # accepted despite a known deviation from the RFC (logged)
-    control_send_failed: int = 0  # (switchless Map-Server/Map-Resolver) datagrams the
-    #                                 sockets refused, or with no socket of their family
+    control_send_failed: int = 0  # messages that could not leave: (switchless Map-Server/
+    #                                 Map-Resolver) the sockets refused them, or none is of
+    #                                 their family; (xTR) no RLOC of their family
     too_big: int = 0           # ICMP too-big / fragmentation-needed sent
     alt_no_route: int = 0      # Map-Requests or data probes with no ALT route for their EID
     registers_sent: int = 0    # (ETR) Map-Registers sent to Map-Servers

@@ -59,9 +59,13 @@ class DataProbes:
             if port is None:
                 return []
             return [self.alt.udp(port, self.rloc, f.ip_dst, sport, LISP_DATA_PORT, payload)]
-        if not self.next_hop.resolved:
-            return self.next_hop.hold(probe, now)
-        return [self.next_hop.udp(self.rloc, f.ip_dst, sport, LISP_DATA_PORT, payload)]
+        hop = self.next_hop
+        if not hop.reaches(f.ip_dst):  # an IPv6 EID without an IPv6 RLOC
+            self.stats.control_send_failed += 1
+            return []
+        if not hop.resolved_for(f.ip_dst.version):
+            return hop.hold(probe, now, f.ip_dst.version)
+        return [hop.udp(hop.source_for(f.ip_dst), f.ip_dst, sport, LISP_DATA_PORT, payload)]
 
     def on_probe(self, frame, data: bytes, now: float) -> list:
         """(ETR, Map-Server) A LISP data packet punted because it is addressed to an EID:

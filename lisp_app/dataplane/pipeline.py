@@ -63,13 +63,15 @@ K_PUNT_UNDERLAY_ARP = 0x15
 K_PUNT_DATA_PROBE = 0x16  # LISP data packet addressed to one of our EIDs (a data probe)
 K_PUNT_ALT_CONTROL = 0x17  # a Map-Request for one of our EIDs that travelled the ALT
 K_ALT = 0x18              # ALT plumbing: BGP between the internal port and the GRE ports
+K_PUNT_UNDERLAY_ND = 0x19  # Neighbor Advertisement to the IPv6 RLOC
 
 KIND_NAMES = {K_BASE: "base", K_ENCAP: "encap", K_HOST: "host", K_NEGATIVE: "negative",
               K_DROP: "drop", K_DECAP: "decap", K_PUNT_MISS: "punt-miss",
               K_PUNT_TOO_BIG: "punt-too-big", K_PUNT_RESOLVE: "punt-resolve",
               K_PUNT_NEIGHBOR: "punt-neighbor", K_PUNT_CONTROL: "punt-control",
               K_PUNT_UNDERLAY_ARP: "punt-underlay-arp", K_PUNT_DATA_PROBE: "punt-data-probe",
-              K_PUNT_ALT_CONTROL: "punt-alt-control", K_ALT: "alt"}
+              K_PUNT_ALT_CONTROL: "punt-alt-control", K_ALT: "alt",
+              K_PUNT_UNDERLAY_ND: "punt-underlay-nd"}
 
 ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GRE ports
 
@@ -391,23 +393,37 @@ class UnderlayBridge:
 
     rloc: IPv4Address
     control_rate_pps: int = 1000
-    data_probe_prefixes: tuple[EidPrefix, ...] = ()  # the ETR's IPv4 EID prefixes
+    data_probe_prefixes: tuple[EidPrefix, ...] = ()  # the ETR's EID prefixes (IPv4 ones used)
+    rloc_ipv6: IPv6Address | None = None
 
     def meters(self) -> list[Meter]:
         return [Meter(METER_CONTROL, self.control_rate_pps)]
 
     def base_flows(self) -> list[Flow]:
         rloc = str(self.rloc)
-        return [
+        flows = [
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           ipv4_dst=rloc, udp_dst=LISP_CONTROL_PORT),
                  cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_ARP, arp_op=2, arp_tpa=rloc),
                  cookie(K_PUNT_UNDERLAY_ARP), apply=(ToController(), Output(OFPP_NORMAL))),
             Flow(T_UNDERLAY, 0, (), cookie(K_BASE), apply=(Output(OFPP_NORMAL),)),
-        ] + [
+        ]
+        if self.rloc_ipv6 is not None:
+            rloc6 = str(self.rloc_ipv6)
+            flows += [
+                Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_UDP,
+                                              ipv6_dst=rloc6, udp_dst=LISP_CONTROL_PORT),
+                     cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
+                # the next hop's Neighbor Advertisements: to us (its MAC) and on to the LOCAL
+                # port's kernel and OVS's neighbour cache
+                Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
+                                              icmpv6_type=ND_NEIGHBOR_ADVERT, ipv6_dst=rloc6),
+                     cookie(K_PUNT_UNDERLAY_ND), apply=(ToController(), Output(OFPP_NORMAL)))]
+        flows += [  # data probes (the ITR sends them for IPv4 EIDs only)
             Flow(T_UNDERLAY, 39000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           udp_dst=LISP_DATA_PORT,
                                           **dict([prefix_match(p.network)])),
                  cookie(K_PUNT_DATA_PROBE), apply=(ToController(),), meter=METER_CONTROL)
             for p in self.data_probe_prefixes if p.network.version == 4]
+        return flows

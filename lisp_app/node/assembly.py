@@ -57,7 +57,8 @@ def database_of(config: Config) -> LocalDatabase:
 def itr_settings(config: Config) -> ItrSettings:
     t, b = config.timers, config.buffer
     return ItrSettings(
-        itr_rlocs=(config.underlay.rloc,), map_resolvers=config.map_resolvers,
+        itr_rlocs=tuple(r for r in (config.underlay.rloc, config.underlay.rloc_ipv6)
+                        if r is not None), map_resolvers=config.map_resolvers,
         map_request_targets=config.map_request_targets, request_timeout=t.request_timeout,
         request_retries=t.request_retries, request_min_interval=t.request_min_interval,
         request_holddown=t.request_holddown, refresh_before=t.refresh_before,
@@ -73,12 +74,13 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
     ms = map_server_of(config)
     mr = map_resolver_of(config, ms, alt_rib)
     next_hop = UnderlayNextHop(u.rloc, u.next_hop, u.rloc_ipv6, u.next_hop_ipv6)
-    installer = FlowInstaller((4, 6) if u.rloc_ipv6 is not None else (4,))
+    families = (4, 6) if u.rloc_ipv6 is not None else (4,)  # of our RLOCs
+    installer = FlowInstaller(families)
     gw = config.site_gateway
     alt = AltPath(alt_rib, config.alt.address, stats) if config.alt is not None else None
     return Engines(
         stats=stats, cache=cache, database=database, itr=itr,
-        etr=EtrEngine(database, stats) if etr_role else None, ms=ms, mr=mr,
+        etr=EtrEngine(database, stats, families) if etr_role else None, ms=ms, mr=mr,
         next_hop=next_hop, installer=installer,
         site=SiteHosts(database, stats, Gateway(gw.mac, gw.ipv4, gw.ipv6),
                        site_port_instance_ids(config)),
@@ -89,7 +91,7 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
         if config.map_servers and etr_role else None,
         watch=TrafficWatch(cache, installer, itr),
         underlay_bridge=UnderlayBridge(
-            u.rloc, control_rate_pps=config.control_rate,
+            u.rloc, control_rate_pps=config.control_rate, rloc_ipv6=u.rloc_ipv6,
             data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
 
 

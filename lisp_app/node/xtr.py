@@ -24,7 +24,7 @@ from ..dataplane.effects import LISP, UNDERLAY, PacketOut
 from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
 from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
-                                  K_PUNT_UNDERLAY_ARP, METADATA_MASK, LispBridge, inner_mtu,
+                                  K_PUNT_UNDERLAY_ARP, K_PUNT_UNDERLAY_ND, METADATA_MASK, LispBridge, inner_mtu,
                                   kind_of)
 from ..protocol import EidPrefix, Locator
 from .assembly import build, lisp_bridge_of, required_lisp_ports
@@ -68,6 +68,7 @@ class Xtr:
         """(bridge, flow kind) -> handler(frame, data, in_port, instance_id, now)."""
         table = {(UNDERLAY, K_PUNT_CONTROL): self._control,
                  (UNDERLAY, K_PUNT_UNDERLAY_ARP): self._underlay_arp,
+                 (UNDERLAY, K_PUNT_UNDERLAY_ND): self._underlay_nd,
                  (LISP, K_PUNT_TOO_BIG): self._too_big,
                  (LISP, K_PUNT_RESOLVE): self._resolve,
                  (LISP, K_PUNT_NEIGHBOR): self._neighbor,
@@ -174,6 +175,9 @@ class Xtr:
     def _underlay_arp(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
         return self.carry_out(self.next_hop.on_arp_reply(frame), now)
 
+    def _underlay_nd(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
+        return self.carry_out(self.next_hop.on_neighbor_advert(frame), now)
+
     def _data_probe(self, frame, data: bytes, in_port: int, iid: int, now: float) -> list:
         return self.carry_out(self.probes.on_probe(frame, data, now), now)
 
@@ -257,13 +261,17 @@ class Xtr:
         return out
 
     def _send_control(self, send: SendControl, now: float) -> list:
-        if send.destination.version != 4:
-            self.stats.control_unexpected += 1
+        """Out of the uplink from our RLOC of the destination's family (an IPv6 destination
+        needs ``underlay.rloc_ipv6``; without it the message is counted and dropped)."""
+        hop, destination = self.next_hop, send.destination
+        if not hop.reaches(destination):
+            self.stats.control_send_failed += 1
+            LOG.info("no RLOC of %s's family: control message dropped", destination)
             return []
-        if not self.next_hop.resolved:
-            return self.next_hop.hold(send, now)
-        return [self.next_hop.udp(self.config.underlay.rloc, send.destination, send.source_port,
-                                  send.dest_port, send.payload)]
+        if not hop.resolved_for(destination.version):
+            return hop.hold(send, now, destination.version)
+        return [hop.udp(hop.source_for(destination), destination, send.source_port,
+                        send.dest_port, send.payload)]
 
     def _install(self, act: InstallMapping, now: float) -> list:
         return self.installer.install(act.entry)
