@@ -58,13 +58,17 @@ def sh(command: str, check: bool = True) -> str:
 
 
 def oor_config(eid: str, map_server: str, key: str, map_resolver: str | None = None,
-               iid: int = 0, encapsulation: str = "LISP") -> str:
+               iid: int = 0, encapsulation: str = "LISP", probe_interval: int | None = None) -> str:
     """An OOR mobile-node configuration: one EID (a /32 on its tun interface), registered with
-    ``map_server`` (key-id 1), resolving through ``map_resolver``."""
+    ``map_server`` (key-id 1), resolving through ``map_resolver``; with ``probe_interval``, OOR
+    RLOC-probes the locators of its map-cache entries that often (seconds; OOR's default: 30)."""
+    probing = "" if probe_interval is None else (
+        f"rloc-probing {{\n    rloc-probe-interval = {probe_interval}\n"
+        f"    rloc-probe-retries = 1\n    rloc-probe-retries-interval = 1\n}}\n")
     return f"""debug = 2
 operating-mode = MN
 encapsulation = {encapsulation}
-map-request-retries = 2
+{probing}map-request-retries = 2
 map-resolver = {{
   {map_resolver or map_server}
 }}

@@ -61,9 +61,9 @@ class OorSite(LispLab):
     rundir_prefix = "lisp-oor-site-"
 
     def __init__(self, ms: str = "oor", tag: str = "", rundir: str | None = None,
-                 iid: int = IID):
+                 iid: int = IID, probe_interval: int | None = None):
         super().__init__(rundir, tag)
-        self.ms_kind, self.iid = ms, iid
+        self.ms_kind, self.iid, self.probe_interval = ms, iid, probe_interval
         spec = site_spec(1, tag=tag)
         spec.site_ports = spec.site_ports[:1]  # h1 only
         spec.site_ports[0].instance_id = spec.instance_id = iid
@@ -126,7 +126,8 @@ class OorSite(LispLab):
 
     def start_oor(self) -> None:
         conf = self.rundir / "o2.conf"
-        conf.write_text(oor_config(f"{OOR_EID}/32", MS_ADDRESS, KEY, iid=self.iid)
+        conf.write_text(oor_config(f"{OOR_EID}/32", MS_ADDRESS, KEY, iid=self.iid,
+                                   probe_interval=self.probe_interval)
                         .replace("interface = eth0", f"interface = {self.tag}o2-eth0"))
         self.oor = ProcessNode(self.host("o2"), "o2",
                                ["stdbuf", "-oL", str(oor_binary()), "-f", str(conf)],

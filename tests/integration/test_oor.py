@@ -93,12 +93,13 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
     authenticated Map-Notify; each side resolves the other's EID to the
     other's RLOC and accepts the other's Map-Reply (instance-id 0 or 1000); once resolved, no ping is lost either way
     (OOR sends classic RFC 9300 headers, lisp_app's ETR accepts them; lisp_app sends LISP-GPE,
-    OOR accepts it); tshark finds nothing malformed in the LISP packets on the wire."""
+    OOR accepts it); OOR's RLOC-probes of x1 are answered and accepted; tshark finds nothing
+    malformed in the LISP packets on the wire."""
     import json
 
     from tests.integration.wire import Capture
     from topologies.oor_site import OOR_EID, OOR_RLOC, OorSite, wait_registered
-    with OorSite(ms, tag="oq", iid=iid) as topo:
+    with OorSite(ms, tag="oq", iid=iid, probe_interval=2) as topo:
         x1, h1, o2 = topo.xtrs["x1"], topo.host("h1"), topo.host("o2")
 
         def counters():
@@ -133,6 +134,10 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
         # OOR's classic headers went through the XDP rewrite (counted at the next poll)
         wait_for(lambda: counters()["classic_received"] >= 16, 15, "the classic counters")
         assert counters()["classic_dropped"] == 0
+        # OOR RLOC-probes x1's locator (every 2 s here); x1 answers, OOR accepts the answer
+        wait_for(lambda: "Successfully probed RLOC 192.0.2.1" in topo.oor.log_text(), 15,
+                 "OOR's accepted RLOC-probe of x1")
+        assert counters()["probes_answered"] >= 1
         packets = capture.stop()
         assert layers(packets, "lisp-data") and layers(packets, "lisp")
         assert [p for pkt in packets for p in find_problems(pkt)] == []
