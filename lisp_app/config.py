@@ -8,7 +8,7 @@ Unknown keys are errors too (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address, ip_network
 from pathlib import Path
 
@@ -316,8 +316,22 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(source, "", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}") \
             from None
     config = Reader(source).read(Config, raw if raw is not None else {}, "")
+    config = _with_site_instance_id(config, raw)
     _check_site(config, source)
     return config
+
+
+def _with_site_instance_id(config: Config, raw) -> Config:
+    """Local EID prefixes written without ``[iid]`` take the site's instance_id; one written
+    with it (``[0]`` included) keeps its own."""
+    if not config.instance_id or not config.eid_prefixes:
+        return config
+    texts = [entry["prefix"] for entry in raw["eid_prefixes"]]
+    eids = tuple(
+        eid if text.strip().startswith("[") else
+        replace(eid, prefix=EidPrefix(config.instance_id, eid.prefix.network))
+        for eid, text in zip(config.eid_prefixes, texts))
+    return replace(config, eid_prefixes=eids)
 
 
 def _check_site(config: Config, source: str) -> None:
@@ -422,13 +436,8 @@ def site_port_instance_ids(config: Config) -> dict[str, int]:
 
 
 def local_prefixes(config: Config) -> list[tuple[EidPrefix, tuple[LocatorConfig, ...], int]]:
-    """The local EID prefixes as (prefix, locators, ttl): the site's instance-id applied where the
-    prefix names none (or instance-id 0), the underlay RLOC where no locators are listed."""
-    out = []
-    for eid in config.eid_prefixes:
-        prefix = eid.prefix
-        if prefix.instance_id == 0 and config.instance_id:
-            prefix = EidPrefix(config.instance_id, prefix.network)
-        locators = eid.locators or (LocatorConfig(config.underlay.rloc),)
-        out.append((prefix, locators, eid.ttl))
-    return out
+    """The local EID prefixes as (prefix, locators, ttl), the underlay RLOC where no locators
+    are listed. (A prefix written without an instance-id already carries the site's:
+    :func:`parse_config`.)"""
+    return [(eid.prefix, eid.locators or (LocatorConfig(config.underlay.rloc),), eid.ttl)
+            for eid in config.eid_prefixes]

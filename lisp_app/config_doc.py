@@ -252,8 +252,8 @@ Writing values
 - Quote IPv6 addresses and prefixes (``"2001:db8:1::/48"``): YAML reads some colon-separated
   strings of digits as numbers.
 - EID prefixes are written ``10.1.0.0/24`` or ``[1000]10.1.0.0/24`` (instance-id in brackets);
-  host bits must be zero. A local prefix written without an instance-id (or with ``[0]``) takes
-  the top-level ``instance_id``.
+  host bits must be zero. A local prefix written without an instance-id takes the top-level
+  ``instance_id``; ``[0]10.1.0.0/24`` names instance-id 0 whatever the site's.
 - A whole number is accepted where a number is expected, and a number where a string is
   expected (it is taken as its text); only ``true`` or ``false`` is accepted where a boolean is
   expected.

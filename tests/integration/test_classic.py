@@ -30,8 +30,7 @@ PORT = 9999  # the receivers' UDP port on the site hosts
 def topo(tmp_path_factory):
     x1 = site_spec(1, blue_iid=0, encapsulation="lisp")
     x2 = site_spec(2, blue_iid=0)
-    for x in (x1, x2):  # a prefix without an instance-id (or [0]) takes the site's instance_id
-        x.instance_id = 0
+    # the blue prefixes are written [0]...: instance-id 0 in sites whose instance_id is 1000
     with TwoSites(x1, x2, rundir=str(tmp_path_factory.mktemp("classic"))) as t:
         yield t
 

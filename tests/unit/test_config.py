@@ -120,3 +120,22 @@ def test_an_ms_mr_without_alt_and_underlay_runs_without_a_switch():
                      "site.yaml")
     with pytest.raises(ConfigError, match="needs map_server:, map_resolver: true or both"):
         parse_config("role: ms-mr\n", "ms.yaml")
+
+
+def test_a_prefix_without_an_instance_id_takes_the_sites_and_an_explicit_zero_stays_zero():
+    config = parse_config(MINIMAL.replace(
+        "eid_prefixes: [{prefix: 10.1.0.0/24}]",
+        "instance_id: 1000\neid_prefixes: [{prefix: 10.1.0.0/24}, {prefix: '[0]10.1.0.0/24'}, "
+        "{prefix: '[7]10.1.0.0/24'}]"))
+    assert [p for p, _locs, _ttl in local_prefixes(config)] == [
+        EidPrefix.parse("[1000]10.1.0.0/24"), EidPrefix.parse("[0]10.1.0.0/24"),
+        EidPrefix.parse("[7]10.1.0.0/24")]
+
+
+def test_the_same_prefix_twice_in_the_sites_instance_id_is_an_overlap():
+    with pytest.raises(ConfigError) as err:
+        parse_config(MINIMAL.replace(
+            "eid_prefixes: [{prefix: 10.1.0.0/24}]",
+            "instance_id: 1000\neid_prefixes: [{prefix: 10.1.0.0/24}, "
+            "{prefix: '[1000]10.1.0.128/25'}]"))
+    assert err.value.path == "eid_prefixes[1].prefix" and "overlaps" in err.value.reason
