@@ -56,6 +56,7 @@ def main(argv=None) -> int:
         except ClassicError as exc:
             print(f"lisp_app: {exc}", file=sys.stderr)
             return 3
+        print(f"lisp_app: {classic.summary()}", file=sys.stderr, flush=True)  # before logging
     try:
         return _run(config, classic, osken_args)
     finally:

@@ -77,12 +77,18 @@ printed too. Each round:
    RTT, TCP and UDP measurements follow. The next round removes the patch ports, flows and
    routes and restarts the controllers.
 
+4b. With --xdp-cost only: GPE without the uplink programs. Both controllers are restarted with
+   ``underlay.classic_decap: false`` (no XDP program attached: the site accepts LISP-GPE only)
+   and the same warm-up and measurements as in 3 follow, so that the cost of the XDP program on
+   the GPE path is a ratio of one run (GPE with the program / GPE without it). The next LISP
+   phase puts the program back.
+
 The RESULT lines come last; ratios are LISP / plain (the GPE phase) and classic / GPE, from
-medians over this run's rounds.
+medians over this run's rounds (with --xdp-cost, GPE / GPE without XDP too).
 Progress goes to stderr.
 
     sudo .venv/bin/python bench/xtr.py [--seconds N] [--samples S] [--rounds R] [--quick]
-                                       [--no-udp] [--json PATH]
+                                       [--no-udp] [--xdp-cost] [--json PATH]
 
 --quick: 3-second TCP runs, 5 latency samples, 1 round unless --seconds / --samples / --rounds
 say otherwise. The default run takes about 3.5 minutes.
@@ -535,12 +541,14 @@ def counter_delta(before: dict, after: dict) -> dict:
             for xtr, progs in after.items()}
 
 
-def set_encapsulation(topo, encapsulation: str) -> None:
-    """Restart both controllers with ``underlay.encapsulation`` set (flows deleted first, as in
-    to_lisp: they come back with empty map-caches and reprogram their bridges)."""
+def set_encapsulation(topo, encapsulation: str, classic_decap: bool = True) -> None:
+    """Restart both controllers with ``underlay.encapsulation`` and ``underlay.classic_decap``
+    set (flows deleted first, as in to_lisp: they come back with empty map-caches and reprogram
+    their bridges)."""
     for xtr in topo.xtrs.values():
         xtr.stop_controller()
         xtr.spec.encapsulation = encapsulation
+        xtr.spec.classic_decap = classic_decap
         for bridge in ("br-lisp", "br-u"):
             xtr.ofctl(f"del-flows {bridge}")
         xtr.start_controller()
@@ -634,10 +642,23 @@ def run(args) -> dict:
                 finally:
                     for xtr in topo.xtrs.values():
                         xtr.spec.encapsulation = "gpe"  # to_plain stops the controllers
+                no_xdp = None
+                if args.xdp_cost:
+                    progress(f"{label}: GPE without the XDP program (classic_decap: false)")
+                    set_encapsulation(topo, "gpe", classic_decap=False)
+                    try:
+                        no_xdp_warm = warm_up(topo)
+                        no_xdp = traffic(topo, f"{label} GPE without XDP", args.seconds,
+                                         udp_seconds)
+                        no_xdp["warm_up"] = no_xdp_warm
+                    finally:
+                        for xtr in topo.xtrs.values():
+                            xtr.spec.classic_decap = True
                 progress(f"{label}: baseline (controllers stopped, static router flows)")
                 to_plain(topo)
                 plain = traffic(topo, f"{label} plain", args.seconds, udp_seconds)
-                figures["rounds"].append({"lisp": lisp, "classic": classic, "plain": plain})
+                figures["rounds"].append({"lisp": lisp, "classic": classic, "plain": plain,
+                                          **({"gpe_no_xdp": no_xdp} if no_xdp else {})})
         finally:
             server.terminate()
             server.wait(10)
@@ -693,6 +714,19 @@ def summarize(figures: dict) -> dict:
                                              summary["udp_lisp_kpps"])
         summary["udp_classic_ratio_per_round"] = [
             ratio(a, r["lisp"]["udp"]["received_pps"] / 1e3) for a, r in zip(classic_udp, rounds)]
+    if "gpe_no_xdp" in rounds[0]:
+        no_xdp_tcp = [r["gpe_no_xdp"]["tcp"]["gbps"] for r in rounds]
+        summary["tcp_no_xdp_gbps"] = statistics.median(no_xdp_tcp)
+        summary["tcp_xdp_ratio"] = ratio(summary["tcp_lisp_gbps"], summary["tcp_no_xdp_gbps"])
+        summary["tcp_xdp_ratio_per_round"] = [ratio(a, b) for a, b in zip(lisp_tcp, no_xdp_tcp)]
+        if "udp" in rounds[0]["gpe_no_xdp"]:
+            no_xdp_udp = [r["gpe_no_xdp"]["udp"]["received_pps"] / 1e3 for r in rounds]
+            summary["udp_no_xdp_kpps"] = statistics.median(no_xdp_udp)
+            summary["udp_xdp_ratio"] = ratio(summary["udp_lisp_kpps"],
+                                             summary["udp_no_xdp_kpps"])
+            summary["udp_xdp_ratio_per_round"] = [
+                ratio(r["lisp"]["udp"]["received_pps"] / 1e3, b)
+                for r, b in zip(rounds, no_xdp_udp)]
     return summary
 
 
@@ -712,7 +746,9 @@ def report(figures: dict) -> None:
               f"{wu['cold_ping_sent']} replies, first reply icmp_seq={wu['cold_first_reply_seq']} "
               f"RTT {wu['cold_first_rtt_ms']} ms; ICMP fragmentation-needed MTU "
               f"{wu['icmp_frag_needed_mtu']}")
-        for name in ("lisp", "classic", "plain"):
+        for name in ("lisp", "classic", "gpe_no_xdp", "plain"):
+            if name not in rnd:
+                continue
             run_ = rnd[name]
             tcp, rtt = run_["tcp"], run_["rtt_ms"]
             print(f"round {n} {name:<7} RTT p50 {rtt['p50']:.3f} ms ({rtt['replies']}/"
@@ -780,6 +816,19 @@ def report(figures: dict) -> None:
         print(f"RESULT classic_udp_kpps={summary['udp_classic_kpps']:.1f} "
               f"gpe_udp_kpps={summary['udp_lisp_kpps']:.1f} "
               f"ratio={summary['udp_classic_ratio']:.3f} (goal >= 0.9)")
+    if "tcp_xdp_ratio" in summary:
+        print(f"GPE with / without the XDP program per round: TCP "
+              f"{', '.join(f'{v:.3f}' for v in summary['tcp_xdp_ratio_per_round'])}"
+              + (f"; UDP packets/s "
+                 f"{', '.join(f'{v:.3f}' for v in summary['udp_xdp_ratio_per_round'])}"
+                 if "udp_xdp_ratio_per_round" in summary else ""))
+        print(f"RESULT xdp_cost_tcp gpe_gbps={summary['tcp_lisp_gbps']:.3f} "
+              f"gpe_no_xdp_gbps={summary['tcp_no_xdp_gbps']:.3f} "
+              f"ratio={summary['tcp_xdp_ratio']:.3f}")
+        if "udp_xdp_ratio" in summary:
+            print(f"RESULT xdp_cost_udp gpe_kpps={summary['udp_lisp_kpps']:.1f} "
+                  f"gpe_no_xdp_kpps={summary['udp_no_xdp_kpps']:.1f} "
+                  f"ratio={summary['udp_xdp_ratio']:.3f}")
     sys.stdout.flush()
 
 
@@ -795,6 +844,9 @@ def main(argv: list[str] | None = None) -> int:
                              "medians over them (default 3, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="short runs, few samples, 1 round")
     parser.add_argument("--no-udp", action="store_true", help="skip the UDP packet-rate runs")
+    parser.add_argument("--xdp-cost", action="store_true",
+                        help="also measure GPE without the uplink's XDP program "
+                             "(classic_decap: false) in every round")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
     parser.add_argument("--tag", default="b",
                         help="interface-name prefix, so that topologies can coexist (default b)")

@@ -5,7 +5,8 @@ classic headers every deployed LISP router sends (docs/architecture.rst). Two sm
 on the underlay uplink, shipped as C in ``lisp_app/dataplane/bpf/`` and compiled here with clang
 when they are attached, close that gap without any packet passing through the controller:
 
-- ``lisp_decap.c``, XDP in generic mode (it runs before OVS's AF_PACKET socket reads the frame):
+- ``lisp_decap.c``, XDP (it runs before OVS's AF_PACKET socket reads the frame; in the driver's
+  native mode where the interface supports it, else in generic mode, ``underlay.xdp_mode``):
   rewrites a classic header on a UDP 4341 packet to one of our RLOCs into OVS's GPE header,
   drops (and counts) the UDP 4341 packets no valid LISP packet looks like;
 - ``lisp_encap.c``, tc cls_bpf on the uplink's egress (``underlay.encapsulation: lisp``):
@@ -51,15 +52,25 @@ class ClassicError(RuntimeError):
     """The classic path cannot be set up; the message names the interface and the reason."""
 
 
+XDP_MODES = {"native": "xdpdrv", "generic": "xdpgeneric"}   # underlay.xdp_mode -> ip's word
+BPFTOOL_XDP_MODES = {"driver": "native", "generic": "generic"}  # bpftool net show's -> ours
+
+
 @dataclass(frozen=True)
 class Plan:
     """What to attach where: ``decap`` (XDP) and ``encap`` (tc egress) on ``interface``;
-    ``rlocs`` are this xTR's addresses (only packets to them are rewritten)."""
+    ``rlocs`` are this xTR's addresses (only packets to them are rewritten); ``xdp_mode`` is
+    auto (native, else generic), native or generic."""
 
     interface: str
     decap: bool
     encap: bool
     rlocs: tuple[IPv4Address | IPv6Address, ...]
+    xdp_mode: str = "auto"
+
+    def xdp_modes(self) -> tuple[str, ...]:
+        """The XDP modes to try, in order."""
+        return ("native", "generic") if self.xdp_mode == "auto" else (self.xdp_mode,)
 
 
 def plan_for(config: Config) -> Plan | None:
@@ -70,7 +81,8 @@ def plan_for(config: Config) -> Plan | None:
     encap = u.encapsulation == "lisp" and config.role in ("itr", "xtr")
     if not (decap or encap):
         return None
-    return Plan(u.uplink_interface or u.uplink_port, decap, encap, local_rlocs(config))
+    return Plan(u.uplink_interface or u.uplink_port, decap, encap, local_rlocs(config),
+                u.xdp_mode)
 
 
 def local_rlocs(config: Config) -> tuple[IPv4Address | IPv6Address, ...]:
@@ -104,12 +116,13 @@ def compile_command(name: str, out_dir: Path) -> list[str]:
             "-c", str(SOURCES / f"{name}.c"), "-o", str(out_dir / f"{name}.o")]
 
 
-def attach_decap_command(interface: str, obj: Path) -> list[str]:
-    return ["ip", "link", "set", "dev", interface, "xdpgeneric", "obj", str(obj), "sec", "xdp"]
+def attach_decap_command(interface: str, obj: Path, mode: str = "generic") -> list[str]:
+    return ["ip", "link", "set", "dev", interface, XDP_MODES[mode], "obj", str(obj), "sec",
+            "xdp"]
 
 
-def detach_decap_command(interface: str) -> list[str]:
-    return ["ip", "link", "set", "dev", interface, "xdpgeneric", "off"]
+def detach_decap_command(interface: str, mode: str = "generic") -> list[str]:
+    return ["ip", "link", "set", "dev", interface, XDP_MODES[mode], "off"]
 
 
 def clsact_command(interface: str, add: bool) -> list[str]:
@@ -138,7 +151,7 @@ def program_ids(net_show: list, interface: str) -> dict[str, int]:
     found = {}
     for section in net_show:
         for entry in section.get("xdp", ()):
-            if entry.get("devname") == interface and entry.get("mode") == "generic":
+            if entry.get("devname") == interface and entry.get("mode") in BPFTOOL_XDP_MODES:
                 found["decap"] = int(entry["id"])
         for entry in section.get("tc", ()):
             if (entry.get("devname") == interface and entry.get("kind") == "clsact/egress"
@@ -178,7 +191,8 @@ def mapstat_values(decap: dict[str, int] | None, encap: dict[str, int] | None) -
 
 def attach_error(plan: Plan, what: str, reason: str) -> ClassicError:
     hint = GPE_ONLY_HINT if what == "decap" else "set underlay.encapsulation: gpe"
-    program = ("the classic-LISP decapsulation program (XDP, generic mode)" if what == "decap"
+    modes = " or ".join(plan.xdp_modes())
+    program = (f"the classic-LISP decapsulation program (XDP, {modes} mode)" if what == "decap"
                else "the RFC 9300 encapsulation program (tc egress)")
     return ClassicError(f"cannot attach {program} to interface {plan.interface}: {reason}; "
                         f"{hint}")
@@ -210,6 +224,7 @@ class ClassicPath:
         self.has_interface = has_interface
         self.own_clsact = False
         self.maps: dict[str, int] = {}  # map name -> id, found after attaching
+        self.xdp_mode: str | None = None  # the mode the decapsulation program runs in
 
     @classmethod
     def for_config(cls, config: Config) -> "ClassicPath | None":
@@ -238,9 +253,15 @@ class ClassicPath:
                     raise attach_error(p, "decap" if name == DECAP else "encap",
                                        f"clang failed on {name}.c: {_why(proc)}")
             if p.decap:
-                proc = self.run(attach_decap_command(p.interface, out / f"{DECAP}.o"))
-                if proc.returncode:
-                    raise attach_error(p, "decap", _why(proc))
+                failures = []
+                for mode in p.xdp_modes():
+                    proc = self.run(attach_decap_command(p.interface, out / f"{DECAP}.o", mode))
+                    if proc.returncode == 0:
+                        self.xdp_mode = mode
+                        break
+                    failures.append(f"{mode}: {_why(proc)}")
+                if self.xdp_mode is None:
+                    raise attach_error(p, "decap", "; ".join(failures))
             if p.encap:
                 shown = self.run(["tc", "qdisc", "show", "dev", p.interface])
                 if "clsact" not in shown.stdout:
@@ -265,9 +286,14 @@ class ClassicPath:
             self.detach(quiet=True)
             raise attach_error(p, what, f"attached, but its maps cannot be set up: {exc}") \
                 from None
-        LOG.info("classic LISP on %s: %s", p.interface, ", ".join(
-            s for s, on in (("decapsulation (XDP generic)", p.decap),
-                            ("RFC 9300 encapsulation (tc egress)", p.encap)) if on))
+        LOG.info("%s", self.summary())
+
+    def summary(self) -> str:
+        """What is attached where, in a line: ``classic LISP on x1-up: ...``."""
+        p = self.plan
+        return f"classic LISP on {p.interface}: " + ", ".join(
+            s for s, on in ((f"decapsulation (XDP, {self.xdp_mode} mode)", p.decap),
+                            ("RFC 9300 encapsulation (tc egress)", p.encap)) if on)
 
     def _json(self, cmd: list[str]):
         proc = self.run(cmd)
@@ -329,8 +355,8 @@ class ClassicPath:
         """Remove what :meth:`attach` put on the interface (errors only logged)."""
         p = self.plan
         cmds = []
-        if p.decap:
-            cmds.append(detach_decap_command(p.interface))
+        if p.decap:  # whichever mode it was attached in (a killed controller's, too)
+            cmds += [detach_decap_command(p.interface, mode) for mode in p.xdp_modes()]
         if p.encap:
             cmds.append(detach_encap_command(p.interface))
             if self.own_clsact:
@@ -367,6 +393,7 @@ def main(argv=None) -> int:
     try:
         if args.action == "attach":
             path.attach()
+            print(f"lisp_app: {path.summary()}")
         elif args.action == "detach":
             path.detach()
         else:

@@ -96,6 +96,11 @@ class UnderlayConfig:
         "accept classic RFC 9300 data packets (any of the N, L, E, V, I bits) as well as LISP-GPE: "
         "an XDP program on the uplink rewrites their header for OVS's GPE port; the controller "
         "refuses to start when it cannot attach it. `false` accepts LISP-GPE only"))
+    xdp_mode: str = field(default="auto", metadata=_doc(
+        "how the classic decapsulation program runs: `native` (in the interface driver, before "
+        "a socket buffer is built; the cheap mode, where the driver supports XDP), `generic` "
+        "(on the socket buffer, any interface) or `auto` (native, else generic)",
+        choices=("auto", "native", "generic")))
     uplink_interface: str | None = field(default=None, metadata=_doc(
         "the kernel network interface the classic-LISP programs attach to; default: "
         "uplink_port (an OVS `system` port carries the interface's name)",

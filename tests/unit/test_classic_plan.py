@@ -84,6 +84,7 @@ def test_command_lines():
     obj = Path("/tmp/x/lisp_decap.o")
     assert classic.attach_decap_command("up0", obj) == [
         "ip", "link", "set", "dev", "up0", "xdpgeneric", "obj", str(obj), "sec", "xdp"]
+    assert classic.attach_decap_command("up0", obj, "native")[5] == "xdpdrv"
     assert classic.detach_decap_command("up0")[-1] == "off"
     assert classic.attach_encap_command("up0", obj)[:9] == [
         "tc", "filter", "add", "dev", "up0", "egress", "pref", "4341", "handle"]
@@ -178,7 +179,8 @@ def test_attach_compiles_attaches_and_fills_the_rloc_map():
     text = [" ".join(c) for c in run.calls]
     first = text.index(" ".join(classic.detach_decap_command("x1-up")))  # a killed run's leftovers
     compiled = next(i for i, t in enumerate(text) if t.startswith("clang"))
-    attached = next(i for i, t in enumerate(text) if "xdpgeneric obj" in t)
+    attached = next(i for i, t in enumerate(text) if "xdpdrv obj" in t)  # auto: native first
+    assert path.xdp_mode == "native" and not any("xdpgeneric obj" in t for t in text)
     assert first < compiled < attached < next(i for i, t in enumerate(text)
                                               if t.startswith("tc filter add"))
     updates = [c for c in run.calls if c[:3] == ["bpftool", "map", "update"]]
@@ -188,12 +190,29 @@ def test_attach_compiles_attaches_and_fills_the_rloc_map():
     run.calls.clear()
     path.detach()
     assert ["tc", "qdisc", "del", "dev", "x1-up", "clsact"] in run.calls
-    assert classic.detach_decap_command("x1-up") in run.calls
+    assert classic.detach_decap_command("x1-up", "native") in run.calls
+    assert classic.detach_decap_command("x1-up", "generic") in run.calls
+
+
+def test_auto_falls_back_to_generic_xdp_where_the_driver_has_none():
+    path, run = path_for(fail="xdpdrv obj")
+    path.attach()
+    assert path.xdp_mode == "generic"
+    assert any("xdpgeneric obj" in " ".join(c) for c in run.calls)
+
+
+def test_a_chosen_xdp_mode_is_the_only_one_tried():
+    path, run = path_for(extra=", xdp_mode: generic", fail="xdpgeneric obj")
+    with pytest.raises(classic.ClassicError) as err:
+        path.attach()
+    assert "XDP, generic mode" in str(err.value)
+    assert not any("xdpdrv" in " ".join(c) for c in run.calls)
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"fail": "xdpgeneric obj"}, ["decapsulation program (XDP, generic mode)", "x1-up",
-                                  "interface is busy", "classic_decap: false"]),
+    ({"fail": "sec xdp"}, ["decapsulation program (XDP, native or generic mode)", "x1-up",
+                           "native: Error: interface is busy", "generic: Error",
+                           "classic_decap: false"]),
     ({"fail": "tc filter add"}, ["encapsulation program (tc egress)", "x1-up",
                                  "interface is busy", "encapsulation: gpe"]),
     ({"which": lambda tool: None if tool == "clang" else tool},

@@ -1,5 +1,5 @@
-/* lisp_app's classic-LISP decapsulation helper: an XDP program (generic mode) on the underlay
- * uplink, run before Open vSwitch's AF_PACKET socket sees the frame.
+/* lisp_app's classic-LISP decapsulation helper: an XDP program (native mode where the driver
+ * supports it, else generic: underlay.xdp_mode) on the underlay uplink, run before Open vSwitch's AF_PACKET socket sees the frame.
  *
  * A UDP 4341 packet to one of this xTR's RLOCs (map lisp_rlocs) with a classic RFC 9300 header
  * (P bit clear) gets that header rewritten in place into the LISP-GPE header OVS's VXLAN-GPE
