@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench import xtr
 from bench.xtr import check_classic_headers, check_gpe_headers, counter_delta
 
 
@@ -33,3 +34,24 @@ def test_classic_phase_needs_classic_both_ways_and_no_gpe():
 def test_gpe_phase_check():
     assert check_gpe_headers({"x2": counters(None, 0, 100)})["ok"]
     assert not check_gpe_headers({"x2": counters(None, 4, 100)})["ok"]
+
+
+def _phase(gbps, kpps):
+    return {"tcp": {"gbps": gbps}, "udp": {"received_pps": kpps * 1e3},
+            "punts_tcp": {"seconds": 1.0, "packet_ins": 0, "controller_flow_n_packets": 0},
+            "punts_udp": {"packet_ins": 0}}
+
+
+def test_xdp_cost_ratios_are_gpe_with_the_program_over_gpe_without_it():
+    rounds = [{"lisp": _phase(0.8, 40), "classic": _phase(0.8, 40), "plain": _phase(1.0, 50),
+               "gpe_no_xdp": _phase(1.0, 50)},
+              {"lisp": _phase(0.9, 45), "classic": _phase(0.9, 45), "plain": _phase(1.0, 50),
+               "gpe_no_xdp": _phase(0.9, 60)}]
+    figures = {"rounds": rounds, "miss": {"p50": 3.0, "p99": 4.0},
+               "echo_rtt_ms": {"p50": 0.3}, "udp_rtt_ms": {"p50": 0.4}}
+    summary = xtr.summarize(figures)
+    assert summary["tcp_xdp_ratio_per_round"] == [0.8, 1.0]
+    assert summary["udp_xdp_ratio_per_round"] == [0.8, 0.75]
+    assert summary["udp_xdp_ratio"] == 42.5 / 55
+    del rounds[0]["gpe_no_xdp"], rounds[1]["gpe_no_xdp"]
+    assert "tcp_xdp_ratio" not in xtr.summarize(figures)
