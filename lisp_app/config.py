@@ -137,6 +137,28 @@ class TimersConfig:
 
 
 @dataclass(frozen=True)
+class ProbingConfig:
+    """RLOC probing (RFC 9301 section 7.1): the ITR checks the locators it encapsulates to, and
+    moves traffic off those that stop answering. The defaults are conservative (a dead locator is
+    noticed within about interval + misses x timeout, 66 s); ``{interval: 1, timeout: 0.5}``
+    notices it within 2.5 s, for sites that want fast failover."""
+
+    enabled: bool = field(default=True, metadata=_doc(
+        "probe the locators of the map-cache's mappings"))
+    interval: float = field(default=60.0, metadata=_doc(
+        "seconds between two probes of a locator (one probe per locator address, however "
+        "many mappings use it)", min=0.1, max=3600))
+    timeout: float = field(default=2.0, metadata=_doc(
+        "seconds a probe waits for its answer; an unanswered probe is a miss and is repeated "
+        "at once", min=0.05, max=60))
+    misses: int = field(default=3, metadata=_doc(
+        "misses in a row that mark a locator down (its mappings move to their other "
+        "locators)", min=1, max=100))
+    rate: float = field(default=100.0, metadata=_doc(
+        "probes per second at most, in all", min=1, max=100000))
+
+
+@dataclass(frozen=True)
 class BufferConfig:
     """Packets held while their Map-Request is outstanding."""
 
@@ -286,6 +308,8 @@ class Config:
         "LISP control messages per second punted from the underlay (OpenFlow meter); raise it "
         "on a busy Map-Server/Map-Resolver", min=1, max=1000000))
     timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
+    probing: ProbingConfig = field(default_factory=ProbingConfig, metadata=_doc(
+        "(itr, xtr) RLOC probing and failover"))
     buffer: BufferConfig = field(default_factory=BufferConfig, metadata=_doc("buffering"))
     api: ApiConfig = field(default_factory=ApiConfig, metadata=_doc("inspection API"))
     alt: AltConfig | None = field(default=None, metadata=_doc(

@@ -13,7 +13,7 @@ from lisp_app.config import parse_config
 from lisp_app.alt.effects import Announce, Withdraw
 from lisp_app.node import Xtr
 from lisp_app.dataplane import frames
-from lisp_app.dataplane.effects import LISP, UNDERLAY, PacketOut
+from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from lisp_app.dataplane.pipeline import K_PUNT_MISS, cookie
 from lisp_app.protocol.numbers import LISP_CONTROL_PORT
 from lisp_app.protocol import decode_control
@@ -26,7 +26,10 @@ lisp_bridge: {datapath_id: 1, site_ports: [{name: site}]}
 underlay: {datapath_id: 2, rloc: 192.0.2.1, next_hop: 192.0.2.254, mtu: 1500}
 site_gateway: {ipv4: 10.1.0.1, ipv6: "2001:db8:1::1", mac: "02:00:00:00:00:01"}
 map_request_targets: [198.51.100.1]
+probing: {enabled: false}
 """
+# (RLOC probing is off in this config, so that the timer's effects are the ITR's own; the
+# probing tests turn it on: tests/unit/test_prober.py)
 SITE, GPE, UPLINK = 1, 2, 7
 HOST_MAC, GW_MAC = "02:aa:00:00:00:10", "02:00:00:00:00:01"
 LOCAL_MAC, ROUTER_MAC = "02:bb:00:00:00:01", "02:cc:00:00:00:fe"
@@ -54,6 +57,26 @@ def arp_reply(sender_ip: str, sender_mac: str, target_ip: str, target_mac: str) 
             + bytes.fromhex("0001080006040002") + frames.mac_to_bytes(sender_mac)
             + ip_address(sender_ip).packed + frames.mac_to_bytes(target_mac)
             + ip_address(target_ip).packed)
+
+
+def switch_with_base(xtr):
+    """A fake LISP bridge holding the node's base flows."""
+    from tests.fakeswitch import FakeSwitch
+    switch = FakeSwitch()
+    _meters, base, groups = xtr.desired(LISP)
+    switch.install(base, groups)
+    return switch
+
+
+def apply(switch, effects) -> None:
+    """Carry the LISP bridge's flow changes among ``effects`` out on a fake switch."""
+    for e in effects:
+        if isinstance(e, FlowChange) and e.bridge == LISP:
+            for f in e.delete:
+                switch.flows.pop(f.key, None)
+            switch.install(e.add, e.groups)
+            for gid in e.delete_groups:
+                del switch.groups[gid]
 
 
 def miss(xtr, dst, now=0.0, src="10.1.0.10"):

@@ -29,10 +29,32 @@ def format_mapping(m: dict) -> list[str]:
         flags.append(f"negative, action {m['action']}")
     lines = [f"{m['eid']}{iid}  " + ", ".join(flags)]
     for i, loc in enumerate(m["locators"], 1):
-        state = "up" if loc["reachable"] else "down"
+        probe = loc.get("probe")
+        if probe is None:  # not probed (probing off, or a local locator): the R bit says
+            state = "up" if loc["reachable"] else "down"
+        else:
+            state = probe["state"]
+            if probe["since"] is not None:
+                state += f" for {probe['since']:.0f}s"
+            if probe["rtt_ms"] is not None:
+                state += f", rtt {probe['rtt_ms']:.1f} ms"
         local = " local" if loc["local"] else ""
         lines.append(f"    RLOC {i}: {loc['rloc']:<16} priority {loc['priority']:>3}  "
                      f"weight {loc['weight']:>3}  {state}{local}")
+    return lines
+
+
+def format_locators(data: dict) -> list[str]:
+    if not data["locators"]:
+        return ["no probed locators (probing off, or no mapping in the map-cache)"]
+    lines = []
+    for loc in data["locators"]:
+        since = "" if loc["since"] is None else f" for {loc['since']:.0f}s"
+        rtt = "" if loc["rtt_ms"] is None else f", rtt {loc['rtt_ms']:.1f} ms"
+        misses = f", {loc['misses']} missed" if loc["misses"] else ""
+        lines.append(f"{loc['rloc']:<24} {loc['state']}{since}{rtt}{misses}; "
+                     f"{len(loc['mappings'])} mapping(s): {', '.join(loc['mappings'][:4])}"
+                     + (" ..." if len(loc["mappings"]) > 4 else ""))
     return lines
 
 
@@ -71,6 +93,13 @@ MAPSTAT_LABELS = [
     ("buffer_dropped", "held packets dropped"),
     ("reinjected", "held packets sent on"),
     ("data_probes_sent", "data probes sent"),
+    ("probes_sent", "RLOC-probes sent"),
+    ("probe_replies", "RLOC-probes answered by the probed locator"),
+    ("probes_unanswered", "RLOC-probes unanswered (misses)"),
+    ("probes_deferred", "RLOC-probes delayed by the probing rate cap"),
+    ("probe_replies_unknown", "RLOC-probe replies with an unknown nonce (ignored)"),
+    ("locators_went_down", "locators marked down by probing"),
+    ("locators_came_up", "locators back up after being down"),
     ("requests_received", "Map-Requests received"),
     ("requests_not_ours", "Map-Requests for EIDs not ours"),
     ("replies_sent", "Map-Replies sent"),
@@ -198,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete = mp.add_parser("del", help="remove a map-cache entry", parents=[leaf])
     delete.add_argument("prefix")
     sub.add_parser("mapstat", help="counters", parents=[leaf])
+    sub.add_parser("locators", help="RLOC probing: the probed locators, up or down",
+                   parents=[leaf])
     sub.add_parser("flows", help="our flows and groups", parents=[leaf])
     sub.add_parser("bgp", help="the ALT: BGP neighbours and routes", parents=[leaf])
     return parser
@@ -232,6 +263,9 @@ def main(argv=None) -> int:
         elif args.command == "bgp":
             data = client.bgp()
             lines = format_bgp(data)
+        elif args.command == "locators":
+            data = client.locators()
+            lines = format_locators(data)
         else:
             data = client.flows()
             lines = format_flows(data)

@@ -69,6 +69,9 @@ class LispClient:
     def flows(self) -> dict:
         return self._call("GET", "/flows")
 
+    def locators(self) -> dict:
+        return self._call("GET", "/locators")
+
     def bgp(self) -> dict:
         return self._call("GET", "/bgp")
 

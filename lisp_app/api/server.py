@@ -6,6 +6,7 @@
                                  or {"mappings": [such objects]}: all or none, one OpenFlow bundle
     DELETE /map?prefix=P         remove a static (or any cached) mapping
     GET    /mapstat              counters
+    GET    /locators             RLOC probing: each probed locator's state, RTT and mappings
     GET    /flows                our flows and groups as the switch reports them
     GET    /bgp                  the ALT: BGP neighbours, learned routes, announced prefixes
     GET    /echo?bridge=B&count=N OpenFlow echo round trips to a bridge (seconds)
@@ -75,6 +76,8 @@ class Api:
             return self.map_del(_required(query, "prefix"))
         if path == "/mapstat" and method == "GET":
             return self.mapstat()
+        if path == "/locators" and method == "GET":
+            return {"locators": self.app.xtr.queries.locators(self.clock())}
         if path == "/flows" and method == "GET":
             return self.flows()
         if path == "/bgp" and method == "GET":

@@ -14,7 +14,7 @@ from ..dataplane.effects import LISP, FlowChange
 from ..dataplane.flows import Flow, Group
 from ..dataplane.pipeline import LispBridge
 from ..mapping.cache import CacheEntry
-from ..mapping.locators import select_shares
+from ..mapping.locators import UNUSABLE_PRIORITY, select_shares, tunnel_address
 from ..protocol.addresses import EidPrefix
 
 FIRST_GROUP_ID = 1
@@ -62,10 +62,12 @@ def _after(gid: int) -> int:
 
 
 class FlowInstaller:
-    """The map-cache's flows and groups on the LISP bridge."""
+    """The map-cache's flows and groups on the LISP bridge. ``is_down(address)`` says whether
+    RLOC probing found a locator down (its traffic then goes to the mapping's other locators)."""
 
-    def __init__(self, rloc_families: tuple[int, ...] = (4,)):
+    def __init__(self, rloc_families: tuple[int, ...] = (4,), is_down=None):
         self.rloc_families = rloc_families
+        self.is_down = is_down
         self.bridge: LispBridge | None = None
         self.installed: dict[EidPrefix, tuple[tuple[Flow, ...], Group | None]] = {}
         self.groups = GroupIds()
@@ -76,23 +78,43 @@ class FlowInstaller:
 
     def shares(self, entry: CacheEntry):
         """The locators that carry the entry's traffic, with the RLOC families we can reach."""
-        return select_shares(entry.locators, families=self.rloc_families)
+        return select_shares(entry.locators, self.is_down, families=self.rloc_families)
+
+    def probe_targets(self, entry: CacheEntry) -> list:
+        """The addresses RLOC probing watches for the entry: each usable locator's tunnel
+        address, down ones included (so that they can come back)."""
+        out = []
+        for loc in entry.locators:
+            if loc.priority < UNUSABLE_PRIORITY:
+                address = tunnel_address(loc, self.rloc_families)
+                if address is not None:
+                    out.append(address)
+        return out
 
     def install(self, entry: CacheEntry) -> list[FlowChange]:
         if self.bridge is None:
             return []  # programmed with everything else when the bridge connects
         shares = self.shares(entry)
-        group_id = self.groups.of(entry.prefix) if len(shares) > 1 else None
-        flows, group = self.bridge.mapping_flows(entry, shares, group_id)
         old_flows, old_group = self.installed.get(entry.prefix, ((), None))
+        # a mapping whose locators share its traffic keeps its select group while one of them is
+        # left: a locator going down or up then modifies the group in place, not the flow
+        grouped = len(shares) > 1 or (len(shares) == 1 and self.is_down is not None and len(
+            select_shares(entry.locators, families=self.rloc_families)) > 1)
+        group_id = self.groups.of(entry.prefix) if grouped else None
+        flows, group = self.bridge.mapping_flows(entry, shares, group_id)
         self.installed[entry.prefix] = (tuple(flows), group)
         new_keys = {f.key for f in flows}
         stale = tuple(f for f in old_flows if f.key not in new_keys)
+        unchanged = set(old_flows)
+        add = tuple(f for f in flows if f not in unchanged)  # identical flows are not re-sent
         drop_group = ()
         if old_group is not None and group is None:
             drop_group = (self.groups.release(entry.prefix),)
-        return [FlowChange(LISP, add=tuple(flows), delete=stale,
-                           groups=(group,) if group else (), delete_groups=drop_group)]
+        groups = (group,) if group is not None and group != old_group else ()
+        if not (add or stale or groups or drop_group):
+            return []
+        return [FlowChange(LISP, add=add, delete=stale, groups=groups,
+                           delete_groups=drop_group)]
 
     def uninstall(self, prefix: EidPrefix) -> list[FlowChange]:
         old_flows, old_group = self.installed.pop(prefix, ((), None))

@@ -193,16 +193,21 @@ class ItrEngine:
             self.last_traffic.pop(entry.prefix, None)
             actions.append(RemoveMapping(entry))
         for entry in self._due_for_refresh(now):
-            eid = entry.prefix.network.network_address
-            key = (entry.prefix.instance_id, eid)
-            if key in self.pending:
-                continue
-            pending = PendingRequest(key, entry.prefix, self._nonce(), None, now,
-                                     now + self.settings.request_timeout)
-            self.pending[key] = pending
-            self.by_nonce[pending.nonce] = pending
-            actions.extend(self._send(pending, now))
+            actions.extend(self.request_again(entry, now))
         return actions
+
+    def request_again(self, entry: CacheEntry, now: float) -> list:
+        """Ask for a cached mapping again (before it expires, or because probing found all its
+        locators down); the entry stays in use until the answer replaces it."""
+        eid = entry.prefix.network.network_address
+        key = (entry.prefix.instance_id, eid)
+        if key in self.pending:
+            return []
+        pending = PendingRequest(key, entry.prefix, self._nonce(), None, now,
+                                 now + self.settings.request_timeout)
+        self.pending[key] = pending
+        self.by_nonce[pending.nonce] = pending
+        return self._send(pending, now)
 
     def next_deadline(self) -> float | None:
         """When ``on_timer`` next has work (None: nothing scheduled)."""

@@ -30,6 +30,13 @@ class MapStat:
     buffer_dropped: int = 0    # held packets dropped when their request failed or was negative
     reinjected: int = 0
     data_probes_sent: int = 0
+    probes_sent: int = 0           # RLOC-probes sent to remote locators
+    probe_replies: int = 0         # ... answered (nonce matched)
+    probes_unanswered: int = 0     # ... not answered within probing.timeout (misses)
+    probes_deferred: int = 0       # ... held back by the probing.rate cap
+    probe_replies_unknown: int = 0  # probe replies whose nonce is not an outstanding probe's
+    locators_went_down: int = 0    # locators marked down (probing.misses misses in a row)
+    locators_came_up: int = 0      # down locators that answered again
     # ETR
     requests_received: int = 0
     requests_not_ours: int = 0

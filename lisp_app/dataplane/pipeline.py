@@ -328,12 +328,15 @@ class LispBridge:
         if len(shares) > 1 and group_id is None:
             raise ValueError(f"{prefix}: several locators need a group id")
         # mappings to the same locators share their actions and group buckets (memoized: bulk
-        # loads are fast, and a million mappings do not hold a million copies)
+        # loads are fast, and a million mappings do not hold a million copies). With a group id,
+        # even one locator goes through the group (a mapping keeps its group while probing
+        # moves its traffic between locators).
+        grouped = group_id is not None
         memo = self._encap_actions_memo
-        key = (prefix.instance_id, shares)
+        key = (prefix.instance_id, shares, grouped)
         compiled = memo.get(key)
         if compiled is None:
-            compiled = self._encap_actions(prefix.instance_id, shares)
+            compiled = self._encap_actions(prefix.instance_id, shares, grouped)
             if len(memo) >= ENCAP_ACTIONS_MEMO_LIMIT:
                 memo.clear()
             memo[key] = compiled
@@ -345,12 +348,12 @@ class LispBridge:
         return [Flow(T_ENCAP, prio, m, cookie(K_ENCAP), apply=apply, write=write,
                      goto=T_MTU)], group
 
-    def _encap_actions(self, instance_id: int, shares: tuple[Share, ...]
+    def _encap_actions(self, instance_id: int, shares: tuple[Share, ...], grouped: bool = False
                        ) -> tuple[tuple, tuple | None, tuple[Bucket, ...] | None]:
-        """(apply, write, None) for one locator; (apply, None, group buckets) for several (the
-        write actions then name the mapping's own group)."""
+        """(apply, write, None) for one locator; (apply, None, group buckets) for several, or
+        for one when ``grouped`` (the write actions then name the mapping's own group)."""
         tunnel = [SetField("tunnel_id", instance_id)]
-        if len(shares) == 1:
+        if len(shares) == 1 and not grouped:
             write = (_DEC_TTL, *tunnel, SetField(_tun_dst(shares[0].rloc), str(shares[0].rloc)),
                      Output(self.gpe_port))
             buckets = None

@@ -16,6 +16,7 @@ from ..control.map_resolver import MapResolverEngine
 from ..control.map_server import MapServerEngine, MsSite
 from ..control.mapstat import MapStat
 from ..control.next_hop import UnderlayNextHop
+from ..control.prober import Prober, ProbeSettings
 from ..control.probes import DataProbes
 from ..control.registration import Registrar
 from ..control.traffic import TrafficWatch
@@ -41,6 +42,7 @@ class Engines:
     site: SiteHosts
     alt: AltPath | None
     probes: DataProbes
+    prober: Prober | None
     registrar: Registrar | None
     watch: TrafficWatch
     underlay_bridge: UnderlayBridge
@@ -75,7 +77,8 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
     mr = map_resolver_of(config, ms, alt_rib)
     next_hop = UnderlayNextHop(u.rloc, u.next_hop, u.rloc_ipv6, u.next_hop_ipv6)
     families = (4, 6) if u.rloc_ipv6 is not None else (4,)  # of our RLOCs
-    installer = FlowInstaller(families)
+    prober = prober_of(config, stats, rng, next_hop) if itr_role else None
+    installer = FlowInstaller(families, prober.is_down if prober is not None else None)
     gw = config.site_gateway
     alt = AltPath(alt_rib, config.alt.address, stats) if config.alt is not None else None
     return Engines(
@@ -87,12 +90,21 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
         alt=alt,
         probes=DataProbes(u.rloc, stats, next_hop, alt, database if etr_role else None, ms,
                           config.instance_id),
+        prober=prober,
         registrar=Registrar(config.map_servers, database, stats, rng)
         if config.map_servers and etr_role else None,
         watch=TrafficWatch(cache, installer, itr),
         underlay_bridge=UnderlayBridge(
             u.rloc, control_rate_pps=config.control_rate, rloc_ipv6=u.rloc_ipv6,
             data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
+
+
+def prober_of(config: Config, stats, rng, next_hop) -> Prober | None:
+    p = config.probing
+    if not p.enabled:
+        return None
+    return Prober(ProbeSettings(True, p.interval, p.timeout, p.misses, p.rate),
+                  itr_settings(config).itr_rlocs, stats, rng, reaches=next_hop.reaches)
 
 
 def map_server_of(config: Config) -> MapServerEngine | None:

@@ -30,9 +30,10 @@ class ControlPlane:
     decoded message to them."""
 
     def __init__(self, stats: MapStat, *, itr=None, etr=None, database=None, ms=None, mr=None,
-                 registrar=None):
+                 registrar=None, prober=None):
         self.stats = stats
         self.itr, self.etr, self.database = itr, etr, database
+        self.prober = prober
         self.ms, self.mr, self.registrar = ms, mr, registrar
         self._handlers = {MapReply: self._map_reply, MapRequest: self._plain_request,
                           EncapsulatedControlMessage: self._ecm,
@@ -64,6 +65,8 @@ class ControlPlane:
     # -- each returns the engine's actions, or None: not ours to handle ------------------------
 
     def _map_reply(self, reply: MapReply, payload: bytes, received: Received, now: float):
+        if reply.probe and self.prober is not None:  # the answer to one of our RLOC-probes
+            return self.prober.on_probe_reply(reply, received.source, now)
         return self.itr.on_map_reply(reply, now) if self.itr is not None else None
 
     def _plain_request(self, request: MapRequest, payload: bytes, received: Received,

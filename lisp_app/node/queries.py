@@ -13,13 +13,15 @@ from ..protocol.addresses import EidPrefix
 from ..protocol.records import Action, Locator
 
 
-def locator_view(loc: Locator) -> dict:
+def locator_view(loc: Locator, probe: dict | None = None) -> dict:
+    """A locator; ``probe`` is what RLOC probing knows of it (state up/down/unprobed, seconds
+    in that state, last RTT, misses), None when it is not probed."""
     return {"rloc": str(loc.address), "priority": loc.priority, "weight": loc.weight,
             "m_priority": loc.m_priority, "m_weight": loc.m_weight, "local": loc.local,
-            "probed": loc.probed, "reachable": loc.reachable}
+            "probed": loc.probed, "reachable": loc.reachable, "probe": probe}
 
 
-def entry_view(entry: CacheEntry, now: float) -> dict:
+def entry_view(entry: CacheEntry, now: float, prober=None) -> dict:
     remaining = entry.remaining(now)
     action = entry.action
     return {"eid": str(entry.prefix.network), "instance_id": entry.prefix.instance_id,
@@ -29,7 +31,8 @@ def entry_view(entry: CacheEntry, now: float) -> dict:
             "action": action.name.lower().replace("_", "-") if isinstance(action, Action)
             else int(action),
             "authoritative": entry.authoritative, "map_version": entry.map_version,
-            "locators": [locator_view(l) for l in entry.locators]}
+            "locators": [locator_view(l, prober.view(l.address, now) if prober else None)
+                         for l in entry.locators]}
 
 
 def local_view(mapping) -> dict:
@@ -49,7 +52,7 @@ class NodeQueries:
     def mappings(self, now: float) -> dict:
         """The map-cache and the local database."""
         n = self._node
-        return {"cache": [entry_view(e, now) for e in n.cache],
+        return {"cache": [entry_view(e, now, n.prober) for e in n.cache],
                 "database": [local_view(m) for m in n.database]}
 
     def lookup(self, instance_id: int, address: IPv4Address | IPv6Address,
@@ -60,7 +63,7 @@ class NodeQueries:
             if mapping.prefix.instance_id == instance_id and address in mapping.prefix.network:
                 return local_view(mapping)
         entry = n.cache.lookup(instance_id, address)
-        return None if entry is None else entry_view(entry, now)
+        return None if entry is None else entry_view(entry, now, n.prober)
 
     def is_cached(self, prefix: EidPrefix) -> bool:
         return self._node.cache.get(prefix) is not None
@@ -92,9 +95,23 @@ class NodeQueries:
 
     def gauges(self) -> dict[str, int]:
         n = self._node
-        return {"map_cache_entries": len(n.cache),
-                "pending_map_requests": len(n.itr.pending) if n.itr else 0,
-                "site_hosts": len(n.site.hosts) if n.site is not None else 0}
+        out = {"map_cache_entries": len(n.cache),
+               "pending_map_requests": len(n.itr.pending) if n.itr else 0,
+               "site_hosts": len(n.site.hosts) if n.site is not None else 0}
+        if n.prober is not None:
+            out.update({f"locators_{state}": count
+                        for state, count in n.prober.counts().items()})
+        return out
+
+    def locators(self, now: float) -> list[dict]:
+        """Every probed locator: its address, state, seconds in it, last RTT and the mappings
+        that use it."""
+        prober = self._node.prober
+        if prober is None:
+            return []
+        return [{"rloc": str(s.address), **s.view(now),
+                 "mappings": sorted(str(p) for p in s.users)}
+                for s in sorted(prober.locators.values(), key=lambda s: str(s.address))]
 
     def group_owners(self) -> dict[int, str]:
         """Select group id -> the mapping (prefix) it serves."""

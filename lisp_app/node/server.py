@@ -28,7 +28,7 @@ class MapServerNode:
         self.stats = MapStat()
         self.ms = map_server_of(config)
         self.mr = map_resolver_of(config, self.ms)
-        self.itr = self.etr = self.site = None
+        self.itr = self.etr = self.site = self.prober = None
         self.cache, self.database = MapCache(), LocalDatabase(())  # empty: no site of its own
         self.control = ControlPlane(self.stats, ms=self.ms, mr=self.mr)
         self.queries = NodeQueries(self)

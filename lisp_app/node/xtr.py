@@ -19,6 +19,8 @@ from ..alt.effects import Announce, Withdraw
 from ..control.actions import (BufferedPacket, Deliver, InstallMapping, Reinject, RemoveMapping,
                                SendControl, SendDataProbe, SendOverAlt)
 from ..control.map_resolver import ForwardOverAlt
+from ..control.prober import LocatorChange
+from ..mapping.cache import SOURCE_REPLY
 from ..dataplane import frames
 from ..dataplane.effects import LISP, UNDERLAY, PacketOut
 from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
@@ -45,6 +47,7 @@ class Xtr:
         self.itr, self.etr, self.ms, self.mr = e.itr, e.etr, e.ms, e.mr
         self.next_hop, self.installer, self.site, self.alt = e.next_hop, e.installer, e.site, e.alt
         self.probes, self.registrar, self.watch = e.probes, e.registrar, e.watch
+        self.prober = e.prober
         self.underlay_bridge = e.underlay_bridge
         self.etr_role = self.etr is not None
         self.lisp_bridge: LispBridge | None = None
@@ -52,10 +55,10 @@ class Xtr:
         self._punts = self._punt_table()
         self.control = ControlPlane(self.stats, itr=self.itr, etr=self.etr,
                                     database=self.database, ms=self.ms, mr=self.mr,
-                                    registrar=self.registrar)
+                                    registrar=self.registrar, prober=self.prober)
         self._actions = {
             SendControl: self._send_control, InstallMapping: self._install,
-            RemoveMapping: lambda a, now: self.installer.uninstall(a.entry.prefix),
+            RemoveMapping: self._uninstall, LocatorChange: self._locator_changed,
             Reinject: lambda a, now: [PacketOut(LISP, p.data, OFPP_TABLE, p.in_port)
                                       for p in a.packets],
             SendDataProbe: self.probes.send,
@@ -203,12 +206,16 @@ class Xtr:
             actions += self.ms.on_timer(now)
         if self.registrar is not None:
             actions += self.registrar.on_timer(now)
+        if self.prober is not None:
+            probes, changes = self.prober.on_timer(now)
+            actions += probes + changes
         return self.carry_out(actions, now)
 
     def next_deadline(self) -> float | None:
         times = [t for t in (self.itr.next_deadline() if self.itr else None,
                              self.ms.next_deadline() if self.ms else None,
-                             self.registrar.next_deadline() if self.registrar else None)
+                             self.registrar.next_deadline() if self.registrar else None,
+                             self.prober.next_deadline() if self.prober else None)
                  if t is not None]
         return min(times) if times else None
 
@@ -274,4 +281,26 @@ class Xtr:
                         send.dest_port, send.payload)]
 
     def _install(self, act: InstallMapping, now: float) -> list:
+        if self.prober is not None:
+            self.prober.track(act.entry.prefix, self.installer.probe_targets(act.entry), now)
         return self.installer.install(act.entry)
+
+    def _uninstall(self, act: RemoveMapping, now: float) -> list:
+        if self.prober is not None:
+            self.prober.untrack(act.entry.prefix)
+        return self.installer.uninstall(act.entry.prefix)
+
+    def _locator_changed(self, change: LocatorChange, now: float) -> list:
+        """Probing found a locator down (or back up): recompile the mappings that use it, so
+        that their traffic moves; a mapping from a Map-Reply left with no usable locator is
+        asked for again."""
+        out: list = []
+        for prefix in change.prefixes:
+            entry = self.cache.get(prefix)
+            if entry is None:
+                continue
+            out += self.installer.install(entry)
+            if (not change.up and self.itr is not None and entry.source == SOURCE_REPLY
+                    and not self.installer.shares(entry)):
+                out += self.carry_out(self.itr.request_again(entry, now), now)
+        return out

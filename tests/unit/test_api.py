@@ -200,3 +200,38 @@ def test_json_may_come_before_or_after_the_command():
                  ["--json", "bgp"]):
         assert parser.parse_args(argv).json is True, argv
     assert parser.parse_args(["map", "list"]).json is False
+
+
+def test_probed_locators_show_their_state_in_the_api_lispctl_and_metrics():
+    from lisp_app.protocol import MapReply, decode_control
+    from tests.xtrkit import CONFIG
+    app = FakeApp()
+    app.xtr = make_xtr(CONFIG.replace("probing: {enabled: false}",
+                                      "probing: {interval: 1, timeout: 0.5}"))
+    now = [0.0]
+    api = Api(app, clock=lambda: now[0])
+    call(api, "POST", "/map", {"prefix": "[1000]10.9.0.0/16", "locators": [
+        {"rloc": "198.51.100.1", "priority": 1}, {"rloc": "198.51.100.2", "priority": 2}]})
+    probes, _changes = app.xtr.prober.on_timer(0.0)
+    (first,) = [p for p in probes if str(p.destination) == "198.51.100.1"]
+    app.xtr.prober.on_probe_reply(MapReply(decode_control(first.payload).nonce, (), probe=True),
+                                  first.destination, 0.025)
+    for t in (0.5, 1.0, 1.5):  # 198.51.100.2 never answers
+        app.xtr.prober.on_timer(t)
+    now[0] = 3.0
+    code, body = call(api, "GET", "/locators")
+    assert code == 200
+    by_rloc = {l["rloc"]: l for l in body["locators"]}
+    assert by_rloc["198.51.100.1"]["state"] == "up" and by_rloc["198.51.100.1"]["rtt_ms"] == 25.0
+    assert by_rloc["198.51.100.2"]["state"] == "down" and by_rloc["198.51.100.2"]["since"] == 1.5
+    assert by_rloc["198.51.100.2"]["mappings"] == ["[1000]10.9.0.0/16"]
+    text = "\n".join(cli.format_locators(body))
+    assert "198.51.100.2             down for 2s, 3 missed" in text
+    _code, body = call(api, "GET", "/map/lookup?eid=[1000]10.9.0.1")
+    lines = cli.format_mapping(body["mapping"])
+    assert "up for 3s, rtt 25.0 ms" in lines[1] and "down for 2s" in lines[2]
+    _code, text = call(api, "GET", "/metrics")
+    lines = text.splitlines()
+    assert "lisp_locators_up 1" in lines and "lisp_locators_down 1" in lines
+    assert "lisp_locators_went_down_total 1" in lines
+    assert f"lisp_probes_sent_total {app.xtr.stats.probes_sent}" in lines

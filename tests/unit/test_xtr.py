@@ -23,7 +23,8 @@ from lisp_app.protocol import (Action, DataHeader, EidPrefix, EidRecord, Locator
 from tests.fakeswitch import FakeSwitch
 from tests.xtrkit import (CONFIG, GPE, GW_MAC, HOST_MAC, LOCAL_MAC, ROUTER_MAC, SITE, UPLINK,
                           alt_xtr, apply_alt, arp_reply, control_payloads, host_frame,
-                          learn_next_hop, make_xtr, miss, msmr, outs, underlay_in)
+                          apply, learn_next_hop, make_xtr, miss, msmr, outs, switch_with_base,
+                          underlay_in)
 
 def test_first_miss_resolves_the_next_hop_then_sends_the_map_request():
     xtr = make_xtr()
@@ -138,15 +139,6 @@ step = st.one_of(
 )
 
 
-def apply(switch: FakeSwitch, effects) -> None:
-    for e in effects:
-        if isinstance(e, FlowChange) and e.bridge == LISP:
-            for f in e.delete:
-                switch.flows.pop(f.key, None)
-            switch.install(e.add, e.groups)
-            for gid in e.delete_groups:
-                del switch.groups[gid]
-
 
 def expected_flows(xtr: Xtr) -> dict:
     flows = {}
@@ -220,16 +212,9 @@ def test_map_cache_and_flows_never_disagree(steps):
                 assert not result.outputs and not result.punts
 
 
-def _switch_with_base(xtr):
-    switch = FakeSwitch()
-    _meters, base, groups = xtr.desired(LISP)
-    switch.install(base, groups)
-    return switch
-
-
 def test_two_locators_then_one_frees_the_group_and_then_none_keeps_a_drop_flow():
     xtr = make_xtr()
-    switch = _switch_with_base(xtr)
+    switch = switch_with_base(xtr)
     prefix = EidPrefix.parse("[1000]10.2.0.0/24")
     two = (Locator(ip_address(RLOCS[0]), 1, 50), Locator(ip_address(RLOCS[1]), 1, 50))
     apply(switch, xtr.add_static(prefix, two, 0.0))
@@ -244,7 +229,7 @@ def test_two_locators_then_one_frees_the_group_and_then_none_keeps_a_drop_flow()
 def test_refreshed_entry_answered_with_send_map_request_turns_into_a_miss_punt():
     xtr = make_xtr()
     learn_next_hop(xtr)
-    switch = _switch_with_base(xtr)
+    switch = switch_with_base(xtr)
     (_f, request), = control_payloads(miss(xtr, "10.2.0.10"))
     prefix = EidPrefix.parse("[1000]10.2.0.0/24")
     rec = MappingRecord.for_prefix(prefix, locators=(Locator(ip_address(RLOCS[0])),), ttl=2)
