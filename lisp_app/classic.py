@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, local_rlocs
 
 LOG = logging.getLogger("lisp_app.classic")
 
@@ -85,13 +85,6 @@ def plan_for(config: Config) -> Plan | None:
                 u.xdp_mode)
 
 
-def local_rlocs(config: Config) -> tuple[IPv4Address | IPv6Address, ...]:
-    """The underlay RLOC(s) and every locator of the local EID prefixes, each once."""
-    found = [config.underlay.rloc]
-    if config.underlay.rloc_ipv6 is not None:
-        found.append(config.underlay.rloc_ipv6)
-    found += [loc.rloc for eid in config.eid_prefixes for loc in eid.locators]
-    return tuple(dict.fromkeys(found))
 
 
 def rloc_key(address: IPv4Address | IPv6Address) -> bytes:

@@ -464,6 +464,15 @@ def site_port_instance_ids(config: Config) -> dict[str, int]:
             for p in config.lisp_bridge.site_ports}
 
 
+def local_rlocs(config: Config) -> tuple[IPv4Address | IPv6Address, ...]:
+    """The underlay RLOC(s) and every locator of the local EID prefixes, each once."""
+    found = [config.underlay.rloc]
+    if config.underlay.rloc_ipv6 is not None:
+        found.append(config.underlay.rloc_ipv6)
+    found += [loc.rloc for eid in config.eid_prefixes for loc in eid.locators]
+    return tuple(dict.fromkeys(found))
+
+
 def local_prefixes(config: Config) -> list[tuple[EidPrefix, tuple[LocatorConfig, ...], int]]:
     """The local EID prefixes as (prefix, locators, ttl), the underlay RLOC where no locators
     are listed. (A prefix written without an instance-id already carries the site's:

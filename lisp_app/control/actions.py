@@ -27,6 +27,7 @@ class SendControl:
     payload: bytes
     dest_port: int = LISP_CONTROL_PORT
     source_port: int = LISP_CONTROL_PORT
+    source: IPv4Address | IPv6Address | None = None  # default: our RLOC of the family
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,4 +55,7 @@ class EtrEngine:
         self.stats.replies_sent += 1
         if request.probe:
             self.stats.probes_answered += 1
-        return [SendControl(target, reply.encode(), dest_port=reply_port)]
+        # an RLOC-probe is answered from the locator it probed (one of ours, of the family)
+        source = probed_rloc if request.probe and probed_rloc is not None \
+            and probed_rloc.version == target.version else None
+        return [SendControl(target, reply.encode(), dest_port=reply_port, source=source)]

@@ -398,6 +398,9 @@ class UnderlayBridge:
     control_rate_pps: int = 1000
     data_probe_prefixes: tuple[EidPrefix, ...] = ()  # the ETR's EID prefixes (IPv4 ones used)
     rloc_ipv6: IPv6Address | None = None
+    # the ETR's other locators (local prefixes' RLOCs on this xTR): RLOC-probes to them are ours
+    # to answer too
+    other_rlocs: tuple[IPv4Address | IPv6Address, ...] = ()
 
     def meters(self) -> list[Meter]:
         return [Meter(METER_CONTROL, self.control_rate_pps)]
@@ -423,6 +426,14 @@ class UnderlayBridge:
                 Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
                                               icmpv6_type=ND_NEIGHBOR_ADVERT, ipv6_dst=rloc6),
                      cookie(K_PUNT_UNDERLAY_ND), apply=(ToController(), Output(OFPP_NORMAL)))]
+        own = {self.rloc, self.rloc_ipv6}
+        flows += [
+            Flow(T_UNDERLAY, 40000, match(eth_type=_eth_type(address), ip_proto=IPPROTO_UDP,
+                                          **{"ipv4_dst" if address.version == 4 else "ipv6_dst":
+                                             str(address)}, udp_dst=LISP_CONTROL_PORT),
+                 cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL)
+            for address in dict.fromkeys(self.other_rlocs) if address not in own
+            and (address.version == 4 or self.rloc_ipv6 is not None)]
         flows += [  # data probes (the ITR sends them for IPv4 EIDs only)
             Flow(T_UNDERLAY, 39000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           udp_dst=LISP_DATA_PORT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..config import Config, local_prefixes, site_port_instance_ids
+from ..config import Config, local_prefixes, local_rlocs, site_port_instance_ids
 from ..control.alt_path import AltPath
 from ..control.etr import EtrEngine
 from ..control.hosts import Gateway, SiteHosts
@@ -96,6 +96,7 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
         watch=TrafficWatch(cache, installer, itr),
         underlay_bridge=UnderlayBridge(
             u.rloc, control_rate_pps=config.control_rate, rloc_ipv6=u.rloc_ipv6,
+            other_rlocs=local_rlocs(config) if etr_role else (),
             data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
 
 

@@ -277,8 +277,8 @@ class Xtr:
             return []
         if not hop.resolved_for(destination.version):
             return hop.hold(send, now, destination.version)
-        return [hop.udp(hop.source_for(destination), destination, send.source_port,
-                        send.dest_port, send.payload)]
+        return [hop.udp(send.source or hop.source_for(destination), destination,
+                        send.source_port, send.dest_port, send.payload)]
 
     def _install(self, act: InstallMapping, now: float) -> list:
         if self.prober is not None:

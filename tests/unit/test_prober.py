@@ -15,7 +15,7 @@ from lisp_app.dataplane import frames
 from lisp_app.dataplane.effects import UNDERLAY
 from lisp_app.dataplane.flows import GroupAction, SetField
 from lisp_app.dataplane.pipeline import K_ENCAP, K_NEGATIVE, K_PUNT_CONTROL, cookie, kind_of
-from lisp_app.protocol import (EidPrefix, Locator, MapReply, MapRequest, MappingRecord,
+from lisp_app.protocol import (EidPrefix, EidRecord, Locator, MapReply, MapRequest, MappingRecord,
                                decode_control)
 from tests.xtrkit import (CONFIG, UPLINK, apply, control_payloads, learn_next_hop, make_xtr,
                           miss, switch_with_base, underlay_in)
@@ -259,3 +259,37 @@ def test_probes_leave_from_the_uplink_as_map_requests_with_the_p_bit():
 def test_probing_can_be_turned_off_and_tuned(text):
     xtr = make_xtr(CONFIG.replace("probing: {enabled: false}", text))
     assert (xtr.prober is None) == ("false" in text)
+
+
+# -- the ETR's side: every local locator answers -------------------------------------------------
+
+TWO_LOCATORS = CONFIG.replace(
+    "eid_prefixes: [{prefix: 10.1.0.0/24, ttl: 5}",
+    "eid_prefixes: [{prefix: 10.1.0.0/24, ttl: 5, locators: [{rloc: 192.0.2.1}, "
+    "{rloc: 192.0.2.7, priority: 2}]}")
+
+
+def test_probes_to_each_local_locator_are_punted_and_answered_from_that_locator():
+    from lisp_app.dataplane.flows import OFPP_NORMAL
+    from tests.fakeswitch import FakeSwitch
+    xtr = make_xtr(TWO_LOCATORS)
+    learn_next_hop(xtr)
+    _meters, flows, _groups = xtr.desired(UNDERLAY)
+    sw = FakeSwitch(flows)
+    for address in ("192.0.2.1", "192.0.2.7"):
+        run = sw.run(dict(in_port=UPLINK, eth_type=0x0800, ip_proto=17, ipv4_dst=address,
+                          udp_dst=4342))
+        assert [kind_of(c) for c, _p in run.punts] == [K_PUNT_CONTROL], address
+    assert sw.run(dict(in_port=UPLINK, eth_type=0x0800, ip_proto=17, ipv4_dst="192.0.2.9",
+                       udp_dst=4342)).ports == [OFPP_NORMAL]
+    probe = MapRequest(99, (EidRecord.for_prefix(EidPrefix.parse("[1000]10.1.0.0/24")),),
+                       (ip_address("198.51.100.1"),), probe=True)
+    frame = frames.udp_frame("02:cc:00:00:00:fe", "02:bb:00:00:00:01",
+                             ip_address("198.51.100.1"), ip_address("192.0.2.7"), 4342, 4342,
+                             probe.encode())
+    effects = xtr.on_packet_in(UNDERLAY, cookie(K_PUNT_CONTROL), UPLINK, 0, frame, 0.0)
+    ((f, reply),) = control_payloads(effects)
+    assert isinstance(reply, MapReply) and reply.probe and reply.nonce == 99
+    assert (str(f.ip_src), str(f.ip_dst)) == ("192.0.2.7", "198.51.100.1")
+    probed = [str(l.address) for l in reply.records[0].locators if l.probed]
+    assert probed == ["192.0.2.7"]
