@@ -32,9 +32,11 @@ class SendControl:
 
 @dataclass(frozen=True, slots=True)
 class InstallMapping:
-    """Program (or reprogram) the flows of a map-cache entry."""
+    """Program (or reprogram) the flows of a map-cache entry (``replaced``: the entry it
+    replaced in the map-cache, if any)."""
 
     entry: CacheEntry
+    replaced: CacheEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)

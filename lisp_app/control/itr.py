@@ -145,8 +145,7 @@ class ItrEngine:
                            record.map_version)
         if entry.negative:
             self.stats.negative_replies += 1
-        self.cache.insert(entry)
-        actions: list = [InstallMapping(entry)]
+        actions: list = [InstallMapping(entry, self.cache.insert(entry))]
         if pending.packets:
             if entry.negative and entry.action != Action.NATIVELY_FORWARD:
                 self.stats.buffer_dropped += len(pending.packets)
@@ -163,8 +162,7 @@ class ItrEngine:
                    action: Action = Action.NO_ACTION) -> list:
         """An operator's mapping: cached until removed."""
         entry = CacheEntry(prefix, locators, action, 0, None, SOURCE_STATIC, now, True)
-        self.cache.insert(entry)
-        return [InstallMapping(entry)]
+        return [InstallMapping(entry, self.cache.insert(entry))]
 
     def remove(self, prefix: EidPrefix) -> list:
         entry = self.cache.remove(prefix)

@@ -89,8 +89,7 @@ class Prober:
         self.stats = stats
         self.rng = rng
         self.reaches = reaches
-        self.locators: dict[IPAddress, LocatorState] = {}
-        self.of_prefix: dict[EidPrefix, frozenset[IPAddress]] = {}
+        self.locators: dict[IPAddress, LocatorState] = {}  # (each knows its mappings: users)
         self._by_nonce: dict[int, LocatorState] = {}
         self._heap: list[tuple[float, int, IPAddress]] = []  # (when, tie-break, address)
         self._seq = 0
@@ -99,30 +98,29 @@ class Prober:
 
     # -- which locators --------------------------------------------------------------------------
 
-    def track(self, prefix: EidPrefix, addresses, now: float) -> None:
-        """The mapping ``prefix`` now uses ``addresses`` (its tunnel addresses); a new address is
-        probed at once."""
+    def track(self, prefix: EidPrefix, addresses, now: float, old_addresses=()) -> None:
+        """The mapping ``prefix`` now uses ``addresses`` (its tunnel addresses) instead of
+        ``old_addresses`` (those of the entry it replaced); a new address is probed at once.
+        (Nothing is kept per mapping but its place in its locators' ``users``: a big map-cache
+        costs probing one set entry per mapping and locator.)"""
         if not self.settings.enabled:
             return
-        wanted = frozenset(a for a in addresses if self.reaches(a))
-        old = self.of_prefix.get(prefix, frozenset())
-        if wanted == old:
-            return
-        for address in old - wanted:
-            self._drop_user(address, prefix)
-        for address in wanted - old:
+        wanted = set(addresses)
+        for address in old_addresses:
+            if address not in wanted:
+                self._drop_user(address, prefix)
+        for address in wanted:
+            if not self.reaches(address):
+                continue
             state = self.locators.get(address)
             if state is None:
                 state = self.locators[address] = LocatorState(address, due=now)
                 self._schedule(state, now)
             state.users.add(prefix)
-        if wanted:
-            self.of_prefix[prefix] = wanted
-        else:
-            self.of_prefix.pop(prefix, None)
 
-    def untrack(self, prefix: EidPrefix) -> None:
-        for address in self.of_prefix.pop(prefix, ()):
+    def untrack(self, prefix: EidPrefix, addresses) -> None:
+        """The mapping ``prefix`` (whose tunnel addresses were ``addresses``) is gone."""
+        for address in addresses:
             self._drop_user(address, prefix)
 
     def _drop_user(self, address: IPAddress, prefix: EidPrefix) -> None:

@@ -282,12 +282,14 @@ class Xtr:
 
     def _install(self, act: InstallMapping, now: float) -> list:
         if self.prober is not None:
-            self.prober.track(act.entry.prefix, self.installer.probe_targets(act.entry), now)
+            targets = self.installer.probe_targets
+            self.prober.track(act.entry.prefix, targets(act.entry), now,
+                              targets(act.replaced) if act.replaced is not None else ())
         return self.installer.install(act.entry)
 
     def _uninstall(self, act: RemoveMapping, now: float) -> list:
         if self.prober is not None:
-            self.prober.untrack(act.entry.prefix)
+            self.prober.untrack(act.entry.prefix, self.installer.probe_targets(act.entry))
         return self.installer.uninstall(act.entry.prefix)
 
     def _locator_changed(self, change: LocatorChange, now: float) -> list:

@@ -124,11 +124,11 @@ def test_forgotten_locators_are_not_probed_and_their_late_answers_are_unknown():
     p = prober()
     p.track(P1, [A, B], 0.0)
     sends, _ = p.on_timer(0.0)
-    p.track(P1, [B], 0.0)  # the mapping changed: A is no longer used
+    p.track(P1, [B], 0.0, old_addresses=[A, B])  # the mapping changed: A is no longer used
     assert p.view(A, 0.0) is None
     late = next(s for s in sends if s.destination == A)
     assert answer(p, late, 0.1) == [] and p.stats.probe_replies_unknown == 1
-    p.untrack(P1)
+    p.untrack(P1, [B])
     assert p.locators == {} and p.on_timer(5.0) == ([], [])
 
 
@@ -293,3 +293,15 @@ def test_probes_to_each_local_locator_are_punted_and_answered_from_that_locator(
     assert (str(f.ip_src), str(f.ip_dst)) == ("192.0.2.7", "198.51.100.1")
     probed = [str(l.address) for l in reply.records[0].locators if l.probed]
     assert probed == ["192.0.2.7"]
+
+
+def test_a_changed_or_removed_mapping_stops_the_probes_of_the_locators_it_left():
+    xtr, switch = probing_xtr()
+    apply(switch, xtr.add_static(P1, (Locator(A), Locator(B, 2)), 0.0))
+    apply(switch, xtr.add_static(P2, (Locator(B),), 0.0))
+    assert set(xtr.prober.locators) == {A, B}
+    apply(switch, xtr.add_static(P1, (Locator(C),), 1.0))  # replaces P1's entry
+    assert set(xtr.prober.locators) == {B, C}
+    assert xtr.prober.locators[B].users == {P2}
+    apply(switch, xtr.remove_mapping(P2, 2.0))
+    assert set(xtr.prober.locators) == {C}
