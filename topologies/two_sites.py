@@ -31,12 +31,14 @@ IID, BLUE_IID = 1000, 2000
 def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
               ttl: int = 1440, mtu: int = 1500, tag: str = "",
               ipv6_rloc: bool = False, blue_iid: int = BLUE_IID,
-              encapsulation: str = "gpe") -> XtrSpec:
+              encapsulation: str = "gpe",
+              priorities: tuple[int, int] | None = None) -> XtrSpec:
     """x1 (n=1) or x2 (n=2). ``tag`` prefixes interface names, so that two topologies can exist
     at once (Mininet creates every link in the root namespace first). ``ipv6_rloc`` adds an IPv6
     RLOC 2001:db8:ff0N::1 to the underlay and announces it as the preferred locator (priority 1,
     the IPv4 one becoming priority 2). ``blue_iid`` is the blue site's instance-id;
-    ``encapsulation`` the data header the xTR sends (``lisp``: RFC 9300, written on the uplink)."""
+    ``encapsulation`` the data header the xTR sends (``lisp``: RFC 9300, written on the uplink);
+    ``priorities`` (x2) lists both of its locators with these priorities (weight 100 each)."""
     rlocs = ["192.0.2.1"] if n == 1 else ["198.51.100.1", "198.51.100.2"]
     gw_net = "192.0.2.254" if n == 1 else "198.51.100.254"
     other = "198.51.100.1" if n == 1 else "192.0.2.1"
@@ -44,6 +46,8 @@ def site_spec(n: int, role: str = "xtr", weights: tuple[int, int] | None = None,
         locators = [{"rloc": rlocs[0], "priority": 1, "weight": 100}]
     else:
         locators = [{"rloc": r, "priority": 1, "weight": w} for r, w in zip(rlocs, weights)]
+    if priorities is not None:
+        locators = [{"rloc": r, "priority": p, "weight": 100} for r, p in zip(rlocs, priorities)]
     if ipv6_rloc:
         locators = [{"rloc": f"2001:db8:ff0{n}::1", "priority": 1, "weight": 100},
                     {"rloc": rlocs[0], "priority": 2, "weight": 100}]
