@@ -78,7 +78,16 @@ def test_cold_cache_ping_goes_through_the_alt_and_replies_through_the_underlay(a
     assert not find_problems(packets)
     lisp = layers(packets, "lisp")
     over_gre = [l for l in lisp if "gre" in l and l["lisp"]["lisp.type"] == "1"]
-    replies = [l for l in lisp if "gre" not in l and l["lisp"]["lisp.type"] == "2"]
+    underlay = [l for l in lisp if "gre" not in l]
+    # RLOC-probes (P bit) and their answers also cross the underlay: told apart by the P bit
+    replies = [l for l in underlay if l["lisp"]["lisp.type"] == "2"
+               and l["lisp"].get("lisp.mrep.flags.probe") != "1"]
+    probe_replies = [l for l in underlay if l["lisp"]["lisp.type"] == "2"
+                     and l["lisp"].get("lisp.mrep.flags.probe") == "1"]
+    rloc_probes = [l for l in underlay if l["lisp"]["lisp.type"] == "1" and l["lisp"].get(
+        "lisp.mreq.flags_tree", {}).get("lisp.mreq.flags.probe") == "1"]
+    assert {int(r["lisp"]["lisp.nonce"], 0) for r in probe_replies} <= \
+        {int(r["lisp"]["lisp.nonce"], 0) for r in rloc_probes}
     assert over_gre, "no Map-Request seen inside GRE"
     assert replies, "no Map-Reply seen on the underlay"
     probes = [l for l in layers(packets, "lisp-data") if "gre" in l]
