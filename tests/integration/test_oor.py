@@ -93,7 +93,7 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
     authenticated Map-Notify; each side resolves the other's EID to the
     other's RLOC and accepts the other's Map-Reply (instance-id 0 or 1000); once resolved, no ping is lost either way
     (OOR sends classic RFC 9300 headers, lisp_app's ETR accepts them; lisp_app sends LISP-GPE,
-    OOR accepts it); OOR's RLOC-probes of x1 are answered and accepted; tshark finds nothing
+    OOR accepts it); OOR's RLOC-probes of x1 are answered and accepted, and x1's of OOR too; tshark finds nothing
     malformed in the LISP packets on the wire."""
     import json
 
@@ -138,6 +138,12 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
         wait_for(lambda: "Successfully probed RLOC 192.0.2.1" in topo.oor.log_text(), 15,
                  "OOR's accepted RLOC-probe of x1")
         assert counters()["probes_answered"] >= 1
+        # and x1 RLOC-probes OOR's locator (probing on by default): OOR answers
+        def oor_locator():
+            found = [l for l in json.loads(x1.lispctl("--json", "locators"))["locators"]
+                     if l["rloc"] == OOR_RLOC]
+            return found and found[0]["state"] == "up" and found[0]
+        assert wait_for(oor_locator, 10, "OOR's answer to x1's RLOC-probe")["rtt_ms"] > 0
         packets = capture.stop()
         assert layers(packets, "lisp-data") and layers(packets, "lisp")
         assert [p for pkt in packets for p in find_problems(pkt)] == []
