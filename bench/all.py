@@ -9,7 +9,8 @@ the others still run; the exit status says whether all succeeded.
 
     sudo .venv/bin/python bench/all.py [--out DIR] [--only NAME,...] [--quick]
 
-Root is needed for the topology benchmarks (xtr, flows, alt, msmr). About 10 minutes in all.
+Root is needed for the topology benchmarks (xtr, flows, alt, msmr, failover). About 16 minutes in
+all.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "xtr": ("xtr.py", [], ["--quick"], True),
     "flows": ("flows.py", [], ["--quick"], True),
     "alt": ("alt.py", [], ["--quick"], True),
+    "failover": ("failover.py", [], ["--quick"], True),
 }
 
 

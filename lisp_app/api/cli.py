@@ -100,6 +100,10 @@ MAPSTAT_LABELS = [
     ("probe_replies_unknown", "RLOC-probe replies with an unknown nonce (ignored)"),
     ("locators_went_down", "locators marked down by probing"),
     ("locators_came_up", "locators back up after being down"),
+    ("smrs_received", "Solicit-Map-Requests received"),
+    ("smrs_ignored", "Solicit-Map-Requests ignored (no such mapping, or too soon)"),
+    ("smrs_sent", "Solicit-Map-Requests sent (a local mapping changed)"),
+    ("smrs_dropped", "Solicit-Map-Requests not sent (queue full)"),
     ("requests_received", "Map-Requests received"),
     ("requests_not_ours", "Map-Requests for EIDs not ours"),
     ("replies_sent", "Map-Replies sent"),
@@ -226,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file", help="the file ('-': standard input)")
     delete = mp.add_parser("del", help="remove a map-cache entry", parents=[leaf])
     delete.add_argument("prefix")
+    db = sub.add_parser("database", help="the site's own EID prefixes").add_subparsers(
+        dest="verb", required=True)
+    dset = db.add_parser("set", help="new locators for one of the site's EID prefixes "
+                         "(re-registers it and sends SMRs to the ITRs that asked for it)",
+                         parents=[leaf])
+    dset.add_argument("prefix", help="[IID]PREFIX, as in the config")
+    dset.add_argument("locators", nargs="+", type=parse_locator, help="RLOC[/PRIORITY/WEIGHT]")
+    dset.add_argument("--ttl", type=int, help="record TTL in minutes (default: unchanged)")
     sub.add_parser("mapstat", help="counters", parents=[leaf])
     sub.add_parser("locators", help="RLOC probing: the probed locators, up or down",
                    parents=[leaf])
@@ -257,6 +269,10 @@ def main(argv=None) -> int:
             else:
                 data = client.map_del(args.prefix)
                 lines = [f"removed {data['removed']}"]
+        elif args.command == "database":
+            data = client.database_set(args.prefix, args.locators, args.ttl)
+            lines = [f"changed {data['changed']} ({data['smrs_pending']} SMR(s) still "
+                     "queued)"]
         elif args.command == "mapstat":
             data = client.mapstat()
             lines = format_mapstat(data)

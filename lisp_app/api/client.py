@@ -69,6 +69,12 @@ class LispClient:
     def flows(self) -> dict:
         return self._call("GET", "/flows")
 
+    def database_set(self, prefix: str, locators: list[dict], ttl: int | None = None) -> dict:
+        body = {"prefix": prefix, "locators": locators}
+        if ttl is not None:
+            body["ttl"] = ttl
+        return self._call("POST", "/database", body)
+
     def locators(self) -> dict:
         return self._call("GET", "/locators")
 

@@ -5,6 +5,9 @@
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
                                  or {"mappings": [such objects]}: all or none, one OpenFlow bundle
     DELETE /map?prefix=P         remove a static (or any cached) mapping
+    POST   /database             {"prefix": "[iid]p", "locators": [...], "ttl": minutes}: new
+                                 locators for one of the site's EID prefixes (re-registered,
+                                 SMRs to the ITRs that asked for it)
     GET    /mapstat              counters
     GET    /locators             RLOC probing: each probed locator's state, RTT and mappings
     GET    /flows                our flows and groups as the switch reports them
@@ -74,6 +77,8 @@ class Api:
             return self.map_add(_read_json(environ))
         if path == "/map" and method == "DELETE":
             return self.map_del(_required(query, "prefix"))
+        if path == "/database" and method == "POST":
+            return self.database_set(_read_json(environ))
         if path == "/mapstat" and method == "GET":
             return self.mapstat()
         if path == "/locators" and method == "GET":
@@ -139,6 +144,22 @@ class Api:
             raise ApiError("409 Conflict", str(exc)) from None
         self.app.execute(effects)
         return {"added": str(prefix)}
+
+    def database_set(self, body) -> dict:
+        prefix, locators = self._parse_mapping(body, "body")
+        ttl = body.get("ttl")
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)
+                                or not 1 <= ttl <= 0xFFFFFFFF):
+            raise ApiError("400 Bad Request", "body: ttl must be a whole number of minutes, "
+                           "1..4294967295")
+        try:
+            effects = self.app.xtr.set_local_locators(prefix, locators, ttl, self.clock())
+        except LookupError as exc:
+            raise ApiError("404 Not Found", str(exc)) from None
+        except ValueError as exc:
+            raise ApiError("409 Conflict", str(exc)) from None
+        self.app.execute(effects)
+        return {"changed": str(prefix), "smrs_pending": self.app.xtr.queries.smrs_pending()}
 
     def map_add_many(self, items) -> dict:
         """Many static mappings at once: all are checked before any is installed; the switch

@@ -23,13 +23,14 @@ IPAddress = IPv4Address | IPv6Address
 
 class EtrEngine:
     def __init__(self, database: LocalDatabase, stats: MapStat,
-                 reply_families: tuple[int, ...] = (4,)):
+                 reply_families: tuple[int, ...] = (4,), smr=None):
         self.database = database
         self.stats = stats
         self.reply_families = reply_families
+        self.smr = smr  # a SmrSender: remembers who asked, for the SMRs of a later change
 
     def on_map_request(self, request: MapRequest, reply_port: int,
-                       probed_rloc: IPAddress | None = None) -> list:
+                       probed_rloc: IPAddress | None = None, now: float = 0.0) -> list:
         """Answer ``request``. ``reply_port`` is the UDP source port it came from (the inner one
         for an ECM); ``probed_rloc`` is the outer destination, our RLOC that was probed."""
         self.stats.requests_received += 1
@@ -42,6 +43,8 @@ class EtrEngine:
             local = self.database.covering(wanted)
             if local is not None:
                 records.append(local.record(probed_rloc if request.probe else None))
+                if self.smr is not None:
+                    self.smr.note_request(local.prefix, request, local.ttl, now)
         if not records:
             self.stats.requests_not_ours += 1
             return []

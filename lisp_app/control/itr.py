@@ -60,6 +60,7 @@ class PendingRequest:
     next_retry: float
     attempts: int = 1    # Map-Requests (or the data probe) sent so far; 0: deferred by rate limit
     probe: bool = False  # opened by a data probe: no Map-Request has gone out yet
+    smr_invoked: bool = False  # asked because an SMR said the mapping changed (s bit)
     packets: list[BufferedPacket] = field(default_factory=list)
 
 
@@ -194,15 +195,39 @@ class ItrEngine:
             actions.extend(self.request_again(entry, now))
         return actions
 
-    def request_again(self, entry: CacheEntry, now: float) -> list:
-        """Ask for a cached mapping again (before it expires, or because probing found all its
-        locators down); the entry stays in use until the answer replaces it."""
+    def on_smr(self, smr: MapRequest, now: float) -> list:
+        """A Solicit-Map-Request: its source EID names a mapping that changed at its ETR. Ask
+        for a cached mapping covering it again (smr-invoked); an SMR for a mapping we do not
+        hold, or one for a mapping asked for less than request_min_interval ago, is counted
+        and changes nothing."""
+        self.stats.smrs_received += 1
+        entry = None
+        try:
+            wanted = EidPrefix.from_wire(smr.source_eid, _host_length(smr.source_eid))
+        except (ValueError, TypeError, AttributeError):
+            wanted = None
+        if wanted is not None:
+            entry = self.cache.lookup(wanted.instance_id, wanted.network.network_address)
+        if entry is None or entry.negative:
+            self.stats.smrs_ignored += 1
+            return []
+        key = (entry.prefix.instance_id, entry.prefix.network.network_address)
+        last = self.last_sent.get(key)
+        if last is not None and now - last < self.settings.request_min_interval:
+            self.stats.smrs_ignored += 1
+            return []
+        return self.request_again(entry, now, smr_invoked=True)
+
+    def request_again(self, entry: CacheEntry, now: float, smr_invoked: bool = False) -> list:
+        """Ask for a cached mapping again (before it expires, because probing found all its
+        locators down, or because an SMR said it changed); the entry stays in use until the
+        answer replaces it."""
         eid = entry.prefix.network.network_address
         key = (entry.prefix.instance_id, eid)
         if key in self.pending:
             return []
         pending = PendingRequest(key, entry.prefix, self._nonce(), None, now,
-                                 now + self.settings.request_timeout)
+                                 now + self.settings.request_timeout, smr_invoked=smr_invoked)
         self.pending[key] = pending
         self.by_nonce[pending.nonce] = pending
         return self._send(pending, now)
@@ -296,13 +321,20 @@ class ItrEngine:
             nonce=pending.nonce,
             records=(EidRecord.for_prefix(pending.prefix),),
             itr_rlocs=rlocs,
-            source_eid=pending.source_eid if pending.source_eid is not None else NO_ADDRESS)
+            source_eid=pending.source_eid if pending.source_eid is not None else NO_ADDRESS,
+            smr_invoked=pending.smr_invoked)
 
     def _rlocs_first(self, version: int) -> tuple[IPAddress, ...]:
         """Our ITR-RLOCs, those of family ``version`` first: a request sent over IPv6 asks for
         its reply over IPv6 (ETRs answer the first ITR-RLOC they can reach)."""
         rlocs = self.settings.itr_rlocs
         return tuple(sorted(rlocs, key=lambda r: r.version != version))
+
+
+def _host_length(address) -> int:
+    """An SMR's source EID names an address: its host prefix length."""
+    inner = getattr(address, "address", address)
+    return 32 if inner.version == 4 else 128
 
 
 def _covers(record, wanted: EidPrefix) -> bool:

@@ -37,7 +37,11 @@ class MapStat:
     probe_replies_unknown: int = 0  # probe replies whose nonce is not an outstanding probe's
     locators_went_down: int = 0    # locators marked down (probing.misses misses in a row)
     locators_came_up: int = 0      # down locators that answered again
+    smrs_received: int = 0         # Solicit-Map-Requests received
+    smrs_ignored: int = 0          # ... for no cached mapping, or too soon after the last ask
     # ETR
+    smrs_sent: int = 0             # Solicit-Map-Requests sent after a local mapping changed
+    smrs_dropped: int = 0          # ... not sent: the SMR queue was full
     requests_received: int = 0
     requests_not_ours: int = 0
     replies_sent: int = 0

@@ -56,6 +56,13 @@ class Registrar:
             self.stats.registers_sent += 1
         return out
 
+    def register_now(self, now: float) -> list[SendControl]:
+        """The local mappings changed: register them with every Map-Server at once (and ask
+        for their confirmation again)."""
+        self._confirmed.clear()
+        self._next = now
+        return self.on_timer(now)
+
     def on_map_notify(self, payload: bytes, source) -> list:
         """A Map-Notify (``payload`` as received) from ``source``: a confirmation when it comes
         from one of our Map-Servers and authenticates with its key."""

@@ -19,6 +19,7 @@ from ..control.next_hop import UnderlayNextHop
 from ..control.prober import Prober, ProbeSettings
 from ..control.probes import DataProbes
 from ..control.registration import Registrar
+from ..control.smr import SmrSender
 from ..control.traffic import TrafficWatch
 from ..dataplane.pipeline import LispBridge, UnderlayBridge
 from ..mapping.cache import MapCache
@@ -43,6 +44,7 @@ class Engines:
     alt: AltPath | None
     probes: DataProbes
     prober: Prober | None
+    smr: SmrSender | None
     registrar: Registrar | None
     watch: TrafficWatch
     underlay_bridge: UnderlayBridge
@@ -79,18 +81,20 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
     families = (4, 6) if u.rloc_ipv6 is not None else (4,)  # of our RLOCs
     prober = prober_of(config, stats, rng, next_hop) if itr_role else None
     installer = FlowInstaller(families, prober.is_down if prober is not None else None)
+    smr = SmrSender(itr_settings(config).itr_rlocs, stats, rng,
+                    reaches=next_hop.reaches) if etr_role else None
     gw = config.site_gateway
     alt = AltPath(alt_rib, config.alt.address, stats) if config.alt is not None else None
     return Engines(
         stats=stats, cache=cache, database=database, itr=itr,
-        etr=EtrEngine(database, stats, families) if etr_role else None, ms=ms, mr=mr,
+        etr=EtrEngine(database, stats, families, smr) if etr_role else None, ms=ms, mr=mr,
         next_hop=next_hop, installer=installer,
         site=SiteHosts(database, stats, Gateway(gw.mac, gw.ipv4, gw.ipv6),
                        site_port_instance_ids(config)),
         alt=alt,
         probes=DataProbes(u.rloc, stats, next_hop, alt, database if etr_role else None, ms,
                           config.instance_id),
-        prober=prober,
+        prober=prober, smr=smr,
         registrar=Registrar(config.map_servers, database, stats, rng)
         if config.map_servers and etr_role else None,
         watch=TrafficWatch(cache, installer, itr),

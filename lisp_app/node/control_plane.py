@@ -71,6 +71,10 @@ class ControlPlane:
 
     def _plain_request(self, request: MapRequest, payload: bytes, received: Received,
                        now: float):
+        if request.smr:  # a Solicit-Map-Request: ask again for the mapping it names
+            if self.itr is None:
+                return None
+            return self.itr.on_smr(request, now)
         return self.map_request(request, received.source_port, received.source,
                                 received.destination, now)
 
@@ -90,7 +94,7 @@ class ControlPlane:
             except ValueError:
                 ours = False
             if ours or self.ms is None:
-                return self.etr.on_map_request(request, reply_port, probed)
+                return self.etr.on_map_request(request, reply_port, probed, now)
         if self.ms is not None:
             return self.ms.on_map_request(request, reply_port, source, now)
         return None

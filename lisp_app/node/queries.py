@@ -103,6 +103,11 @@ class NodeQueries:
                         for state, count in n.prober.counts().items()})
         return out
 
+    def smrs_pending(self) -> int:
+        """SMRs queued behind the rate cap."""
+        smr = getattr(self._node, "smr", None)
+        return smr.queued() if smr is not None else 0
+
     def locators(self, now: float) -> list[dict]:
         """Every probed locator: its address, state, seconds in it, last RTT and the mappings
         that use it."""

@@ -29,6 +29,7 @@ from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DAT
                                   K_PUNT_UNDERLAY_ARP, K_PUNT_UNDERLAY_ND, METADATA_MASK, LispBridge, inner_mtu,
                                   kind_of)
 from ..protocol import EidPrefix, Locator
+from ..mapping.database import LocalMapping
 from .assembly import build, lisp_bridge_of, required_lisp_ports
 from .control_plane import ControlPlane, Received
 from .queries import NodeQueries
@@ -47,7 +48,7 @@ class Xtr:
         self.itr, self.etr, self.ms, self.mr = e.itr, e.etr, e.ms, e.mr
         self.next_hop, self.installer, self.site, self.alt = e.next_hop, e.installer, e.site, e.alt
         self.probes, self.registrar, self.watch = e.probes, e.registrar, e.watch
-        self.prober = e.prober
+        self.prober, self.smr = e.prober, e.smr
         self.underlay_bridge = e.underlay_bridge
         self.etr_role = self.etr is not None
         self.lisp_bridge: LispBridge | None = None
@@ -209,13 +210,16 @@ class Xtr:
         if self.prober is not None:
             probes, changes = self.prober.on_timer(now)
             actions += probes + changes
+        if self.smr is not None:
+            actions += self.smr.on_timer(now)
         return self.carry_out(actions, now)
 
     def next_deadline(self) -> float | None:
         times = [t for t in (self.itr.next_deadline() if self.itr else None,
                              self.ms.next_deadline() if self.ms else None,
                              self.registrar.next_deadline() if self.registrar else None,
-                             self.prober.next_deadline() if self.prober else None)
+                             self.prober.next_deadline() if self.prober else None,
+                             self.smr.next_deadline() if self.smr else None)
                  if t is not None]
         return min(times) if times else None
 
@@ -251,6 +255,29 @@ class Xtr:
         actions: list = []
         for prefix, locators in mappings:
             actions.extend(self.itr.add_static(prefix, locators, now))
+        return self.carry_out(actions, now)
+
+    def set_local_locators(self, prefix: EidPrefix, locators: tuple[Locator, ...],
+                           ttl: int | None, now: float) -> list:
+        """The operator changes the locators (and TTL) of one of the site's EID prefixes: later
+        Map-Replies carry them, the Map-Servers get a Map-Register at once, and the ITRs that
+        asked for the prefix within the TTL of their answer get a Solicit-Map-Request."""
+        if self.etr is None:
+            raise ValueError("local EID prefixes need the etr or xtr role")
+        old = next((m for m in self.database if m.prefix == prefix), None)
+        if old is None:
+            raise LookupError(f"{prefix} is not one of this site's EID prefixes")
+        rloc = self.config.underlay.rloc
+        locators = tuple(Locator(l.address, l.priority, l.weight, l.m_priority, l.m_weight,
+                                 l.address == rloc, False, l.reachable) for l in locators)
+        self.database.add(LocalMapping(prefix, locators, old.ttl if ttl is None else ttl))
+        actions: list = []
+        if self.registrar is not None:
+            actions += self.registrar.register_now(now)
+        if self.smr is not None:
+            queued = self.smr.on_change(prefix, now)
+            LOG.info("local mapping %s changed: %d SMR(s) to send", prefix, queued)
+            actions += self.smr.on_timer(now)
         return self.carry_out(actions, now)
 
     def remove_mapping(self, prefix: EidPrefix, now: float) -> list:
