@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address
 
 from ..config import Config
 from ..alt.effects import Announce, Withdraw
@@ -22,7 +24,7 @@ from ..control.map_resolver import ForwardOverAlt
 from ..control.prober import LocatorChange
 from ..mapping.cache import SOURCE_REPLY
 from ..dataplane import frames
-from ..dataplane.effects import LISP, UNDERLAY, PacketOut
+from ..dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
 from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
@@ -271,6 +273,13 @@ class Xtr:
         locators = tuple(Locator(l.address, l.priority, l.weight, l.m_priority, l.m_weight,
                                  l.address == rloc, False, l.reachable) for l in locators)
         self.database.add(LocalMapping(prefix, locators, old.ttl if ttl is None else ttl))
+        # RLOC-probes to the new locators are ours to answer: the underlay bridge punts them
+        before = self.underlay_bridge.base_flows()
+        self.underlay_bridge = replace(self.underlay_bridge, other_rlocs=tuple(dict.fromkeys(
+            (*self.underlay_bridge.other_rlocs,
+             *(l.address for l in locators if type(l.address) in (IPv4Address, IPv6Address))))))
+        added = tuple(f for f in self.underlay_bridge.base_flows() if f not in set(before))
+        effects = [FlowChange(UNDERLAY, add=added)] if added else []
         actions: list = []
         if self.registrar is not None:
             actions += self.registrar.register_now(now)
@@ -278,7 +287,7 @@ class Xtr:
             queued = self.smr.on_change(prefix, now)
             LOG.info("local mapping %s changed: %d SMR(s) to send", prefix, queued)
             actions += self.smr.on_timer(now)
-        return self.carry_out(actions, now)
+        return effects + self.carry_out(actions, now)
 
     def remove_mapping(self, prefix: EidPrefix, now: float) -> list:
         if self.itr is None:

@@ -167,3 +167,17 @@ def test_probes_and_smrs_leave_no_note():
     assert len(sender) == 0 and sender.on_change(P2, 1.0) == 0
     assert decode_control(MapRequest(1, (EidRecord.for_prefix(P2),), (X1_RLOC,),
                                      smr=True).encode()).smr
+
+
+def test_the_underlay_punts_probes_to_a_new_local_locator():
+    from lisp_app.dataplane.effects import FlowChange
+    from tests.fakeswitch import FakeSwitch
+    x2 = x2_node()
+    probe = dict(in_port=UPLINK, eth_type=0x0800, ip_proto=17, ipv4_dst="198.51.100.2",
+                 udp_dst=4342)
+    assert FakeSwitch(x2.desired(UNDERLAY)[1]).run(probe).punts == []
+    effects = x2.set_local_locators(P2, (Locator(ip_address("198.51.100.2")),), None, 1.0)
+    (change,) = [e for e in effects if isinstance(e, FlowChange)]
+    assert change.bridge == UNDERLAY and len(change.add) == 1
+    sw = FakeSwitch(x2.desired(UNDERLAY)[1])  # and after a reconnect too
+    assert [kind_of(c) for c, _p in sw.run(probe).punts] == [K_PUNT_CONTROL]
