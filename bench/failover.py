@@ -5,7 +5,9 @@ Each round: x1's controller is restarted with the setting (cold map-cache), h1 r
 mapping and x1 probes both locators up; then h1 pings h2 ten times a second, and after a random
 delay within one probing interval (so that the cut falls anywhere in the probe cycle) the
 underlay router blackholes the preferred locator; the flow moves when x1 marks it down; the
-blackhole is then removed and the flow comes back when x1's probe is answered again.
+blackhole is then removed and the flow comes back when x1's probe is answered again. x2 does not
+probe here: the blackhole also cuts its own return path (answers to its probes come back to
+198.51.100.1), and it would mark x1 down (docs/architecture.rst, "What probing cannot tell").
 
 Figures per round: seconds from the cut until the flow moved and until the first echo reply
 came back (the outage), echo requests lost, seconds from the repair until the flow was back on
@@ -75,6 +77,9 @@ def run(args) -> dict:
                "settings": chosen, "rounds": {name: [] for name in chosen}}
     progress(f"building the two-site topology (tag {args.tag!r})")
     x2 = site_spec(2, tag=args.tag, priorities=(1, 2))
+    # x2 does not probe: the cut also takes its own return path (answers to its probes come back
+    # to 198.51.100.1, its ITR-RLOC), so it would mark x1 down and drop h2's replies
+    x2.extra = {"probing": {"enabled": False}}
     with TwoSites(site_spec(1, tag=args.tag), x2, tag=args.tag) as topo:
         for n in range(args.rounds):
             for name, s in chosen.items():
