@@ -68,6 +68,10 @@ class LispBridgeConfig:
         default=(SitePortConfig("site"),), metadata=_doc("ports towards the site's hosts"))
     gpe_port: str = field(default="gpe", metadata=_doc(
         "name of the VXLAN-GPE port on UDP 4341 (options:exts=gpe, packet_type=legacy_l3)"))
+    native_port: str | None = field(default=None, metadata=_doc(
+        "a patch port to the underlay bridge (its peer: underlay.native_port) that carries "
+        "natively-forwarded traffic, unencapsulated; without it natively-forward mappings "
+        "drop (see natively_forward)", pattern=r"^[^\s/]{1,15}$"))
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class UnderlayConfig:
     rloc: IPv4Address = field(metadata=_doc("this xTR's RLOC (on the bridge's LOCAL port)"))
     next_hop: IPv4Address = field(metadata=_doc("the underlay router the RLOC routes through"))
     uplink_port: str = field(default="uplink", metadata=_doc("port name towards the underlay"))
+    native_port: str | None = field(default=None, metadata=_doc(
+        "the patch port's peer on this bridge (see lisp_bridge.native_port); natively-forwarded "
+        "packets go to this bridge's LOCAL port, whose host routes them (it must forward IP)",
+        pattern=r"^[^\s/]{1,15}$"))
     rloc_ipv6: IPv6Address | None = field(default=None, metadata=_doc(
         "an IPv6 RLOC on the same LOCAL port (routed by the namespace's kernel routes); with it, "
         "mappings may use IPv6 locators"))
@@ -156,6 +164,20 @@ class ProbingConfig:
         "locators)", min=1, max=100))
     rate: float = field(default=100.0, metadata=_doc(
         "probes per second at most, in all", min=1, max=100000))
+
+
+@dataclass(frozen=True)
+class NativelyForwardConfig:
+    """What the ITR does with traffic for EIDs whose negative mapping says natively-forward
+    (space outside LISP, RFC 9300 section 6.1)."""
+
+    mode: str = field(default="native", metadata=_doc(
+        "`native`: out unencapsulated through the underlay (needs lisp_bridge.native_port and "
+        "underlay.native_port; without them such traffic is dropped and the controller says "
+        "so at start); `petr`: encapsulated to the proxy ETRs in petrs (RFC 6832); `drop`",
+        choices=("native", "petr", "drop")))
+    petrs: tuple[IPv4Address | IPv6Address, ...] = field(default=(), metadata=_doc(
+        "(petr) proxy ETRs; they share the traffic equally, and RLOC probing watches them"))
 
 
 @dataclass(frozen=True)
@@ -310,6 +332,9 @@ class Config:
     timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
     probing: ProbingConfig = field(default_factory=ProbingConfig, metadata=_doc(
         "(itr, xtr) RLOC probing and failover"))
+    natively_forward: NativelyForwardConfig = field(
+        default_factory=NativelyForwardConfig, metadata=_doc(
+            "(itr, xtr) traffic for EIDs outside LISP (negative natively-forward mappings)"))
     buffer: BufferConfig = field(default_factory=BufferConfig, metadata=_doc("buffering"))
     api: ApiConfig = field(default_factory=ApiConfig, metadata=_doc("inspection API"))
     alt: AltConfig | None = field(default=None, metadata=_doc(
@@ -396,6 +421,18 @@ def _check_site(config: Config, source: str) -> None:
                           "together")
     if config.underlay.rloc_ipv6 is None:
         _check_ipv4_only(config, source)
+    if (config.lisp_bridge.native_port is None) != (config.underlay.native_port is None):
+        raise ConfigError(source, "underlay.native_port", "lisp_bridge.native_port and "
+                          "underlay.native_port name the two ends of one patch port pair: "
+                          "give both or neither")
+    nf = config.natively_forward
+    if nf.mode == "petr" and not nf.petrs:
+        raise ConfigError(source, "natively_forward.petrs", "mode petr needs at least one "
+                          "proxy ETR")
+    for i, petr in enumerate(nf.petrs):
+        if petr.version == 6 and config.underlay.rloc_ipv6 is None:
+            raise ConfigError(source, f"natively_forward.petrs[{i}]", f"{petr} is an IPv6 "
+                              "address: reaching it needs underlay.rloc_ipv6")
     names = [p.name for p in config.lisp_bridge.site_ports]
     if not names and config.role != "ms-mr":
         raise ConfigError(source, "lisp_bridge.site_ports", "at least one site port is needed")

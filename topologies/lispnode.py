@@ -190,6 +190,8 @@ class XtrSpec:
     alt_tunnels: list[tuple[str, str]] = field(default_factory=list)  # (GRE port, peer RLOC)
     encapsulation: str = "gpe"        # underlay.encapsulation: gpe or lisp (RFC 9300 headers)
     classic_decap: bool = True        # underlay.classic_decap: accept RFC 9300 headers (XDP)
+    native: bool = False              # a patch pair native-l/native-u for natively-forwarded
+    #                                   traffic, routed by the xTR namespace's kernel
     extra: dict = field(default_factory=dict)
 
 
@@ -263,6 +265,13 @@ class XtrNode:
             # 1476 bytes on a 1500-byte underlay, docs/architecture.rst)
             self.sh(f"ip link set alt0 mtu 1400; ip addr add {s.alt_address}/31 dev alt0; "
                     f"ip link set alt0 up")
+        if s.native:
+            self.vsctl("add-port br-lisp native-l -- set interface native-l type=patch "
+                       "options:peer=native-u -- add-port br-u native-u -- set interface "
+                       "native-u type=patch options:peer=native-l")
+            # the namespace's kernel routes natively-forwarded packets (out br-u again)
+            self.sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 "
+                    "net.ipv4.conf.br-u.send_redirects=0")
         for br in ("br-lisp", "br-u"):
             self.vsctl(f"set-controller {br} {ctl} -- set controller {br} "
                        f"connection-mode=out-of-band")
@@ -282,10 +291,12 @@ class XtrNode:
             "lisp_bridge": {"datapath_id": LISP_DPID,
                             "site_ports": [{"name": p.intf, "instance_id": p.instance_id}
                                            for p in s.site_ports],
-                            "gpe_port": "gpe"},
+                            "gpe_port": "gpe",
+                            **({"native_port": "native-l"} if s.native else {})},
             "underlay": {"datapath_id": UNDERLAY_DPID, "rloc": s.rlocs[0],
                          "next_hop": s.next_hop, "uplink_port": s.uplink, "mtu": s.mtu,
                          "encapsulation": s.encapsulation, "classic_decap": s.classic_decap,
+                         **({"native_port": "native-u"} if s.native else {}),
                          **({"rloc_ipv6": s.rloc_ipv6, "next_hop_ipv6": s.next_hop_ipv6}
                             if s.rloc_ipv6 else {})},
             "site_gateway": {k: v for k, v in (("ipv4", s.gateway_ipv4),

@@ -16,6 +16,7 @@ from ..dataplane.pipeline import LispBridge
 from ..mapping.cache import CacheEntry
 from ..mapping.locators import UNUSABLE_PRIORITY, select_shares, tunnel_address
 from ..protocol.addresses import EidPrefix
+from ..protocol.records import Action
 
 FIRST_GROUP_ID = 1
 LAST_GROUP_ID = 0xFFFFFF00  # OFPG_MAX
@@ -65,9 +66,10 @@ class FlowInstaller:
     """The map-cache's flows and groups on the LISP bridge. ``is_down(address)`` says whether
     RLOC probing found a locator down (its traffic then goes to the mapping's other locators)."""
 
-    def __init__(self, rloc_families: tuple[int, ...] = (4,), is_down=None):
+    def __init__(self, rloc_families: tuple[int, ...] = (4,), is_down=None, petrs=()):
         self.rloc_families = rloc_families
         self.is_down = is_down
+        self.petrs = tuple(petrs)  # Locators: where natively-forward traffic goes, encapsulated
         self.bridge: LispBridge | None = None
         self.installed: dict[EidPrefix, tuple[tuple[Flow, ...], Group | None]] = {}
         self.groups = GroupIds()
@@ -78,13 +80,20 @@ class FlowInstaller:
 
     def shares(self, entry: CacheEntry):
         """The locators that carry the entry's traffic, with the RLOC families we can reach."""
-        return select_shares(entry.locators, self.is_down, families=self.rloc_families)
+        return select_shares(self.locators_of(entry), self.is_down, families=self.rloc_families)
+
+    def locators_of(self, entry: CacheEntry):
+        """The entry's locators; for a natively-forward negative entry, the proxy ETRs (when
+        the site sends such traffic to them)."""
+        if self.petrs and entry.negative and entry.action == Action.NATIVELY_FORWARD:
+            return self.petrs
+        return entry.locators
 
     def probe_targets(self, entry: CacheEntry) -> list:
         """The addresses RLOC probing watches for the entry: each usable locator's tunnel
         address, down ones included (so that they can come back)."""
         out = []
-        for loc in entry.locators:
+        for loc in self.locators_of(entry):
             if loc.priority < UNUSABLE_PRIORITY:
                 address = tunnel_address(loc, self.rloc_families)
                 if address is not None:
@@ -99,7 +108,7 @@ class FlowInstaller:
         # a mapping whose locators share its traffic keeps its select group while one of them is
         # left: a locator going down or up then modifies the group in place, not the flow
         grouped = len(shares) > 1 or (len(shares) == 1 and self.is_down is not None and len(
-            select_shares(entry.locators, families=self.rloc_families)) > 1)
+            select_shares(self.locators_of(entry), families=self.rloc_families)) > 1)
         group_id = self.groups.of(entry.prefix) if grouped else None
         flows, group = self.bridge.mapping_flows(entry, shares, group_id)
         self.installed[entry.prefix] = (tuple(flows), group)

@@ -38,7 +38,7 @@ from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPR
                                 IPPROTO_UDP, LISP_CONTROL_PORT, LISP_DATA_PORT, ND_NEIGHBOR_ADVERT,
                                 ND_NEIGHBOR_SOLICIT)
 from ..protocol.records import Action
-from .flows import (OFPP_IN_PORT, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField, DecTtl, Flow,
+from .flows import (OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField, DecTtl, Flow,
                     Group, GroupAction, Meter, Output, SetField, ToController, match)
 
 T_CLASSIFY, T_ENCAP, T_MTU, T_DECAP, T_DELIVER = 0, 1, 2, 3, 4
@@ -64,6 +64,7 @@ K_PUNT_DATA_PROBE = 0x16  # LISP data packet addressed to one of our EIDs (a dat
 K_PUNT_ALT_CONTROL = 0x17  # a Map-Request for one of our EIDs that travelled the ALT
 K_ALT = 0x18              # ALT plumbing: BGP between the internal port and the GRE ports
 K_PUNT_UNDERLAY_ND = 0x19  # Neighbor Advertisement to the IPv6 RLOC
+K_NATIVE = 0x1A            # natively forwarded: a negative mapping's traffic, or a local EID's
 
 KIND_NAMES = {K_BASE: "base", K_ENCAP: "encap", K_HOST: "host", K_NEGATIVE: "negative",
               K_DROP: "drop", K_DECAP: "decap", K_PUNT_MISS: "punt-miss",
@@ -71,7 +72,7 @@ KIND_NAMES = {K_BASE: "base", K_ENCAP: "encap", K_HOST: "host", K_NEGATIVE: "neg
               K_PUNT_NEIGHBOR: "punt-neighbor", K_PUNT_CONTROL: "punt-control",
               K_PUNT_UNDERLAY_ARP: "punt-underlay-arp", K_PUNT_DATA_PROBE: "punt-data-probe",
               K_PUNT_ALT_CONTROL: "punt-alt-control", K_ALT: "alt",
-              K_PUNT_UNDERLAY_ND: "punt-underlay-nd"}
+              K_PUNT_UNDERLAY_ND: "punt-underlay-nd", K_NATIVE: "native"}
 
 ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GRE ports
 
@@ -177,6 +178,7 @@ class LispBridge:
     itr: bool = True
     etr: bool = True
     native_port: int | None = None  # patch port to the underlay, for natively-forward entries
+    native_instance_id: int = 0     # native traffic for a local EID belongs to this instance-id
     alt_port: int | None = None     # internal port holding our ALT address (the BGP speaker's)
     alt_mac: str | None = None
     alt_address: IPv4Address | None = None
@@ -219,6 +221,14 @@ class LispBridge:
                               cookie(K_DROP)))
         for prefix in self.local_prefixes:
             flows.extend(self._local_prefix(prefix))
+            if self.native_port is not None and prefix.instance_id == self.native_instance_id:
+                # unencapsulated traffic from a non-LISP host, for a local host
+                net = prefix.network
+                flows.append(Flow(T_CLASSIFY, 850, match(in_port=self.native_port,
+                                                         eth_type=_eth_type(net),
+                                                         **dict([prefix_match(net)])),
+                                  cookie(K_BASE), metadata=(prefix.instance_id, METADATA_MASK),
+                                  goto=T_DELIVER))
         if self.alt_port is not None:
             flows.extend(self._alt_flows())
         return flows
@@ -322,8 +332,10 @@ class LispBridge:
                 return [Flow(T_ENCAP, prio, m, cookie(K_PUNT_MISS), apply=(ToController(),),
                              meter=METER_MISS)], None
             if entry.action == Action.NATIVELY_FORWARD and self.native_port is not None:
-                return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE),
-                             apply=(DecTtl(), Output(self.native_port)))], None
+                # out unencapsulated, to the underlay bridge (and its LOCAL port: the host's
+                # routing table takes the packet on; RFC 9300's natively-forward)
+                return [Flow(T_ENCAP, prio, m, cookie(K_NATIVE),
+                             apply=(Output(self.native_port),))], None
             return [Flow(T_ENCAP, prio, m, cookie(K_NEGATIVE))], None
         if len(shares) > 1 and group_id is None:
             raise ValueError(f"{prefix}: several locators need a group id")
@@ -401,6 +413,9 @@ class UnderlayBridge:
     # the ETR's other locators (local prefixes' RLOCs on this xTR): RLOC-probes to them are ours
     # to answer too
     other_rlocs: tuple[IPv4Address | IPv6Address, ...] = ()
+    native_port: int | None = None  # patch port to the LISP bridge (natively-forwarded traffic)
+    local_mac: str | None = None    # the LOCAL port's: natively-forwarded packets are sent to it
+    native_prefixes: tuple[EidPrefix, ...] = ()  # local EIDs reachable natively
 
     def meters(self) -> list[Meter]:
         return [Meter(METER_CONTROL, self.control_rate_pps)]
@@ -434,6 +449,13 @@ class UnderlayBridge:
                  cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL)
             for address in dict.fromkeys(self.other_rlocs) if address not in own
             and (address.version == 4 or self.rloc_ipv6 is not None)]
+        if self.native_port is not None and self.local_mac is not None:
+            flows.append(Flow(T_UNDERLAY, 30000, match(in_port=self.native_port), cookie(K_NATIVE),
+                              apply=(SetField("eth_dst", self.local_mac), Output(OFPP_LOCAL))))
+            flows += [Flow(T_UNDERLAY, 30000, match(eth_type=_eth_type(p.network),
+                                                    **dict([prefix_match(p.network)])),
+                           cookie(K_NATIVE), apply=(Output(self.native_port),))
+                      for p in self.native_prefixes]
         flows += [  # data probes (the ITR sends them for IPv4 EIDs only)
             Flow(T_UNDERLAY, 39000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           udp_dst=LISP_DATA_PORT,

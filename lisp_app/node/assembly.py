@@ -3,6 +3,7 @@ engine settings), so that the orchestrator only composes them."""
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from ..dataplane.pipeline import LispBridge, UnderlayBridge
 from ..mapping.cache import MapCache
 from ..mapping.database import LocalDatabase, LocalMapping
 from ..protocol.records import Locator
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,7 +83,14 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
     next_hop = UnderlayNextHop(u.rloc, u.next_hop, u.rloc_ipv6, u.next_hop_ipv6)
     families = (4, 6) if u.rloc_ipv6 is not None else (4,)  # of our RLOCs
     prober = prober_of(config, stats, rng, next_hop) if itr_role else None
-    installer = FlowInstaller(families, prober.is_down if prober is not None else None)
+    nf = config.natively_forward
+    installer = FlowInstaller(families, prober.is_down if prober is not None else None,
+                              petrs=tuple(Locator(p, 1, 100) for p in nf.petrs)
+                              if nf.mode == "petr" else ())
+    if itr_role and nf.mode == "native" and config.lisp_bridge.native_port is None:
+        LOG.warning("natively-forward mappings will drop their traffic: no native path "
+                    "(lisp_bridge.native_port and underlay.native_port); say "
+                    "natively_forward: {mode: drop} to mean it, or mode: petr")
     smr = SmrSender(itr_settings(config).itr_rlocs, stats, rng,
                     reaches=next_hop.reaches) if etr_role else None
     gw = config.site_gateway
@@ -143,6 +153,7 @@ def lisp_bridge_of(config: Config, database: LocalDatabase, ports: dict[str, int
         gateway_mac=c.site_gateway.mac, gateway_ipv4=c.site_gateway.ipv4,
         gateway_ipv6=c.site_gateway.ipv6, underlay_mtu=c.underlay.mtu,
         itr=itr_role, etr=etr_role, miss_rate_pps=c.miss_rate,
+        native_port=native_port_of(c, ports), native_instance_id=c.instance_id,
         **({} if alt is None else dict(
             alt_port=ports[alt.port], alt_mac=(macs or {}).get(alt.port),
             alt_address=alt.address,
@@ -150,11 +161,21 @@ def lisp_bridge_of(config: Config, database: LocalDatabase, ports: dict[str, int
             alt_last_hop=with_map_server)))
 
 
+def native_port_of(config: Config, ports: dict[str, int]) -> int | None:
+    """The LISP bridge's patch port for natively-forwarded traffic (mode native only)."""
+    name = config.lisp_bridge.native_port
+    if name is None or config.natively_forward.mode != "native":
+        return None
+    return ports[name]
+
+
 def required_lisp_ports(config: Config) -> list[str]:
     """The port names the LISP bridge must have."""
     wanted = list(site_port_instance_ids(config))
     if config.role in ("itr", "etr", "xtr"):
         wanted.append(config.lisp_bridge.gpe_port)
+    if config.lisp_bridge.native_port is not None:
+        wanted.append(config.lisp_bridge.native_port)
     if config.alt is not None:
         wanted += [config.alt.port, *(n.gre_port for n in config.alt.neighbors)]
     return wanted

@@ -104,10 +104,17 @@ class Xtr:
             self.alt.attach({str(n.address): ports[n.gre_port] for n in alt.neighbors})
 
     def underlay_bridge_ready(self, ports: dict[str, int], local_mac: str) -> None:
-        uplink = self.config.underlay.uplink_port
-        if uplink not in ports:
-            raise LookupError(f"underlay bridge lacks port {uplink}")
-        self.next_hop.connected(ports[uplink], local_mac)
+        u = self.config.underlay
+        for name in (u.uplink_port, u.native_port):
+            if name is not None and name not in ports:
+                raise LookupError(f"underlay bridge lacks port {name}")
+        self.next_hop.connected(ports[u.uplink_port], local_mac)
+        if u.native_port is not None and self.config.natively_forward.mode == "native":
+            native_ids = {self.config.instance_id}
+            self.underlay_bridge = replace(
+                self.underlay_bridge, native_port=ports[u.native_port], local_mac=local_mac,
+                native_prefixes=tuple(m.prefix for m in self.database
+                                      if m.prefix.instance_id in native_ids))
 
     def desired(self, bridge: str) -> tuple[list[Meter], list[Flow], list[Group]]:
         """Everything our flows should be on a bridge now (for reconciliation on connect)."""
