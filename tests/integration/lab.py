@@ -37,3 +37,14 @@ def wait_ipv6_next_hops(topo, timeout: float = 15.0) -> None:
             xtr.spec.next_hop_ipv6 in xtr.appctl("tnl/neigh/show")
             for xtr in topo.xtrs.values()):
         time.sleep(0.5)
+
+
+def wait_for(check, timeout: float, what: str):
+    """``check()``'s first true value, polled every 0.3 s; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import pytest
 
-from tests.integration.lab import api, ping, wait_ipv6_next_hops
+from tests.integration.lab import api, ping, wait_for, wait_ipv6_next_hops
 from tests.integration.wire import Capture, find_problems, layers
 from topologies.lispnode import REPO, ProcessNode
 from topologies.two_sites import TwoSites, site_spec
@@ -73,15 +72,6 @@ def spec(n: int):
     s.extra = {"map_servers": [{"address": MS[n], "key": KEY, "key_id": 1}]}
     return s
 
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sites_register_and_resolve_through_an_ipv6_map_server_map_resolver(tmp_path):

@@ -4,11 +4,11 @@ resolve each other through, with cold caches, pinging both ways."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from topologies.oor import ROOT, OorNetwork, oor_binary, oor_config
+from tests.integration.lab import wait_for
 from tests.integration.wire import find_problems, layers
 
 pytestmark = pytest.mark.integration
@@ -19,15 +19,6 @@ API = 18480
 def oor():
     return oor_binary()
 
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("iid", [0, 1000])
