@@ -212,6 +212,14 @@ class Api:
             lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
         for name, value in queries.gauges().items():
             lines += [f"# TYPE lisp_{name} gauge", f"lisp_{name} {value}"]
+        locators = queries.locators(self.clock())
+        if locators:  # RLOC probing, per locator: up (1) or not, and the last probe's RTT
+            lines.append("# TYPE lisp_locator_up gauge")
+            lines += [f'lisp_locator_up{{rloc="{l["rloc"]}"}} {int(l["state"] == "up")}'
+                      for l in locators]
+            lines.append("# TYPE lisp_locator_rtt_seconds gauge")
+            lines += [f'lisp_locator_rtt_seconds{{rloc="{l["rloc"]}"}} {l["rtt_ms"] / 1000:.6f}'
+                      for l in locators if l["rtt_ms"] is not None]
         alt = getattr(self.app, "alt", None)
         if alt is not None:
             view = alt.view()

@@ -234,4 +234,7 @@ def test_probed_locators_show_their_state_in_the_api_lispctl_and_metrics():
     lines = text.splitlines()
     assert "lisp_locators_up 1" in lines and "lisp_locators_down 1" in lines
     assert "lisp_locators_went_down_total 1" in lines
+    assert 'lisp_locator_up{rloc="198.51.100.1"} 1' in lines
+    assert 'lisp_locator_up{rloc="198.51.100.2"} 0' in lines
+    assert 'lisp_locator_rtt_seconds{rloc="198.51.100.1"} 0.025000' in lines
     assert f"lisp_probes_sent_total {app.xtr.stats.probes_sent}" in lines
