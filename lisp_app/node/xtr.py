@@ -28,8 +28,8 @@ from ..dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
 from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
                                   K_PUNT_MISS, K_PUNT_NEIGHBOR, K_PUNT_RESOLVE, K_PUNT_TOO_BIG,
-                                  K_PUNT_UNDERLAY_ARP, K_PUNT_UNDERLAY_ND, METADATA_MASK, LispBridge, inner_mtu,
-                                  kind_of)
+                                  K_PUNT_UNDERLAY_ARP, K_PUNT_UNDERLAY_ND, METADATA_MASK,
+                                  LispBridge, inner_mtu, kind_of)
 from ..protocol import EidPrefix, Locator
 from ..mapping.database import LocalMapping
 from .assembly import build, lisp_bridge_of, required_lisp_ports
@@ -281,11 +281,11 @@ class Xtr:
                                  l.address == rloc, False, l.reachable) for l in locators)
         self.database.add(LocalMapping(prefix, locators, old.ttl if ttl is None else ttl))
         # RLOC-probes to the new locators are ours to answer: the underlay bridge punts them
-        before = self.underlay_bridge.base_flows()
+        before = set(self.underlay_bridge.base_flows())
         self.underlay_bridge = replace(self.underlay_bridge, other_rlocs=tuple(dict.fromkeys(
             (*self.underlay_bridge.other_rlocs,
              *(l.address for l in locators if type(l.address) in (IPv4Address, IPv6Address))))))
-        added = tuple(f for f in self.underlay_bridge.base_flows() if f not in set(before))
+        added = tuple(f for f in self.underlay_bridge.base_flows() if f not in before)
         effects = [FlowChange(UNDERLAY, add=added)] if added else []
         actions: list = []
         if self.registrar is not None:

@@ -84,8 +84,8 @@ def test_a_lisp_app_site_and_an_oor_site_resolve_each_other_and_ping_both_ways(o
     authenticated Map-Notify; each side resolves the other's EID to the
     other's RLOC and accepts the other's Map-Reply (instance-id 0 or 1000); once resolved, no ping is lost either way
     (OOR sends classic RFC 9300 headers, lisp_app's ETR accepts them; lisp_app sends LISP-GPE,
-    OOR accepts it); OOR's RLOC-probes of x1 are answered and accepted, and x1's of OOR too; tshark finds nothing
-    malformed in the LISP packets on the wire."""
+    OOR accepts it); OOR's RLOC-probes of x1 are answered and accepted, and x1's of OOR too;
+    tshark finds nothing malformed in the LISP packets on the wire."""
     import json
 
     from tests.integration.wire import Capture

@@ -97,7 +97,7 @@ def test_warm_asks_for_both_next_hops():
     assert [k.arp_op for k in kinds] == [1, None] and kinds[1].icmpv6_type == 135
 
 
-# -- the underlay bridge ----------------------------------------------------------------------------
+# -- the underlay bridge --------------------------------------------------------------------------
 
 def test_underlay_bridge_punts_ipv6_control_and_the_next_hops_advertisements():
     sw = FakeSwitch(UnderlayBridge(ip_address("192.0.2.1"), rloc_ipv6=RLOC6, data_probe_prefixes=(
@@ -121,7 +121,7 @@ def test_an_ipv4_only_underlay_bridge_has_no_ipv6_punts():
     assert all(dict(f.match).get("eth_type") != 0x86DD for f in flows)
 
 
-# -- the xTR ----------------------------------------------------------------------------------------
+# -- the xTR --------------------------------------------------------------------------------------
 
 def test_an_ipv6_map_resolver_gets_an_ecm_from_the_ipv6_rloc_and_the_reply_is_accepted():
     xtr = make_xtr(v6_config(f"map_resolvers: [\"{MR6}\"]"))
@@ -197,7 +197,7 @@ def test_an_ipv4_only_site_drops_and_counts_what_must_go_over_ipv6():
     assert outs(effects, UNDERLAY) == [] and xtr.stats.control_unexpected == 1
 
 
-# -- the config ----------------------------------------------------------------------------------
+# -- the config -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("peers,where", [
     (f"map_resolvers: [\"{MR6}\"]", "map_resolvers[0]"),
