@@ -1,103 +1,13 @@
 #!/usr/bin/env python3
-"""Start lisp_app: validate the site config, then run os-ken's OpenFlow controller with the LISP app.
+"""Start lisp_app from a checkout: the same as ``lisp-controller`` and ``python -m lisp_app``
+(lisp_app/controller.py).
 
     run_controller.py --config site.yaml [os-ken options, e.g. --ofp-tcp-listen-port 6653]
-
-A Map-Server/Map-Resolver without an ALT and without a switch (role ms-mr, no alt:, no underlay:)
-runs without os-ken: it serves UDP 4342 itself (lisp_app/standalone.py).
-
-os-ken 4.x has no osken-manager; this script builds the AppManager itself. The eventlet hub with a
-full monkey_patch() comes first: under os-ken's native hub timeouts and thread kills do not work.
 """
 
-import warnings
+import sys
 
-warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")  # it starts with a newline
-
-import eventlet  # noqa: E402
-
-eventlet.monkey_patch()
-
-import os  # noqa: E402
-
-os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
-
-import argparse  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=True)
-    parser.add_argument("--config", required=True, help="site configuration (YAML)")
-    parser.add_argument("--skip-classic-attach", action="store_true",
-                        help="the classic-LISP programs are attached on the xTR host by "
-                        "`python -m lisp_app.classic attach` (a controller elsewhere)")
-    args, osken_args = parser.parse_known_args(argv)
-
-    from lisp_app.config import ConfigError, load_config, switchless_server
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"lisp_app: {exc}", file=sys.stderr)
-        return 2
-    if switchless_server(config):  # a Map-Server/Map-Resolver on its own UDP sockets: no OpenFlow
-        from lisp_app.standalone import run
-        return run(config)
-
-    # Classic RFC 9300 data packets (lisp_app.classic): the uplink's eBPF programs, attached before
-    # the switch connects and removed on exit; without them the site would silently drop classic
-    # traffic, so a failure stops here unless the config accepts LISP-GPE only.
-    from lisp_app.classic import ClassicError, ClassicPath
-    classic = None if args.skip_classic_attach else ClassicPath.for_config(config)
-    if classic is not None:
-        try:
-            classic.attach()
-        except ClassicError as exc:
-            print(f"lisp_app: {exc}", file=sys.stderr)
-            return 3
-        print(f"lisp_app: {classic.summary()}", file=sys.stderr, flush=True)  # before logging
-    try:
-        return _run(config, classic, osken_args)
-    finally:
-        if classic is not None:
-            classic.detach()
-
-
-def _run(config, classic, osken_args) -> int:
-    from os_ken import cfg, log
-    from os_ken.base.app_manager import AppManager
-    from os_ken.controller import controller  # noqa: F401  (registers the --ofp-* options)
-    from os_ken.lib import hub
-
-    cfg.CONF(args=osken_args, project="os_ken")
-    log.init_log()
-    manager = AppManager.get_instance()
-    manager.load_apps(["lisp_app.app"])
-    contexts = manager.create_contexts()
-    contexts["lisp_config"] = config
-    contexts["lisp_classic"] = classic
-    services = [s for s in manager.instantiate_apps(**contexts) if s is not None]
-
-    def shutdown():
-        try:
-            manager.close()
-        finally:
-            if classic is not None:
-                classic.detach()
-            os._exit(0)
-
-    def stop(_signum, _frame):
-        hub.spawn(shutdown)  # not in the signal handler: it runs inside the hub's main loop
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        hub.joinall(services)
-    finally:
-        manager.close()
-    return 0
-
+from lisp_app.controller import main  # first: it monkey-patches for eventlet before anything
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -57,6 +57,7 @@ class LispApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.config = kwargs["lisp_config"]
         self.classic = kwargs.get("lisp_classic")  # lisp_app.classic.ClassicPath, attached
+        self.api_socket = kwargs.get("lisp_api_socket")  # bound by lisp_app.controller
         self.alt = None
         if self.config.alt is not None:
             from .alt.speaker import AltSpeaker
@@ -79,8 +80,10 @@ class LispApp(app_manager.OSKenApp):
         self.workers.append(hub.spawn(self._timer_loop))
         self.workers.append(hub.spawn(self._stats_loop))
         if self.config.api.port:
-            from .api.server import serve
-            self.workers.append(hub.spawn(serve, self, self.config.api.host, self.config.api.port))
+            from .api.server import listen, serve
+            if self.api_socket is None:  # started without lisp_app.controller (tests)
+                self.api_socket = listen(self.config.api.host, self.config.api.port)
+            self.workers.append(hub.spawn(serve, self, self.api_socket))
         if self.alt is not None:
             self.alt.start()
             self.execute(self.xtr.on_start(time.monotonic()))

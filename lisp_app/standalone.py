@@ -65,9 +65,13 @@ class StandaloneServer:
         self._workers = [eventlet.spawn(self._receive, s) for s in self._all]
         self._workers.append(eventlet.spawn(self._timer))
         if self.config.api.port:
-            from .api.server import serve
-            self._workers.append(eventlet.spawn(serve, self, self.config.api.host,
-                                                self.config.api.port))
+            from .api.server import listen, serve
+            try:
+                api_socket = listen(self.config.api.host, self.config.api.port)
+            except OSError:
+                self.close()
+                raise
+            self._workers.append(eventlet.spawn(serve, self, api_socket))
 
     def close(self) -> None:
         for worker in self._workers:

@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from .. import __version__
 from .client import ApiRefused, ApiUnavailable, LispClient
 
 
@@ -210,6 +211,7 @@ def read_mapping_file(path: str) -> list[dict]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lisp_app {__version__}")
     parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
     parser.add_argument("--json", action="store_true", help="print JSON")
     # --json may also follow the command ("lispctl map list --json")

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import time
@@ -267,11 +268,33 @@ def _parse_eid(text: str):
         raise ApiError("400 Bad Request", f"{raw!r} is not an IP address") from None
 
 
-def serve(app, host: str, port: int) -> None:
-    """Serve the API until the process ends (run in a hub thread)."""
+class ApiAddressInUse(OSError):
+    """The API's address cannot be bound; the message names it and says why."""
+
+
+def listen(host: str, port: int):
+    """The API's listening socket, bound exclusively: without SO_REUSEPORT (which eventlet sets
+    by default), a second controller on the same port would share it and take half of the
+    requests meant for the first. Raises :class:`ApiAddressInUse`."""
+    import socket
+
     import eventlet
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return eventlet.listen((host, port), family=family, reuse_port=False)
+    except OSError as exc:
+        hint = " (another controller on this port? set api.port, or 0 for no API)" \
+            if exc.errno == errno.EADDRINUSE else ""
+        raise ApiAddressInUse(exc.errno, f"cannot serve the REST API on {host} port {port}: "
+                                         f"{exc.strerror}{hint}") from None
+
+
+def serve(app, sock) -> None:
+    """Serve the API on ``sock`` (from :func:`listen`) until the process ends (run in a hub
+    thread)."""
     from eventlet import wsgi
 
-    sock = eventlet.listen((host, port))
+    host, port = sock.getsockname()[:2]
     LOG.info("REST API on http://%s:%d/", host, port)
     wsgi.server(sock, Api(app), log=logging.getLogger("lisp_app.api.access"), log_output=False)
