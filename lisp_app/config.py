@@ -9,7 +9,7 @@ Unknown keys are errors too (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv6Address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
 
 import yaml
@@ -194,7 +194,9 @@ class BufferConfig:
 class ApiConfig:
     """The inspection REST API (JSON over HTTP)."""
 
-    host: str = field(default="127.0.0.1", metadata=_doc("address to listen on"))
+    host: str = field(default="127.0.0.1", metadata=_doc(
+        "address to listen on (an IP address; the API has no authentication: keep it on "
+        "loopback or a management network)"))
     port: int = field(default=8080, metadata=_doc("TCP port; 0 disables the API", min=0,
                                                   max=65535))
 
@@ -239,7 +241,7 @@ class AltNeighborConfig:
     import_filter: tuple[PrefixListEntryConfig, ...] = field(default=(), metadata=_doc(
         "import prefix list; empty: the default route and the ALT's EID space only"))
     password: str | None = field(default=None, metadata=_doc(
-        "TCP MD5 password (os-ken supports it on the session it opens)"))
+        "TCP MD5 password (os-ken supports it on the session it opens); quote it", secret=True))
     connect_mode: str = field(default="active", metadata=_doc(
         "active: we open the session and refuse the peer's own attempts (measured: when both "
         "sides open sessions, os-ken's collision handling can leave the session flapping); "
@@ -268,7 +270,7 @@ class MapServerSiteConfig:
     """A site allowed to register with this Map-Server."""
 
     name: str = field(metadata=_doc("the site's name (in logs and the API)"))
-    key: str = field(metadata=_doc("the site's authentication key"))
+    key: str = field(metadata=_doc("the site's authentication key (quote it)", secret=True))
     eid_prefixes: tuple[EidPrefix, ...] = field(metadata=_doc(
         "prefixes the site may register (a registration must lie inside one)"))
     announce: tuple[EidPrefix, ...] = field(default=(), metadata=_doc(
@@ -289,7 +291,7 @@ class RegisterToConfig:
 
     address: IPv4Address | IPv6Address = field(metadata=_doc(
         "the Map-Server's address (IPv6 needs underlay.rloc_ipv6)"))
-    key: str = field(metadata=_doc("the authentication key"))
+    key: str = field(metadata=_doc("the authentication key (quote it)", secret=True))
     key_id: int = field(default=1, metadata=_doc(
         "1: HMAC-SHA-1, 2: HMAC-SHA-256", min=1, max=2))
     proxy_reply: bool = field(default=False, metadata=_doc(
@@ -354,16 +356,38 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     source = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, "", f"not UTF-8 text (byte {exc.start}: "
+                          f"{exc.object[exc.start:exc.start + 1]!r})") from None
     return parse_config(text, source)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last
+    one, so a second ``role:`` would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (first on line "
+                        f"{seen[key] + 1})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            except TypeError:  # an unhashable key: the reader refuses it by name later
+                pass
+        return super().construct_mapping(node, deep)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Validate config text (YAML)."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -399,6 +423,11 @@ def _check_site(config: Config, source: str) -> None:
     if config.role == "ms-mr" and config.map_server is None and not config.map_resolver:
         raise ConfigError(source, "map_server", "the ms-mr role needs map_server:, "
                           "map_resolver: true or both")
+    try:
+        ip_address(config.api.host)
+    except ValueError:
+        raise ConfigError(source, "api.host", f"{config.api.host!r} is not an IP address") \
+            from None
     switchless = switchless_server(config)
     for name in ("lisp_bridge", "underlay"):
         if getattr(config, name) is None and not switchless:
@@ -416,6 +445,10 @@ def _check_site(config: Config, source: str) -> None:
                           "map_request_targets or alt to send Map-Requests to")
     if config.alt is not None:
         _check_alt(config.alt, source)
+    if config.lisp_bridge.datapath_id == config.underlay.datapath_id:
+        raise ConfigError(source, "underlay.datapath_id", "the LISP bridge and the underlay "
+                          "bridge need datapath ids of their own (both are "
+                          f"{config.underlay.datapath_id})")
     if (config.underlay.rloc_ipv6 is None) != (config.underlay.next_hop_ipv6 is None):
         raise ConfigError(source, "underlay.next_hop_ipv6", "rloc_ipv6 and next_hop_ipv6 go "
                           "together")
@@ -467,11 +500,19 @@ def _check_alt(alt: AltConfig, source: str) -> None:
             ip_network(text)
         except ValueError as exc:
             raise ConfigError(source, f"alt.eid_space[{i}]", str(exc)) from None
-    seen = set()
+    seen, ports = set(), {}
     for i, n in enumerate(alt.neighbors):
         if n.address in seen:
             raise ConfigError(source, f"alt.neighbors[{i}].address", f"{n.address} is listed twice")
+        if n.address == alt.address:
+            raise ConfigError(source, f"alt.neighbors[{i}].address", f"{n.address} is our own "
+                              "ALT address (alt.address)")
+        if n.gre_port in ports:
+            raise ConfigError(source, f"alt.neighbors[{i}].gre_port", f"{n.gre_port!r} is "
+                              f"alt.neighbors[{ports[n.gre_port]}]'s GRE port already: one GRE "
+                              "port per neighbour")
         seen.add(n.address)
+        ports[n.gre_port] = i
         for j, e in enumerate(n.import_filter):
             where = f"alt.neighbors[{i}].import_filter[{j}]"
             try:

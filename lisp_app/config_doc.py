@@ -239,7 +239,10 @@ with exit status 2 and one line naming the file, the key path and the reason::
     lisp_app: site.yaml: (top level): not valid YAML: line 3, column 1: ...
 
 Unknown keys are errors, never ignored: a misspelt key must not fall back to a default
-silently. Key paths are written as the messages write them: ``a.b`` is key ``b`` inside the
+silently; so is a key given twice in one mapping (plain YAML would keep the last one), and a file
+that is not UTF-8 text. ``lisp-controller --check --config FILE`` (or ``run_controller.py
+--check``) validates a file offline with the same messages: exit status 0 when it is valid, 2 when
+it is not. Key paths are written as the messages write them: ``a.b`` is key ``b`` inside the
 mapping ``a``; ``a[]`` stands for every item of the list ``a`` (``a[0]`` in a message is its
 first item).
 
@@ -256,7 +259,10 @@ Writing values
   ``instance_id``; ``[0]10.1.0.0/24`` names instance-id 0 whatever the site's.
 - A whole number is accepted where a number is expected, and a number where a string is
   expected (it is taken as its text); only ``true`` or ``false`` is accepted where a boolean is
-  expected.
+  expected. NaN and infinity (``.nan``, ``.inf``) are refused.
+- Authentication keys and passwords must be YAML strings, and not empty: YAML reads ``0123`` as
+  83, ``0x1F`` as 31 and ``12:30`` as 750, so such a value is refused with a hint to quote it
+  (``key: "0123"``).
 
 Rules that span keys
 --------------------
@@ -275,12 +281,18 @@ Besides each key's own type and range, the reader enforces:
 - ``lisp_bridge`` and ``underlay`` are required, except for an ``ms-mr`` without ``alt``: without
   ``underlay`` (and then without ``lisp_bridge``) it needs no switch and serves UDP on the
   ``server`` sockets itself; with ``underlay`` it serves through the switch as on the ALT;
-- ``underlay.rloc_ipv6`` and ``underlay.next_hop_ipv6`` go together;
+- ``underlay.rloc_ipv6`` and ``underlay.next_hop_ipv6`` go together; without them
+  ``map_resolvers``, ``map_request_targets``, ``map_servers`` and ``natively_forward.petrs`` take
+  IPv4 addresses only;
+- the two bridges need datapath ids of their own; ``api.host`` is an IP address;
+- ``lisp_bridge.native_port`` and ``underlay.native_port`` go together;
+  ``natively_forward.mode: petr`` needs at least one proxy ETR;
 - every role but ``ms-mr`` needs at least one site port; site port names must differ from each
   other and from ``lisp_bridge.gpe_port``;
 - ``alt.eid_space`` items and the import filter prefixes must be valid IP prefixes (host bits
   zero); an import filter entry needs prefix length <= ``ge`` <= ``le`` <= 32 (128 for IPv6);
-  neighbour addresses must differ.
+  neighbour addresses must differ from each other and from ``alt.address``, and each neighbour
+  has a GRE port of its own.
 
 When the switch connects, the controller also checks that the bridges hold the ports the file
 names (site ports, the GPE port for the ``itr``, ``etr`` and ``xtr`` roles, ``alt.port`` and the

@@ -5,6 +5,7 @@ the key path and the reason; unknown keys are errors too."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -59,6 +60,12 @@ class Reader:
             if all(o in (IPv4Address, IPv6Address, type(None)) for o in options):
                 return self.address(raw, path, tuple(o for o in options if o is not type(None)))
             return self.value(next(o for o in options if o is not type(None)), raw, path, meta)
+        if hint is str and meta.get("secret"):  # keys, passwords: exactly as written, or refused
+            if not isinstance(raw, str):
+                self.fail(path, f"YAML read this as {_kind(raw)}, not as text (0123 becomes 83, "
+                          "12:30 becomes 750): quote it, e.g. key: \"0123\"")
+            if not raw:
+                self.fail(path, "must not be empty")
         if hint is str and isinstance(raw, (int, float)) and not isinstance(raw, bool):
             raw = str(raw)
         if origin is tuple:
@@ -91,6 +98,8 @@ class Reader:
         if hint is float:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 self.fail(path, f"expected a number, got {_kind(raw)}")
+            if not math.isfinite(raw):
+                self.fail(path, f"expected a finite number, got {raw}")
             return self.ranged(float(raw), path, meta)
         if hint is str:
             if not isinstance(raw, str):

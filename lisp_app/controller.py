@@ -41,6 +41,9 @@ def main(argv=None) -> int:
                                      description=__doc__.splitlines()[0], add_help=True)
     parser.add_argument("--version", action="version", version=f"lisp_app {__version__}")
     parser.add_argument("--config", required=True, help="site configuration (YAML)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the configuration and exit (0: valid, 2: not), starting "
+                             "nothing")
     parser.add_argument("--skip-classic-attach", action="store_true",
                         help="the classic-LISP programs are attached on the xTR host by "
                         "`python -m lisp_app.classic attach` (a controller elsewhere)")
@@ -52,6 +55,9 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"lisp_app: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        print(f"lisp_app: {args.config}: valid ({config.role})")
+        return 0
     if switchless_server(config):  # a Map-Server/Map-Resolver on its own UDP sockets: no OpenFlow
         from lisp_app.standalone import run
         return run(config)

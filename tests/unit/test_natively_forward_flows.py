@@ -31,6 +31,8 @@ def node(extra: str):
                           "lisp_bridge: {datapath_id: 1, site_ports: [{name: site}], "
                           "native_port: native-l}").replace(
         "mtu: 1500}", "mtu: 1500, native_port: native-u}") + extra
+    if "probing:" in extra:  # the test's own probing replaces the shared config's
+        text = text.replace("probing: {enabled: false}\n", "")
     xtr = Xtr(parse_config(text), random.Random(3))
     xtr.lisp_bridge_ready({"site": SITE, "gpe": GPE, "native-l": NATIVE_L})
     xtr.underlay_bridge_ready({"uplink": UPLINK, "native-u": NATIVE_U}, LOCAL_MAC)
