@@ -8,7 +8,8 @@ ovs-vswitchd cannot host two xTRs with native tunnels), with two userspace bridg
 - br-u: the uplink; its LOCAL port holds the RLOC, so OVS's native tunnelling routes from it.
 
 Both bridges run fail_mode=secure with the controller at tcp:127.0.0.1:6653 inside the namespace,
-and the controller (``run_controller.py``) serves its REST API on 127.0.0.1:8080 there.
+and the controller (``lisp-controller``, see controller_command) serves its REST API on
+127.0.0.1:8080 there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ OF_PORT = 6653
 API_PORT = 8080
 LISP_DPID = "0000000000000001"
 UNDERLAY_DPID = "0000000000000002"
+
+
+def controller_command() -> list[str]:
+    """How the topologies start a controller: the installed ``lisp-controller`` console script
+    beside this Python (scripts/setup.sh installs it), else ``run_controller.py``."""
+    script = Path(sys.executable).parent / "lisp-controller"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, str(REPO / "run_controller.py")]
 
 
 def start_ovs(sh, d: Path) -> None:
@@ -314,7 +324,7 @@ class XtrNode:
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         log = open(self.dir / "controller.log", "wb")
         self.controller = self.host.popen(
-            [sys.executable, str(REPO / "run_controller.py"), "--config", str(self.config_path),
+            [*controller_command(), "--config", str(self.config_path),
              "--ofp-tcp-listen-port", str(OF_PORT), "--ofp-listen-host", "127.0.0.1"],
             stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
 
