@@ -199,6 +199,12 @@ class ApiConfig:
         "loopback or a management network)"))
     port: int = field(default=8080, metadata=_doc("TCP port; 0 disables the API", min=0,
                                                   max=65535))
+    allowed_hosts: tuple[str, ...] = field(default=(), metadata=_doc(
+        "Host header values (names or addresses, no port) accepted for changes, besides "
+        "host, 127.0.0.1, localhost and ::1"))
+    token: str | None = field(default=None, metadata=_doc(
+        "when set, changes need it (Authorization: Bearer TOKEN; lispctl --token or "
+        "LISP_API_TOKEN); quote it", secret=True))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .. import __version__
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lisp_app {__version__}")
     parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
+    parser.add_argument("--token", default=os.environ.get("LISP_API_TOKEN"),
+                        help="the API's token, when its config sets one (default: "
+                             "$LISP_API_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     # --json may also follow the command ("lispctl map list --json")
     leaf = argparse.ArgumentParser(add_help=False)
@@ -250,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    client = LispClient(args.api)
+    client = LispClient(args.api, token=args.token)
     try:
         if args.command == "map":
             if args.verb == "get":

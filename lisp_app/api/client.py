@@ -22,14 +22,18 @@ class ApiRefused(ValueError):
 
 
 class LispClient:
-    def __init__(self, url: str = "http://127.0.0.1:8080", timeout: float = 10.0):
+    def __init__(self, url: str = "http://127.0.0.1:8080", timeout: float = 10.0,
+                 token: str | None = None):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.token = token  # the API's token (api.token), sent with every request when set
 
     def _call(self, method: str, path: str, body=None, timeout: float | None = None):
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
                 raw = resp.read()

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import errno
+import hmac
 import json
 import logging
 import time
@@ -53,21 +54,74 @@ class Api:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        headers = [("Content-Type", "application/json")]
         try:
-            if path == "/metrics" and method == "GET":
+            allowed = ROUTES.get(path)
+            if allowed is None:
+                raise ApiError("404 Not Found", f"no such resource: {path}")
+            if method not in allowed:
+                headers.append(("Allow", ", ".join(sorted(allowed))))
+                raise ApiError("405 Method Not Allowed", f"{path} takes "
+                               f"{' or '.join(sorted(allowed))}, not {method}")
+            if method in CHANGES:
+                self._check_change(environ, method, path)
+            if path == "/metrics":
                 body = self.metrics().encode()
                 start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
                 return [body]
             result = self.route(method, path, query, environ)
             status = "200 OK"
+            if method in CHANGES:
+                LOG.info("API %s %s from %s: %s", method, path, environ.get("REMOTE_ADDR"),
+                         json.dumps(result)[:200])
         except ApiError as exc:
             status, result = exc.status, {"error": str(exc)}
-        except Exception as exc:  # the API must answer, whatever went wrong
+        except Exception:  # the API must answer, whatever went wrong; internals go to the log
             LOG.exception("API request %s %s failed", method, path)
-            status, result = "500 Internal Server Error", {"error": str(exc)}
+            status, result = "500 Internal Server Error", {
+                "error": "internal error: the controller's log says what went wrong"}
         body = json.dumps(result, indent=1).encode()
-        start_response(status, [("Content-Type", "application/json")])
+        start_response(status, headers)
         return [body]
+
+    def _check_change(self, environ, method: str, path: str) -> None:
+        """A change must come from a client that means it: a Host on the allowed list (a web
+        page's request, or a DNS-rebinding one, names another host), no foreign Origin, a JSON
+        body (a browser's "simple" cross-site request cannot send one), and the token when the
+        config sets one."""
+        allowed = self._allowed_hosts()
+        host = _host_of(environ.get("HTTP_HOST", ""))
+        if host not in allowed:
+            raise ApiError("403 Forbidden", f"changes are accepted for Host "
+                           f"{' or '.join(sorted(allowed))} only, not {host or 'none'!r}")
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and _host_of(origin.partition("://")[2]) not in allowed:
+            raise ApiError("403 Forbidden", f"changes from a web page ({origin}) are refused")
+        token = self._token()
+        if token is not None and not hmac.compare_digest(
+                environ.get("HTTP_AUTHORIZATION", "").encode(), f"Bearer {token}".encode()):
+            raise ApiError("401 Unauthorized", "this API needs its token (Authorization: "
+                           "Bearer ...; lispctl --token or LISP_API_TOKEN)")
+        if method == "POST":
+            kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                raise ApiError("415 Unsupported Media Type", f"{path} takes a JSON body "
+                               f"(Content-Type: application/json), not {kind or 'none'!r}")
+
+    def _api_config(self):
+        return getattr(getattr(self.app.xtr, "config", None), "api", None)
+
+    def _allowed_hosts(self) -> set[str]:
+        config = self._api_config()
+        hosts = {"127.0.0.1", "localhost", "::1"}
+        if config is not None:
+            hosts.add(config.host)
+            hosts.update(config.allowed_hosts)
+        return hosts
+
+    def _token(self) -> str | None:
+        config = self._api_config()
+        return config.token if config is not None else None
 
     def route(self, method: str, path: str, query: dict, environ) -> object:
         if path == "/map" and method == "GET":
@@ -97,18 +151,27 @@ class Api:
             except ValueError:
                 raise ApiError("400 Bad Request", "count must be a number") from None
             return {"bridge": bridge, "rtt": self.app.echo_rtt(bridge, count)}
-        raise ApiError("404 Not Found", f"no such resource: {method} {path}")
+        raise ApiError("404 Not Found", f"no such resource: {method} {path}")  # (ROUTES says)
 
-    def _parse_mapping(self, body, where: str):
+    def _parse_mapping(self, body, where: str, extra_keys: tuple = ()):
         """``{"prefix": ..., "locators": [{"rloc", "priority", "weight"}, ...]}`` -> (prefix,
-        locators), or a 400 naming ``where`` and the problem."""
+        locators), or a 400 naming ``where`` and the problem. Strict: unknown keys, and numbers
+        that are not whole (``1.9``, ``true``), are refused."""
         if not isinstance(body, dict) or "prefix" not in body:
             raise ApiError("400 Bad Request", f"{where}: must be an object with 'prefix' and "
                            "'locators'")
+        _known(body, ("prefix", "locators", *extra_keys), where)
         try:
-            prefix = EidPrefix.parse(str(body["prefix"]))
-            raw = tuple((str(l["rloc"]), int(l.get("priority", 1)), int(l.get("weight", 100)))
-                        for l in body.get("locators", ()))
+            if not isinstance(body["prefix"], str):
+                raise ValueError("prefix must be a string such as \"[1000]10.2.0.0/24\"")
+            prefix = EidPrefix.parse(body["prefix"])
+            items = body.get("locators", ())
+            if not isinstance(items, list):
+                raise ValueError("locators must be a list")
+            for i, l in enumerate(items):
+                _known(l, ("rloc", "priority", "weight"), f"{where}.locators[{i}]")
+            raw = tuple((_text(l["rloc"], "rloc"), _whole(l.get("priority", 1), "priority"),
+                         _whole(l.get("weight", 100), "weight")) for l in items)
             locators = self._locator_sets.get(raw)
             if locators is None:  # many mappings share their locators: parse each set once
                 locators = tuple(Locator(ip_address(r), p, w) for r, p, w in raw)
@@ -147,7 +210,7 @@ class Api:
         return {"added": str(prefix)}
 
     def database_set(self, body) -> dict:
-        prefix, locators = self._parse_mapping(body, "body")
+        prefix, locators = self._parse_mapping(body, "body", extra_keys=("ttl",))
         ttl = body.get("ttl")
         if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)
                                 or not 1 <= ttl <= 0xFFFFFFFF):
@@ -240,6 +303,42 @@ def _required(query: dict, name: str) -> str:
     if name not in query:
         raise ApiError("400 Bad Request", f"missing query parameter {name!r}")
     return query[name]
+
+
+# path -> the methods it takes; POST and DELETE change the node (CHANGES)
+ROUTES = {"/map": {"GET", "POST", "DELETE"}, "/map/lookup": {"GET"}, "/database": {"POST"},
+          "/mapstat": {"GET"}, "/locators": {"GET"}, "/flows": {"GET"}, "/bgp": {"GET"},
+          "/echo": {"GET"}, "/metrics": {"GET"}}
+CHANGES = {"POST", "DELETE"}
+
+
+def _host_of(host_header: str) -> str:
+    """The host part of a Host header (or of an Origin's authority): no port, no brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _known(obj, keys: tuple, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ApiError("400 Bad Request", f"{where}: must be an object")
+    unknown = sorted(set(obj) - set(keys))
+    if unknown:
+        raise ApiError("400 Bad Request", f"{where}: unknown key(s) {', '.join(unknown)} "
+                       f"(known: {', '.join(keys)})")
+
+
+def _whole(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+def _text(value, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, not {value!r}")
+    return value
 
 
 def _read_json(environ) -> object:

@@ -29,11 +29,12 @@ class FakeApp:
         return []
 
 
-def call(api, method, path, body=None):
+def call(api, method, path, body=None, **headers):
     path, _, query = path.partition("?")
     raw = json.dumps(body).encode() if body is not None else b""
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
+               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw),
+               "HTTP_HOST": "127.0.0.1:8080", "CONTENT_TYPE": "application/json", **headers}
     status = []
     out = b"".join(api(environ, lambda s, headers: status.append(s)))
     text = out.decode()
@@ -238,3 +239,76 @@ def test_probed_locators_show_their_state_in_the_api_lispctl_and_metrics():
     assert 'lisp_locator_up{rloc="198.51.100.2"} 0' in lines
     assert 'lisp_locator_rtt_seconds{rloc="198.51.100.1"} 0.025000' in lines
     assert f"lisp_probes_sent_total {app.xtr.stats.probes_sent}" in lines
+
+
+def raw_call(api, method, path, body=b"", **environ):
+    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
+           "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+           "HTTP_HOST": "127.0.0.1:8080", "CONTENT_TYPE": "application/json", **environ}
+    seen = {}
+    out = b"".join(api(env, lambda s, headers: seen.update(status=s, headers=dict(headers))))
+    return int(seen["status"].split()[0]), seen["headers"], json.loads(out)
+
+
+MAPPING = json.dumps({"prefix": "[1000]10.9.0.0/16",
+                      "locators": [{"rloc": "198.51.100.1"}]}).encode()
+
+
+@pytest.mark.parametrize("environ, status, words", [
+    ({"HTTP_HOST": "evil.example"}, 403, "Host"),           # DNS rebinding: the page's own name
+    ({"HTTP_ORIGIN": "http://evil.example"}, 403, "web page"),
+    ({"CONTENT_TYPE": "text/plain"}, 415, "application/json"),  # a browser's simple request
+    ({"CONTENT_TYPE": ""}, 415, "application/json"),
+])
+def test_changes_from_web_pages_are_refused_and_change_nothing(api, environ, status, words):
+    code, _headers, body = raw_call(api, "POST", "/map", MAPPING, **environ)
+    assert code == status and words in body["error"]
+    assert call(api, "GET", "/map")[1]["cache"] == []
+
+
+def test_an_allowed_host_with_a_port_and_ipv6_loopback_may_change(api):
+    for host in ("localhost:8080", "[::1]:8080", "127.0.0.1"):
+        assert raw_call(api, "POST", "/map", MAPPING, HTTP_HOST=host)[0] == 200
+
+
+def test_a_wrong_method_gets_405_with_allow(api):
+    code, headers, body = raw_call(api, "PUT", "/map")
+    assert code == 405 and headers["Allow"] == "DELETE, GET, POST"
+    assert raw_call(api, "GET", "/nosuch")[0] == 404
+
+
+@pytest.mark.parametrize("mapping, words", [
+    ({"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1"}], "ttl": 5},
+     "unknown key(s) ttl"),
+    ({"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1", "prio": 1}]},
+     "unknown key(s) prio"),
+    ({"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1", "priority": 1.9}]},
+     "priority must be a whole number"),
+    ({"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1", "weight": True}]},
+     "weight must be a whole number"),
+    ({"prefix": 10, "locators": [{"rloc": "198.51.100.1"}]}, "prefix must be a string"),
+])
+def test_bodies_are_read_strictly(api, mapping, words):
+    code, body = call(api, "POST", "/map", mapping)
+    assert code == 400 and words in body["error"]
+    assert call(api, "GET", "/map")[1]["cache"] == []
+
+
+def test_a_token_guards_changes_but_not_reads():
+    from tests.xtrkit import CONFIG
+    app = FakeApp()
+    app.xtr = make_xtr(CONFIG + 'api: {token: "s3cret-token"}\n')
+    api = Api(app)
+    assert raw_call(api, "POST", "/map", MAPPING)[0] == 401
+    assert raw_call(api, "POST", "/map", MAPPING, HTTP_AUTHORIZATION="Bearer nope")[0] == 401
+    assert raw_call(api, "POST", "/map", MAPPING,
+                    HTTP_AUTHORIZATION="Bearer s3cret-token")[0] == 200
+    assert call(api, "GET", "/map")[0] == 200
+
+
+def test_a_failure_inside_answers_500_without_internals(api, monkeypatch):
+    def broken():
+        raise RuntimeError("secret internals")
+    monkeypatch.setattr(api, "map_list", broken)
+    code, body = call(api, "GET", "/map")
+    assert code == 500 and "secret" not in body["error"] and "log" in body["error"]
