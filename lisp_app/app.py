@@ -262,10 +262,10 @@ class LispApp(app_manager.OSKenApp):
     @guarded
     def _error(self, ev):
         msg = ev.msg
-        LOG.error("switch %016x refused a message: type %d code %d (%s)", msg.datapath.id,
-                  msg.type, msg.code, bytes(msg.data[:64]).hex())
-        self.errors.record(self.bridge_of_dpid.get(msg.datapath.id), msg.xid,
-                           f"type {msg.type} code {msg.code}")
+        name = translate.error_name(msg.type, msg.code)
+        LOG.error("switch %016x refused a message: %s (type %d code %d; the message: %s)",
+                  msg.datapath.id, name, msg.type, msg.code, bytes(msg.data[:64]).hex())
+        self.errors.record(self.bridge_of_dpid.get(msg.datapath.id), msg.xid, name)
 
     # -- threads --------------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ import sys  # noqa: E402
 
 from lisp_app import __version__  # noqa: E402
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lisp-controller",
@@ -99,6 +101,10 @@ def _run(config, classic, osken_args, api_socket) -> int:
 
     cfg.CONF(args=osken_args, project="os_ken")
     log.init_log()
+    import logging
+    line = logging.Formatter(LOG_FORMAT)  # time, level and logger on every line
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(line)
     manager = AppManager.get_instance()
     manager.load_apps(["lisp_app.app"])
     contexts = manager.create_contexts()

@@ -137,7 +137,7 @@ class StandaloneServer:
 def run(config: Config) -> int:
     """Serve until SIGTERM or SIGINT; 1 if a socket cannot be bound."""
     logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = StandaloneServer(config)
     try:
         server.start()

@@ -269,3 +269,27 @@ def port_maps(port_descs) -> tuple[dict, dict, str | None]:
 
 def meter_rates(configs) -> dict[int, tuple[int, ...]]:
     return {cfg.meter_id: tuple(b.rate for b in cfg.bands) for cfg in configs}
+
+
+# OpenFlow 1.3 error types -> the prefix of their codes' names (ofproto_v1_3's constants)
+_ERROR_CODE_PREFIX = {
+    "OFPET_HELLO_FAILED": "OFPHFC_", "OFPET_BAD_REQUEST": "OFPBRC_",
+    "OFPET_BAD_ACTION": "OFPBAC_", "OFPET_BAD_INSTRUCTION": "OFPBIC_",
+    "OFPET_BAD_MATCH": "OFPBMC_", "OFPET_FLOW_MOD_FAILED": "OFPFMFC_",
+    "OFPET_GROUP_MOD_FAILED": "OFPGMFC_", "OFPET_PORT_MOD_FAILED": "OFPPMFC_",
+    "OFPET_TABLE_MOD_FAILED": "OFPTMFC_", "OFPET_QUEUE_OP_FAILED": "OFPQOFC_",
+    "OFPET_SWITCH_CONFIG_FAILED": "OFPSCFC_", "OFPET_ROLE_REQUEST_FAILED": "OFPRRFC_",
+    "OFPET_METER_MOD_FAILED": "OFPMMFC_", "OFPET_TABLE_FEATURES_FAILED": "OFPTFFC_"}
+
+
+def error_name(error_type: int, code: int) -> str:
+    """An OpenFlow error by name, as ``ovs-ofctl`` and the specification write it
+    (``OFPET_BAD_MATCH/OFPBMC_BAD_FIELD``), with the numbers for anything unknown."""
+    type_name = next((n for n in _ERROR_CODE_PREFIX if getattr(ofp, n) == error_type), None)
+    if type_name is None:
+        return f"type {error_type} code {code}"
+    prefix = _ERROR_CODE_PREFIX[type_name]
+    code_name = next((n for n in dir(ofp) if n.startswith(prefix) and getattr(ofp, n) == code),
+                     f"code {code}")
+    return f"{type_name}/{code_name}"
+

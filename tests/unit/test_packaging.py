@@ -99,3 +99,49 @@ api: {{port: {port}}}
         done = run([str(BIN / "lisp-controller"), "--config", str(config)])
     assert done.returncode == 1, done.stderr
     assert f"cannot serve the REST API on 127.0.0.1 port {port}" in done.stderr
+
+
+def test_every_log_line_has_time_level_and_logger(tmp_path):
+    """The controller's own log (no switch connects): timestamps, levels and logger names on
+    every line, the API's address, and the warning that natively-forward traffic will drop."""
+    import re
+    import time
+    import urllib.request
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    api, of_port = ports
+    config = tmp_path / "site.yaml"
+    config.write_text(XTR.format(port=api))
+    proc = subprocess.Popen([str(BIN / "lisp-controller"), "--config", str(config),
+                             "--ofp-tcp-listen-port", str(of_port), "--ofp-listen-host",
+                             "127.0.0.1"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{api}/mapstat", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    lines = [l for l in out.splitlines() if l.strip()]
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|"
+                         r"CRITICAL) [\w.]+: ")
+    assert lines and all(stamped.match(l) for l in lines), lines
+    assert any(f"REST API on http://127.0.0.1:{api}/" in l for l in lines)
+    assert any(" WARNING lisp_app.node.assembly: natively-forward mappings will drop" in l
+               for l in lines)
+
+
+def test_switch_errors_are_named():
+    from lisp_app.shell.translate import error_name
+    assert error_name(4, 6) == "OFPET_BAD_MATCH/OFPBMC_BAD_FIELD"
+    assert error_name(5, 6) == "OFPET_FLOW_MOD_FAILED/OFPFMFC_BAD_COMMAND"
+    assert error_name(99, 1) == "type 99 code 1"
