@@ -63,7 +63,6 @@ class LocatorState:
     state: str = UNKNOWN
     since: float | None = None       # when it entered its state
     rtt: float | None = None         # seconds, of the last answered probe
-    last_answer: float | None = None
     misses: int = 0                  # probes unanswered in a row
     nonce: int | None = None         # of the outstanding probe
     sent_at: float | None = None
@@ -250,7 +249,6 @@ class Prober:
             return []
         self.stats.probe_replies += 1
         state.rtt = now - state.sent_at
-        state.last_answer = now
         state.nonce, state.misses = None, 0
         state.due = now + self.settings.interval * self.rng.uniform(0.9, 1.0)  # no lock-step
         self._schedule(state, now)

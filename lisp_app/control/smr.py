@@ -68,10 +68,6 @@ class SmrSender:
         while len(self._notes) > MAX_NOTES:
             self._notes.popitem(last=False)
 
-    def asked(self, prefix: EidPrefix, now: float) -> list[IPAddress]:
-        return [itr for (p, itr), (until, _eid) in self._notes.items()
-                if p == prefix and until > now]
-
     def on_change(self, prefix: EidPrefix, now: float) -> int:
         """The local mapping ``prefix`` changed: queue an SMR for each ITR that may cache it;
         returns how many."""
