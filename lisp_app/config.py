@@ -195,14 +195,14 @@ class ApiConfig:
     """The inspection REST API (JSON over HTTP)."""
 
     host: str = field(default="127.0.0.1", metadata=_doc(
-        "address to listen on (an IP address; the API has no authentication: keep it on "
-        "loopback or a management network)"))
+        "address to listen on (an IP address; keep it on loopback or a management network: "
+        "docs/security.rst)"))
     port: int = field(default=8080, metadata=_doc("TCP port; 0 disables the API", min=0,
                                                   max=65535))
     allowed_hosts: tuple[str, ...] = field(default=(), metadata=_doc(
         "Host header values (names or addresses, no port) accepted for changes, besides "
         "host, 127.0.0.1, localhost and ::1"))
-    token: str | None = field(default=None, metadata=_doc(
+    token: str | None = field(repr=False, default=None, metadata=_doc(
         "when set, changes need it (Authorization: Bearer TOKEN; lispctl --token or "
         "LISP_API_TOKEN); quote it", secret=True))
 
@@ -246,7 +246,7 @@ class AltNeighborConfig:
         max=10**7))
     import_filter: tuple[PrefixListEntryConfig, ...] = field(default=(), metadata=_doc(
         "import prefix list; empty: the default route and the ALT's EID space only"))
-    password: str | None = field(default=None, metadata=_doc(
+    password: str | None = field(repr=False, default=None, metadata=_doc(
         "TCP MD5 password (os-ken supports it on the session it opens); quote it", secret=True))
     connect_mode: str = field(default="active", metadata=_doc(
         "active: we open the session and refuse the peer's own attempts (measured: when both "
@@ -276,7 +276,8 @@ class MapServerSiteConfig:
     """A site allowed to register with this Map-Server."""
 
     name: str = field(metadata=_doc("the site's name (in logs and the API)"))
-    key: str = field(metadata=_doc("the site's authentication key (quote it)", secret=True))
+    key: str = field(repr=False, metadata=_doc("the site's authentication key (quote it)",
+                                               secret=True))
     eid_prefixes: tuple[EidPrefix, ...] = field(metadata=_doc(
         "prefixes the site may register (a registration must lie inside one)"))
     announce: tuple[EidPrefix, ...] = field(default=(), metadata=_doc(
@@ -297,7 +298,8 @@ class RegisterToConfig:
 
     address: IPv4Address | IPv6Address = field(metadata=_doc(
         "the Map-Server's address (IPv6 needs underlay.rloc_ipv6)"))
-    key: str = field(metadata=_doc("the authentication key (quote it)", secret=True))
+    key: str = field(repr=False, metadata=_doc("the authentication key (quote it)",
+                                               secret=True))
     key_id: int = field(default=1, metadata=_doc(
         "1: HMAC-SHA-1, 2: HMAC-SHA-256", min=1, max=2))
     proxy_reply: bool = field(default=False, metadata=_doc(
@@ -563,3 +565,38 @@ def local_prefixes(config: Config) -> list[tuple[EidPrefix, tuple[LocatorConfig,
     :func:`parse_config`.)"""
     return [(eid.prefix, eid.locators or (LocatorConfig(config.underlay.rloc),), eid.ttl)
             for eid in config.eid_prefixes]
+
+
+def secret_fields(config) -> list[str]:
+    """The key paths of the secrets a config holds (authentication keys, passwords, the API
+    token: the fields whose metadata says ``secret``), e.g. ``['map_servers[0].key']``."""
+    import dataclasses
+
+    found: list[str] = []
+
+    def walk(value, path: str) -> None:
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                child = getattr(value, f.name)
+                where = f"{path}.{f.name}" if path else f.name
+                if f.metadata.get("secret"):
+                    if child:
+                        found.append(where)
+                else:
+                    walk(child, where)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(config, "")
+    return found
+
+
+def exposure_warning(path: str | Path, mode: int, secrets: list[str]) -> str | None:
+    """What to tell the operator when a config holding secrets can be read or written by others
+    than its owner (``mode``: the file's st_mode), else None. Like ssh with a private key."""
+    if not secrets or not mode & 0o077:
+        return None
+    shown = ", ".join(secrets[:3]) + (f" and {len(secrets) - 3} more" if len(secrets) > 3 else "")
+    return (f"{path} holds secrets ({shown}) and is accessible to other users "
+            f"(mode {mode & 0o777:04o}): chmod 600 {path} (docs/security.rst)")

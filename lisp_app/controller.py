@@ -57,6 +57,13 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"lisp_app: {exc}", file=sys.stderr)
         return 2
+    from lisp_app.config import exposure_warning, secret_fields
+    try:
+        exposed = exposure_warning(args.config, os.stat(args.config).st_mode, secret_fields(config))
+    except OSError:
+        exposed = None
+    if exposed:
+        print(f"lisp_app: WARNING: {exposed}", file=sys.stderr, flush=True)
     if args.check:
         print(f"lisp_app: {args.config}: valid ({config.role})")
         return 0

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lisp_app.config import ConfigError, load_config, parse_config
+from lisp_app.config import (ConfigError, exposure_warning, load_config, parse_config,
+                             secret_fields)
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """role: xtr
@@ -101,3 +102,43 @@ def test_check_validates_offline_with_the_same_messages(tmp_path):
     assert ok.returncode == 0 and "valid (xtr)" in ok.stdout
     no = subprocess.run([*controller, str(bad)], capture_output=True, text=True, timeout=60)
     assert no.returncode == 2 and f"lisp_app: {bad}: (top level): not valid YAML" in no.stderr
+
+
+def test_secrets_are_found_by_their_schema_marking():
+    config = parse_config(MINIMAL + 'map_servers: [{address: 198.51.100.7, key: "s3cret"}]\n'
+                          'api: {token: "t0ken"}\n')
+    assert secret_fields(config) == ["api.token", "map_servers[0].key"]
+    assert secret_fields(parse_config(MINIMAL)) == []
+
+
+@pytest.mark.parametrize("mode, warned", [(0o100600, False), (0o100400, False),
+                                          (0o100640, True), (0o100644, True), (0o100606, True)])
+def test_a_config_with_secrets_readable_by_others_is_warned_about(mode, warned):
+    message = exposure_warning("/etc/lisp/site.yaml", mode, ["map_servers[0].key"])
+    assert (message is not None) == warned
+    if warned:
+        assert "chmod 600 /etc/lisp/site.yaml" in message and "map_servers[0].key" in message
+    assert exposure_warning("/etc/lisp/site.yaml", 0o100644, []) is None  # nothing to hide
+
+
+def test_check_warns_about_an_exposed_key_file(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(MINIMAL + 'map_servers: [{address: 198.51.100.7, key: "s3cret"}]\n')
+    controller = [sys.executable, str(ROOT / "run_controller.py"), "--check", "--config", str(site)]
+    site.chmod(0o644)
+    loose = subprocess.run(controller, capture_output=True, text=True, timeout=60)
+    assert loose.returncode == 0 and "WARNING" in loose.stderr and "chmod 600" in loose.stderr
+    site.chmod(0o600)
+    tight = subprocess.run(controller, capture_output=True, text=True, timeout=60)
+    assert tight.returncode == 0 and "WARNING" not in tight.stderr
+
+
+def test_secrets_stay_out_of_the_configs_printed_form():
+    config = parse_config(MINIMAL + 'map_servers: [{address: 198.51.100.7, key: "s3cret"}]\n'
+                          'api: {token: "t0ken"}\n' + ALT.replace(
+                              "gre_port: gre0}", 'gre_port: gre0, password: "md5pw"}'))
+    printed = repr(config)
+    assert "198.51.100.7" in printed  # the rest is there
+    for secret in ("s3cret", "t0ken", "md5pw"):
+        assert secret not in printed
+    assert config.map_servers[0].key == "s3cret" and config.api.token == "t0ken"
