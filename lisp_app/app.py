@@ -27,6 +27,7 @@ from .node import Xtr
 from .dataplane import ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
+from .logs import Summary, flush_due
 from .dataplane.pipeline import K_DECAP, K_DROP, K_ENCAP, K_HOST, K_NEGATIVE, cookie, kind_of
 from .shell import policy, translate
 from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
@@ -34,6 +35,7 @@ from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
 LOG = logging.getLogger("lisp_app")
 
 ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
+HANDLER_ERRORS = Summary(LOG, "handler errors", logging.ERROR)
 
 
 def guarded(handler):
@@ -45,8 +47,8 @@ def guarded(handler):
             return handler(self, *args)
         except Exception:
             self.xtr.stats.handler_errors += 1
-            LOG.exception("%s failed on %s", handler.__name__,
-                          ", ".join(repr(getattr(a, "msg", a)) for a in args))
+            HANDLER_ERRORS(handler.__name__, "%s failed on %s", handler.__name__,
+                           ", ".join(repr(getattr(a, "msg", a)) for a in args), exc_info=True)
     return run
 
 
@@ -279,6 +281,7 @@ class LispApp(app_manager.OSKenApp):
                 self.execute(effects)
             except Exception:
                 LOG.exception("timer work failed")
+            flush_due()  # the summaries of repeated problems (lisp_app.logs)
             hub.sleep(policy.timer_wait(now, self.xtr.next_deadline()))
 
     def _stats_loop(self) -> None:

@@ -18,10 +18,13 @@ from ipaddress import ip_address
 import eventlet
 
 from .config import Config
+from .logs import Summary, flush_due
 from .node.control_plane import Received
 from .node.server import MapServerNode
 
 LOG = logging.getLogger("lisp_app.standalone")
+UNHANDLED = Summary(LOG, "datagrams that could not be handled", logging.ERROR)
+UNSENT = Summary(LOG, "messages that could not be sent", logging.WARNING)
 TIMER_TICK = 0.5  # seconds at most between two timer runs (registrations expire)
 MAX_DATAGRAM = 65535
 PEER_CACHE = 4096  # peer addresses kept parsed (and as text) by the socket loops
@@ -100,7 +103,7 @@ class StandaloneServer:
                 sends = handle(data, Received(source, peer[1]), clock())
             except Exception:  # one bad datagram must never stop the server
                 self.xtr.stats.handler_errors += 1
-                LOG.exception("datagram from %s could not be handled", peer)
+                UNHANDLED(peer[0], "datagram from %s could not be handled", peer, exc_info=True)
                 continue
             self._send(sends)
 
@@ -112,6 +115,7 @@ class StandaloneServer:
             except Exception:
                 self.xtr.stats.handler_errors += 1
                 LOG.exception("timer work failed")
+            flush_due()  # the summaries of repeated problems (lisp_app.logs)
             deadline = self.xtr.next_deadline()
             eventlet.sleep(TIMER_TICK if deadline is None
                            else min(TIMER_TICK, max(0.01, deadline - now)))
@@ -130,8 +134,8 @@ class StandaloneServer:
                 sock.sendto(send.payload, (text, send.dest_port))
             except OSError as exc:
                 self.xtr.stats.control_send_failed += 1
-                LOG.warning("could not send to %s port %d: %s", send.destination,
-                            send.dest_port, exc)
+                UNSENT(send.destination, "could not send to %s port %d: %s", send.destination,
+                       send.dest_port, exc)
 
 
 def run(config: Config) -> int:

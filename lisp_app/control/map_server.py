@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from ..logs import Summary
 from ..mapping.lpm import PrefixTable
 from ..mapping.space import WIDTH, PrefixStarts
 from ..protocol.addresses import EidPrefix
@@ -37,6 +38,7 @@ from ..alt.effects import Announce, Withdraw
 from .actions import SendControl
 
 LOG = logging.getLogger(__name__)
+REFUSED = Summary(LOG, "refused Map-Registers", logging.WARNING)
 IPAddress = IPv4Address | IPv6Address
 
 REGISTRATION_LIFETIME = 180.0  # RFC 9301: 3 minutes without a refresh
@@ -108,19 +110,19 @@ class MapServerEngine:
             prefixes = [r.prefix for r in msg.records]
         except ValueError as exc:
             self.stats.registers_bad_prefix += 1
-            LOG.warning("Map-Register from %s refused: %s", source, exc)
+            REFUSED(source, "Map-Register from %s refused: %s", source, exc)
             return []
         site = self._site_for(prefixes)
         if site is None:
             self.stats.registers_bad_prefix += 1
-            LOG.warning("Map-Register from %s refused: %s not allowed for any site", source,
-                        ", ".join(map(str, prefixes)) or "no records")
+            REFUSED(source, "Map-Register from %s refused: %s not allowed for any site", source,
+                    ", ".join(map(str, prefixes)) or "no records")
             return []
         if msg.key_id == KEY_ID_NONE or not verify_authentication(raw, site.key):
             self.stats.registers_bad_auth += 1
-            LOG.warning("Map-Register from %s for site %s refused: authentication failed "
-                        "(key-id %d, %d bytes of authentication data)", source, site.name,
-                        msg.key_id, len(msg.auth_data))
+            REFUSED(source, "Map-Register from %s for site %s refused: authentication failed "
+                    "(key-id %d, %d bytes of authentication data)", source, site.name,
+                    msg.key_id, len(msg.auth_data))
             return []
         self.stats.registers_accepted += 1
         actions: list = []

@@ -14,6 +14,7 @@ import logging
 from ipaddress import IPv4Address, ip_network
 
 from ..dataplane import frames
+from ..logs import Summary
 from ..mapping.database import LocalDatabase
 from ..protocol.addresses import EidPrefix
 from ..protocol.data import DataHeader, decode_data_header, entropy_source_port
@@ -29,6 +30,7 @@ from .mapstat import MapStat
 from .next_hop import UnderlayNextHop
 
 LOG = logging.getLogger(__name__)
+MALFORMED = Summary(LOG, "malformed data probes")
 ETHERNET_IPV4 = b"\0" * 12 + b"\x08\x00"  # a placeholder Ethernet header before an inner packet
 
 
@@ -75,7 +77,7 @@ class DataProbes:
             inner = frames.parse_frame(ETHERNET_IPV4 + data[inner_at:])
         except (DecodeError, frames.FrameError, TypeError) as exc:
             self.stats.bad_header += 1
-            LOG.info("malformed data probe from %s dropped: %s", frame.ip_src, exc)
+            MALFORMED(frame.ip_src, "malformed data probe from %s dropped: %s", frame.ip_src, exc)
             return []
         iid = header.instance_id if header.instance_id is not None else self.default_instance_id
         if inner.ip_dst != frame.ip_dst:

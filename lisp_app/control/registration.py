@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import random
 
+from ..logs import Summary
 from ..mapping.database import LocalDatabase
 from ..protocol.map_register import MapRegister, sign, verify_authentication
 from .actions import SendControl
 from .mapstat import MapStat
 
 LOG = logging.getLogger(__name__)
+UNAUTHENTICATED = Summary(LOG, "Map-Notifies that do not authenticate", logging.WARNING)
 
 REGISTER_INTERVAL = 60.0   # RFC 9301: ETRs re-register every 60 s
 REGISTER_RETRY = 5.0       # ... and sooner while a Map-Server has not confirmed (Map-Notify)
@@ -74,5 +76,5 @@ class Registrar:
                 self._next = max(self._next, self._last + REGISTER_INTERVAL)
         else:
             self.stats.control_unexpected += 1
-            LOG.warning("Map-Notify from %s does not authenticate with our key", source)
+            UNAUTHENTICATED(source, "Map-Notify from %s does not authenticate with our key", source)
         return []

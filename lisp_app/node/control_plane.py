@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from ..control.mapstat import MapStat
+from ..logs import Summary
 from ..protocol import (DecodeError, EncapsulatedControlMessage, MapNotify, MapRegister,
                         MapReply, MapRequest, decode_control)
 
 LOG = logging.getLogger(__name__)
+MALFORMED = Summary(LOG, "malformed LISP control messages")
+LENIENT = Summary(LOG, "control messages accepted despite deviations from the RFC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +51,14 @@ class ControlPlane:
             message = decode_control(payload)
         except DecodeError as exc:
             self.stats.control_malformed += 1
-            LOG.info("malformed LISP control message from %s dropped: %s", received.source, exc)
+            MALFORMED(received.source, "malformed LISP control message from %s dropped: %s",
+                      received.source, exc)
             return []
         deviations = getattr(message, "deviations", ())
         if deviations:  # liberal in what we accept from deployed implementations, and counted
             self.stats.control_lenient += 1
-            LOG.info("%s from %s accepted despite: %s", type(message).__name__, received.source,
-                     "; ".join(deviations))
+            LENIENT(received.source, "%s from %s accepted despite: %s", type(message).__name__,
+                    received.source, "; ".join(deviations))
         handler = self._handlers.get(type(message))
         actions = handler(message, payload, received, now) if handler is not None else None
         if actions is None:

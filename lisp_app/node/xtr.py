@@ -24,6 +24,7 @@ from ..control.map_resolver import ForwardOverAlt
 from ..control.prober import LocatorChange
 from ..mapping.cache import SOURCE_REPLY
 from ..dataplane import frames
+from ..logs import Summary
 from ..dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from ..dataplane.flows import OFPP_TABLE, Flow, Group, Meter
 from ..dataplane.pipeline import (K_PUNT_ALT_CONTROL, K_PUNT_CONTROL, K_PUNT_DATA_PROBE,
@@ -37,6 +38,7 @@ from .control_plane import ControlPlane, Received
 from .queries import NodeQueries
 
 LOG = logging.getLogger(__name__)
+NO_FAMILY = Summary(LOG, "control messages dropped for want of an RLOC of their family")
 
 
 class Xtr:
@@ -316,7 +318,8 @@ class Xtr:
         hop, destination = self.next_hop, send.destination
         if not hop.reaches(destination):
             self.stats.control_send_failed += 1
-            LOG.info("no RLOC of %s's family: control message dropped", destination)
+            NO_FAMILY(destination, "no RLOC of %s's family: control message dropped",
+                      destination)
             return []
         if not hop.resolved_for(destination.version):
             return hop.hold(send, now, destination.version)
