@@ -161,6 +161,19 @@ class LispApp(app_manager.OSKenApp):
             self.warm.connected(now)
         LOG.info("%s bridge %016x programmed: %d flows added, %d stale removed, %d kept",
                  bridge, dp.id, plan.added, plan.stale, plan.kept)
+        if self.config.ovsdb.remote:
+            hub.spawn(self._reconnect_settings, dp.id)
+
+    def _reconnect_settings(self, dpid: int) -> None:
+        """Write the bridge's reconnect timing while it is connected: OVS before 3.3 applies
+        it only then (lisp_app.ovsdb)."""
+        from .ovsdb import OvsdbError, configure
+        o = self.config.ovsdb
+        try:
+            LOG.info("%s", configure(o.remote, [dpid], o.max_backoff, o.inactivity_probe,
+                                     stamp=f"{time.time():.3f}"))
+        except OvsdbError as exc:
+            LOG.warning("ovsdb: %s: the bridge reconnects at its own pace", exc)
 
     def _barrier(self, dp) -> None:
         ofctl_api.send_msg(self, dp.ofproto_parser.OFPBarrierRequest(dp),

@@ -307,6 +307,24 @@ class RegisterToConfig:
 
 
 @dataclass(frozen=True)
+class OvsdbConfig:
+    """The switch's database (OVSDB), where the controller sets how the bridges reconnect to it:
+    after a controller restart OVS waits up to its ``max_backoff`` (8 s by default) before it
+    tries again, so the controller shortens it when it starts (docs/deploying.rst)."""
+
+    remote: str | None = field(default=None, metadata=_doc(
+        "the OVSDB to set the bridges' controller records in, as ovs-vsctl --db takes it "
+        "(unix:/var/run/openvswitch/db.sock for the system's OVS, tcp:HOST:PORT); unset: the "
+        "controller leaves the records as they are"))
+    max_backoff: int = field(default=1, metadata=_doc(
+        "seconds at most between the bridges' attempts to reach a controller that went away "
+        "(OVS's own default: 8)", min=1, max=3600))
+    inactivity_probe: int = field(default=5, metadata=_doc(
+        "seconds of silence on the OpenFlow connection before the bridge probes it (OVS: at "
+        "least 5; 0 disables the probe)", min=0, max=3600))
+
+
+@dataclass(frozen=True)
 class Config:
     """A LISP site: one controller process."""
 
@@ -358,6 +376,8 @@ class Config:
         "(ms-mr without underlay:) the UDP sockets it serves"))
     map_servers: tuple[RegisterToConfig, ...] = field(default=(), metadata=_doc(
         "(etr, xtr) Map-Servers to register the local EID prefixes with"))
+    ovsdb: OvsdbConfig = field(default_factory=OvsdbConfig, metadata=_doc(
+        "the switch's database: the controller sets how fast the bridges reconnect"))
 
 
 def load_config(path: str | Path) -> Config:
@@ -404,6 +424,9 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     config = Reader(source).read(Config, raw if raw is not None else {}, "")
     config = _with_site_instance_id(config, raw)
     _check_site(config, source)
+    if 0 < config.ovsdb.inactivity_probe < 5:
+        raise ConfigError(source, "ovsdb.inactivity_probe", "OVS probes every 5 s at the most "
+                          "often: give 0 (no probe) or at least 5")
     return config
 
 

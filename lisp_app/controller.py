@@ -93,6 +93,17 @@ def main(argv=None) -> int:
             print(f"lisp_app: {exc}", file=sys.stderr)
             return 3
         print(f"lisp_app: {classic.summary()}", file=sys.stderr, flush=True)  # before logging
+    # how fast the bridges call back after a restart (lisp_app.ovsdb): set before we listen
+    if config.ovsdb.remote and config.lisp_bridge is not None and config.underlay is not None:
+        from lisp_app.ovsdb import OvsdbError, configure
+        try:
+            done = configure(config.ovsdb.remote, [config.lisp_bridge.datapath_id,
+                                                   config.underlay.datapath_id],
+                             config.ovsdb.max_backoff, config.ovsdb.inactivity_probe)
+            print(f"lisp_app: {done}", file=sys.stderr, flush=True)
+        except OvsdbError as exc:
+            print(f"lisp_app: WARNING: ovsdb: {exc}: the bridges reconnect at their own pace",
+                  file=sys.stderr, flush=True)
     try:
         return _run(config, classic, osken_args, api_socket)
     finally:
@@ -119,6 +130,9 @@ def _run(config, classic, osken_args, api_socket) -> int:
     contexts["lisp_classic"] = classic
     contexts["lisp_api_socket"] = api_socket
     services = [s for s in manager.instantiate_apps(**contexts) if s is not None]
+    logging.getLogger("lisp_app").info(
+        "controller started: OpenFlow on %s port %s", cfg.CONF.ofp_listen_host or "0.0.0.0",
+        cfg.CONF.ofp_tcp_listen_port or "6653 and 6633")
 
     def shutdown():
         try:

@@ -312,6 +312,8 @@ class XtrNode:
             "site_gateway": {k: v for k, v in (("ipv4", s.gateway_ipv4),
                                                ("ipv6", s.gateway_ipv6)) if v},
             "api": {"host": "127.0.0.1", "port": API_PORT},
+            # the controller sets how fast the bridges call back after a restart
+            "ovsdb": {"remote": f"unix:{self.dir}/db.sock"},
         }
         if s.map_request_targets:
             cfg["map_request_targets"] = s.map_request_targets
