@@ -7,17 +7,14 @@ changes and the ping goes on."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.lab import api, ping, wait_for
+from tests.integration.lab import api, hangup, ping
 from topologies.two_sites import TwoSites, site_spec
 
 pytestmark = pytest.mark.integration
@@ -32,24 +29,6 @@ def topo(tmp_path_factory):
     with TwoSites(site_spec(1, tag="l"), site_spec(2, tag="l"),
                   rundir=str(tmp_path_factory.mktemp("live-reload")), tag="l") as t:
         yield t
-
-
-def log_text(xtr) -> str:
-    return (xtr.dir / "controller.log").read_text(errors="replace")
-
-
-def hangup(xtr, config_text: str, expect: str) -> str:
-    """Write the controller's config file, send SIGHUP, and return the log line that reports the
-    reload (the first new one containing ``expect``)."""
-    pid = xtr.controller.pid
-    assert "--config" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()  # the controller
-    seen = len(log_text(xtr).splitlines())
-    tmp = xtr.config_path.with_suffix(".new")
-    tmp.write_text(config_text)
-    tmp.replace(xtr.config_path)
-    os.kill(pid, signal.SIGHUP)
-    return wait_for(lambda: next((line for line in log_text(xtr).splitlines()[seen:]
-                                  if expect in line), None), 10, f"the log to say {expect!r}")
 
 
 def start_ping(host, dst: str, seconds: float):
