@@ -30,12 +30,14 @@ them): a reload leaves them, and the map-cache, alone.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, fields, is_dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
 from ..alt.effects import AddNeighbor, Announce, RemoveNeighbor, Withdraw
 from ..alt.filters import import_filter
-from ..config import Config, ConfigError, load_config, local_prefixes
+from ..config import (Config, ConfigError, exposure_warning, load_config, local_prefixes,
+                      secret_fields)
 from ..control.registration import Registrar
 from ..dataplane.effects import LISP, UNDERLAY, FlowChange
 from ..dataplane.flows import Flow
@@ -254,6 +256,12 @@ def reload_file(xtr, path: str, now: float, ports: dict[str, int] | None = None,
         new = load_config(path)
     except ConfigError as exc:
         return _refused(f"reload refused: {exc}; the running configuration is kept")
+    try:  # what --check and the start warn about, a reload does too
+        exposed = exposure_warning(path, os.stat(path).st_mode, secret_fields(new))
+    except OSError:
+        exposed = None
+    if exposed:
+        LOG.warning("%s", exposed)
     p = plan(xtr.config, new)
     if p.restart:
         return _refused(f"reload of {path} refused: "

@@ -156,6 +156,19 @@ def test_an_applied_reload_is_logged_with_what_changed(tmp_path, caplog):
     assert again.effects == [] and again.message.endswith(": no change")
 
 
+def test_a_reloaded_file_whose_secrets_others_can_read_is_warned_about(tmp_path, caplog):
+    xtr = make_xtr(CONFIG + MS)
+    path = write(tmp_path, ADDED + MS)
+    (tmp_path / "site.yaml").chmod(0o644)
+    with caplog.at_level(logging.WARNING, "lisp_app"):
+        assert reload_file(xtr, path, 1.0).config is not None
+    assert f"chmod 600 {path}" in caplog.text
+    (tmp_path / "site.yaml").chmod(0o600)
+    caplog.clear()
+    reload_file(xtr, path, 2.0)
+    assert "chmod" not in caplog.text
+
+
 def test_the_etr_answers_for_an_added_prefix_and_no_longer_for_a_removed_one():
     xtr = make_xtr()
     learn_next_hop(xtr)
