@@ -22,14 +22,16 @@ from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_c
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from .alt.effects import Announce, Withdraw
+from .alt.effects import AddNeighbor, Announce, RemoveNeighbor, Withdraw
 from .node import Xtr
+from .node.reload import reload_file
 from .dataplane import ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
 from .logs import Summary, flush_due
 from .dataplane.pipeline import K_DECAP, K_DROP, K_ENCAP, K_HOST, K_NEGATIVE, cookie, kind_of
 from .shell import policy, translate
+from .shell.hangup import RELOAD_POLL
 from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
 
 LOG = logging.getLogger("lisp_app")
@@ -60,6 +62,8 @@ class LispApp(app_manager.OSKenApp):
         self.config = kwargs["lisp_config"]
         self.classic = kwargs.get("lisp_classic")  # lisp_app.classic.ClassicPath, attached
         self.api_socket = kwargs.get("lisp_api_socket")  # bound by lisp_app.controller
+        self.config_path = kwargs.get("lisp_config_path")  # re-read on SIGHUP
+        self.reload_requests = kwargs.get("lisp_reload_requests")  # shell.hangup.ReloadRequests
         self.alt = None
         if self.config.alt is not None:
             from .alt.speaker import AltSpeaker
@@ -75,7 +79,8 @@ class LispApp(app_manager.OSKenApp):
         self.writer = FlowWriter(fallback=translate)
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
         self._effect_handlers = {PacketOut: self._packet_out, FlowChange: self._flow_change,
-                                 Announce: self._alt_effect, Withdraw: self._alt_effect}
+                                 Announce: self._alt_effect, Withdraw: self._alt_effect,
+                                 AddNeighbor: self._alt_effect, RemoveNeighbor: self._alt_effect}
 
     def start(self):
         super().start()
@@ -90,6 +95,8 @@ class LispApp(app_manager.OSKenApp):
             self.alt.start()
             self.execute(self.xtr.on_start(time.monotonic()))
             self.workers.append(hub.spawn(self._alt_loop))
+        if self.reload_requests is not None:
+            self.workers.append(hub.spawn(self._reload_loop))
 
     def stop(self):
         for worker in self.workers:  # endless loops: OSKenApp.stop() would wait for them forever
@@ -106,6 +113,30 @@ class LispApp(app_manager.OSKenApp):
             except Exception:
                 LOG.exception("ALT reconciliation failed")
             hub.sleep(ALT_INTERVAL)
+
+    def _reload_loop(self) -> None:
+        """Reloads asked for by SIGHUP, carried out here on the hub, one at a time."""
+        while True:
+            hub.sleep(RELOAD_POLL)
+            if self.reload_requests.take():
+                try:
+                    self.reload()
+                except Exception:
+                    self.xtr.stats.handler_errors += 1
+                    LOG.exception("reload of %s failed", self.config_path)
+
+    def reload(self) -> None:
+        """Re-read the configuration file and apply what changed (lisp_app.node.reload), with
+        the LISP bridge's ports as they are now (a new ALT neighbour's GRE port may be new)."""
+        ports = macs = None
+        dp = self.datapaths.get(LISP)
+        if dp is not None:
+            ports, macs, _local = translate.port_maps(
+                self._bodies(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0)))
+        outcome = reload_file(self.xtr, self.config_path, time.monotonic(), ports, macs)
+        if outcome.config is not None:
+            self.config = outcome.config
+        self.execute(outcome.effects)
 
     # -- connection and reconciliation ----------------------------------------------------------
 

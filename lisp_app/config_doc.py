@@ -242,7 +242,13 @@ Unknown keys are errors, never ignored: a misspelt key must not fall back to a d
 silently; so is a key given twice in one mapping (plain YAML would keep the last one), and a file
 that is not UTF-8 text. ``lisp-controller --check --config FILE`` (or ``run_controller.py
 --check``) validates a file offline with the same messages: exit status 0 when it is valid, 2 when
-it is not. Key paths are written as the messages write them: ``a.b`` is key ``b`` inside the
+it is not. The running controller re-reads its file on SIGHUP (``kill -HUP PID``, ``systemctl
+reload``): an invalid file is refused with the same message in the log and the running
+configuration kept; a valid one is applied live where it changes ``eid_prefixes``,
+``map_servers``, ``alt.neighbors``, ``alt.eid_space``, ``map_resolvers``,
+``map_request_targets``, ``timers``, ``buffer`` or ``data_probes``, and refused whole, naming
+each key, when it changes anything else (that needs a restart). `Deploying
+<deploying.rst>`__ ("Reloading the configuration") says what each change does. Key paths are written as the messages write them: ``a.b`` is key ``b`` inside the
 mapping ``a``; ``a[]`` stands for every item of the list ``a`` (``a[0]`` in a message is its
 first item).
 

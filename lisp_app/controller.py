@@ -7,6 +7,9 @@
 Exit status: 0 after SIGTERM/SIGINT; 2 for a bad config; 3 when the classic-LISP programs cannot
 be attached; 4 when the REST API's address is taken (another controller on the same port).
 
+SIGHUP re-reads the config file and applies what changed without a restart, or logs why not and
+keeps the running one (lisp_app/node/reload.py; `kill -HUP <pid>`, `systemctl reload`).
+
 A Map-Server/Map-Resolver without an ALT and without a switch (role ms-mr, no alt:, no underlay:)
 runs without os-ken: it serves UDP 4342 itself (lisp_app/standalone.py).
 
@@ -70,6 +73,11 @@ def main(argv=None) -> int:
     if switchless_server(config):  # a Map-Server/Map-Resolver on its own UDP sockets: no OpenFlow
         from lisp_app.standalone import run
         return run(config)
+    # from here on SIGHUP asks for a reload (lisp_app.node.reload) and never kills
+    from lisp_app.shell.hangup import ReloadRequests
+    reloads = ReloadRequests()
+    signal.signal(signal.SIGHUP, reloads.ask)
+    config_path = os.path.abspath(args.config)
 
     # the API's address first: a second controller on the same port must not start at all
     api_socket = None
@@ -105,13 +113,13 @@ def main(argv=None) -> int:
             print(f"lisp_app: WARNING: ovsdb: {exc}: the bridges reconnect at their own pace",
                   file=sys.stderr, flush=True)
     try:
-        return _run(config, classic, osken_args, api_socket)
+        return _run(config, classic, osken_args, api_socket, config_path, reloads)
     finally:
         if classic is not None:
             classic.detach()
 
 
-def _run(config, classic, osken_args, api_socket) -> int:
+def _run(config, classic, osken_args, api_socket, config_path=None, reloads=None) -> int:
     from os_ken import cfg, log
     from os_ken.base.app_manager import AppManager
     from os_ken.controller import controller  # noqa: F401  (registers the --ofp-* options)
@@ -129,6 +137,8 @@ def _run(config, classic, osken_args, api_socket) -> int:
     contexts["lisp_config"] = config
     contexts["lisp_classic"] = classic
     contexts["lisp_api_socket"] = api_socket
+    contexts["lisp_config_path"] = config_path
+    contexts["lisp_reload_requests"] = reloads
     services = [s for s in manager.instantiate_apps(**contexts) if s is not None]
     logging.getLogger("lisp_app").info(
         "controller started: OpenFlow on %s port %s", cfg.CONF.ofp_listen_host or "0.0.0.0",

@@ -148,11 +148,16 @@ def run(config: Config) -> int:
     except OSError as exc:
         LOG.error("%s", exc.strerror or exc)
         return 1
-    stopping = []
+    stopping, hangups = [], []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGHUP, lambda *_: hangups.append(True))
     while not stopping:
         eventlet.sleep(0.2)
+        if hangups:
+            hangups.clear()
+            LOG.error("reload refused: a Map-Server/Map-Resolver without a switch cannot "
+                      "reload its configuration; restart it to apply a new one")
     server.close()
     LOG.info("stopped")
     return 0

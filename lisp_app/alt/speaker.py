@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 from ..config import AltConfig
-from .effects import Announce, Withdraw
+from .effects import AddNeighbor, Announce, RemoveNeighbor, Withdraw
 from .filters import import_filter
 from .state import ESTABLISHED, MAX_PREFIX_EXCEEDED, AltState, NeighborState, ShutDownNeighbor
 
@@ -65,7 +66,12 @@ class AltSpeaker:
 
     def apply(self, effect) -> None:
         """An ``Announce`` or ``Withdraw`` effect: change what we intend to announce (the next
-        :meth:`reconcile` tells the speaker)."""
+        :meth:`reconcile` tells the speaker); an ``AddNeighbor`` or ``RemoveNeighbor`` (a
+        configuration reload): open or close that session at once."""
+        if isinstance(effect, AddNeighbor):
+            return self.add_neighbor(effect.alt, effect.neighbor)
+        if isinstance(effect, RemoveNeighbor):
+            return self.remove_neighbor(effect.address)
         prefix = str(effect.prefix.network)
         if isinstance(effect, Announce):
             self.state.announce(prefix)
@@ -73,6 +79,33 @@ class AltSpeaker:
             self.state.withdraw(prefix)
         else:
             raise TypeError(f"not an ALT effect: {effect!r}")
+
+    def add_neighbor(self, alt: AltConfig, n) -> None:
+        """A neighbour the reloaded configuration lists (``n``: its AltNeighborConfig)."""
+        self.alt = alt
+        self.state.add_neighbor(NeighborState(str(n.address), n.remote_as, import_filter(alt, n),
+                                              n.max_prefix))
+        if self.speaker is not None:  # else: start() opens it with the others
+            from os_ken.services.protocols.bgp.rtconf import neighbors as conf
+            modes = {"active": conf.CONNECT_MODE_ACTIVE, "passive": conf.CONNECT_MODE_PASSIVE,
+                     "both": conf.CONNECT_MODE_BOTH}
+            try:
+                self.speaker.neighbor_add(str(n.address), n.remote_as, enable_ipv4=True,
+                                          password=n.password, local_address=str(alt.address),
+                                          connect_mode=modes[n.connect_mode])
+            except Exception as exc:  # os-ken raises for e.g. a neighbour it still holds
+                LOG.warning("ALT: adding neighbour %s failed: %s", n.address, exc)
+        LOG.info("ALT: neighbour %s (AS %d) added", n.address, n.remote_as)
+
+    def remove_neighbor(self, address: str) -> None:
+        """A neighbour the reloaded configuration no longer lists: its session closes and its
+        routes leave the ALT RIB."""
+        dropped = self.state.remove_neighbor(address)
+        self.alt = replace(self.alt, neighbors=tuple(n for n in self.alt.neighbors
+                                                     if str(n.address) != address))
+        if self.speaker is not None:
+            self._call(self.speaker.neighbor_del, address)
+        LOG.info("ALT: neighbour %s removed (%d routes dropped)", address, dropped)
 
     def view(self) -> dict:
         """What the ALT side knows, JSON-able: our identity, the neighbours and their sessions,

@@ -89,6 +89,16 @@ class AltState:
         n.accepted.clear()
         self.rib.drop_neighbor(neighbor)
 
+    def add_neighbor(self, neighbor: NeighborState) -> None:
+        """A neighbour the configuration now lists (replacing one of the same address)."""
+        self.remove_neighbor(neighbor.address)
+        self.neighbors[neighbor.address] = neighbor
+
+    def remove_neighbor(self, address: str) -> int:
+        """Forget a neighbour and the routes it sent; returns how many routes went."""
+        self.neighbors.pop(address, None)
+        return self.rib.drop_neighbor(address)
+
     def session_up(self, neighbor: str) -> None:
         n = self.neighbors.get(neighbor)
         if n is not None and n.state != MAX_PREFIX_EXCEEDED:

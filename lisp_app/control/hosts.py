@@ -139,6 +139,18 @@ class SiteHosts:
             out.extend(self._to_host(host, data) for data in state.packets)
         return out
 
+    def forget_outside_database(self) -> list[Flow]:
+        """Local prefixes went away (a configuration reload): forget the hosts that no local
+        prefix covers now, and the packets held for such addresses; returns the forgotten hosts'
+        delivery flows, for the caller to delete."""
+        def ours(iid: int, address: IPAddress) -> bool:
+            return self.database.covering(EidPrefix(iid, ip_network(address))) is not None
+
+        gone = [self.hosts.pop(key) for key in list(self.hosts) if not ours(*key)]
+        for key in [k for k in self._resolving if not ours(*k)]:
+            del self._resolving[key]
+        return [self._flow(h) for h in gone] if self._bridge is not None else []
+
     def _to_host(self, host: Host, data: bytes) -> PacketOut:
         self.stats.reinjected += 1
         return PacketOut(LISP, frames.mac_to_bytes(host.mac)

@@ -56,6 +56,8 @@ class Xtr:
         self.underlay_bridge = e.underlay_bridge
         self.etr_role = self.etr is not None
         self.lisp_bridge: LispBridge | None = None
+        self.lisp_ports: dict[str, int] = {}
+        self.lisp_macs: dict[str, str] = {}
         self.queries = NodeQueries(self)  # what the API reads
         self._punts = self._punt_table()
         self.control = ControlPlane(self.stats, itr=self.itr, etr=self.etr,
@@ -97,6 +99,7 @@ class Xtr:
         missing = [n for n in required_lisp_ports(self.config) if n not in ports]
         if missing:
             raise LookupError(f"LISP bridge lacks port(s) {', '.join(missing)}")
+        self.lisp_ports, self.lisp_macs = dict(ports), dict(macs or {})  # for a reload
         self.lisp_bridge = lisp_bridge_of(self.config, self.database, ports, macs,
                                           self.ms is not None)
         self.installer.attach(self.lisp_bridge)

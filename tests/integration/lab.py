@@ -4,8 +4,11 @@ map-caches, pings with their counts."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
+from pathlib import Path
 
 
 def api(xtr, *args):
@@ -48,3 +51,22 @@ def wait_for(check, timeout: float, what: str):
             return value
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def controller_log(xtr) -> str:
+    return (xtr.dir / "controller.log").read_text(errors="replace")
+
+
+def hangup(xtr, config_text: str, expect: str, timeout: float = 10.0) -> str:
+    """Write the xTR controller's config file, send the controller SIGHUP (a reload), and return
+    the first new log line containing ``expect``."""
+    pid = xtr.controller.pid
+    assert "--config" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()  # the controller
+    seen = len(controller_log(xtr).splitlines())
+    tmp = xtr.config_path.with_suffix(".new")
+    tmp.write_text(config_text)
+    tmp.replace(xtr.config_path)
+    os.kill(pid, signal.SIGHUP)
+    return wait_for(lambda: next((line for line in controller_log(xtr).splitlines()[seen:]
+                                  if expect in line), None), timeout,
+                    f"{xtr.spec.name}'s log to say {expect!r}")
