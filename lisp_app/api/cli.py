@@ -55,8 +55,8 @@ def format_locators(data: dict) -> list[str]:
         rtt = "" if loc["rtt_ms"] is None else f", rtt {loc['rtt_ms']:.1f} ms"
         misses = f", {loc['misses']} missed" if loc["misses"] else ""
         lines.append(f"{loc['rloc']:<24} {loc['state']}{since}{rtt}{misses}; "
-                     f"{len(loc['mappings'])} mapping(s): {', '.join(loc['mappings'][:4])}"
-                     + (" ..." if len(loc["mappings"]) > 4 else ""))
+                     f"{loc['mapping_count']} mapping(s): {', '.join(loc['mappings'][:4])}"
+                     + (" ..." if loc["mapping_count"] > 4 else ""))
     return lines
 
 

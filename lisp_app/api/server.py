@@ -1,6 +1,7 @@
 """The REST API (JSON over HTTP, localhost by default) and the Prometheus ``/metrics`` page.
 
-    GET    /map                  map-cache and local database
+    GET    /map?limit=N&after=C  one page of the map-cache (the first page also holds the local
+                                 database) and ``next``: the ``after`` of the following page
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
                                  or {"mappings": [such objects]}: all or none, one OpenFlow bundle
@@ -31,6 +32,10 @@ from ..protocol.records import Locator
 
 LOG = logging.getLogger(__name__)
 LOCATOR_SETS = 4096  # distinct locator sets kept parsed (bulk loads share a few among many)
+#: GET /map's page size when the request gives none, and the largest it takes: a page of 1000
+#: entries keeps the controller's loop about 10 ms (docs/benchmarks.rst, "The map-cache API")
+MAP_PAGE = 1000
+MAP_PAGE_MAX = 2000
 
 
 class ApiError(Exception):
@@ -80,7 +85,9 @@ class Api:
             LOG.exception("API request %s %s failed", method, path)
             status, result = "500 Internal Server Error", {
                 "error": "internal error: the controller's log says what went wrong"}
-        body = json.dumps(result, indent=1).encode()
+        # answers that grow with the map-cache go out compact: the indenting encoder is pure
+        # Python, about 20 times slower than the C one, and this runs on the controller's loop
+        body = json.dumps(result, indent=None if path in BULKY else 1).encode()
         start_response(status, headers)
         return [body]
 
@@ -125,7 +132,7 @@ class Api:
 
     def route(self, method: str, path: str, query: dict, environ) -> object:
         if path == "/map" and method == "GET":
-            return self.map_list()
+            return self.map_list(_page_size(query.get("limit")), query.get("after"))
         if path == "/map/lookup" and method == "GET":
             return self.map_get(_required(query, "eid"))
         if path == "/map" and method == "POST":
@@ -190,8 +197,13 @@ class Api:
 
     # -- operations -----------------------------------------------------------------------------
 
-    def map_list(self) -> dict:
-        return self.app.xtr.queries.mappings(self.clock())
+    def map_list(self, limit: int = MAP_PAGE, after: str | None = None) -> dict:
+        """One page of the map-cache: a whole list of a million entries would hold the
+        controller's loop for seconds."""
+        try:
+            return self.app.xtr.queries.mappings(self.clock(), limit, after)
+        except ValueError as exc:
+            raise ApiError("400 Bad Request", f"after: {exc}") from None
 
     def map_get(self, text: str) -> dict:
         iid, addr = _parse_eid(text)
@@ -310,6 +322,17 @@ ROUTES = {"/map": {"GET", "POST", "DELETE"}, "/map/lookup": {"GET"}, "/database"
           "/mapstat": {"GET"}, "/locators": {"GET"}, "/flows": {"GET"}, "/bgp": {"GET"},
           "/echo": {"GET"}, "/metrics": {"GET"}}
 CHANGES = {"POST", "DELETE"}
+BULKY = {"/map", "/locators", "/flows"}  # answers as long as the map-cache (or the flow table)
+
+
+def _page_size(text: str | None) -> int:
+    if text is None:
+        return MAP_PAGE
+    if not (text.isdigit() and text.isascii() and len(text) <= 6
+            and 1 <= int(text) <= MAP_PAGE_MAX):
+        raise ApiError("400 Bad Request", f"limit must be a whole number 1..{MAP_PAGE_MAX}, "
+                       f"not {text[:40]!r}")
+    return int(text)
 
 
 def _host_of(host_header: str) -> str:
