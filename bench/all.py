@@ -31,6 +31,7 @@ BENCH = Path(__file__).resolve().parent
 BENCHMARKS = {
     "codec": ("codec.py", [], ["--seconds", "0.5", "--repeats", "2"], False),
     "scale": ("scale.py", [], ["--quick"], True),
+    "maplist": ("maplist.py", [], ["--quick"], True),
     "mapserver": ("mapserver.py", [], ["--quick"], True),
     "msmr": ("msmr.py", [], ["--quick"], True),
     "xtr": ("xtr.py", [], ["--quick"], True),

@@ -9,7 +9,9 @@ from dataclasses import asdict
 from ipaddress import IPv4Address, IPv6Address
 from itertools import islice
 
+from ..config import site_port_instance_ids
 from ..mapping.cache import CacheEntry, CachePosition
+from ..mapping.locators import forwarding_problem
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Action, Locator
 
@@ -77,6 +79,18 @@ class NodeQueries:
                 return local_view(mapping)
         entry = n.cache.lookup(instance_id, address)
         return None if entry is None else entry_view(entry, now, n.prober)
+
+    def static_problem(self, prefix: EidPrefix, locators) -> str | None:
+        """Why an operator's mapping could never forward here (None: it can, or this node has
+        no data plane to ask about): see :func:`~lisp_app.mapping.locators.forwarding_problem`."""
+        config = getattr(self._node, "config", None)
+        if config is None or config.lisp_bridge is None or config.underlay is None:
+            return None
+        u = config.underlay
+        return forwarding_problem(
+            prefix.instance_id, locators, (4, 6) if u.rloc_ipv6 is not None else (4,),
+            frozenset(a for a in (u.rloc, u.rloc_ipv6) if a is not None),
+            frozenset(site_port_instance_ids(config).values()))
 
     def is_cached(self, prefix: EidPrefix) -> bool:
         return self._node.cache.get(prefix) is not None
