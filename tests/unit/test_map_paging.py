@@ -258,3 +258,26 @@ def test_locators_count_their_mappings_and_name_a_few():
     assert set(loc["mappings"]) <= {f"[1000]10.{i}.0.0/16" for i in range(6)}
     (line,) = cli.format_locators({"locators": [loc]})
     assert "6 mapping(s): " in line and line.endswith(" ...")
+
+
+def test_no_garbage_collection_runs_while_a_page_is_built(monkeypatch):
+    """A collection while a page's objects are alive would age them into the oldest generation
+    and set off full collections, which scan the whole map-cache (bench/maplist.py)."""
+    import gc
+    api = api_with(8)
+    seen = []
+    real = api.app.xtr.queries.mappings
+
+    def spy(*args):
+        seen.append(gc.isenabled())
+        return real(*args)
+    monkeypatch.setattr(api.app.xtr.queries, "mappings", spy)
+    assert gc.isenabled()
+    assert call(api, "GET", "/map")[0] == 200
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a collector turned off by someone else stays off
+    try:
+        assert call(api, "GET", "/map")[0] == 200
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
