@@ -19,8 +19,9 @@ one locator each out of 1,000 RLOCs, RLOC probing on (so that every locator is t
    ``GET /map`` did until issue 14 (best of --repeats, default 2); then ``GET /map`` paged through
    at the default page size, every page timed. Ratio = whole list / longest page.
 2. At --entries (default 1,000,000; --quick 50,000): ``GET /map`` paged through at the default
-   page size (1000) and at the largest (``limit=2000``): the longest, the 99th percentile and the
-   median page; then paged at the default size with one mapping removed (the operator's DELETE
+   page size (1000, also the largest): the longest, the 99th percentile and the median page, in
+   wall-clock time and in CPU time of the process (the same unless other processes take the
+   CPU); then paged at the default size with one mapping removed (the operator's DELETE
    /map path, ``Xtr.remove_mapping``) before every page, which forces the slowest resume (the
    cursor's prefix length has seen a removal, so the cursor's prefix is found by a scan). The goal:
    no page holds the loop more than 50 ms.
@@ -76,15 +77,17 @@ class App:
         pass
 
 
-def request(api, path: str, query: str = "") -> tuple[float, str, bytes]:
-    """(seconds the handler held the loop, status, body) of one GET."""
+def request(api, path: str, query: str = "") -> tuple[float, str, bytes, float]:
+    """(seconds the handler held the loop, status, body, CPU seconds of this process meanwhile)
+    of one GET. The CPU time says what the request costs on a machine that other processes
+    share: the wall-clock hold is longer when they take the CPU away."""
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query,
                "HTTP_HOST": "127.0.0.1:8080", "CONTENT_LENGTH": "0",
                "wsgi.input": io.BytesIO(b"")}
     status = []
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     body = b"".join(api(environ, lambda s, _headers: status.append(s)))
-    return time.perf_counter() - started, status[0], body
+    return (time.perf_counter() - started, status[0], body, time.process_time() - cpu)
 
 
 def old_whole_list(xtr, now: float) -> float:
@@ -103,15 +106,16 @@ def old_whole_list(xtr, now: float) -> float:
 def page_through(api, xtr, limit: int | None, churn=None) -> dict:
     """GET /map page after page; each page's handler time. ``churn(i)`` runs before page i > 0
     (outside the timing). Checks that every entry present throughout came."""
-    times, prefixes, after, i = [], set(), None, 0
+    times, cpus, prefixes, after, i = [], [], set(), None, 0
     while True:
         query = "&".join(([f"limit={limit}"] if limit else [])
                          + ([f"after={after}"] if after else []))
-        seconds, status, body = request(api, "/map", query)
+        seconds, status, body, cpu = request(api, "/map", query)
         if not status.startswith("200"):
             raise RuntimeError(f"GET /map?{query}: {status} {body[:200]!r}")
         page = json.loads(body)
         times.append(seconds)
+        cpus.append(cpu)
         prefixes.update(m["prefix"] for m in page["cache"])
         after = page["next"]
         if after is None:
@@ -121,7 +125,8 @@ def page_through(api, xtr, limit: int | None, churn=None) -> dict:
             churn(i)
     return {"pages": len(times), "listed": len(prefixes), "max_ms": max(times) * 1e3,
             "p99_ms": sorted(times)[int(0.99 * (len(times) - 1))] * 1e3,
-            "median_ms": statistics.median(times) * 1e3, "total_s": sum(times)}
+            "median_ms": statistics.median(times) * 1e3, "total_s": sum(times),
+            "cpu_max_ms": max(cpus) * 1e3, "cpu_median_ms": statistics.median(cpus) * 1e3}
 
 
 def other_gets(api, repeats: int) -> dict:
@@ -130,7 +135,7 @@ def other_gets(api, repeats: int) -> dict:
                         ("/map/lookup", "eid=[1000]32.0.1.10")):
         times = []
         for _ in range(repeats):
-            seconds, status, body = request(api, path, query)
+            seconds, status, body, _cpu = request(api, path, query)
             if not status.startswith("200"):
                 raise RuntimeError(f"GET {path}: {status} {body[:200]!r}")
             times.append(seconds)
@@ -177,11 +182,10 @@ def run(args) -> dict:
     fill(filler, args.entries)
     n = len(xtr.cache)
     after = {"entries": n}
-    for name, limit in (("default", None), ("largest", server.MAP_PAGE_MAX)):
-        progress(f"paging through {n:,} entries, limit {limit or server.MAP_PAGE}")
-        after[name] = page_through(api, xtr, limit)
-        if after[name]["listed"] != n:
-            raise RuntimeError(f"{after[name]['listed']} of {n} entries listed")
+    progress(f"paging through {n:,} entries, limit {server.MAP_PAGE}")
+    after["default"] = page_through(api, xtr, None)
+    if after["default"]["listed"] != n:
+        raise RuntimeError(f"{after['default']['listed']} of {n} entries listed")
     removed = []
 
     def churn(i):  # remove an entry listed already, so that the cursor's resume must scan
@@ -222,13 +226,13 @@ def report(figures: dict) -> None:
           f"{b['median_ms']:.1f} ms")
     print(f"at {after['entries']:,} entries, GET /map paged through:")
     print(f"  {'pages of':<28} {'pages':>6} {'longest ms':>11} {'p99 ms':>8} {'median ms':>10} "
-          f"{'all pages s':>12}")
-    for name, label in (("default", f"{p['page']} (default)"),
-                        ("largest", f"{p['page_max']} (largest)"),
+          f"{'all pages s':>12} {'CPU ms: longest':>16} {'median':>7}")
+    for name, label in (("default", f"{p['page']} (default, largest)"),
                         ("churn", f"{p['page']}, a removal before each")):
         v = after[name]
         print(f"  {label:<28} {v['pages']:>6} {v['max_ms']:>11.1f} {v['p99_ms']:>8.1f} "
-              f"{v['median_ms']:>10.1f} {v['total_s']:>12.2f}")
+              f"{v['median_ms']:>10.1f} {v['total_s']:>12.2f} {v['cpu_max_ms']:>16.1f} "
+              f"{v['cpu_median_ms']:>7.1f}")
     print(f"other GETs at {after['entries']:,} entries (best / worst of {p['repeats']}):")
     for path, v in after["others"].items():
         print(f"  {path:<12} {v['best_ms']:8.1f} / {v['worst_ms']:8.1f} ms  "
@@ -236,15 +240,15 @@ def report(figures: dict) -> None:
     print(f"one full garbage collection at {after['entries']:,} entries: "
           f"{after['full_gc_ms']:,.0f} ms (the API sets none off; the growth of long-lived "
           f"objects does, anywhere in the controller)")
-    longest = max(after[name]["max_ms"] for name in ("default", "largest", "churn"))
+    longest = max(after[name]["max_ms"] for name in ("default", "churn"))
+    cpu = max(after[name]["cpu_max_ms"] for name in ("default", "churn"))
     print(f"RESULT map_list_before entries={before['entries']} "
           f"whole_list_ms={before['whole_list_ms']:.0f} paged_longest_ms={b['max_ms']:.1f} "
           f"ratio={before['whole_list_ms'] / b['max_ms']:.0f} (whole list / longest page)")
     print(f"RESULT map_list_paged entries={after['entries']} "
           f"longest_ms={longest:.1f} default_longest_ms={after['default']['max_ms']:.1f} "
-          f"largest_longest_ms={after['largest']['max_ms']:.1f} "
-          f"churn_longest_ms={after['churn']['max_ms']:.1f} ratio={longest / GOAL_MS:.2f} "
-          f"(longest / {GOAL_MS:.0f} ms; goal <= 1)")
+          f"churn_longest_ms={after['churn']['max_ms']:.1f} longest_cpu_ms={cpu:.1f} "
+          f"ratio={longest / GOAL_MS:.2f} (longest / {GOAL_MS:.0f} ms; goal <= 1)")
     o = after["others"]
     print(f"RESULT other_gets entries={after['entries']} "
           + " ".join(f"{path.strip('/').replace('/', '_')}_ms={v['worst_ms']:.1f}"

