@@ -33,11 +33,11 @@ from ..protocol.records import Locator
 
 LOG = logging.getLogger(__name__)
 LOCATOR_SETS = 4096  # distinct locator sets kept parsed (bulk loads share a few among many)
-#: GET /map's page size when the request gives none, and the largest it takes: a page of 1000
-#: entries holds the controller's loop about 15 ms at a million entries, 30 ms at worst
-#: (docs/benchmarks.rst, "The map-cache API")
-MAP_PAGE = 1000
-MAP_PAGE_MAX = 1000
+#: GET /map's page size when the request gives none, and the largest it takes: at a million
+#: entries a page of 1000 took 27 ms of CPU (median), 51 ms at worst; 500 keep well inside
+#: 50 ms (docs/benchmarks.rst, "The map-cache API")
+MAP_PAGE = 500
+MAP_PAGE_MAX = 500
 
 
 class ApiError(Exception):

@@ -170,7 +170,7 @@ def api_with(n: int) -> Api:
 
 def test_get_map_pages_with_a_cursor_and_the_first_page_holds_the_database():
     api = api_with(40)
-    _code, whole = call(api, "GET", "/map?limit=1000")
+    _code, whole = call(api, "GET", "/map?limit=500")
     assert whole["next"] is None and len(whole["cache"]) == len(api.app.xtr.cache) == 30
     pages, after = [], None
     while True:
@@ -194,8 +194,8 @@ def test_get_map_without_a_limit_gives_the_default_page(monkeypatch):
 
 
 @pytest.mark.parametrize("query, words", [
-    ("limit=0", "limit must be a whole number 1..1000"),
-    ("limit=1001", "limit must be a whole number 1..1000"),
+    ("limit=0", "limit must be a whole number 1..500"),
+    ("limit=501", "limit must be a whole number 1..500"),
     ("limit=ten", "limit must be a whole number"),
     ("limit=-1", "limit must be a whole number"),
     ("after=nonsense", "after: 'nonsense' is not a map-cache position"),
@@ -223,7 +223,7 @@ def test_the_client_and_lispctl_follow_the_pages(monkeypatch, capsys):
     monkeypatch.setattr(server, "MAP_PAGE", 4)
     api = api_with(40)
     asked = in_process(monkeypatch, api)
-    whole = call(api, "GET", "/map?limit=1000")[1]
+    whole = call(api, "GET", "/map?limit=500")[1]
     listed = LispClient().map_list()
     assert listed == {"cache": whole["cache"], "database": whole["database"]}
     assert len(asked) == 8 and asked[0] == "/map" and asked[1].startswith("/map?after=")
