@@ -9,7 +9,7 @@ the others still run; the exit status says whether all succeeded.
 
     sudo .venv/bin/python bench/all.py [--out DIR] [--only NAME,...] [--quick]
 
-Root is needed for the topology benchmarks (xtr, flows, alt, msmr, failover). About 16 minutes in
+Root is needed for the topology benchmarks (xtr, flows, alt, msmr, failover). About 21 minutes in
 all.
 """
 
