@@ -59,7 +59,9 @@ control-plane flood that ate one round of retransmissions must not silence an EI
 count of give-ups is forgotten ``request_holddown`` seconds after a hold-down ends. Any valid
 answer lifts the hold-down (``holddowns_lifted``): a Map-Reply that comes late for the given-up
 request's nonce (accepted and cached, ``late_replies``), an accepted reply for another request
-whose record covers the EID, or a Solicit-Map-Request naming it. (Map-Notifies answer an ETR's
+whose record covers the EID, or a Solicit-Map-Request naming a prefix that covers it (SMRs are
+not authenticated, but a lifted hold-down only lets the rate caps below decide again; this is no
+way around them). (Map-Notifies answer an ETR's
 registrations, not an ITR's lookups, so they lift nothing.) At most one new Map-Request per EID
 goes out per ``request_min_interval``; misses inside that interval are held and asked for when it
 allows.
