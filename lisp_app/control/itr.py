@@ -165,6 +165,12 @@ class _Bucket:
         missing = 1 + reserve - self.tokens
         return at if missing <= 0 else at + missing / self.rate
 
+    def retune(self, rate: float) -> None:
+        """A new rate (a reload): the tokens saved so far are kept, within the new burst."""
+        self.rate = rate
+        self.burst = max(1.0, rate)
+        self.tokens = min(self.tokens, self.burst)
+
     def full(self, now: float) -> bool:
         self.ready(now)
         return self.tokens >= self.burst
@@ -267,7 +273,7 @@ class ItrEngine:
             raise ValueError("an ITR needs at least one RLOC to put in its Map-Requests")
         if not (settings.map_resolvers or settings.map_request_targets or settings.use_alt):
             raise ValueError("an ITR needs map-resolvers, map-request targets or the ALT")
-        self.settings = settings
+        self._settings = settings
         self.cache = cache
         self.stats = stats
         self.rng = rng or random.SystemRandom()
@@ -288,11 +294,26 @@ class ItrEngine:
         self._opened = _Tally()   # sources by requests their misses opened
         self._holding = _Tally()  # sources by packets they have held
         self._bucket = _Bucket(settings.request_rate)
-        # tokens of the ITR's bucket that queued requests leave to sources with none queued
-        self._reserve = min(int(settings.request_rate // 10), int(self._bucket.burst) - 1)
+        self._reserve = 0.0
+        self.settings = settings  # (the property sets the rates)
         self._ready: deque[_Source] = deque()  # sources with waiting requests, round-robin
         self._opened_total = 0    # requests open that misses opened (pending_total bounds it)
         self._held = 0
+
+    @property
+    def settings(self) -> ItrSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: ItrSettings) -> None:
+        """New settings (a reload): the caps apply from the next miss on, the rates at once;
+        state already above a lowered cap drains as its requests close."""
+        self._settings = settings
+        self._bucket.retune(settings.request_rate)
+        # tokens of the ITR's bucket that queued requests leave to sources with none queued
+        self._reserve = min(int(settings.request_rate // 10), int(self._bucket.burst) - 1)
+        for src in (self._self, *self.sources.values()):
+            src.bucket.retune(settings.request_rate_per_source)
 
     # -- events ---------------------------------------------------------------------------------
 

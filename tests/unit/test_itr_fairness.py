@@ -3,6 +3,7 @@ hosts' lookups, Map-Requests are paced per source and in all, and the hold-down 
 requests is proportional and lifted by any valid answer."""
 
 import random
+from dataclasses import replace
 from ipaddress import ip_address
 
 from lisp_app.control.actions import BufferedPacket, InstallMapping, Reinject, SendControl
@@ -235,6 +236,18 @@ def test_the_total_request_rate_is_shared_round_robin_between_hosts():
         (request,) = requests(itr.on_timer(now))
         order.append(request.source_eid)
     assert order == [a, b, a, b]
+
+
+def test_new_rates_from_a_reload_apply_at_once():
+    itr = engine(request_rate_per_source=100, request_timeout=10.0)
+    assert requests(itr.on_miss(1000, FLOODER, uncached(1), None, 0.0))
+    itr.settings = replace(itr.settings, request_rate_per_source=1, pending_per_source=3)
+    assert requests(itr.on_miss(1000, FLOODER, uncached(2), None, 0.1))  # one token left
+    assert itr.on_miss(1000, FLOODER, uncached(3), None, 0.1) == []  # waits for the next
+    assert itr.stats.requests_deferred == 1
+    assert itr.on_miss(1000, FLOODER, uncached(4), None, 0.1) == []  # at its new cap
+    assert itr.stats.requests_refused_source == 1
+    assert itr.next_deadline() == 1.1
 
 
 def test_retransmissions_are_paced_too():
