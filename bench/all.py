@@ -9,7 +9,7 @@ the others still run; the exit status says whether all succeeded.
 
     sudo .venv/bin/python bench/all.py [--out DIR] [--only NAME,...] [--quick]
 
-Root is needed for the topology benchmarks (xtr, flows, alt, msmr, failover, flood). About 16 minutes in
+Root is needed for the topology benchmarks (xtr, flows, alt, msmr, failover, flood). About 24 minutes in
 all.
 """
 
@@ -31,6 +31,7 @@ BENCH = Path(__file__).resolve().parent
 BENCHMARKS = {
     "codec": ("codec.py", [], ["--seconds", "0.5", "--repeats", "2"], False),
     "scale": ("scale.py", [], ["--quick"], True),
+    "maplist": ("maplist.py", [], ["--quick"], True),
     "mapserver": ("mapserver.py", [], ["--quick"], True),
     "msmr": ("msmr.py", [], ["--quick"], True),
     "xtr": ("xtr.py", [], ["--quick"], True),

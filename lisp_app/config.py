@@ -138,8 +138,19 @@ class TimersConfig:
         "at most one new Map-Request per EID in this many seconds (RFC 9301: 1 s)", min=0,
         max=60))
     request_holddown: float = field(default=30.0, metadata=_doc(
-        "after giving up on an EID, seconds before asking for it again (RFC 9301: 30 s)", min=0,
+        "the longest hold-down: after giving up on an EID several times in a row, seconds before "
+        "asking for it again (RFC 9301: 30 s after repeated unanswered retransmissions)", min=0,
         max=3600))
+    request_holddown_first: float = field(default=1.0, metadata=_doc(
+        "the first hold-down, after one give-up on an EID; it doubles with each give-up in a row "
+        "up to request_holddown, and any valid answer covering the EID lifts it (0: none)",
+        min=0, max=3600))
+    request_rate: float = field(default=400.0, metadata=_doc(
+        "Map-Requests (and data probes) sent per second at most, in all, retransmissions "
+        "included; more wait their turn, one source host after another", min=1, max=1000000))
+    request_rate_per_source: float = field(default=100.0, metadata=_doc(
+        "... charged to one source host (the inner source address of the missed packet; "
+        "refreshes count as the controller's own)", min=1, max=1000000))
     refresh_before: float = field(default=60.0, metadata=_doc(
         "seconds before a used entry expires that it is refreshed", min=0, max=3600))
 
@@ -182,12 +193,23 @@ class NativelyForwardConfig:
 
 @dataclass(frozen=True)
 class BufferConfig:
-    """Packets held while their Map-Request is outstanding."""
+    """Packets held while their Map-Request is outstanding, and the Map-Requests themselves:
+    bounded per source host (the inner source address of the missed packet), so that one host's
+    flood of misses leaves the others their share."""
 
     per_destination: int = field(default=16, metadata=_doc(
         "packets buffered per destination EID prefix", min=0, max=10000))
-    total: int = field(default=1024, metadata=_doc("packets buffered in all", min=0,
-                                                   max=1000000))
+    per_source: int = field(default=64, metadata=_doc(
+        "packets buffered per source host", min=0, max=1000000))
+    total: int = field(default=1024, metadata=_doc(
+        "packets buffered in all; when full, a packet from a host holding fewer takes the place "
+        "of the oldest packet of the host holding the most", min=0, max=1000000))
+    requests_per_source: int = field(default=64, metadata=_doc(
+        "Map-Requests outstanding for one source host's misses; more misses from it are "
+        "refused (counted) until some are answered or given up", min=1, max=1000000))
+    requests_total: int = field(default=1024, metadata=_doc(
+        "Map-Requests outstanding for misses in all; when full, a host with fewer takes the "
+        "place of the oldest request of the host with the most", min=1, max=1000000))
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,8 @@ def format_locators(data: dict) -> list[str]:
         rtt = "" if loc["rtt_ms"] is None else f", rtt {loc['rtt_ms']:.1f} ms"
         misses = f", {loc['misses']} missed" if loc["misses"] else ""
         lines.append(f"{loc['rloc']:<24} {loc['state']}{since}{rtt}{misses}; "
-                     f"{len(loc['mappings'])} mapping(s): {', '.join(loc['mappings'][:4])}"
-                     + (" ..." if len(loc["mappings"]) > 4 else ""))
+                     f"{loc['mapping_count']} mapping(s): {', '.join(loc['mappings'][:4])}"
+                     + (" ..." if loc["mapping_count"] > 4 else ""))
     return lines
 
 
@@ -104,6 +104,15 @@ MAPSTAT_LABELS = [
     ("locators_came_up", "locators back up after being down"),
     ("smrs_received", "Solicit-Map-Requests received"),
     ("smrs_ignored", "Solicit-Map-Requests ignored (no such mapping, or too soon)"),
+    ("requests_refused_source", "misses not asked for (their host had its share of requests)"),
+    ("requests_refused_full", "misses not asked for (requests table full, no heavier host)"),
+    ("requests_evicted", "Map-Requests dropped for a host with fewer outstanding"),
+    ("requests_deferred", "Map-Requests delayed by the request rate caps"),
+    ("buffer_source_full", "packets not held (their host had its share of the buffer)"),
+    ("buffer_evicted", "held packets dropped for a host holding fewer"),
+    ("misses_held_down", "misses for EIDs held down after unanswered requests"),
+    ("holddowns_lifted", "hold-downs lifted by a valid answer"),
+    ("late_replies", "Map-Replies accepted after their request was given up"),
     ("smrs_sent", "Solicit-Map-Requests sent (a local mapping changed)"),
     ("smrs_dropped", "Solicit-Map-Requests not sent (queue full)"),
     ("requests_received", "Map-Requests received"),

@@ -49,7 +49,30 @@ class LispClient:
         return raw.decode() if path == "/metrics" else json.loads(raw)
 
     def map_list(self) -> dict:
-        return self._call("GET", "/map")
+        """The local database and the whole map-cache, ``{"cache": [...], "database": [...]}``,
+        read page by page (:meth:`map_pages`). A mapping given on two pages (entries were
+        removed while paging) is listed once, at its first place, as given last."""
+        cache: dict[str, dict] = {}
+        database: list = []
+        for page in self.map_pages():
+            database = page.get("database", database)
+            for mapping in page["cache"]:
+                cache[mapping["prefix"]] = mapping
+        return {"cache": list(cache.values()), "database": database}
+
+    def map_pages(self, limit: int | None = None):
+        """``GET /map`` page after page (``limit`` entries each; None: the server's default):
+        yields each answer, ``{"cache": [...], "next": ...}``, the first with ``"database"``."""
+        after = None
+        while True:
+            query = [f"limit={limit}"] if limit is not None else []
+            if after is not None:
+                query.append("after=" + quote(after))
+            page = self._call("GET", "/map" + ("?" + "&".join(query) if query else ""))
+            yield page
+            after = page.get("next")
+            if after is None:
+                return
 
     def map_get(self, eid: str) -> dict:
         return self._call("GET", "/map/lookup?eid=" + quote(eid))

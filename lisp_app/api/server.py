@@ -1,6 +1,7 @@
 """The REST API (JSON over HTTP, localhost by default) and the Prometheus ``/metrics`` page.
 
-    GET    /map                  map-cache and local database
+    GET    /map?limit=N&after=C  one page of the map-cache (the first page also holds the local
+                                 database) and ``next``: the ``after`` of the following page
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
                                  or {"mappings": [such objects]}: all or none, one OpenFlow bundle
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import hmac
 import json
 import logging
@@ -31,6 +33,11 @@ from ..protocol.records import Locator
 
 LOG = logging.getLogger(__name__)
 LOCATOR_SETS = 4096  # distinct locator sets kept parsed (bulk loads share a few among many)
+#: GET /map's page size when the request gives none, and the largest it takes: at a million
+#: entries a page of 1000 took 27 ms of CPU (median), 51 ms at worst; 500 keep well inside
+#: 50 ms (docs/benchmarks.rst, "The map-cache API")
+MAP_PAGE = 500
+MAP_PAGE_MAX = 500
 
 
 class ApiError(Exception):
@@ -51,6 +58,23 @@ class Api:
         self._locator_sets: dict = {}  # parsed locator sets, shared by the mappings that use them
 
     def __call__(self, environ, start_response):
+        # No garbage collection while GET /map or /locators builds its answer: the answer's
+        # objects live until it is encoded, so a collection in between would move them to the
+        # oldest generation, and every few pages would then set off a full collection, which
+        # scans the whole map-cache (150 ms at 50,000 entries, seconds at a million). Freed by
+        # reference counting once answered, they never get there. (These handlers do not
+        # yield: nothing else runs meanwhile.)
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") not in NO_GC:
+            return self._answer(environ, start_response)
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._answer(environ, start_response)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _answer(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "/").rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
@@ -72,15 +96,17 @@ class Api:
             result = self.route(method, path, query, environ)
             status = "200 OK"
             if method in CHANGES:
-                LOG.info("API %s %s from %s: %s", method, path, environ.get("REMOTE_ADDR"),
-                         json.dumps(result)[:200])
+                LOG.info("API change from %s: %s %s: %s", _client(environ), method, path,
+                         _describe_change(method, path, environ.get(BODY), result))
         except ApiError as exc:
             status, result = exc.status, {"error": str(exc)}
         except Exception:  # the API must answer, whatever went wrong; internals go to the log
             LOG.exception("API request %s %s failed", method, path)
             status, result = "500 Internal Server Error", {
                 "error": "internal error: the controller's log says what went wrong"}
-        body = json.dumps(result, indent=1).encode()
+        # answers that grow with the map-cache go out compact: the indenting encoder is pure
+        # Python, about 20 times slower than the C one, and this runs on the controller's loop
+        body = json.dumps(result, indent=None if path in BULKY else 1).encode()
         start_response(status, headers)
         return [body]
 
@@ -125,7 +151,7 @@ class Api:
 
     def route(self, method: str, path: str, query: dict, environ) -> object:
         if path == "/map" and method == "GET":
-            return self.map_list()
+            return self.map_list(_page_size(query.get("limit")), query.get("after"))
         if path == "/map/lookup" and method == "GET":
             return self.map_get(_required(query, "eid"))
         if path == "/map" and method == "POST":
@@ -188,10 +214,21 @@ class Api:
                            f"{where}: a static mapping needs at least one locator")
         return prefix, locators
 
+    def _check_forwards(self, prefix, locators, where: str) -> None:
+        """A static mapping that could never carry traffic is refused (400, with why)."""
+        problem = self.app.xtr.queries.static_problem(prefix, locators)
+        if problem is not None:
+            raise ApiError("400 Bad Request", f"{where}: {prefix} can never forward: {problem}")
+
     # -- operations -----------------------------------------------------------------------------
 
-    def map_list(self) -> dict:
-        return self.app.xtr.queries.mappings(self.clock())
+    def map_list(self, limit: int = MAP_PAGE, after: str | None = None) -> dict:
+        """One page of the map-cache: a whole list of a million entries would hold the
+        controller's loop for seconds."""
+        try:
+            return self.app.xtr.queries.mappings(self.clock(), limit, after)
+        except ValueError as exc:
+            raise ApiError("400 Bad Request", f"after: {exc}") from None
 
     def map_get(self, text: str) -> dict:
         iid, addr = _parse_eid(text)
@@ -202,6 +239,7 @@ class Api:
         if isinstance(body, dict) and "mappings" in body:
             return self.map_add_many(body["mappings"])
         prefix, locators = self._parse_mapping(body, "body")
+        self._check_forwards(prefix, locators, "body")
         try:
             effects = self.app.xtr.add_static(prefix, locators, self.clock())
         except ValueError as exc:
@@ -231,6 +269,8 @@ class Api:
         if not isinstance(items, list):
             raise ApiError("400 Bad Request", "'mappings' must be a list")
         parsed = [self._parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
+        for i, (prefix, locators) in enumerate(parsed):
+            self._check_forwards(prefix, locators, f"mappings[{i}]")
         try:
             effects = self.app.xtr.add_static_many(parsed, self.clock())
         except ValueError as exc:
@@ -310,6 +350,18 @@ ROUTES = {"/map": {"GET", "POST", "DELETE"}, "/map/lookup": {"GET"}, "/database"
           "/mapstat": {"GET"}, "/locators": {"GET"}, "/flows": {"GET"}, "/bgp": {"GET"},
           "/echo": {"GET"}, "/metrics": {"GET"}}
 CHANGES = {"POST", "DELETE"}
+BULKY = {"/map", "/locators", "/flows"}  # answers as long as the map-cache (or the flow table)
+NO_GC = {"/map", "/locators"}  # GETs that build big answers without yielding (see Api.__call__)
+
+
+def _page_size(text: str | None) -> int:
+    if text is None:
+        return MAP_PAGE
+    if not (text.isdigit() and text.isascii() and len(text) <= 6
+            and 1 <= int(text) <= MAP_PAGE_MAX):
+        raise ApiError("400 Bad Request", f"limit must be a whole number 1..{MAP_PAGE_MAX}, "
+                       f"not {text[:40]!r}")
+    return int(text)
 
 
 def _host_of(host_header: str) -> str:
@@ -344,9 +396,52 @@ def _text(value, name: str) -> str:
 def _read_json(environ) -> object:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        return json.loads(environ["wsgi.input"].read(length) or b"null")
+        environ[BODY] = body = json.loads(environ["wsgi.input"].read(length) or b"null")
     except (ValueError, json.JSONDecodeError) as exc:
         raise ApiError("400 Bad Request", f"body is not JSON: {exc}") from None
+    return body
+
+
+BODY = "lisp_app.body"  # the environ key that keeps a request's JSON body for the log
+LOGGED_MAPPINGS = 3     # mappings of a bulk change named in the log line
+
+
+def _client(environ) -> str:
+    address, port = environ.get("REMOTE_ADDR") or "unknown", environ.get("REMOTE_PORT")
+    return f"{address} port {port}" if port else address
+
+
+def _mapping_text(prefix: str, locators: list) -> str:
+    return f"{prefix} -> " + ", ".join(
+        f"{l['rloc']} priority {l.get('priority', 1)} weight {l.get('weight', 100)}"
+        for l in locators)
+
+
+def _describe_change(method: str, path: str, body, result: dict) -> str:
+    """What an accepted change did, for the log: the prefixes and their locators (a bulk
+    change: how many, and the first few)."""
+    try:
+        return _describe(method, path, body, result)
+    except (KeyError, TypeError, AttributeError):  # the change is made: log it, come what may
+        return json.dumps(result)[:200]
+
+
+def _describe(method: str, path: str, body, result: dict) -> str:
+    if method == "DELETE":
+        return f"removed {result['removed']}"
+    if path == "/database":
+        ttl = f", ttl {body['ttl']} min" if body.get("ttl") is not None else ""
+        return (f"local mapping {_mapping_text(result['changed'], body['locators'])}{ttl} "
+                f"({result['smrs_pending']} SMR(s) queued)")
+    if "mappings" in body:
+        items = body["mappings"]
+        named = "; ".join(_mapping_text(m["prefix"], m["locators"])
+                          for m in items[:LOGGED_MAPPINGS])
+        more = f"; and {len(items) - LOGGED_MAPPINGS} more" \
+            if len(items) > LOGGED_MAPPINGS else ""
+        return (f"added {result['added']} static mapping(s) ({result['flows']} flows in "
+                f"{result['bundles']} bundle(s)): {named}{more}")
+    return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
 
 
 def _parse_eid(text: str):

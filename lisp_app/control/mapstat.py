@@ -39,6 +39,18 @@ class MapStat:
     locators_came_up: int = 0      # down locators that answered again
     smrs_received: int = 0         # Solicit-Map-Requests received
     smrs_ignored: int = 0          # ... for no cached mapping, or too soon after the last ask
+    # ITR: fair state under a miss flood (what the per-source bounds refused, evicted, deferred)
+    requests_refused_source: int = 0  # misses not asked for: their source had pending_per_source
+    #                                   requests open (the packet was not held)
+    requests_refused_full: int = 0    # ... the table was full (pending_total) and no source held
+    #                                   more requests than theirs (the packet was not held)
+    requests_evicted: int = 0      # requests closed unanswered to make room for a lighter source's
+    requests_deferred: int = 0     # Map-Requests held back by the request rate caps (sent later)
+    buffer_source_full: int = 0    # packets not held: their source held buffer.per_source
+    buffer_evicted: int = 0        # held packets dropped to make room for a lighter source's
+    misses_held_down: int = 0      # misses for an EID held down after unanswered requests
+    holddowns_lifted: int = 0      # hold-downs ended early by a valid answer covering the EID
+    late_replies: int = 0          # Map-Replies accepted for a request already given up on
     # ETR
     smrs_sent: int = 0             # Solicit-Map-Requests sent after a local mapping changed
     smrs_dropped: int = 0          # ... not sent: the SMR queue was full

@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Action, Locator
-from .lpm import PrefixTable
+from .lpm import Position, PrefixTable
 
 SOURCE_REPLY = "map-reply"
 SOURCE_STATIC = "static"
@@ -86,6 +86,41 @@ class CacheEntry:
         return None if self.expires_at is None else max(0.0, self.expires_at - now)
 
 
+@dataclass(frozen=True, slots=True)
+class CachePosition:
+    """Where a walk through a :class:`MapCache` stopped: a position in the table of one
+    instance-id and address family (``at`` None: that table's start). Its text form (a cursor
+    for the API) is whole numbers joined by dots: instance-id and IP version, then, unless at
+    the table's start, prefix length, index, removals and network address."""
+
+    instance_id: int
+    version: int
+    at: Position | None = None
+
+    def text(self) -> str:
+        a = self.at
+        return f"{self.instance_id}.{self.version}" + (
+            "" if a is None else f".{a.plen}.{a.index}.{a.removed}.{a.key}")
+
+    @classmethod
+    def parse(cls, text: str) -> "CachePosition":
+        parts = text.split(".")
+        bad = ValueError(f"{text[:80]!r} is not a map-cache position (a 'next' value)")
+        if len(parts) not in (2, 6) or not all(p.isdigit() and p.isascii() and len(p) <= 40
+                                               for p in parts):
+            raise bad
+        iid, version, *rest = map(int, parts)
+        width = {4: 32, 6: 128}.get(version)
+        if width is None or iid >> 32:
+            raise bad
+        if not rest:
+            return cls(iid, version)
+        plen, index, removed, key = rest
+        if plen > width or key >> width:
+            raise bad
+        return cls(iid, version, Position(plen, index, removed, key))
+
+
 @dataclass
 class CacheStats:
     """Counters the cache keeps about itself (``mapstat`` shows them)."""
@@ -121,6 +156,35 @@ class MapCache:
     def __iter__(self):
         for table in list(self._tables.values()):
             yield from table.values()
+
+    def walk(self, after: CachePosition | None,
+             limit: int) -> tuple[list[CacheEntry], CachePosition | None]:
+        """Up to ``limit`` entries, in the order iteration gives them, starting after ``after``
+        (None: from the first); and where the walk stopped (None: at the end). The cost is
+        that of the entries given (plus, only when entries were removed since ``after``, one
+        scan of a prefix length in C): paging through a million entries sorts nothing.
+        Entries present from the first page to the last are each given (one may come twice
+        when entries were removed in between); entries added or removed meanwhile may or may
+        not be. Raises ValueError for a position of no table of this cache."""
+        keys = list(self._tables)
+        first = 0
+        if after is not None:
+            try:
+                first = keys.index((after.instance_id, after.version))
+            except ValueError:
+                raise ValueError("no such map-cache position (a 'next' value)") from None
+        out: list[CacheEntry] = []
+        for n in range(first, len(keys)):
+            table = self._tables[keys[n]]
+            at = after.at if after is not None and n == first else None
+            got, stop = table.walk(at, limit - len(out))
+            out.extend(got)
+            if stop is not None:
+                return out, CachePosition(*keys[n], stop)
+            if len(out) == limit:  # this table is done: go on at the next one holding entries
+                rest = [k for k in keys[n + 1:] if self._tables[k].by_len]
+                return out, CachePosition(*rest[0]) if rest else None
+        return out, None
 
     def _table(self, iid: int, version: int, create: bool) -> PrefixTable[CacheEntry] | None:
         table = self._tables.get((iid, version))

@@ -58,3 +58,33 @@ def select_shares(locators: Iterable[Locator],
     if all(w == 0 for w, _r in chosen):
         return tuple(Share(r, 1) for _w, r in chosen)
     return tuple(Share(r, w) for w, r in chosen if w > 0)
+
+
+def forwarding_problem(instance_id: int, locators: Iterable[Locator],
+                       families: tuple[int, ...], own_rlocs: frozenset,
+                       instance_ids: frozenset) -> str | None:
+    """Why a mapping (an operator's) could never carry this xTR's traffic, or None if it can:
+    its instance-id is none of those the site's traffic comes in (``instance_ids``); a locator
+    is one of our own RLOCs (``own_rlocs``: the traffic would come back to us); or no locator
+    is usable: each has priority 255 (RFC 9300: not for unicast forwarding) or an address of
+    a family we have no RLOC in (``families``). All-zero weights are usable: an even split."""
+    if instance_id not in instance_ids:
+        ours = ", ".join(str(i) for i in sorted(instance_ids))
+        return (f"instance-id {instance_id} carries none of this site's traffic (its site ports "
+                f"are in instance-id {ours}): write the prefix as [IID]PREFIX")
+    locators = tuple(locators)
+    why = []
+    for loc in locators:
+        if loc.address in own_rlocs:
+            return f"locator {loc.address} is this xTR's own RLOC: the traffic would come back"
+        if loc.priority >= UNUSABLE_PRIORITY:
+            why.append(f"{loc.address} has priority 255 (RFC 9300: not to be used for "
+                       "unicast forwarding)")
+        elif tunnel_address(loc, families) is None:
+            version = getattr(loc.address, "version", None)
+            why.append(f"{loc.address} is an IPv{version} address and this xTR has no IPv"
+                       f"{version} RLOC" + (" (underlay.rloc_ipv6)" if version == 6 else "")
+                       if version is not None else f"{loc.address} is not an IP address")
+    if locators and len(why) == len(locators):
+        return "no locator can carry traffic: " + "; ".join(why)
+    return None

@@ -69,7 +69,11 @@ def itr_settings(config: Config) -> ItrSettings:
         map_request_targets=config.map_request_targets, request_timeout=t.request_timeout,
         request_retries=t.request_retries, request_min_interval=t.request_min_interval,
         request_holddown=t.request_holddown, refresh_before=t.refresh_before,
+        request_holddown_first=t.request_holddown_first, request_rate=t.request_rate,
+        request_rate_per_source=t.request_rate_per_source,
         buffer_per_destination=b.per_destination, buffer_total=b.total,
+        buffer_per_source=b.per_source, pending_per_source=b.requests_per_source,
+        pending_total=b.requests_total,
         data_probes=config.data_probes, use_alt=config.alt is not None)
 
 

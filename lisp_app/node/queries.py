@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from ipaddress import IPv4Address, IPv6Address
+from itertools import islice
 
-from ..mapping.cache import CacheEntry
+from ..config import site_port_instance_ids
+from ..mapping.cache import CacheEntry, CachePosition
+from ..mapping.locators import forwarding_problem
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Action, Locator
+
+
+#: How many of the mappings that use a locator ``locators()`` names (it counts them all).
+LOCATOR_USERS_SHOWN = 4
 
 
 def locator_view(loc: Locator, probe: dict | None = None) -> dict:
@@ -49,11 +56,19 @@ class NodeQueries:
     def __init__(self, node):
         self._node = node
 
-    def mappings(self, now: float) -> dict:
-        """The map-cache and the local database."""
+    def mappings(self, now: float, limit: int, after: str | None = None) -> dict:
+        """One page of the map-cache: up to ``limit`` entries after the position ``after``
+        (a ``next`` of an earlier page; None: the first page, which also holds the local
+        database), and ``next``, where the following page starts (None: this was the last).
+        Raises ValueError for an ``after`` that is no position of this map-cache."""
         n = self._node
-        return {"cache": [entry_view(e, now, n.prober) for e in n.cache],
-                "database": [local_view(m) for m in n.database]}
+        entries, stop = n.cache.walk(None if after is None else CachePosition.parse(after),
+                                     limit)
+        out = {"cache": [entry_view(e, now, n.prober) for e in entries],
+               "next": None if stop is None else stop.text()}
+        if after is None:
+            out["database"] = [local_view(m) for m in n.database]
+        return out
 
     def lookup(self, instance_id: int, address: IPv4Address | IPv6Address,
                now: float) -> dict | None:
@@ -64,6 +79,18 @@ class NodeQueries:
                 return local_view(mapping)
         entry = n.cache.lookup(instance_id, address)
         return None if entry is None else entry_view(entry, now, n.prober)
+
+    def static_problem(self, prefix: EidPrefix, locators) -> str | None:
+        """Why an operator's mapping could never forward here (None: it can, or this node has
+        no data plane to ask about): see :func:`~lisp_app.mapping.locators.forwarding_problem`."""
+        config = getattr(self._node, "config", None)
+        if config is None or config.lisp_bridge is None or config.underlay is None:
+            return None
+        u = config.underlay
+        return forwarding_problem(
+            prefix.instance_id, locators, (4, 6) if u.rloc_ipv6 is not None else (4,),
+            frozenset(a for a in (u.rloc, u.rloc_ipv6) if a is not None),
+            frozenset(site_port_instance_ids(config).values()))
 
     def is_cached(self, prefix: EidPrefix) -> bool:
         return self._node.cache.get(prefix) is not None
@@ -109,13 +136,14 @@ class NodeQueries:
         return smr.queued() if smr is not None else 0
 
     def locators(self, now: float) -> list[dict]:
-        """Every probed locator: its address, state, seconds in it, last RTT and the mappings
-        that use it."""
+        """Every probed locator: its address, state, seconds in it, last RTT, how many mappings
+        use it and up to ``LOCATOR_USERS_SHOWN`` of them (any; sorted). Listing all would cost
+        a string and a sort place per mapping: seconds of the controller's loop at a million."""
         prober = self._node.prober
         if prober is None:
             return []
-        return [{"rloc": str(s.address), **s.view(now),
-                 "mappings": sorted(str(p) for p in s.users)}
+        return [{"rloc": str(s.address), **s.view(now), "mapping_count": len(s.users),
+                 "mappings": sorted(str(p) for p in islice(s.users, LOCATOR_USERS_SHOWN))}
                 for s in sorted(prober.locators.values(), key=lambda s: str(s.address))]
 
     def group_owners(self) -> dict[int, str]:

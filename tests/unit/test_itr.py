@@ -101,7 +101,9 @@ def test_wrong_nonce_and_uncovering_reply_are_rejected_and_change_nothing():
 
 
 def test_unanswered_eid_is_held_down_before_it_is_asked_for_again():
-    itr = engine(request_retries=0, request_timeout=1.0, request_holddown=30.0)
+    # a first hold-down as long as the longest: the flat 30 s wait
+    itr = engine(request_retries=0, request_timeout=1.0, request_holddown=30.0,
+                 request_holddown_first=30.0)
     assert sent(itr.on_miss(1000, SRC, DST, pkt(), 0.0))
     itr.on_timer(1.0)  # gave up
     assert itr.on_miss(1000, SRC, DST, pkt(), 20.0) == []
