@@ -150,17 +150,18 @@ def format_mapstat(data: dict) -> list[str]:
 
 
 def format_flows(data: dict) -> list[str]:
+    """Each bridge's flows as ``ovs-ofctl -O OpenFlow13 --no-names dump-flows`` writes them (a
+    line can be compared with, or pasted into, ovs-ofctl), then its groups as ``dump-groups``
+    and their counters as ``dump-group-stats`` write them."""
     lines = []
     for bridge, content in data.items():
-        lines.append(f"{bridge} bridge:")
-        for f in content["flows"]:
-            match = ",".join(f"{k}={v}" for k, v in f["match"].items()) or "*"
-            lines.append(f"  table={f['table']} prio={f['priority']} {f['kind']:<14} "
-                         f"packets={f['packets']:<8} {match} -> {' '.join(f['actions'])}")
-        for g in content["groups"]:
-            buckets = "; ".join(f"w={b['weight']} {','.join(b['actions'])}" for b in g["buckets"])
-            lines.append(f"  group={g['group_id']} ({g.get('prefix')}) packets={g['packets']} "
-                         f"per-bucket={g['bucket_packets']} [{buckets}]")
+        lines.append(f"{bridge} bridge: flows")
+        lines += [" " + f["ofctl"] for f in content["flows"]]
+        if content["groups"]:
+            lines.append(f"{bridge} bridge: groups")
+            lines += [" " + g["ofctl"] for g in content["groups"] if g.get("ofctl")]
+            lines.append(f"{bridge} bridge: group counters")
+            lines += [" " + g["ofctl_stats"] for g in content["groups"]]
     return lines
 
 

@@ -18,6 +18,7 @@ from ..dataplane.flows import (OFPP_CONTROLLER, OFPP_IN_PORT, OFPP_LOCAL, OFPP_N
 from ..dataplane.ofwire import NXAST_CHECK_PKT_LARGER, check_pkt_larger_body, flow_flags
 from ..dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, KIND_NAMES, kind_of
 from ..dataplane.reconcile import FlowRecord
+from . import ofctl
 
 ALL_BITS = 0xFFFFFFFFFFFFFFFF
 
@@ -141,7 +142,8 @@ def flow_view(stat) -> dict:
             "match": {k: _jsonable(v) for k, v in stat.match.items()},
             "actions": describe_instructions(stat.instructions),
             "packets": stat.packet_count, "bytes": stat.byte_count,
-            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec}
+            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec,
+            "ofctl": ofctl.flow_line(stat)}
 
 
 def group_view(desc, stat) -> dict:
@@ -151,7 +153,9 @@ def group_view(desc, stat) -> dict:
             buckets.append({"weight": b.weight, "actions": [describe_action(a) for a in b.actions]})
     return {"group_id": stat.group_id, "packets": stat.packet_count, "bytes": stat.byte_count,
             "buckets": buckets,
-            "bucket_packets": [b.packet_count for b in stat.bucket_stats]}
+            "bucket_packets": [b.packet_count for b in stat.bucket_stats],
+            "ofctl": None if desc is None else ofctl.group_line(desc),
+            "ofctl_stats": ofctl.group_stats_line(stat)}
 
 
 _ACTION_LISTS = {ofp.OFPIT_APPLY_ACTIONS: "apply", ofp.OFPIT_WRITE_ACTIONS: "write"}
