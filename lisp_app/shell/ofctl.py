@@ -200,6 +200,9 @@ def _field_value(field: str, value) -> str:
 
 
 def _subfield(field: str, offset: int, n_bits: int) -> str:
+    # os-ken names a field the switch sent as an NXM header "<oxm name>_nxm" (OVS sends
+    # NXM_OF_ETH_SRC where we wrote OXM's eth_src): the same field
+    field = field.removesuffix("_nxm")
     name, width = NXM_FIELDS.get(field, (field, None))
     if offset == 0 and n_bits == width:
         return f"{name}[]"

@@ -153,6 +153,18 @@ def test_apply_actions(acts, text):
     assert actions_of(Flow(1, 5, (), C, apply=acts)) == text
 
 
+def test_a_move_between_fields_the_switch_names_by_nxm_header():
+    """OVS reports our OXM reg_move fields by their NXM headers; os-ken calls those
+    eth_src_nxm etc."""
+    moves = [parser.NXActionRegMove("eth_src_nxm", "eth_dst_nxm", 48),
+             parser.NXActionRegMove("arp_spa_nxm", "arp_tpa_nxm", 32),
+             parser.NXActionRegMove("reg0", "reg1", 8, src_ofs=8, dst_ofs=0),
+             parser.NXActionRegMove("reg0", "reg1", 1, src_ofs=3, dst_ofs=0)]
+    assert [ofctl.action_text(m) for m in moves] == [
+        "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[]", "move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[]",
+        "move:NXM_NX_REG0[8..15]->NXM_NX_REG1[0..7]", "move:NXM_NX_REG0[3]->NXM_NX_REG1[0]"]
+
+
 def test_instructions_in_openflow_order():
     flow = Flow(1, 2024, (), C, meter=1, apply=(CheckPktLarger(1478),), clear=True,
                 write=(DecTtl(), SetField("tunnel_id", 1000),
