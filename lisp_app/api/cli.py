@@ -7,6 +7,7 @@
     lispctl mapstat                   counters
     lispctl flows                     our flows and groups with packet counts
     lispctl bgp                       the ALT: BGP neighbours and learned routes
+    lispctl bgp clear NEIGHBOR        give back a neighbour cut off by max-prefix
 Every command takes --json; --api URL selects the controller (default http://127.0.0.1:8080).
 """
 
@@ -165,14 +166,44 @@ def format_flows(data: dict) -> list[str]:
     return lines
 
 
+def up_down(seconds: float | None) -> str:
+    """A session's Up/Down time as FRR writes it: hh:mm:ss, then 1d02h03m, then 2w3d04h."""
+    if seconds is None:
+        return "never"
+    s = int(seconds)
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days == 0:
+        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    if days < 7:
+        return f"{days}d{hours:02d}h{minutes:02d}m"
+    return f"{days // 7:02d}w{days % 7}d{hours:02d}h"
+
+
 def format_bgp(data: dict) -> list[str]:
-    lines = [f"BGP on the ALT: AS {data['local_as']}, router-id {data['router_id']}, "
-             f"address {data['address']}", "Neighbours:"]
+    """Like FRR's ``show bgp summary``: per neighbour the messages received and sent, how long
+    the session has been up or down, and the prefixes received when Established, else the BGP
+    FSM state."""
+    lines = [f"BGP router identifier {data['router_id']}, local AS number {data['local_as']}, "
+             f"ALT address {data['address']}", "",
+             f"{'Neighbor':<16} {'AS':>10} {'MsgRcvd':>8} {'MsgSent':>8} {'Up/Down':>9} "
+             f"{'State/PfxRcd':>18} {'PfxFlt':>7} {'MaxPfx':>7}"]
     for n in data["neighbors"]:
-        limit = n["max_prefix"] or "no limit"
-        lines.append(f"  {n['address']:<16} AS {n['remote_as']:<11} {n['state']:<20} "
-                     f"{n['accepted']} accepted, {n['rejected']} filtered (max-prefix {limit})")
-    lines.append("Routes:")
+        if n["state"] == "max-prefix-exceeded":
+            state = f"{n['fsm']} (max-prefix)"
+        elif n["fsm"] == "Established":
+            state = str(n["prefixes_received"])
+        else:
+            state = n["fsm"]
+        lines.append(f"{n['address']:<16} {n['remote_as']:>10} {n['messages_received']:>8} "
+                     f"{n['messages_sent']:>8} {up_down(n['up_down']):>9} {state:>18} "
+                     f"{n['rejected']:>7} {n['max_prefix'] or '-':>7}")
+    cut = [n["address"] for n in data["neighbors"] if n["state"] == "max-prefix-exceeded"]
+    if cut:
+        lines.append(f"Cut off by max-prefix: {', '.join(cut)} (lispctl bgp clear NEIGHBOR "
+                     "brings it back)")
+    lines += ["", "Routes:"]
     for r in data["routes"]:
         path = " ".join(map(str, r["as_path"])) or "(empty)"
         lines.append(f"  {r['prefix']:<20} via {r['next_hop']:<16} path {path}")
@@ -258,7 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("locators", help="RLOC probing: the probed locators, up or down",
                    parents=[leaf])
     sub.add_parser("flows", help="our flows and groups", parents=[leaf])
-    sub.add_parser("bgp", help="the ALT: BGP neighbours and routes", parents=[leaf])
+    bgp = sub.add_parser("bgp", help="the ALT: BGP neighbours (like FRR's show bgp summary) "
+                         "and routes", parents=[leaf])
+    bgp_verbs = bgp.add_subparsers(dest="verb")
+    clear = bgp_verbs.add_parser("clear", help="give back a neighbour cut off by max-prefix "
+                                 "(or reset its session)", parents=[leaf])
+    clear.add_argument("neighbor", help="the neighbour's address")
     return parser
 
 
@@ -292,6 +328,9 @@ def main(argv=None) -> int:
         elif args.command == "mapstat":
             data = client.mapstat()
             lines = format_mapstat(data)
+        elif args.command == "bgp" and args.verb == "clear":
+            data = client.bgp_clear(args.neighbor)
+            lines = [f"cleared {data['cleared']} (it was {data['was']})"]
         elif args.command == "bgp":
             data = client.bgp()
             lines = format_bgp(data)

@@ -108,6 +108,9 @@ class LispClient:
     def bgp(self) -> dict:
         return self._call("GET", "/bgp")
 
+    def bgp_clear(self, neighbor: str) -> dict:
+        return self._call("POST", "/bgp/clear", {"neighbor": neighbor})
+
     def echo(self, bridge: str = "lisp", count: int = 10) -> dict:
         return self._call("GET", f"/echo?bridge={quote(bridge)}&count={count}")
 

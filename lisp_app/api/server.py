@@ -13,6 +13,8 @@
     GET    /locators             RLOC probing: each probed locator's state, RTT and mappings
     GET    /flows                our flows and groups as the switch reports them
     GET    /bgp                  the ALT: BGP neighbours, learned routes, announced prefixes
+    POST   /bgp/clear            {"neighbor": "a.b.c.d"}: give back a neighbour cut off by
+                                 max-prefix (or reset its session)
     GET    /echo?bridge=B&count=N OpenFlow echo round trips to a bridge (seconds)
     GET    /metrics              Prometheus text format
 """
@@ -168,6 +170,8 @@ class Api:
             return self.flows()
         if path == "/bgp" and method == "GET":
             return self.bgp()
+        if path == "/bgp/clear" and method == "POST":
+            return self.bgp_clear(_read_json(environ))
         if path == "/echo" and method == "GET":
             bridge = query.get("bridge", "lisp")
             if bridge not in self.app.datapaths:
@@ -303,10 +307,31 @@ class Api:
                 for bridge in sorted(self.app.datapaths)}
 
     def bgp(self) -> dict:
+        return self._alt().view()
+
+    def bgp_clear(self, body) -> dict:
+        alt = self._alt()
+        _known(body, ("neighbor",), "body")
+        text = body.get("neighbor")
+        if not isinstance(text, str):
+            raise ApiError("400 Bad Request", "body: 'neighbor' must be a string such as "
+                           "\"100.64.254.168\"")
+        try:
+            address = str(ip_address(text.strip()))
+        except ValueError:
+            raise ApiError("400 Bad Request", f"{text!r} is not an IP address") from None
+        try:
+            return alt.clear(address)
+        except KeyError:
+            known = ", ".join(n["address"] for n in alt.view()["neighbors"]) or "none"
+            raise ApiError("404 Not Found", f"{address} is not an ALT neighbour (neighbours: "
+                           f"{known})") from None
+
+    def _alt(self):
         alt = getattr(self.app, "alt", None)
         if alt is None:
             raise ApiError("404 Not Found", "this controller is not on the ALT (no alt: section)")
-        return alt.view()
+        return alt
 
     def metrics(self) -> str:
         queries = self.app.xtr.queries
@@ -348,7 +373,7 @@ def _required(query: dict, name: str) -> str:
 # path -> the methods it takes; POST and DELETE change the node (CHANGES)
 ROUTES = {"/map": {"GET", "POST", "DELETE"}, "/map/lookup": {"GET"}, "/database": {"POST"},
           "/mapstat": {"GET"}, "/locators": {"GET"}, "/flows": {"GET"}, "/bgp": {"GET"},
-          "/echo": {"GET"}, "/metrics": {"GET"}}
+          "/bgp/clear": {"POST"}, "/echo": {"GET"}, "/metrics": {"GET"}}
 CHANGES = {"POST", "DELETE"}
 BULKY = {"/map", "/locators", "/flows"}  # answers as long as the map-cache (or the flow table)
 NO_GC = {"/map", "/locators"}  # GETs that build big answers without yielding (see Api.__call__)
