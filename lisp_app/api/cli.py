@@ -41,7 +41,12 @@ def format_mapping(m: dict) -> list[str]:
                 state += f" for {probe['since']:.0f}s"
             if probe["rtt_ms"] is not None:
                 state += f", rtt {probe['rtt_ms']:.1f} ms"
-        local = " local" if loc["local"] else ""
+        if loc["local"]:  # one of this xTR's RLOCs
+            local = ", this xTR"
+        elif loc.get("l_bit"):  # the replying ETR's L bit: its own locator, not ours
+            local = ", local to the replying ETR"
+        else:
+            local = ""
         lines.append(f"    RLOC {i}: {loc['rloc']:<16} priority {loc['priority']:>3}  "
                      f"weight {loc['weight']:>3}  {state}{local}")
     return lines

@@ -312,3 +312,27 @@ def test_a_failure_inside_answers_500_without_internals(api, monkeypatch):
     monkeypatch.setattr(api, "map_list", broken)
     code, body = call(api, "GET", "/map")
     assert code == 500 and "secret" not in body["error"] and "log" in body["error"]
+
+
+def test_a_learned_locators_l_bit_is_not_shown_as_ours(api):
+    """The L bit of a Map-Reply's locator says it is local to the ETR that replied; only the
+    local database's locators on this xTR's RLOC are ours."""
+    from ipaddress import ip_address as ip
+
+    from lisp_app.mapping.cache import CacheEntry
+    from lisp_app.protocol.addresses import EidPrefix
+    from lisp_app.protocol.records import Locator
+    api.app.xtr.cache.insert(CacheEntry(EidPrefix.parse("[1000]10.2.0.0/24"), (
+        Locator(ip("198.51.100.1"), 1, 50, local=True), Locator(ip("198.51.100.2"), 1, 50)),
+        expires_at=600.0))
+    _code, body = call(api, "GET", "/map")
+    (remote,) = body["cache"]
+    assert [(l["local"], l["l_bit"]) for l in remote["locators"]] == [(False, True),
+                                                                       (False, False)]
+    ours = {m["prefix"]: m for m in body["database"]}["[1000]10.1.0.0/24"]["locators"]
+    assert [(l["rloc"], l["local"], l["l_bit"]) for l in ours] == [("192.0.2.1", True, True)]
+    text = "\n".join(cli.format_map_list(body))
+    assert "RLOC 1: 192.0.2.1        priority   1  weight 100  up, this xTR" in text
+    assert "198.51.100.1     priority   1  weight  50  up, local to the replying ETR" in text
+    assert "198.51.100.2     priority   1  weight  50  up\n" in text + "\n"
+    assert "this xTR" not in "\n".join(cli.format_mapping(remote))
