@@ -3,6 +3,7 @@
     GET    /map?limit=N&after=C  one page of the map-cache (the first page also holds the local
                                  database) and ``next``: the ``after`` of the following page
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
+    (a prefix or EID without "[iid]" has the site's instance_id; "[0]..." names instance-id 0)
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
                                  or {"mappings": [such objects]}: all or none, one OpenFlow bundle
     DELETE /map?prefix=P         remove a static (or any cached) mapping
@@ -147,6 +148,11 @@ class Api:
             hosts.update(config.allowed_hosts)
         return hosts
 
+    def _site_instance_id(self) -> int:
+        """The instance-id of a prefix or EID written without ``[iid]``: the site's, as in the
+        config (``[0]`` names instance-id 0 explicitly)."""
+        return getattr(getattr(self.app.xtr, "config", None), "instance_id", 0) or 0
+
     def _token(self) -> str | None:
         config = self._api_config()
         return config.token if config is not None else None
@@ -194,7 +200,7 @@ class Api:
         try:
             if not isinstance(body["prefix"], str):
                 raise ValueError("prefix must be a string such as \"[1000]10.2.0.0/24\"")
-            prefix = EidPrefix.parse(body["prefix"])
+            prefix = EidPrefix.parse(body["prefix"], self._site_instance_id())
             items = body.get("locators", ())
             if not isinstance(items, list):
                 raise ValueError("locators must be a list")
@@ -235,7 +241,7 @@ class Api:
             raise ApiError("400 Bad Request", f"after: {exc}") from None
 
     def map_get(self, text: str) -> dict:
-        iid, addr = _parse_eid(text)
+        iid, addr = _parse_eid(text, self._site_instance_id())
         mapping = self.app.xtr.queries.lookup(iid, addr, self.clock())
         return {"eid": text, "found": mapping is not None, "mapping": mapping}
 
@@ -287,7 +293,7 @@ class Api:
 
     def map_del(self, text: str) -> dict:
         try:
-            prefix = EidPrefix.parse(text)
+            prefix = EidPrefix.parse(text, self._site_instance_id())
         except ValueError as exc:
             raise ApiError("400 Bad Request", str(exc)) from None
         effects = self.app.xtr.remove_mapping(prefix, self.clock())
@@ -469,8 +475,8 @@ def _describe(method: str, path: str, body, result: dict) -> str:
     return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
 
 
-def _parse_eid(text: str):
-    iid = 0
+def _parse_eid(text: str, default_instance_id: int = 0):
+    iid = default_instance_id
     raw = text.strip()
     if raw.startswith("["):
         close = raw.find("]")

@@ -188,7 +188,7 @@ def test_restarting_the_alt_router_withdraws_and_restores_routes(alt):
              what="x2 to learn the ALT routes again")
     for xtr in alt.xtrs.values():  # cold caches: lookups must work through the ALT again
         for entry in json.loads(xtr.lispctl("--json", "map", "list"))["cache"]:
-            xtr.lispctl("map", "del", f"'{entry['prefix']}'")
+            xtr.lispctl("map", "del", f"'[{entry['instance_id']}]{entry['eid']}'")
     out = alt.host("h1").cmd("ping -c 3 -i 0.3 -W 3 153.16.38.10")
     assert " 0% packet loss" in out, out
 
