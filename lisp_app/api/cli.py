@@ -9,6 +9,8 @@
     lispctl bgp                       the ALT: BGP neighbours and learned routes
     lispctl bgp clear NEIGHBOR        give back a neighbour cut off by max-prefix
 Every command takes --json; --api URL selects the controller (default http://127.0.0.1:8080).
+Exit status: 0 done, 1 the command failed (the API unreachable or refusing, a file unreadable),
+2 the command line is wrong.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from urllib.parse import urlsplit
 
 from .. import __version__
 from .client import ApiRefused, ApiUnavailable, LispClient
@@ -237,11 +241,27 @@ class MappingFileError(ValueError):
 
 def read_mapping_file(path: str) -> list[dict]:
     """``PREFIX RLOC[/PRIORITY/WEIGHT] ...`` per line -> the API's mapping objects."""
+    return read_mapping_lines(path)[0]
+
+
+def read_mapping_lines(path: str) -> tuple[list[dict], list[int]]:
+    """The mappings of a file (see :func:`read_mapping_file`) and the line each came from."""
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
     except OSError as exc:
         raise MappingFileError(f"{path}: {exc.strerror}") from None
-    mappings = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise MappingFileError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                               f"at column {column})") from None
+    mappings, lines = [], []
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split("#", 1)[0].split()
         if not words:
@@ -253,14 +273,45 @@ def read_mapping_file(path: str) -> list[dict]:
         except (argparse.ArgumentTypeError, ValueError) as exc:
             raise MappingFileError(f"{path}:{number}: {exc}") from None
         mappings.append({"prefix": words[0], "locators": locators})
-    return mappings
+        lines.append(number)
+    return mappings, lines
+
+
+_ENTRY = re.compile(r"^mappings\[(\d+)\](?:\.locators\[(\d+)\])?: ?")
+
+
+def refusal_by_line(error: str, path: str, lines: list[int]) -> str | None:
+    """The API's refusal of one entry of a bulk load (``mappings[3]: ...``, or
+    ``mappings[3].locators[1]: ...``) with the file's line instead of the list index (None: the
+    refusal names no entry)."""
+    m = _ENTRY.match(error)
+    if m is None or int(m.group(1)) >= len(lines):
+        return None
+    where = f"{path}:{lines[int(m.group(1))]}"
+    if m.group(2) is not None:
+        where += f": locator {int(m.group(2)) + 1}"
+    return f"{where}: {error[m.end():]}"
+
+
+def api_url(text: str) -> str:
+    """--api's value: an http(s) URL with a host (and a valid port)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected http://HOST[:PORT], e.g. "
+                                         "http://127.0.0.1:8080")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lisp_app {__version__}")
-    parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
-    parser.add_argument("--token", default=os.environ.get("LISP_API_TOKEN"),
+    parser.add_argument("--api", default="http://127.0.0.1:8080", type=api_url,
+                        help="the controller's API")
+    parser.add_argument("--token", default=os.environ.get("LISP_API_TOKEN"), type=token_text,
                         help="the API's token, when its config sets one (default: "
                              "$LISP_API_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -303,8 +354,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def token_text(text: str) -> str:
+    """--token's value: what an HTTP header can carry (printable ASCII)."""
+    if not (text.isascii() and text.isprintable()):
+        raise argparse.ArgumentTypeError("the token must be printable ASCII")
+    return text
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    for arg in argv:  # bytes that are not UTF-8 reach Python as lone surrogates
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            parser.error(f"argument {arg.encode('utf-8', 'replace').decode()!r} is not "
+                         "UTF-8 text")
+    args = parser.parse_args(argv)
     client = LispClient(args.api, token=args.token)
     try:
         if args.command == "map":
@@ -319,8 +385,14 @@ def main(argv=None) -> int:
                 data = client.map_add(args.prefix, args.locators)
                 lines = [f"added {data['added']}"]
             elif args.verb == "load":
-                mappings = read_mapping_file(args.file)
-                data = client.map_add_many(mappings)
+                mappings, lines = read_mapping_lines(args.file)
+                try:
+                    data = client.map_add_many(mappings)
+                except ApiRefused as exc:
+                    by_line = refusal_by_line(exc.error or "", args.file, lines)
+                    if by_line is None:
+                        raise
+                    raise MappingFileError(by_line) from None
                 lines = [f"added {data['added']} mappings ({data['flows']} flows in "
                          f"{data['bundles']} bundle(s), {data['groups']} groups)"]
             else:
