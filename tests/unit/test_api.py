@@ -340,28 +340,29 @@ def test_a_learned_locators_l_bit_is_not_shown_as_ours(api):
 
 def test_a_bare_prefix_or_eid_takes_the_sites_instance_id(api):
     """The site (tests/xtrkit.py's config) has instance_id 1000: a prefix or EID without [iid]
-    is in it, as in the config; [0] still names instance-id 0."""
+    is in it, as in the config; [0] still names instance-id 0 (which this site's ports do not
+    carry, so a mapping there is refused, naming it)."""
     assert api.app.xtr.config.instance_id == 1000
     loc = [{"rloc": "198.51.100.1"}]
     assert call(api, "POST", "/map", {"prefix": "10.9.0.0/16", "locators": loc}) == \
         (200, {"added": "[1000]10.9.0.0/16"})
-    assert call(api, "POST", "/map", {"prefix": "[0]10.9.0.0/16", "locators": loc}) == \
-        (200, {"added": "10.9.0.0/16"})
+    code, body = call(api, "POST", "/map", {"prefix": "[0]10.9.0.0/16", "locators": loc})
+    assert code == 400 and "instance-id 0 carries none" in body["error"], body
     api.app.execute_bulk = lambda effects: api.app.execute(effects) or {}
     assert call(api, "POST", "/map", {"mappings": [{"prefix": "10.7.0.0/16", "locators": loc}]}
                 )[0] == 200
     cached = {m["prefix"] for m in call(api, "GET", "/map")[1]["cache"]}
-    assert cached == {"[1000]10.9.0.0/16", "10.9.0.0/16", "[1000]10.7.0.0/16"}
+    assert cached == {"[1000]10.9.0.0/16", "[1000]10.7.0.0/16"}
     code, body = call(api, "GET", "/map/lookup?eid=10.9.1.1")
     assert body["found"] and body["mapping"]["prefix"] == "[1000]10.9.0.0/16"
-    code, body = call(api, "GET", "/map/lookup?eid=[0]10.9.1.1")
-    assert body["found"] and body["mapping"]["prefix"] == "10.9.0.0/16"
+    assert call(api, "GET", "/map/lookup?eid=[0]10.9.1.1")[1]["found"] is False
     assert call(api, "GET", "/map/lookup?eid=10.1.0.7")[1]["mapping"]["source"] == "local"
+    assert call(api, "DELETE", "/map?prefix=[0]10.9.0.0/16")[0] == 404
     assert call(api, "DELETE", "/map?prefix=10.9.0.0/16") == (200, {"removed": "[1000]10.9.0.0/16"})
-    assert {m["prefix"] for m in call(api, "GET", "/map")[1]["cache"]} == {
-        "10.9.0.0/16", "[1000]10.7.0.0/16"}
+    assert {m["prefix"] for m in call(api, "GET", "/map")[1]["cache"]} == {"[1000]10.7.0.0/16"}
     code, body = call(api, "POST", "/database", {"prefix": "10.1.0.0/24", "locators": [
         {"rloc": "192.0.2.1", "priority": 2}]})
     assert (code, body["changed"]) == (200, "[1000]10.1.0.0/24")
     code, body = call(api, "POST", "/database", {"prefix": "[0]10.1.0.0/24", "locators": loc})
     assert code == 404, body
+
