@@ -3,7 +3,12 @@
 Packets are dicts of OXM-named fields. ``FakeSwitch.run(packet)`` walks the tables as OVS would:
 highest priority wins (two matching flows at the same priority is a pipeline bug and raises),
 instructions run in OpenFlow order, and the action set runs when the pipeline ends. It returns what
-left the switch: outputs, punts to the controller (with the punting flow's cookie) and meters hit.
+left the switch: outputs, punts to the controller (with the punting flow's cookie) and meters hit
+(in order; meters are recorded, not enforced).
+
+Multipath (Nicira's, on the source address) uses its own deterministic hash, not OVS's: the CRC-32
+of the packed source address and the basis, modulo the number of links (:func:`multipath_link`).
+Tests that need two sources in different buckets ask it, as a real test asks OVS (ofproto/trace).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 
 from lisp_app.dataplane.flows import (OFPP_IN_PORT, CheckPktLarger, CopyField, DecTtl, Flow,
-                                      Group, GroupAction, Output, SetField, ToController)
+                                      Group, GroupAction, Multipath, Output, SetField,
+                                      ToController)
 
 _IP_FIELDS = {"ipv4_dst", "ipv4_src", "ipv6_dst", "ipv6_src", "arp_tpa", "arp_spa",
               "ipv6_nd_target", "tun_ipv4_dst", "tun_ipv6_dst"}
@@ -32,6 +38,14 @@ def _field_matches(name: str, want, have) -> bool:
     if name in _IP_FIELDS:
         return ip_address(have) == ip_address(want)
     return have == want
+
+
+def multipath_link(act: Multipath, packet: dict) -> int:
+    """The link (bucket) ``act`` picks for ``packet``: a hash of its IPv4 or IPv6 source address
+    (of the basis alone without one, as OVS does), modulo the number of links."""
+    src = packet.get("ipv4_src") or packet.get("ipv6_src")
+    data = (ip_address(src).packed if src is not None else b"") + act.basis.to_bytes(2, "big")
+    return zlib.crc32(data) % act.n_links
 
 
 def flow_matches(flow: Flow, packet: dict) -> bool:
@@ -142,6 +156,10 @@ class FakeSwitch:
             bit = 1 << act.bit
             larger = pkt["length"] > act.length
             pkt[f"reg{act.reg}"] = pkt.get(f"reg{act.reg}", 0) & ~bit | (bit if larger else 0)
+        elif isinstance(act, Multipath):
+            mask = (1 << act.n_bits) - 1
+            reg = f"reg{act.reg}"
+            pkt[reg] = pkt.get(reg, 0) & ~mask | multipath_link(act, pkt)
         elif isinstance(act, GroupAction):
             group = self.groups[act.group_id]
             bucket = self.choose_bucket(group, pkt)

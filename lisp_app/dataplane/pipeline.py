@@ -11,12 +11,21 @@ LISP bridge (site ports, the LISP-GPE port)::
   1 ENCAP     (ITR) local EID -> DELIVER; multicast/broadcast -> drop;
               one flow per map-cache entry: check_pkt_larger -> reg0[0], action set = dec_ttl,
               tun_dst, tun_id, output GPE (or the locators' select group) -> MTU;
-              negative entries: drop or natively forward;  miss -> meter -> controller (MAPM_MISS)
+              negative entries: drop or natively forward (send-map-request ones: as a miss);
+              miss -> multipath(nw_src) -> reg1 = the source's bucket, MISS_SOURCE
   2 MTU       reg0[0]=1 -> clear the action set, meter -> controller (ICMP too-big); else the
               action set runs
   3 DECAP     (ETR) tun_id=instance-id + local EID prefix -> metadata, DELIVER;  else drop
   4 DELIVER   one flow per known host: gateway MAC -> host MAC, out its port;
               unknown host in a local prefix -> meter -> controller (resolve);  else drop
+  5 MISS_SOURCE  reg1=bucket -> the bucket's meter -> MISS_PORT (one flow per source bucket)
+  6 MISS_PORT    in_port=site port -> the port's meter -> MISS_PUNT;  else drop
+  7 MISS_PUNT    the aggregate miss meter -> controller (MAPM_MISS)
+
+A miss passes three meters, narrowest first: its source's (sources are hashed into buckets), its
+site port's, then the site's. One host's flood fills its own bucket's meter and leaves the other
+buckets, ports and most of the aggregate to everyone else; a flood from many (spoofed) sources
+fills its port's meter and leaves the other ports theirs.
 
 Underlay bridge (uplink, LOCAL holds the RLOC)::
 
@@ -39,9 +48,11 @@ from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPR
                                 ND_NEIGHBOR_SOLICIT)
 from ..protocol.records import Action
 from .flows import (OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField,
-                    DecTtl, Flow, Group, GroupAction, Meter, Output, SetField, ToController, match)
+                    DecTtl, Flow, Group, GroupAction, Meter, Multipath, Output, SetField, ToController,
+                    match)
 
 T_CLASSIFY, T_ENCAP, T_MTU, T_DECAP, T_DELIVER = 0, 1, 2, 3, 4
+T_MISS_SOURCE, T_MISS_PORT, T_MISS_PUNT = 5, 6, 7
 T_UNDERLAY = 0
 
 COOKIE_BASE = 0x4C49535000000000  # "LISP"
@@ -79,6 +90,11 @@ ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GR
 METER_MISS = 1     # cache misses
 METER_PUNT = 2     # too-big, resolve, neighbour
 METER_CONTROL = 3  # control messages
+METER_MISS_SOURCE = 0x100  # + source bucket (0-255): misses per source
+METER_MISS_PORT = 0x200    # + the site port's index in site_ports (0-255): misses per port
+MAX_SOURCE_BUCKETS = 256
+MAX_SITE_PORTS = 256
+REG_MISS_BUCKET = 1        # the register multipath writes a miss's source bucket into
 
 METADATA_MASK = 0xFFFFFF  # the instance-id lives in the low 24 bits of metadata
 ENCAP_OVERHEAD = {4: 20 + 8 + 8, 6: 40 + 8 + 8}  # outer IP + UDP + LISP header
@@ -184,22 +200,65 @@ class LispBridge:
     alt_address: IPv4Address | None = None
     alt_peers: tuple[tuple[IPv4Address, int], ...] = ()  # (peer's ALT address, its GRE port)
     alt_last_hop: bool = False  # a Map-Server: every Map-Request off the ALT is ours to handle
-    miss_rate_pps: int = 100
+    miss_rate_pps: int = 100         # all misses (METER_MISS)
     punt_rate_pps: int = 100
+    miss_port_rate_pps: int = 50     # misses from one site port
+    miss_source_rate_pps: int = 20   # misses from one source bucket
+    miss_source_buckets: int = 64    # sources are hashed into this many buckets (power of two)
     # memos, not configuration: the compiled pieces equal mappings share (see mapping_flows)
     _metadata_memo: dict = field(default_factory=dict, init=False, repr=False, compare=False,
                                  hash=False)
     _encap_actions_memo: dict = field(default_factory=dict, init=False, repr=False,
                                       compare=False, hash=False)
+    _miss_actions: tuple = field(default=(), init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self):
+        if not 1 <= self.miss_source_buckets <= MAX_SOURCE_BUCKETS or \
+                self.miss_source_buckets & (self.miss_source_buckets - 1):
+            raise ValueError(f"miss_source_buckets: {self.miss_source_buckets} is not a power of "
+                             f"two up to {MAX_SOURCE_BUCKETS}")
+        if len(self.site_ports) > MAX_SITE_PORTS:
+            raise ValueError(f"{len(self.site_ports)} site ports: at most {MAX_SITE_PORTS}")
+        object.__setattr__(self, "_miss_actions",
+                           (Multipath(self.miss_source_buckets, REG_MISS_BUCKET),))
 
     def meters(self) -> list[Meter]:
-        return [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
+        meters = [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
+        if self.itr:
+            meters += [Meter(METER_MISS_SOURCE + b, self.miss_source_rate_pps)
+                       for b in range(self.miss_source_buckets)]
+            meters += [Meter(METER_MISS_PORT + i, self.miss_port_rate_pps)
+                       for i in range(len(self._site_port_numbers()))]
+        return meters
+
+    def _site_port_numbers(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(port for port, _iid in self.site_ports))
+
+    def _to_miss_stages(self) -> tuple:
+        """The actions that send a miss into the fair punting stages: its source's bucket into
+        the register the MISS_SOURCE table matches (one shared tuple per bridge)."""
+        return self._miss_actions
+
+    def _miss_flows(self) -> list[Flow]:
+        """The punting stages of a miss: per source bucket, per site port, in all."""
+        reg = f"reg{REG_MISS_BUCKET}"  # multipath leaves the bits above the bucket's at 0
+        flows = [Flow(T_MISS_SOURCE, 100, match(**{reg: b}), cookie(K_BASE),
+                      meter=METER_MISS_SOURCE + b, goto=T_MISS_PORT)
+                 for b in range(self.miss_source_buckets)]
+        flows.append(Flow(T_MISS_SOURCE, 0, (), cookie(K_DROP)))
+        flows += [Flow(T_MISS_PORT, 100, match(in_port=port), cookie(K_BASE),
+                       meter=METER_MISS_PORT + i, goto=T_MISS_PUNT)
+                  for i, port in enumerate(self._site_port_numbers())]
+        flows.append(Flow(T_MISS_PORT, 0, (), cookie(K_DROP)))
+        flows.append(Flow(T_MISS_PUNT, 0, (), cookie(K_PUNT_MISS), apply=(ToController(),),
+                          meter=METER_MISS))
+        return flows
 
     def base_flows(self) -> list[Flow]:
         """The flows that do not depend on the map-cache or on learned hosts."""
         flows = [Flow(T_CLASSIFY, 0, (), cookie(K_DROP)),
-                 Flow(T_ENCAP, 0, (), cookie(K_PUNT_MISS), apply=(ToController(),),
-                      meter=METER_MISS) if self.itr else Flow(T_ENCAP, 0, (), cookie(K_DROP)),
+                 Flow(T_ENCAP, 0, (), cookie(K_PUNT_MISS), apply=self._to_miss_stages(),
+                      goto=T_MISS_SOURCE) if self.itr else Flow(T_ENCAP, 0, (), cookie(K_DROP)),
                  Flow(T_MTU, 100, match(reg0=(1, 1)), cookie(K_PUNT_TOO_BIG),
                       apply=(ToController(),), clear=True, meter=METER_PUNT),
                  Flow(T_MTU, 0, (), cookie(K_BASE)),
@@ -207,6 +266,8 @@ class LispBridge:
                  Flow(T_DELIVER, 0, (), cookie(K_DROP))]
         for port, iid in self.site_ports:
             flows.extend(self._classify_site(port, iid))
+        if self.itr:
+            flows.extend(self._miss_flows())
         if self.etr:
             for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
                 flows.append(Flow(T_CLASSIFY, 800, match(in_port=self.gpe_port, eth_type=eth),
@@ -329,8 +390,8 @@ class LispBridge:
         if not shares:
             if entry.action == Action.SEND_MAP_REQUEST:
                 # every packet is a miss again (rate-limited), even under a covering mapping
-                return [Flow(T_ENCAP, prio, m, cookie(K_PUNT_MISS), apply=(ToController(),),
-                             meter=METER_MISS)], None
+                return [Flow(T_ENCAP, prio, m, cookie(K_PUNT_MISS),
+                             apply=self._to_miss_stages(), goto=T_MISS_SOURCE)], None
             if entry.action == Action.NATIVELY_FORWARD and self.native_port is not None:
                 # out unencapsulated, to the underlay bridge (and its LOCAL port: the host's
                 # routing table takes the packet on; RFC 9300's natively-forward)
