@@ -4,7 +4,9 @@ Packets are dicts of OXM-named fields. ``FakeSwitch.run(packet)`` walks the tabl
 highest priority wins (two matching flows at the same priority is a pipeline bug and raises),
 instructions run in OpenFlow order, and the action set runs when the pipeline ends. It returns what
 left the switch: outputs, punts to the controller (with the punting flow's cookie) and meters hit
-(in order; meters are recorded, not enforced).
+(in order). Meters are only recorded, unless the switch is given them (``FakeSwitch(meters=...)``)
+and packets carry a ``time`` (seconds): then each meter is a token bucket holding one second of its
+rate, and a packet it finds empty is dropped there (``Result.policed`` names the meter).
 
 Multipath (Nicira's, on the source address) uses its own deterministic hash, not OVS's: the CRC-32
 of the packed source address and the basis, modulo the number of links (:func:`multipath_link`).
@@ -59,6 +61,7 @@ class Result:
     meters: list = field(default_factory=list)
     path: list = field(default_factory=list)      # flows that matched, in order
     dropped: bool = False
+    policed: int | None = None                    # the meter that dropped the packet
 
     @property
     def ports(self) -> list:
@@ -66,10 +69,22 @@ class Result:
 
 
 class FakeSwitch:
-    def __init__(self, flows=(), groups=()):
+    def __init__(self, flows=(), groups=(), meters=()):
         self.flows: dict[tuple, Flow] = {}
         self.groups: dict[int, Group] = {}
+        self.meters = {m.meter_id: m for m in meters}
+        self._buckets: dict[int, tuple[float, float]] = {}  # meter id -> (tokens, time)
         self.install(flows, groups)
+
+    def _meter_passes(self, meter_id: int, now: float) -> bool:
+        meter = self.meters[meter_id]
+        tokens, then = self._buckets.get(meter_id, (float(meter.rate_pps), now))
+        tokens = min(float(meter.rate_pps), tokens + (now - then) * meter.rate_pps)
+        if tokens < 1:
+            self._buckets[meter_id] = (tokens, now)
+            return False
+        self._buckets[meter_id] = (tokens - 1, now)
+        return True
 
     def install(self, flows=(), groups=()):
         for f in flows:
@@ -110,6 +125,10 @@ class FakeSwitch:
             result.path.append(flow)
             if flow.meter is not None:
                 result.meters.append(flow.meter)
+                if flow.meter in self.meters and "time" in pkt and \
+                        not self._meter_passes(flow.meter, pkt["time"]):
+                    result.dropped, result.policed = True, flow.meter
+                    return result
             for act in flow.apply:
                 if not self._execute(act, pkt, result, flow):
                     result.dropped = True

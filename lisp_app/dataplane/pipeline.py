@@ -18,14 +18,16 @@ LISP bridge (site ports, the LISP-GPE port)::
   3 DECAP     (ETR) tun_id=instance-id + local EID prefix -> metadata, DELIVER;  else drop
   4 DELIVER   one flow per known host: gateway MAC -> host MAC, out its port;
               unknown host in a local prefix -> meter -> controller (resolve);  else drop
-  5 MISS_SOURCE  reg1=bucket -> the bucket's meter -> MISS_PORT (one flow per source bucket)
+  5 MISS_SOURCE  in_port, reg1=bucket -> that port's bucket's meter -> MISS_PORT (one flow per
+                 site port and source bucket)
   6 MISS_PORT    in_port=site port -> the port's meter -> MISS_PUNT;  else drop
   7 MISS_PUNT    the aggregate miss meter -> controller (MAPM_MISS)
 
-A miss passes three meters, narrowest first: its source's (sources are hashed into buckets), its
-site port's, then the site's. One host's flood fills its own bucket's meter and leaves the other
-buckets, ports and most of the aggregate to everyone else; a flood from many (spoofed) sources
-fills its port's meter and leaves the other ports theirs.
+A miss passes three meters, narrowest first: its source's (each site port hashes its sources into
+buckets of its own), its site port's, then the site's. One host's flood fills its own bucket's
+meter and leaves the other buckets, ports and most of the aggregate to everyone else; a flood from
+many (spoofed) sources fills its port's buckets and meter and leaves the other ports theirs. The
+narrow meters come first: behind a shared meter, a flood takes nearly all of what it passes.
 
 Underlay bridge (uplink, LOCAL holds the RLOC)::
 
@@ -90,10 +92,16 @@ ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GR
 METER_MISS = 1     # cache misses
 METER_PUNT = 2     # too-big, resolve, neighbour
 METER_CONTROL = 3  # control messages
-METER_MISS_SOURCE = 0x100  # + source bucket (0-255): misses per source
-METER_MISS_PORT = 0x200    # + the site port's index in site_ports (0-255): misses per port
+METER_MISS_PORT = 0x100      # + the site port's index (0-255): misses per site port
+METER_MISS_SOURCE = 0x10000  # + port index * 256 + source bucket: misses per source, per port
 MAX_SOURCE_BUCKETS = 256
 MAX_SITE_PORTS = 256
+MAX_SOURCE_METERS = 4096     # site ports x source buckets
+
+
+def miss_source_meter(port_index: int, bucket: int) -> int:
+    """The meter of source bucket ``bucket`` on the ``port_index``-th site port."""
+    return METER_MISS_SOURCE + (port_index << 8) + bucket
 REG_MISS_BUCKET = 1        # the register multipath writes a miss's source bucket into
 
 METADATA_MASK = 0xFFFFFF  # the instance-id lives in the low 24 bits of metadata
@@ -217,18 +225,20 @@ class LispBridge:
                 self.miss_source_buckets & (self.miss_source_buckets - 1):
             raise ValueError(f"miss_source_buckets: {self.miss_source_buckets} is not a power of "
                              f"two up to {MAX_SOURCE_BUCKETS}")
-        if len(self.site_ports) > MAX_SITE_PORTS:
-            raise ValueError(f"{len(self.site_ports)} site ports: at most {MAX_SITE_PORTS}")
+        ports = len(self._site_port_numbers())
+        if ports > MAX_SITE_PORTS or ports * self.miss_source_buckets > MAX_SOURCE_METERS:
+            raise ValueError(f"{ports} site ports x {self.miss_source_buckets} source buckets: "
+                             f"at most {MAX_SOURCE_METERS} source meters")
         object.__setattr__(self, "_miss_actions",
                            (Multipath(self.miss_source_buckets, REG_MISS_BUCKET),))
 
     def meters(self) -> list[Meter]:
         meters = [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
         if self.itr:
-            meters += [Meter(METER_MISS_SOURCE + b, self.miss_source_rate_pps)
-                       for b in range(self.miss_source_buckets)]
-            meters += [Meter(METER_MISS_PORT + i, self.miss_port_rate_pps)
-                       for i in range(len(self._site_port_numbers()))]
+            ports = range(len(self._site_port_numbers()))
+            meters += [Meter(miss_source_meter(i, b), self.miss_source_rate_pps)
+                       for i in ports for b in range(self.miss_source_buckets)]
+            meters += [Meter(METER_MISS_PORT + i, self.miss_port_rate_pps) for i in ports]
         return meters
 
     def _site_port_numbers(self) -> tuple[int, ...]:
@@ -242,8 +252,9 @@ class LispBridge:
     def _miss_flows(self) -> list[Flow]:
         """The punting stages of a miss: per source bucket, per site port, in all."""
         reg = f"reg{REG_MISS_BUCKET}"  # multipath leaves the bits above the bucket's at 0
-        flows = [Flow(T_MISS_SOURCE, 100, match(**{reg: b}), cookie(K_BASE),
-                      meter=METER_MISS_SOURCE + b, goto=T_MISS_PORT)
+        flows = [Flow(T_MISS_SOURCE, 100, match(in_port=port, **{reg: b}), cookie(K_BASE),
+                      meter=miss_source_meter(i, b), goto=T_MISS_PORT)
+                 for i, port in enumerate(self._site_port_numbers())
                  for b in range(self.miss_source_buckets)]
         flows.append(Flow(T_MISS_SOURCE, 0, (), cookie(K_DROP)))
         flows += [Flow(T_MISS_PORT, 100, match(in_port=port), cookie(K_BASE),
