@@ -1,0 +1,115 @@
+"""Fair punting of cache misses on real Open vSwitch (issue 15): while one source behind x1 floods
+uncached destinations as fast as the lab lets it, another source on the same site port and a host
+on the other site port each make their first contact with a mapped destination behind x2, and
+both resolve within a second; the flooder's own source meter is what dropped its flood.
+
+The flood is tests/integration/missflood.c (built here with gcc), bounded in time, run in h1's
+namespace; the second source is a second address on h1. Which source bucket an address lands in
+is OVS's hash: the test asks OVS (ofproto/trace) and picks a second address in another bucket.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lisp_app.dataplane.pipeline import METER_MISS, METER_MISS_PORT
+from tests.integration.lab import cold
+from topologies.two_sites import TwoSites, site_spec
+
+pytestmark = pytest.mark.integration
+
+FLOOD_SECONDS = 8
+FLOOD_DESTINATIONS = 65536  # 10.77.0.0/16: no mapping, never cached in the flood's time
+
+
+@pytest.fixture(scope="module")
+def topo(tmp_path_factory):
+    with TwoSites(site_spec(1), site_spec(2),
+                  rundir=str(tmp_path_factory.mktemp("miss-fairness"))) as t:
+        yield t
+
+
+@pytest.fixture(scope="module")
+def missflood(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.fail("gcc is needed to build tests/integration/missflood.c")
+    out = tmp_path_factory.mktemp("missflood") / "missflood"
+    subprocess.run(["gcc", "-O2", "-o", str(out),
+                    str(Path(__file__).with_name("missflood.c"))],
+                   check=True)
+    return out
+
+
+def source_meter(xtr, port: str, source: str) -> int:
+    """The miss meter OVS puts ``source``'s misses from ``port`` through (ofproto/trace)."""
+    trace = xtr.appctl(f"ofproto/trace br-lisp in_port={port},ip,nw_src={source},"
+                       "nw_dst=10.77.0.1,nw_ttl=64")
+    m = re.search(r"^\s*5\. .*\n\s*meter:(\d+)", trace, re.M)
+    assert m, trace
+    return int(m.group(1))
+
+
+def meter_stats(xtr) -> dict[int, tuple[int, int]]:
+    """meter id -> (packets in, packets the band dropped)."""
+    text = xtr.ofctl(f"meter-stats unix:{xtr.dir}/br-lisp.mgmt")
+    stats = {}
+    for m in re.finditer(r"meter:(\d+) .*?packet_in_count:(\d+).*?\n\s*0: packet_count:(\d+)",
+                         text):
+        stats[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+    return stats
+
+
+def first_reply_ms(host, dst: str, source: str | None = None) -> float | None:
+    """The round trip of a single ping's reply (None: no reply within 3 s)."""
+    out = host.cmd(f"ping -c 1 -W 3 {'-I ' + source if source else ''} {dst}")
+    m = re.search(r"time=([\d.]+) ms", out)
+    return float(m.group(1)) if m else None
+
+
+def test_a_flooding_host_leaves_other_hosts_first_contacts_under_a_second(topo, missflood):
+    x1, h1, hb1 = topo.xtrs["x1"], topo.host("h1"), topo.host("hb1")
+    site = f"{topo.tag}x1-site"
+    flooder = "10.1.0.10"
+    flood_meter = source_meter(x1, site, flooder)
+    other = next(f"10.1.0.{n}" for n in range(11, 60)
+                 if source_meter(x1, site, f"10.1.0.{n}") != flood_meter)
+    h1.cmd(f"ip addr add {other}/24 dev {topo.intf('h1')}")
+    # the hosts know their gateway's MAC before the clock starts (the switch answers the ARP;
+    # the gateway itself does not answer pings)
+    for host in (h1, hb1):
+        host.cmd("ping -c 1 -W 1 10.1.0.1")
+        assert "lladdr" in host.cmd("ip neigh show 10.1.0.1"), host.cmd("ip neigh")
+    cold(topo)
+    before = meter_stats(x1)
+    flood = h1.popen([str(missflood), flooder, "10.77.0.0", str(FLOOD_DESTINATIONS),
+                      str(FLOOD_SECONDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True)
+    try:
+        time.sleep(2)  # the flood is in full swing
+        same_port = first_reply_ms(h1, "10.2.0.10", other)
+        other_port = first_reply_ms(hb1, "10.2.0.10")
+        during = meter_stats(x1)
+    finally:
+        out, err = flood.communicate(timeout=FLOOD_SECONDS + 30)
+    assert flood.returncode == 0, err
+    sent = int(re.search(r"sent=(\d+)", out).group(1))
+    offered_in, offered_drop = (during[flood_meter][i] - before.get(flood_meter, (0, 0))[i]
+                                for i in (0, 1))
+    report = (f"flood: {sent} sent in {FLOOD_SECONDS} s; at its source meter {flood_meter} "
+              f"by the first contacts: {offered_in} in, {offered_drop} dropped; first contacts: "
+              f"{other} (same port) {same_port} ms, hb1 (other port) {other_port} ms; "
+              f"aggregate meter {METER_MISS}: {during[METER_MISS]}, ports: "
+              f"{during[METER_MISS_PORT]}, {during[METER_MISS_PORT + 1]}")
+    print(report)
+    # the flood was far beyond what the site's aggregate meter passes (100/s): one shared meter
+    # would have dropped the first contacts nearly surely
+    assert offered_in > 20 * 100 * 2, report
+    assert offered_drop > 0.9 * offered_in, report
+    assert same_port is not None and same_port < 1000, report
+    assert other_port is not None and other_port < 1000, report
