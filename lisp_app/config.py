@@ -218,7 +218,8 @@ class PuntingConfig:
 
     A cache miss reaches the controller through three OpenFlow meters, its source host's, its
     site port's and the site's, so that one host's flood of misses leaves the other hosts' first
-    packets a share (docs/troubleshooting.rst says how to tune them)."""
+    packets a share; control messages from the underlay pass their source's meter, then
+    control_rate's (docs/troubleshooting.rst says how to tune them)."""
 
     miss_per_source: int = field(default=20, metadata=_doc(
         "misses per second one source host may punt; sources are hashed into source_buckets "
@@ -230,6 +231,11 @@ class PuntingConfig:
     source_buckets: int = field(default=64, metadata=_doc(
         "the number of source buckets (a power of two, 16 to 256): the more buckets, the fewer "
         "hosts share a flooding host's", min=16, max=256))
+    control_per_source: int | None = field(default=None, metadata=_doc(
+        "LISP control messages (and data probes) per second one underlay source may punt; "
+        "sources are hashed into source_buckets buckets as for misses; default: a quarter of "
+        "control_rate. Raise it on a Map-Server/Map-Resolver with few, busy clients", min=1,
+        max=1000000))
 
 
 @dataclass(frozen=True)
@@ -400,7 +406,8 @@ class Config:
         "LISP control messages per second punted from the underlay (OpenFlow meter); raise it "
         "on a busy Map-Server/Map-Resolver", min=1, max=1000000))
     punting: PuntingConfig = field(default_factory=PuntingConfig, metadata=_doc(
-        "(itr, xtr) fair sharing of miss_rate among source hosts and site ports"))
+        "fair sharing of miss_rate among source hosts and site ports, and of control_rate "
+        "among underlay sources"))
     timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
     probing: ProbingConfig = field(default_factory=ProbingConfig, metadata=_doc(
         "(itr, xtr) RLOC probing and failover"))

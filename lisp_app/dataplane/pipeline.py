@@ -31,10 +31,16 @@ narrow meters come first: behind a shared meter, a flood takes nearly all of wha
 
 Underlay bridge (uplink, LOCAL holds the RLOC)::
 
-  0           UDP 4342 to the RLOC -> meter -> controller;  ARP replies to the RLOC -> controller
-              and NORMAL;  (ETR) UDP 4341 to a local IPv4 EID (a data probe: outer destination =
-              inner destination) -> meter -> controller;  everything else NORMAL (OVS's own
-              tunnelling uses it)
+  0           UDP 4342 to the RLOC -> multipath(nw_src) -> reg1 = the source's bucket,
+              CONTROL_SOURCE;  ARP replies to the RLOC -> controller and NORMAL;  (ETR) UDP 4341
+              to a local IPv4 EID (a data probe: outer destination = inner destination) -> as
+              UDP 4342;  everything else NORMAL (OVS's own tunnelling uses it)
+  1 CONTROL_SOURCE  reg1=bucket -> the bucket's meter -> CONTROL_PUNT
+  2 CONTROL_PUNT    the aggregate control meter -> controller (control message or data probe,
+                    by UDP port)
+
+As misses on the LISP bridge, control messages pass their source's meter before the shared one: a
+garbage flood from one source leaves the other sources' Map-Requests and Map-Replies a share.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from .flows import (OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, Bucket, CheckPktLarge
 T_CLASSIFY, T_ENCAP, T_MTU, T_DECAP, T_DELIVER = 0, 1, 2, 3, 4
 T_MISS_SOURCE, T_MISS_PORT, T_MISS_PUNT = 5, 6, 7
 T_UNDERLAY = 0
+T_CONTROL_SOURCE, T_CONTROL_PUNT = 1, 2
 
 COOKIE_BASE = 0x4C49535000000000  # "LISP"
 COOKIE_MASK = 0xFFFFFFFF00000000
@@ -93,6 +100,7 @@ METER_MISS = 1     # cache misses
 METER_PUNT = 2     # too-big, resolve, neighbour
 METER_CONTROL = 3  # control messages
 METER_MISS_PORT = 0x100      # + the site port's index (0-255): misses per site port
+METER_CONTROL_SOURCE = 0x300  # + source bucket (0-255), on the underlay bridge
 METER_MISS_SOURCE = 0x10000  # + port index * 256 + source bucket: misses per source, per port
 MAX_SOURCE_BUCKETS = 256
 MAX_SITE_PORTS = 256
@@ -488,16 +496,49 @@ class UnderlayBridge:
     native_port: int | None = None  # patch port to the LISP bridge (natively-forwarded traffic)
     local_mac: str | None = None    # the LOCAL port's: natively-forwarded packets are sent to it
     native_prefixes: tuple[EidPrefix, ...] = ()  # local EIDs reachable natively
+    control_source_rate_pps: int = 250  # control messages and data probes from one source bucket
+    control_source_buckets: int = 64    # sources are hashed into this many (power of two)
+    _control_actions: tuple = field(default=(), init=False, repr=False, compare=False,
+                                    hash=False)
+
+    def __post_init__(self):
+        buckets = self.control_source_buckets
+        if not 1 <= buckets <= MAX_SOURCE_BUCKETS or buckets & (buckets - 1):
+            raise ValueError(f"control_source_buckets: {buckets} is not a power of two up to "
+                             f"{MAX_SOURCE_BUCKETS}")
+        object.__setattr__(self, "_control_actions", (Multipath(buckets, REG_MISS_BUCKET),))
 
     def meters(self) -> list[Meter]:
-        return [Meter(METER_CONTROL, self.control_rate_pps)]
+        return [Meter(METER_CONTROL, self.control_rate_pps),
+                *(Meter(METER_CONTROL_SOURCE + b, self.control_source_rate_pps)
+                  for b in range(self.control_source_buckets))]
+
+    def _control_stages(self) -> list[Flow]:
+        """Per source bucket, then in all, to the controller; the kind (control message or data
+        probe) is the UDP destination port's."""
+        reg = f"reg{REG_MISS_BUCKET}"
+        flows = [Flow(T_CONTROL_SOURCE, 100, match(**{reg: b}), cookie(K_BASE),
+                      meter=METER_CONTROL_SOURCE + b, goto=T_CONTROL_PUNT)
+                 for b in range(self.control_source_buckets)]
+        flows.append(Flow(T_CONTROL_SOURCE, 0, (), cookie(K_DROP)))
+        kinds = [(ETH_TYPE_IPV4, LISP_CONTROL_PORT, K_PUNT_CONTROL),
+                 (ETH_TYPE_IPV4, LISP_DATA_PORT, K_PUNT_DATA_PROBE)]
+        if self.rloc_ipv6 is not None:
+            kinds.append((ETH_TYPE_IPV6, LISP_CONTROL_PORT, K_PUNT_CONTROL))
+        for eth, port, kind in kinds:
+            flows.append(Flow(T_CONTROL_PUNT, 100, match(eth_type=eth, ip_proto=IPPROTO_UDP,
+                                                         udp_dst=port),
+                              cookie(kind), apply=(ToController(),), meter=METER_CONTROL))
+        flows.append(Flow(T_CONTROL_PUNT, 0, (), cookie(K_DROP)))
+        return flows
 
     def base_flows(self) -> list[Flow]:
         rloc = str(self.rloc)
         flows = [
+            *self._control_stages(),
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           ipv4_dst=rloc, udp_dst=LISP_CONTROL_PORT),
-                 cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
+                 cookie(K_PUNT_CONTROL), apply=self._control_actions, goto=T_CONTROL_SOURCE),
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_ARP, arp_op=2, arp_tpa=rloc),
                  cookie(K_PUNT_UNDERLAY_ARP), apply=(ToController(), Output(OFPP_NORMAL))),
             Flow(T_UNDERLAY, 0, (), cookie(K_BASE), apply=(Output(OFPP_NORMAL),)),
@@ -507,7 +548,7 @@ class UnderlayBridge:
             flows += [
                 Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_UDP,
                                               ipv6_dst=rloc6, udp_dst=LISP_CONTROL_PORT),
-                     cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
+                     cookie(K_PUNT_CONTROL), apply=self._control_actions, goto=T_CONTROL_SOURCE),
                 # the next hop's Neighbor Advertisements: to us (its MAC) and on to the LOCAL
                 # port's kernel and OVS's neighbour cache
                 Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
@@ -518,7 +559,7 @@ class UnderlayBridge:
             Flow(T_UNDERLAY, 40000, match(eth_type=_eth_type(address), ip_proto=IPPROTO_UDP,
                                           **{"ipv4_dst" if address.version == 4 else "ipv6_dst":
                                              str(address)}, udp_dst=LISP_CONTROL_PORT),
-                 cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL)
+                 cookie(K_PUNT_CONTROL), apply=self._control_actions, goto=T_CONTROL_SOURCE)
             for address in dict.fromkeys(self.other_rlocs) if address not in own
             and (address.version == 4 or self.rloc_ipv6 is not None)]
         if self.native_port is not None and self.local_mac is not None:
@@ -532,6 +573,6 @@ class UnderlayBridge:
             Flow(T_UNDERLAY, 39000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           udp_dst=LISP_DATA_PORT,
                                           **dict([prefix_match(p.network)])),
-                 cookie(K_PUNT_DATA_PROBE), apply=(ToController(),), meter=METER_CONTROL)
+                 cookie(K_PUNT_DATA_PROBE), apply=self._control_actions, goto=T_CONTROL_SOURCE)
             for p in self.data_probe_prefixes if p.network.version == 4]
         return flows

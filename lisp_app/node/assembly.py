@@ -113,7 +113,8 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
         if config.map_servers and etr_role else None,
         watch=TrafficWatch(cache, installer, itr),
         underlay_bridge=UnderlayBridge(
-            u.rloc, control_rate_pps=config.control_rate, rloc_ipv6=u.rloc_ipv6,
+            u.rloc, control_rate_pps=config.control_rate, **control_punting(config),
+            rloc_ipv6=u.rloc_ipv6,
             other_rlocs=local_rlocs(config) if etr_role else (),
             data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
 
@@ -175,6 +176,16 @@ def miss_punting(config: Config) -> dict:
         per_port = config.miss_rate if ports <= 1 else max(1, config.miss_rate // 2)
     return dict(miss_port_rate_pps=per_port, miss_source_rate_pps=p.miss_per_source,
                 miss_source_buckets=p.source_buckets)
+
+
+def control_punting(config: Config) -> dict:
+    """The underlay bridge's per-source control rate (config.punting; default: a quarter of
+    control_rate)."""
+    p = config.punting
+    per_source = p.control_per_source
+    if per_source is None:
+        per_source = max(1, config.control_rate // 4)
+    return dict(control_source_rate_pps=per_source, control_source_buckets=p.source_buckets)
 
 
 def native_port_of(config: Config, ports: dict[str, int]) -> int | None:

@@ -1,11 +1,17 @@
-"""Fair punting of cache misses on real Open vSwitch (issue 15): while one source behind x1 floods
-uncached destinations as fast as the lab lets it, another source on the same site port and a host
-on the other site port each make their first contact with a mapped destination behind x2, and
-both resolve within a second; the flooder's own source meter is what dropped its flood.
+"""Fair punting on real Open vSwitch (issue 15).
 
-The flood is tests/integration/missflood.c (built here with gcc), bounded in time, run in h1's
-namespace; the second source is a second address on h1. Which source bucket an address lands in
-is OVS's hash: the test asks OVS (ofproto/trace) and picks a second address in another bucket.
+Misses: while one source behind x1 floods uncached destinations as fast as the lab lets it,
+another source on the same site port and a host on the other site port each make their first
+contact with a mapped destination behind x2, and both resolve within a second; the flooder's own
+source meter is what dropped its flood.
+
+Control: while the underlay router floods x1's RLOC with garbage on UDP 4342, x2's genuine
+Map-Request for h1 (a ping from h2 with a cold cache) is answered and the ping's first reply
+comes within a second; the flooder's source meter on x1's underlay bridge dropped the garbage.
+
+The floods are tests/integration/udpflood.c (built here with gcc), bounded in time, run in the
+lab's namespaces. Which source bucket an address lands in is OVS's hash: the tests ask OVS
+(ofproto/trace) and pick addresses in other buckets than the flooder's.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from lisp_app.dataplane.pipeline import METER_MISS, METER_MISS_PORT
+from lisp_app.dataplane.pipeline import METER_CONTROL, METER_MISS, METER_MISS_PORT
 from tests.integration.lab import cold
 from topologies.two_sites import TwoSites, site_spec
 
@@ -36,12 +42,12 @@ def topo(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def missflood(tmp_path_factory):
+def udpflood(tmp_path_factory):
     if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build tests/integration/missflood.c")
-    out = tmp_path_factory.mktemp("missflood") / "missflood"
+        pytest.fail("gcc is needed to build tests/integration/udpflood.c")
+    out = tmp_path_factory.mktemp("udpflood") / "udpflood"
     subprocess.run(["gcc", "-O2", "-o", str(out),
-                    str(Path(__file__).with_name("missflood.c"))],
+                    str(Path(__file__).with_name("udpflood.c"))],
                    check=True)
     return out
 
@@ -55,9 +61,19 @@ def source_meter(xtr, port: str, source: str) -> int:
     return int(m.group(1))
 
 
-def meter_stats(xtr) -> dict[int, tuple[int, int]]:
+def control_meter(xtr, source: str) -> int:
+    """The control meter OVS puts UDP 4342 from ``source`` through on the underlay bridge."""
+    rloc = xtr.spec.rlocs[0]
+    trace = xtr.appctl(f"ofproto/trace br-u in_port={xtr.spec.uplink},udp,nw_src={source},"
+                       f"nw_dst={rloc},udp_dst=4342,nw_ttl=64")
+    m = re.search(r"^\s*1\. .*\n\s*meter:(\d+)", trace, re.M)
+    assert m, trace
+    return int(m.group(1))
+
+
+def meter_stats(xtr, bridge: str = "br-lisp") -> dict[int, tuple[int, int]]:
     """meter id -> (packets in, packets the band dropped)."""
-    text = xtr.ofctl(f"meter-stats unix:{xtr.dir}/br-lisp.mgmt")
+    text = xtr.ofctl(f"meter-stats unix:{xtr.dir}/{bridge}.mgmt")
     stats = {}
     for m in re.finditer(r"meter:(\d+) .*?packet_in_count:(\d+).*?\n\s*0: packet_count:(\d+)",
                          text):
@@ -72,7 +88,7 @@ def first_reply_ms(host, dst: str, source: str | None = None) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def test_a_flooding_host_leaves_other_hosts_first_contacts_under_a_second(topo, missflood):
+def test_a_flooding_host_leaves_other_hosts_first_contacts_under_a_second(topo, udpflood):
     x1, h1, hb1 = topo.xtrs["x1"], topo.host("h1"), topo.host("hb1")
     site = f"{topo.tag}x1-site"
     flooder = "10.1.0.10"
@@ -87,7 +103,7 @@ def test_a_flooding_host_leaves_other_hosts_first_contacts_under_a_second(topo, 
         assert "lladdr" in host.cmd("ip neigh show 10.1.0.1"), host.cmd("ip neigh")
     cold(topo)
     before = meter_stats(x1)
-    flood = h1.popen([str(missflood), flooder, "10.77.0.0", str(FLOOD_DESTINATIONS),
+    flood = h1.popen([str(udpflood), flooder, "10.77.0.0", str(FLOOD_DESTINATIONS),
                       str(FLOOD_SECONDS)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      text=True)
     try:
@@ -113,3 +129,41 @@ def test_a_flooding_host_leaves_other_hosts_first_contacts_under_a_second(topo, 
     assert offered_drop > 0.9 * offered_in, report
     assert same_port is not None and same_port < 1000, report
     assert other_port is not None and other_port < 1000, report
+
+
+def test_a_garbage_flood_at_the_rloc_leaves_a_genuine_map_request_answered(topo, udpflood):
+    x1, r, h2 = topo.xtrs["x1"], topo.host("r"), topo.host("h2")
+    genuine = "198.51.100.1"  # x2's RLOC: its Map-Requests come from there
+    genuine_meter = control_meter(x1, genuine)
+    flooder = next(f"192.0.2.{n}" for n in range(100, 200)
+                   if control_meter(x1, f"192.0.2.{n}") != genuine_meter)
+    flood_meter = control_meter(x1, flooder)
+    r.cmd(f"ip addr add {flooder}/24 dev {topo.intf('r1')}")
+    for host in (h2,):
+        host.cmd("ping -c 1 -W 1 10.2.0.1")
+    cold(topo)
+    before = meter_stats(x1, "br-u")
+    flood = r.popen([str(udpflood), flooder, x1.spec.rlocs[0], "1", str(FLOOD_SECONDS),
+                     "4342"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        # x2 asks x1 for h1's mapping (and x1 then asks x2 for h2's, to send the reply)
+        first = first_reply_ms(h2, "10.1.0.10")
+        during = meter_stats(x1, "br-u")
+    finally:
+        out, err = flood.communicate(timeout=FLOOD_SECONDS + 30)
+        r.cmd(f"ip addr del {flooder}/24 dev {topo.intf('r1')}")
+    assert flood.returncode == 0, err
+    sent = int(re.search(r"sent=(\d+)", out).group(1))
+    offered_in, offered_drop = (during[flood_meter][i] - before.get(flood_meter, (0, 0))[i]
+                                for i in (0, 1))
+    report = (f"garbage: {sent} sent in {FLOOD_SECONDS} s; at its source meter {flood_meter} by "
+              f"the first reply: {offered_in} in, {offered_drop} dropped; genuine source meter "
+              f"{genuine_meter}: {during.get(genuine_meter)}; aggregate meter {METER_CONTROL}: "
+              f"{during[METER_CONTROL]}; h2's first reply from h1: {first} ms")
+    print(report)
+    # far beyond the aggregate control meter's 1,000/s: one shared meter would have dropped x2's
+    # Map-Request nearly surely
+    assert offered_in > 10 * 1000 * 2, report
+    assert offered_drop > 0.9 * offered_in, report
+    assert first is not None and first < 1000, report

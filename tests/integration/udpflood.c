@@ -1,8 +1,10 @@
-/* missflood: a bounded flood of cache misses for tests/integration/test_miss_fairness.py.
+/* udpflood: a bounded UDP flood for tests/integration/test_miss_fairness.py (cache misses to
+ * many destinations; garbage at an RLOC's control port).
  *
- *   missflood SOURCE FIRST_DESTINATION COUNT SECONDS
+ *   udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT]
  *
- * Sends small UDP datagrams (port 9) from SOURCE (an IPv4 address of this host) to COUNT
+ * Sends small UDP datagrams (to PORT, default 9; their payload is no LISP message) from SOURCE
+ * (an IPv4 address of this host) to COUNT
  * consecutive IPv4 addresses starting at FIRST_DESTINATION, round-robin, as fast as the socket
  * takes them (sendmmsg, 64 at a time), and stops by itself after SECONDS. Prints one line:
  *   sent=N seconds=F
@@ -25,39 +27,40 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: missflood SOURCE FIRST_DESTINATION COUNT SECONDS\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT]\n");
         return 2;
     }
     struct sockaddr_in src = {.sin_family = AF_INET};
     struct in_addr first;
     if (inet_pton(AF_INET, argv[1], &src.sin_addr) != 1 ||
         inet_pton(AF_INET, argv[2], &first) != 1) {
-        fprintf(stderr, "missflood: not IPv4 addresses\n");
+        fprintf(stderr, "udpflood: not IPv4 addresses\n");
         return 2;
     }
     long count = atol(argv[3]);
     double seconds = atof(argv[4]);
-    if (count < 1 || seconds <= 0 || seconds > 60) {
-        fprintf(stderr, "missflood: COUNT >= 1, 0 < SECONDS <= 60\n");
+    int port = argc == 6 ? atoi(argv[5]) : 9;
+    if (count < 1 || seconds <= 0 || seconds > 60 || port < 1 || port > 65535) {
+        fprintf(stderr, "udpflood: COUNT >= 1, 0 < SECONDS <= 60, 0 < PORT < 65536\n");
         return 2;
     }
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     if (s < 0 || bind(s, (struct sockaddr *)&src, sizeof src) < 0) {
-        perror("missflood: bind");
+        perror("udpflood: bind");
         return 1;
     }
     static struct sockaddr_in dst[BATCH];
     static struct mmsghdr msgs[BATCH];
     static struct iovec iov[BATCH];
-    static char payload[18] = "lisp-app miss test";
+    static char payload[18] = "lisp-app flood";
     uint32_t base = ntohl(first.s_addr);
     long next = 0, sent = 0;
     double start = now(), end = start + seconds;
     while (now() < end) {
         for (int i = 0; i < BATCH; i++) {
             dst[i].sin_family = AF_INET;
-            dst[i].sin_port = htons(9);
+            dst[i].sin_port = htons(port);
             dst[i].sin_addr.s_addr = htonl(base + (uint32_t)(next++ % count));
             iov[i].iov_base = payload;
             iov[i].iov_len = sizeof payload;
