@@ -56,8 +56,8 @@ from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPR
                                 ND_NEIGHBOR_SOLICIT)
 from ..protocol.records import Action
 from .flows import (OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField,
-                    DecTtl, Flow, Group, GroupAction, Meter, Multipath, Output, SetField, ToController,
-                    match)
+                    DecTtl, Flow, Group, GroupAction, Meter, Multipath, Output, SetField,
+                    ToController, match)
 
 T_CLASSIFY, T_ENCAP, T_MTU, T_DECAP, T_DELIVER = 0, 1, 2, 3, 4
 T_MISS_SOURCE, T_MISS_PORT, T_MISS_PUNT = 5, 6, 7

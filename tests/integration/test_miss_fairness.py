@@ -167,3 +167,25 @@ def test_a_garbage_flood_at_the_rloc_leaves_a_genuine_map_request_answered(topo,
     assert offered_in > 10 * 1000 * 2, report
     assert offered_drop > 0.9 * offered_in, report
     assert first is not None and first < 1000, report
+
+
+def test_a_restarted_controller_finds_the_punting_stages_as_it_wants_them(topo):
+    """The multipath flows and the stage tables, as OVS reports them back, equal what the
+    controller compiles: a restart re-adds none of them (a re-added flow starts a new
+    duration)."""
+    x1 = topo.xtrs["x1"]
+    cold(topo)
+    time.sleep(2)
+    x1.stop_controller()
+    x1.start_controller()
+    x1.wait_programmed()
+    fresh = []
+    for bridge, stages in (("br-lisp", (5, 6, 7)), ("br-u", (1, 2))):
+        for line in x1.ofctl(f"dump-flows unix:{x1.dir}/{bridge}.mgmt").splitlines():
+            m = re.search(r"duration=([\d.]+)s, table=(\d+), .*priority=(\d+)", line)
+            if not m or "cookie=0x4c495350" not in line:
+                continue
+            ours = int(m.group(2)) in stages or "multipath(" in line
+            if ours and float(m.group(1)) < 1.5:
+                fresh.append(line)
+    assert fresh == [], fresh
