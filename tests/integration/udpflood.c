@@ -1,12 +1,12 @@
 /* udpflood: a bounded UDP flood for tests/integration/test_miss_fairness.py (cache misses to
  * many destinations; garbage at an RLOC's control port).
  *
- *   udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT]
+ *   udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT [RATE]]
  *
  * Sends small UDP datagrams (to PORT, default 9; their payload is no LISP message) from SOURCE
- * (an IPv4 address of this host) to COUNT
- * consecutive IPv4 addresses starting at FIRST_DESTINATION, round-robin, as fast as the socket
- * takes them (sendmmsg, 64 at a time), and stops by itself after SECONDS. Prints one line:
+ * (an IPv4 address of this host) to COUNT consecutive IPv4 addresses starting at
+ * FIRST_DESTINATION, round-robin, as fast as the socket takes them (sendmmsg, 64 at a time) or
+ * at most RATE a second, and stops by itself after SECONDS. Prints one line:
  *   sent=N seconds=F
  * Written for this project's tests; plain POSIX/Linux sockets. */
 #define _GNU_SOURCE
@@ -27,8 +27,8 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT]\n");
+    if (argc < 5 || argc > 7) {
+        fprintf(stderr, "usage: udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT [RATE]]\n");
         return 2;
     }
     struct sockaddr_in src = {.sin_family = AF_INET};
@@ -40,9 +40,10 @@ int main(int argc, char **argv) {
     }
     long count = atol(argv[3]);
     double seconds = atof(argv[4]);
-    int port = argc == 6 ? atoi(argv[5]) : 9;
-    if (count < 1 || seconds <= 0 || seconds > 60 || port < 1 || port > 65535) {
-        fprintf(stderr, "udpflood: COUNT >= 1, 0 < SECONDS <= 60, 0 < PORT < 65536\n");
+    int port = argc >= 6 ? atoi(argv[5]) : 9;
+    double rate = argc == 7 ? atof(argv[6]) : 0;  /* 0: as fast as it goes */
+    if (count < 1 || seconds <= 0 || seconds > 60 || port < 1 || port > 65535 || rate < 0) {
+        fprintf(stderr, "udpflood: COUNT >= 1, 0 < SECONDS <= 60, 0 < PORT < 65536, RATE >= 0\n");
         return 2;
     }
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -73,6 +74,13 @@ int main(int argc, char **argv) {
         int n = sendmmsg(s, msgs, BATCH, 0);
         if (n > 0)
             sent += n;
+        if (rate > 0) {  /* wait until this batch's share of the rate has passed */
+            double ahead = start + (double)next / rate - now();
+            if (ahead > 0) {
+                struct timespec ts = {(time_t)ahead, (long)((ahead - (time_t)ahead) * 1e9)};
+                nanosleep(&ts, NULL);
+            }
+        }
     }
     printf("sent=%ld seconds=%.3f\n", sent, now() - start);
     return 0;
