@@ -197,8 +197,9 @@ def test_a_garbage_flood_at_the_rloc_leaves_a_genuine_map_request_answered(topo,
     offered_in, offered_drop = (during[flood_meter][i] - before.get(flood_meter, (0, 0))[i]
                                 for i in (0, 1))
     report = (f"garbage: {sent} sent in {FLOOD_SECONDS} s from {flooder}; at its source meter "
-              f"{flood_meter} by the first reply: {offered_in} in, {offered_drop} dropped; genuine source meter "
-              f"{genuine_meter}: {during.get(genuine_meter)}; aggregate meter {METER_CONTROL}: "
+              f"{flood_meter} by the first reply: {offered_in} in, {offered_drop} dropped; "
+              f"genuine source meter {genuine_meter}: {during.get(genuine_meter)}; aggregate "
+              f"meter {METER_CONTROL}: "
               f"{during[METER_CONTROL]}; h2's first reply from h1: {first} ms")
     print(report)
     # far beyond the aggregate control meter's 1,000/s: one shared meter would have dropped x2's
