@@ -218,6 +218,12 @@ def _check_pkt_larger(data: bytes) -> str:
     return f"check_pkt_larger({length})->{target}[{bit}]"
 
 
+# Nicira multipath's hash fields and algorithms, by number, as ovs-ofctl names them
+_HASH_FIELDS = {0: "eth_src", 1: "symmetric_l4", 2: "symmetric_l3l4", 3: "symmetric_l3l4+udp",
+                4: "nw_src", 5: "nw_dst", 6: "symmetric_l3"}
+_MULTIPATH_ALGORITHMS = {0: "modulo_n", 1: "hash_threshold", 2: "hrw", 3: "iter_hash"}
+
+
 def action_text(act) -> str:
     """One OpenFlow action as ``ovs-ofctl`` writes it."""
     if isinstance(act, parser.OFPActionOutput):
@@ -239,6 +245,12 @@ def action_text(act) -> str:
     if isinstance(act, parser.NXActionUnknown) and \
             getattr(act, "subtype", None) == NXAST_CHECK_PKT_LARGER:
         return _check_pkt_larger(bytes(act.data))
+    if isinstance(act, parser.NXActionMultipath):
+        fields = _HASH_FIELDS.get(act.fields, str(act.fields))
+        algorithm = _MULTIPATH_ALGORITHMS.get(act.algorithm, str(act.algorithm))
+        dst = _subfield(act.dst, act.ofs_nbits >> 6, (act.ofs_nbits & 63) + 1)
+        return (f"multipath({fields},{act.basis},{algorithm},{act.max_link + 1},{act.arg},"
+                f"{dst})")
     if isinstance(act, parser.OFPActionPopVlan):
         return "pop_vlan"
     if isinstance(act, parser.OFPActionPushVlan):
