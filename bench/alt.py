@@ -376,7 +376,11 @@ def build_specs(tag: str, n: int):
     from topologies.seed_alt import ms_spec, xtr_spec
     x1 = xtr_spec(1, tag, max_prefix=n + 1000)
     x1.extra["alt"]["eid_space"] = ["153.16.0.0/16", ROUTE_SPACE]
-    return [x1, ms_spec(tag)]
+    ms = ms_spec(tag)
+    # the generator is one source: let it have the whole control meter, as before per-source
+    # control punting (issue 15), so that the figures stay comparable
+    ms.extra["punting"] = {"control_per_source": CONTROL_METER_PPS}
+    return [x1, ms]
 
 
 def run(args) -> dict:

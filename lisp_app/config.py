@@ -213,6 +213,32 @@ class BufferConfig:
 
 
 @dataclass(frozen=True)
+class PuntingConfig:
+    """Fair punting: misses are metered per source host, per site port and in all (miss_rate).
+
+    A cache miss reaches the controller through three OpenFlow meters, its source host's, its
+    site port's and the site's, so that one host's flood of misses leaves the other hosts' first
+    packets a share; control messages from the underlay pass their source's meter, then
+    control_rate's (docs/troubleshooting.rst says how to tune them)."""
+
+    miss_per_source: int = field(default=20, metadata=_doc(
+        "misses per second one source host may punt; sources are hashed into source_buckets "
+        "buckets with one meter each, and hosts that share a bucket share its rate", min=1,
+        max=1000000))
+    miss_per_port: int | None = field(default=None, metadata=_doc(
+        "misses per second one site port may punt; default: miss_rate on a site with one site "
+        "port, half of it with more", min=1, max=1000000))
+    source_buckets: int = field(default=64, metadata=_doc(
+        "the number of source buckets (a power of two, 16 to 256): the more buckets, the fewer "
+        "hosts share a flooding host's", min=16, max=256))
+    control_per_source: int | None = field(default=None, metadata=_doc(
+        "LISP control messages (and data probes) per second one underlay source may punt; "
+        "sources are hashed into source_buckets buckets as for misses; default: a quarter of "
+        "control_rate. Raise it on a Map-Server/Map-Resolver with few, busy clients", min=1,
+        max=1000000))
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     """The inspection REST API (JSON over HTTP)."""
 
@@ -379,6 +405,9 @@ class Config:
     control_rate: int = field(default=1000, metadata=_doc(
         "LISP control messages per second punted from the underlay (OpenFlow meter); raise it "
         "on a busy Map-Server/Map-Resolver", min=1, max=1000000))
+    punting: PuntingConfig = field(default_factory=PuntingConfig, metadata=_doc(
+        "fair sharing of miss_rate among source hosts and site ports, and of control_rate "
+        "among underlay sources"))
     timers: TimersConfig = field(default_factory=TimersConfig, metadata=_doc("timers"))
     probing: ProbingConfig = field(default_factory=ProbingConfig, metadata=_doc(
         "(itr, xtr) RLOC probing and failover"))
@@ -467,6 +496,10 @@ def _with_site_instance_id(config: Config, raw) -> Config:
 
 def _check_site(config: Config, source: str) -> None:
     """Rules that span fields."""
+    buckets = config.punting.source_buckets
+    if buckets & (buckets - 1):
+        raise ConfigError(source, "punting.source_buckets", f"{buckets} is not a power of two "
+                          "(16, 32, 64, 128 or 256)")
     if config.role in ("etr", "xtr") and not config.eid_prefixes:
         raise ConfigError(source, "eid_prefixes", f"the {config.role} role needs at least one "
                           "local EID prefix")
@@ -522,6 +555,10 @@ def _check_site(config: Config, source: str) -> None:
     names = [p.name for p in config.lisp_bridge.site_ports]
     if not names and config.role != "ms-mr":
         raise ConfigError(source, "lisp_bridge.site_ports", "at least one site port is needed")
+    if len(names) * config.punting.source_buckets > 4096:
+        raise ConfigError(source, "lisp_bridge.site_ports", f"{len(names)} site ports x "
+                          f"{config.punting.source_buckets} source buckets: at most 4096 miss "
+                          "meters (each port has its own buckets); lower punting.source_buckets")
     for i, name in enumerate(names):
         if name in names[:i] or name == config.lisp_bridge.gpe_port:
             raise ConfigError(source, f"lisp_bridge.site_ports[{i}].name",

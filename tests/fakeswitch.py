@@ -3,7 +3,14 @@
 Packets are dicts of OXM-named fields. ``FakeSwitch.run(packet)`` walks the tables as OVS would:
 highest priority wins (two matching flows at the same priority is a pipeline bug and raises),
 instructions run in OpenFlow order, and the action set runs when the pipeline ends. It returns what
-left the switch: outputs, punts to the controller (with the punting flow's cookie) and meters hit.
+left the switch: outputs, punts to the controller (with the punting flow's cookie) and meters hit
+(in order). Meters are only recorded, unless the switch is given them (``FakeSwitch(meters=...)``)
+and packets carry a ``time`` (seconds): then each meter is a token bucket holding one second of its
+rate, and a packet it finds empty is dropped there (``Result.policed`` names the meter).
+
+Multipath (Nicira's, on the source address) uses its own deterministic hash, not OVS's: the CRC-32
+of the packed source address and the basis, modulo the number of links (:func:`multipath_link`).
+Tests that need two sources in different buckets ask it, as a real test asks OVS (ofproto/trace).
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 
 from lisp_app.dataplane.flows import (OFPP_IN_PORT, CheckPktLarger, CopyField, DecTtl, Flow,
-                                      Group, GroupAction, Output, SetField, ToController)
+                                      Group, GroupAction, Multipath, Output, SetField,
+                                      ToController)
 
 _IP_FIELDS = {"ipv4_dst", "ipv4_src", "ipv6_dst", "ipv6_src", "arp_tpa", "arp_spa",
               "ipv6_nd_target", "tun_ipv4_dst", "tun_ipv6_dst"}
@@ -34,6 +42,14 @@ def _field_matches(name: str, want, have) -> bool:
     return have == want
 
 
+def multipath_link(act: Multipath, packet: dict) -> int:
+    """The link (bucket) ``act`` picks for ``packet``: a hash of its IPv4 or IPv6 source address
+    (of the basis alone without one, as OVS does), modulo the number of links."""
+    src = packet.get("ipv4_src") or packet.get("ipv6_src")
+    data = (ip_address(src).packed if src is not None else b"") + act.basis.to_bytes(2, "big")
+    return zlib.crc32(data) % act.n_links
+
+
 def flow_matches(flow: Flow, packet: dict) -> bool:
     return all(_field_matches(k, v, packet.get(k)) for k, v in flow.match)
 
@@ -45,6 +61,7 @@ class Result:
     meters: list = field(default_factory=list)
     path: list = field(default_factory=list)      # flows that matched, in order
     dropped: bool = False
+    policed: int | None = None                    # the meter that dropped the packet
 
     @property
     def ports(self) -> list:
@@ -52,10 +69,22 @@ class Result:
 
 
 class FakeSwitch:
-    def __init__(self, flows=(), groups=()):
+    def __init__(self, flows=(), groups=(), meters=()):
         self.flows: dict[tuple, Flow] = {}
         self.groups: dict[int, Group] = {}
+        self.meters = {m.meter_id: m for m in meters}
+        self._buckets: dict[int, tuple[float, float]] = {}  # meter id -> (tokens, time)
         self.install(flows, groups)
+
+    def _meter_passes(self, meter_id: int, now: float) -> bool:
+        meter = self.meters[meter_id]
+        tokens, then = self._buckets.get(meter_id, (float(meter.rate_pps), now))
+        tokens = min(float(meter.rate_pps), tokens + (now - then) * meter.rate_pps)
+        if tokens < 1:
+            self._buckets[meter_id] = (tokens, now)
+            return False
+        self._buckets[meter_id] = (tokens - 1, now)
+        return True
 
     def install(self, flows=(), groups=()):
         for f in flows:
@@ -96,6 +125,10 @@ class FakeSwitch:
             result.path.append(flow)
             if flow.meter is not None:
                 result.meters.append(flow.meter)
+                if flow.meter in self.meters and "time" in pkt and \
+                        not self._meter_passes(flow.meter, pkt["time"]):
+                    result.dropped, result.policed = True, flow.meter
+                    return result
             for act in flow.apply:
                 if not self._execute(act, pkt, result, flow):
                     result.dropped = True
@@ -142,6 +175,10 @@ class FakeSwitch:
             bit = 1 << act.bit
             larger = pkt["length"] > act.length
             pkt[f"reg{act.reg}"] = pkt.get(f"reg{act.reg}", 0) & ~bit | (bit if larger else 0)
+        elif isinstance(act, Multipath):
+            mask = (1 << act.n_bits) - 1
+            reg = f"reg{act.reg}"
+            pkt[reg] = pkt.get(reg, 0) & ~mask | multipath_link(act, pkt)
         elif isinstance(act, GroupAction):
             group = self.groups[act.group_id]
             bucket = self.choose_bucket(group, pkt)

@@ -28,7 +28,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lisp_app.dataplane.flows import (OFPP_CONTROLLER, Bucket, CheckPktLarger, CopyField, DecTtl,
-                                      Flow, Group, GroupAction, Meter, Output, SetField,
+                                      Flow, Group, GroupAction, Meter, Multipath, Output, SetField,
                                       ToController, canonical_match)
 from lisp_app.dataplane.pipeline import COOKIE_BASE, COOKIE_MASK
 from lisp_app.dataplane.reconcile import BridgeState, FlowRecord
@@ -99,6 +99,14 @@ def plain_action(act):
     if isinstance(act, parser.NXActionUnknown) and act.subtype == NX_CHECK_PKT_LARGER:
         length, bit, header = struct.unpack_from("!HHI", bytes(act.data))
         return CheckPktLarger(length, (header >> 9) & 0x7F, bit)
+    if isinstance(act, parser.NXActionMultipath):
+        if (act.fields, act.algorithm, act.arg, act.ofs_nbits >> 6) != (4, 0, 0, 0) or \
+                not act.dst.startswith("reg"):
+            raise Refused(f"multipath {act!r}")
+        mp = Multipath(act.max_link + 1, int(act.dst[3:]), act.basis)
+        if act.ofs_nbits & 63 != mp.n_bits - 1:
+            raise Refused(f"multipath bits {act!r}")
+        return mp
     raise Refused(f"action {act!r}")
 
 

@@ -6,23 +6,53 @@ process (one AS); 4-byte ASNs and long AS paths of 10-digit ASNs work; ``peer_up
 the peer's router-id and AS_TRANS, so sessions are tracked by polling the neighbour summary keyed by
 the configured address; updates can arrive twice; ``prefix_del`` right after ``prefix_add`` can be
 lost, hence the intended/applied reconciliation; the speaker's own max-prefix setting only logs,
-so the limit is enforced here by removing the neighbour.
+so the limit is enforced here by removing the neighbour (``clear`` adds it back). The neighbour
+summary (``neighbor_state_get``) gives each session's FSM state, its uptime once Established and
+its counts of UPDATE messages and of all messages, which os-ken counts as UPDATE, NOTIFICATION and
+ROUTE-REFRESH (not OPEN or KEEPALIVE).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import replace
 
 from ..config import AltConfig
 from .effects import AddNeighbor, Announce, RemoveNeighbor, Withdraw
 from .filters import import_filter
-from .state import ESTABLISHED, MAX_PREFIX_EXCEEDED, AltState, NeighborState, ShutDownNeighbor
+from .state import (MAX_PREFIX_EXCEEDED, AltState, NeighborState, RestartNeighbor,
+                    ShutDownNeighbor)
 
 LOG = logging.getLogger(__name__)
 
 BGP_ATTR_TYPE_AS_PATH = 2
+# os-ken's summary counters -> ours
+SUMMARY_COUNTERS = {"total_message_in": "messages_received", "total_message_out": "messages_sent",
+                    "update_message_in": "updates_received", "update_message_out": "updates_sent",
+                    "fsm_established_transitions": "established_transitions"}
+
+
+def read_summary(text: str) -> dict[str, tuple[str, dict, float | None]]:
+    """os-ken's neighbour summary (``neighbor_state_get()``'s JSON: ``{"<address>": {"conf": ..,
+    "info": {"bgp_state": "Established", "uptime": s or -1, "total_message_in": n, ..}}}``) ->
+    address -> (FSM state, our counters, uptime in seconds or None)."""
+    try:
+        rows = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    out = {}
+    for address, row in rows.items() if isinstance(rows, dict) else ():
+        info = row.get("info") if isinstance(row, dict) else None
+        if not isinstance(info, dict):
+            continue
+        counters = {ours: info[theirs] for theirs, ours in SUMMARY_COUNTERS.items()
+                    if isinstance(info.get(theirs), int)}
+        uptime = info.get("uptime")
+        uptime = uptime if isinstance(uptime, (int, float)) and uptime >= 0 else None
+        out[address] = (str(info.get("bgp_state", "")), counters, uptime)
+    return out
 
 
 class AltSpeaker:
@@ -32,6 +62,7 @@ class AltSpeaker:
                                              import_filter(alt, n), n.max_prefix)
                                for n in alt.neighbors])
         self.speaker = None
+        self._modes = {}
 
     def start(self) -> None:
         from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
@@ -46,12 +77,16 @@ class AltSpeaker:
                                   bgp_server_hosts=(str(self.alt.address),),
                                   adj_rib_in_change_handler=self._adj_rib_in,
                                   peer_down_handler=self._peer_down)
+        self._modes = modes
         for n in self.alt.neighbors:
-            self.speaker.neighbor_add(str(n.address), n.remote_as, enable_ipv4=True,
-                                      password=n.password, local_address=str(self.alt.address),
-                                      connect_mode=modes[n.connect_mode])
+            self._add_neighbor(n)
         LOG.info("ALT: BGP speaker AS %d router-id %s on %s, %d neighbour(s)",
                  self.alt.local_as, self.alt.router_id, self.alt.address, len(self.alt.neighbors))
+
+    def _add_neighbor(self, n) -> None:
+        self.speaker.neighbor_add(str(n.address), n.remote_as, enable_ipv4=True,
+                                  password=n.password, local_address=str(self.alt.address),
+                                  connect_mode=self._modes[n.connect_mode])
 
     def stop(self) -> None:
         if self.speaker is None:
@@ -107,20 +142,30 @@ class AltSpeaker:
             self._call(self.speaker.neighbor_del, address)
         LOG.info("ALT: neighbour %s removed (%d routes dropped)", address, dropped)
 
-    def view(self) -> dict:
+    def view(self, now: float | None = None) -> dict:
         """What the ALT side knows, JSON-able: our identity, the neighbours and their sessions,
-        the routes learned, the prefixes announced and those we mean to announce."""
+        the routes learned, the prefixes announced and those we mean to announce. A neighbour's
+        ``state`` is the controller's (idle, established, max-prefix-exceeded), ``fsm`` the BGP
+        FSM state; ``up_down`` is for how long the session has been up (Established) or not."""
+        now = time.monotonic() if now is None else now
+        self._observe_sessions(now)  # the speaker's counts now, not as of the last poll
         state = self.state
         return {
             "local_as": self.alt.local_as, "router_id": str(self.alt.router_id),
             "address": str(self.alt.address),
-            "neighbors": [{"address": n.address, "remote_as": n.remote_as, "state": n.state,
-                           "accepted": len(n.accepted), "rejected": n.rejected,
-                           "max_prefix": n.max_prefix} for n in state.neighbors.values()],
+            "neighbors": [neighbor_view(n, now) for n in state.neighbors.values()],
             "routes": [{"prefix": str(r.prefix), "neighbor": r.neighbor,
                         "next_hop": r.next_hop, "as_path": list(r.as_path)}
                        for r in state.rib.all_routes()],
             "announced": sorted(state.applied), "intended": sorted(state.intended)}
+
+    def clear(self, address: str) -> dict:
+        """The operator's clear: a neighbour cut off by max-prefix is given back to the speaker
+        (its session starts again), any other's session is reset. KeyError: not a neighbour."""
+        before = self.state.neighbors[address].state
+        self._carry_out(self.state.clear(address, time.monotonic()))
+        LOG.warning("ALT: neighbour %s cleared (it was %s)", address, before)
+        return {"cleared": address, "was": before}
 
     # -- events from the speaker (run in its threads) -------------------------------------------
 
@@ -132,7 +177,8 @@ class AltSpeaker:
             if attr is not None:
                 as_path = tuple(asn for segment in attr.path_seg_list for asn in segment)
             actions = self.state.route_event(peer_ip, path.nlri.formatted_nlri_str,
-                                             str(path.nexthop), as_path, event.is_withdraw)
+                                             str(path.nexthop), as_path, event.is_withdraw,
+                                             time.monotonic())
         except Exception:  # a strange update must not kill the speaker's thread
             LOG.exception("ALT: update from %s could not be read", peer_ip)
             return
@@ -140,12 +186,19 @@ class AltSpeaker:
 
     def _peer_down(self, remote_ip: str, remote_as: int) -> None:
         LOG.warning("ALT: session with %s (AS %d) went down", remote_ip, remote_as)
-        self.state.session_down(remote_ip)
+        self.state.session_down(remote_ip, time.monotonic())
 
     def _carry_out(self, actions) -> None:
         for act in actions:
-            if isinstance(act, ShutDownNeighbor) and self.speaker is not None:
+            if self.speaker is None:
+                return
+            if isinstance(act, ShutDownNeighbor):
                 self._call(self.speaker.neighbor_del, act.address)
+            elif isinstance(act, RestartNeighbor):
+                config = next(n for n in self.alt.neighbors if str(n.address) == act.address)
+                if act.address in self.sessions():  # not cut off: reset its session
+                    self._call(self.speaker.neighbor_del, act.address)
+                self._call(self._add_neighbor, config)
 
     # -- periodic work --------------------------------------------------------------------------
 
@@ -160,24 +213,25 @@ class AltSpeaker:
         for prefix in delete:
             self._call(self.speaker.prefix_del, prefix)
             self.state.mark_withdrawn(prefix)
-        for address, established in self.sessions().items():
+        self._observe_sessions(time.monotonic())
+
+    def _observe_sessions(self, now: float) -> None:
+        if self.speaker is None:
+            return
+        for address, (fsm, counters, uptime) in self.sessions().items():
             n = self.state.neighbors.get(address)
             if n is None or n.state == MAX_PREFIX_EXCEEDED:
                 continue
-            if established and n.state != ESTABLISHED:
+            change = self.state.observe(address, fsm, counters, now, uptime)
+            if change == "up":
                 LOG.info("ALT: session with %s established", address)
-                self.state.session_up(address)
-            elif not established and n.state == ESTABLISHED:
-                self.state.session_down(address)
 
-    def sessions(self) -> dict[str, bool]:
-        """Neighbour address -> whether its session is Established."""
-        try:  # {"<address>": {"conf": {...}, "info": {"bgp_state": "Established", ...}}}
-            states = json.loads(self.speaker.neighbor_state_get())
+    def sessions(self) -> dict[str, tuple[str, dict, float | None]]:
+        """Neighbour address -> (FSM state, message counts, uptime) (see read_summary)."""
+        try:
+            return read_summary(self.speaker.neighbor_state_get())
         except Exception:  # a speaker without neighbours answers oddly; treat as no sessions
             return {}
-        return {address: str(row.get("info", {}).get("bgp_state", "")).lower() == "established"
-                for address, row in states.items() if isinstance(row, dict)}
 
     @staticmethod
     def _call(fn, *args) -> bool:
@@ -187,3 +241,15 @@ class AltSpeaker:
         except Exception as exc:  # os-ken raises for e.g. deleting an unknown prefix
             LOG.warning("ALT: %s%s failed: %s", fn.__name__, args, exc)
             return False
+
+
+def neighbor_view(n: NeighborState, now: float) -> dict:
+    """One neighbour as GET /bgp shows it."""
+    return {"address": n.address, "remote_as": n.remote_as, "state": n.state, "fsm": n.fsm,
+            "up_down": None if n.since is None else round(max(0.0, now - n.since), 1),
+            "messages_received": n.counters.get("messages_received", 0),
+            "messages_sent": n.counters.get("messages_sent", 0),
+            "updates_received": n.counters.get("updates_received", 0),
+            "updates_sent": n.counters.get("updates_sent", 0),
+            "prefixes_received": len(n.accepted), "accepted": len(n.accepted),
+            "rejected": n.rejected, "max_prefix": n.max_prefix, "cut_offs": n.cut_offs}

@@ -7,7 +7,10 @@
     lispctl mapstat                   counters
     lispctl flows                     our flows and groups with packet counts
     lispctl bgp                       the ALT: BGP neighbours and learned routes
+    lispctl bgp clear NEIGHBOR        give back a neighbour cut off by max-prefix
 Every command takes --json; --api URL selects the controller (default http://127.0.0.1:8080).
+Exit status: 0 done, 1 the command failed (the API unreachable or refusing, a file unreadable),
+2 the command line is wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from urllib.parse import urlsplit
 
 from .. import __version__
 from .client import ApiRefused, ApiUnavailable, LispClient
@@ -40,7 +45,12 @@ def format_mapping(m: dict) -> list[str]:
                 state += f" for {probe['since']:.0f}s"
             if probe["rtt_ms"] is not None:
                 state += f", rtt {probe['rtt_ms']:.1f} ms"
-        local = " local" if loc["local"] else ""
+        if loc["local"]:  # one of this xTR's RLOCs
+            local = ", this xTR"
+        elif loc.get("l_bit"):  # the replying ETR's L bit: its own locator, not ours
+            local = ", local to the replying ETR"
+        else:
+            local = ""
         lines.append(f"    RLOC {i}: {loc['rloc']:<16} priority {loc['priority']:>3}  "
                      f"weight {loc['weight']:>3}  {state}{local}")
     return lines
@@ -150,28 +160,59 @@ def format_mapstat(data: dict) -> list[str]:
 
 
 def format_flows(data: dict) -> list[str]:
+    """Each bridge's flows as ``ovs-ofctl -O OpenFlow13 --no-names dump-flows`` writes them (a
+    line can be compared with, or pasted into, ovs-ofctl), then its groups as ``dump-groups``
+    and their counters as ``dump-group-stats`` write them."""
     lines = []
     for bridge, content in data.items():
-        lines.append(f"{bridge} bridge:")
-        for f in content["flows"]:
-            match = ",".join(f"{k}={v}" for k, v in f["match"].items()) or "*"
-            lines.append(f"  table={f['table']} prio={f['priority']} {f['kind']:<14} "
-                         f"packets={f['packets']:<8} {match} -> {' '.join(f['actions'])}")
-        for g in content["groups"]:
-            buckets = "; ".join(f"w={b['weight']} {','.join(b['actions'])}" for b in g["buckets"])
-            lines.append(f"  group={g['group_id']} ({g.get('prefix')}) packets={g['packets']} "
-                         f"per-bucket={g['bucket_packets']} [{buckets}]")
+        lines.append(f"{bridge} bridge: flows")
+        lines += [" " + f["ofctl"] for f in content["flows"]]
+        if content["groups"]:
+            lines.append(f"{bridge} bridge: groups")
+            lines += [" " + g["ofctl"] for g in content["groups"] if g.get("ofctl")]
+            lines.append(f"{bridge} bridge: group counters")
+            lines += [" " + g["ofctl_stats"] for g in content["groups"]]
     return lines
 
 
+def up_down(seconds: float | None) -> str:
+    """A session's Up/Down time as FRR writes it: hh:mm:ss, then 1d02h03m, then 2w3d04h."""
+    if seconds is None:
+        return "never"
+    s = int(seconds)
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days == 0:
+        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    if days < 7:
+        return f"{days}d{hours:02d}h{minutes:02d}m"
+    return f"{days // 7:02d}w{days % 7}d{hours:02d}h"
+
+
 def format_bgp(data: dict) -> list[str]:
-    lines = [f"BGP on the ALT: AS {data['local_as']}, router-id {data['router_id']}, "
-             f"address {data['address']}", "Neighbours:"]
+    """Like FRR's ``show bgp summary``: per neighbour the messages received and sent, how long
+    the session has been up or down, and the prefixes received when Established, else the BGP
+    FSM state."""
+    lines = [f"BGP router identifier {data['router_id']}, local AS number {data['local_as']}, "
+             f"ALT address {data['address']}", "",
+             f"{'Neighbor':<16} {'AS':>10} {'MsgRcvd':>8} {'MsgSent':>8} {'Up/Down':>9} "
+             f"{'State/PfxRcd':>18} {'PfxFlt':>7} {'MaxPfx':>7}"]
     for n in data["neighbors"]:
-        limit = n["max_prefix"] or "no limit"
-        lines.append(f"  {n['address']:<16} AS {n['remote_as']:<11} {n['state']:<20} "
-                     f"{n['accepted']} accepted, {n['rejected']} filtered (max-prefix {limit})")
-    lines.append("Routes:")
+        if n["state"] == "max-prefix-exceeded":
+            state = f"{n['fsm']} (max-prefix)"
+        elif n["fsm"] == "Established":
+            state = str(n["prefixes_received"])
+        else:
+            state = n["fsm"]
+        lines.append(f"{n['address']:<16} {n['remote_as']:>10} {n['messages_received']:>8} "
+                     f"{n['messages_sent']:>8} {up_down(n['up_down']):>9} {state:>18} "
+                     f"{n['rejected']:>7} {n['max_prefix'] or '-':>7}")
+    cut = [n["address"] for n in data["neighbors"] if n["state"] == "max-prefix-exceeded"]
+    if cut:
+        lines.append(f"Cut off by max-prefix: {', '.join(cut)} (lispctl bgp clear NEIGHBOR "
+                     "brings it back)")
+    lines += ["", "Routes:"]
     for r in data["routes"]:
         path = " ".join(map(str, r["as_path"])) or "(empty)"
         lines.append(f"  {r['prefix']:<20} via {r['next_hop']:<16} path {path}")
@@ -200,11 +241,27 @@ class MappingFileError(ValueError):
 
 def read_mapping_file(path: str) -> list[dict]:
     """``PREFIX RLOC[/PRIORITY/WEIGHT] ...`` per line -> the API's mapping objects."""
+    return read_mapping_lines(path)[0]
+
+
+def read_mapping_lines(path: str) -> tuple[list[dict], list[int]]:
+    """The mappings of a file (see :func:`read_mapping_file`) and the line each came from."""
     try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        if path == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
     except OSError as exc:
         raise MappingFileError(f"{path}: {exc.strerror}") from None
-    mappings = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise MappingFileError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                               f"at column {column})") from None
+    mappings, lines = [], []
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split("#", 1)[0].split()
         if not words:
@@ -216,14 +273,45 @@ def read_mapping_file(path: str) -> list[dict]:
         except (argparse.ArgumentTypeError, ValueError) as exc:
             raise MappingFileError(f"{path}:{number}: {exc}") from None
         mappings.append({"prefix": words[0], "locators": locators})
-    return mappings
+        lines.append(number)
+    return mappings, lines
+
+
+_ENTRY = re.compile(r"^mappings\[(\d+)\](?:\.locators\[(\d+)\])?: ?")
+
+
+def refusal_by_line(error: str, path: str, lines: list[int]) -> str | None:
+    """The API's refusal of one entry of a bulk load (``mappings[3]: ...``, or
+    ``mappings[3].locators[1]: ...``) with the file's line instead of the list index (None: the
+    refusal names no entry)."""
+    m = _ENTRY.match(error)
+    if m is None or int(m.group(1)) >= len(lines):
+        return None
+    where = f"{path}:{lines[int(m.group(1))]}"
+    if m.group(2) is not None:
+        where += f": locator {int(m.group(2)) + 1}"
+    return f"{where}: {error[m.end():]}"
+
+
+def api_url(text: str) -> str:
+    """--api's value: an http(s) URL with a host (and a valid port)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected http://HOST[:PORT], e.g. "
+                                         "http://127.0.0.1:8080")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lispctl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lisp_app {__version__}")
-    parser.add_argument("--api", default="http://127.0.0.1:8080", help="the controller's API")
-    parser.add_argument("--token", default=os.environ.get("LISP_API_TOKEN"),
+    parser.add_argument("--api", default="http://127.0.0.1:8080", type=api_url,
+                        help="the controller's API")
+    parser.add_argument("--token", default=os.environ.get("LISP_API_TOKEN"), type=token_text,
                         help="the API's token, when its config sets one (default: "
                              "$LISP_API_TOKEN)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -257,12 +345,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("locators", help="RLOC probing: the probed locators, up or down",
                    parents=[leaf])
     sub.add_parser("flows", help="our flows and groups", parents=[leaf])
-    sub.add_parser("bgp", help="the ALT: BGP neighbours and routes", parents=[leaf])
+    bgp = sub.add_parser("bgp", help="the ALT: BGP neighbours (like FRR's show bgp summary) "
+                         "and routes", parents=[leaf])
+    bgp_verbs = bgp.add_subparsers(dest="verb")
+    clear = bgp_verbs.add_parser("clear", help="give back a neighbour cut off by max-prefix "
+                                 "(or reset its session)", parents=[leaf])
+    clear.add_argument("neighbor", help="the neighbour's address")
     return parser
 
 
+def token_text(text: str) -> str:
+    """--token's value: what an HTTP header can carry (printable ASCII)."""
+    if not (text.isascii() and text.isprintable()):
+        raise argparse.ArgumentTypeError("the token must be printable ASCII")
+    return text
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    for arg in argv:  # bytes that are not UTF-8 reach Python as lone surrogates
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            parser.error(f"argument {arg.encode('utf-8', 'replace').decode()!r} is not "
+                         "UTF-8 text")
+    args = parser.parse_args(argv)
     client = LispClient(args.api, token=args.token)
     try:
         if args.command == "map":
@@ -277,8 +385,14 @@ def main(argv=None) -> int:
                 data = client.map_add(args.prefix, args.locators)
                 lines = [f"added {data['added']}"]
             elif args.verb == "load":
-                mappings = read_mapping_file(args.file)
-                data = client.map_add_many(mappings)
+                mappings, lines = read_mapping_lines(args.file)
+                try:
+                    data = client.map_add_many(mappings)
+                except ApiRefused as exc:
+                    by_line = refusal_by_line(exc.error or "", args.file, lines)
+                    if by_line is None:
+                        raise
+                    raise MappingFileError(by_line) from None
                 lines = [f"added {data['added']} mappings ({data['flows']} flows in "
                          f"{data['bundles']} bundle(s), {data['groups']} groups)"]
             else:
@@ -291,6 +405,9 @@ def main(argv=None) -> int:
         elif args.command == "mapstat":
             data = client.mapstat()
             lines = format_mapstat(data)
+        elif args.command == "bgp" and args.verb == "clear":
+            data = client.bgp_clear(args.neighbor)
+            lines = [f"cleared {data['cleared']} (it was {data['was']})"]
         elif args.command == "bgp":
             data = client.bgp()
             lines = format_bgp(data)

@@ -18,7 +18,13 @@ class ApiUnavailable(ConnectionError):
 
 
 class ApiRefused(ValueError):
-    """The API answered with an error (the message says why)."""
+    """The API answered with an error (the message says why; ``status`` is the HTTP status,
+    ``error`` the API's own message)."""
+
+    def __init__(self, message: str, status: int | None = None, error: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error = error
 
 
 class LispClient:
@@ -42,7 +48,10 @@ class LispClient:
                 message = json.loads(exc.read()).get("error", exc.reason)
             except ValueError:
                 message = exc.reason
-            raise ApiRefused(f"{method} {path}: {exc.code} {message}") from None
+            raise ApiRefused(f"{method} {path}: {exc.code} {message}", exc.code,
+                             str(message)) from None
+        except ValueError as exc:  # a URL urllib cannot use
+            raise ApiUnavailable(f"cannot reach the lisp_app API at {self.url}: {exc}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise ApiUnavailable(f"cannot reach the lisp_app API at {self.url}: "
                                  f"{getattr(exc, 'reason', exc)}") from None
@@ -107,6 +116,9 @@ class LispClient:
 
     def bgp(self) -> dict:
         return self._call("GET", "/bgp")
+
+    def bgp_clear(self, neighbor: str) -> dict:
+        return self._call("POST", "/bgp/clear", {"neighbor": neighbor})
 
     def echo(self, bridge: str = "lisp", count: int = 10) -> dict:
         return self._call("GET", f"/echo?bridge={quote(bridge)}&count={count}")

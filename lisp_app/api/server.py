@@ -3,6 +3,7 @@
     GET    /map?limit=N&after=C  one page of the map-cache (the first page also holds the local
                                  database) and ``next``: the ``after`` of the following page
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
+    (a prefix or EID without "[iid]" has the site's instance_id; "[0]..." names instance-id 0)
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
                                  or {"mappings": [such objects]}: all or none, one OpenFlow bundle
     DELETE /map?prefix=P         remove a static (or any cached) mapping
@@ -13,6 +14,8 @@
     GET    /locators             RLOC probing: each probed locator's state, RTT and mappings
     GET    /flows                our flows and groups as the switch reports them
     GET    /bgp                  the ALT: BGP neighbours, learned routes, announced prefixes
+    POST   /bgp/clear            {"neighbor": "a.b.c.d"}: give back a neighbour cut off by
+                                 max-prefix (or reset its session)
     GET    /echo?bridge=B&count=N OpenFlow echo round trips to a bridge (seconds)
     GET    /metrics              Prometheus text format
 """
@@ -145,6 +148,11 @@ class Api:
             hosts.update(config.allowed_hosts)
         return hosts
 
+    def _site_instance_id(self) -> int:
+        """The instance-id of a prefix or EID written without ``[iid]``: the site's, as in the
+        config (``[0]`` names instance-id 0 explicitly)."""
+        return getattr(getattr(self.app.xtr, "config", None), "instance_id", 0) or 0
+
     def _token(self) -> str | None:
         config = self._api_config()
         return config.token if config is not None else None
@@ -168,6 +176,8 @@ class Api:
             return self.flows()
         if path == "/bgp" and method == "GET":
             return self.bgp()
+        if path == "/bgp/clear" and method == "POST":
+            return self.bgp_clear(_read_json(environ))
         if path == "/echo" and method == "GET":
             bridge = query.get("bridge", "lisp")
             if bridge not in self.app.datapaths:
@@ -190,7 +200,7 @@ class Api:
         try:
             if not isinstance(body["prefix"], str):
                 raise ValueError("prefix must be a string such as \"[1000]10.2.0.0/24\"")
-            prefix = EidPrefix.parse(body["prefix"])
+            prefix = EidPrefix.parse(body["prefix"], self._site_instance_id())
             items = body.get("locators", ())
             if not isinstance(items, list):
                 raise ValueError("locators must be a list")
@@ -231,7 +241,7 @@ class Api:
             raise ApiError("400 Bad Request", f"after: {exc}") from None
 
     def map_get(self, text: str) -> dict:
-        iid, addr = _parse_eid(text)
+        iid, addr = _parse_eid(text, self._site_instance_id())
         mapping = self.app.xtr.queries.lookup(iid, addr, self.clock())
         return {"eid": text, "found": mapping is not None, "mapping": mapping}
 
@@ -283,7 +293,7 @@ class Api:
 
     def map_del(self, text: str) -> dict:
         try:
-            prefix = EidPrefix.parse(text)
+            prefix = EidPrefix.parse(text, self._site_instance_id())
         except ValueError as exc:
             raise ApiError("400 Bad Request", str(exc)) from None
         effects = self.app.xtr.remove_mapping(prefix, self.clock())
@@ -303,10 +313,31 @@ class Api:
                 for bridge in sorted(self.app.datapaths)}
 
     def bgp(self) -> dict:
+        return self._alt().view()
+
+    def bgp_clear(self, body) -> dict:
+        alt = self._alt()
+        _known(body, ("neighbor",), "body")
+        text = body.get("neighbor")
+        if not isinstance(text, str):
+            raise ApiError("400 Bad Request", "body: 'neighbor' must be a string such as "
+                           "\"100.64.254.168\"")
+        try:
+            address = str(ip_address(text.strip()))
+        except ValueError:
+            raise ApiError("400 Bad Request", f"{text!r} is not an IP address") from None
+        try:
+            return alt.clear(address)
+        except KeyError:
+            known = ", ".join(n["address"] for n in alt.view()["neighbors"]) or "none"
+            raise ApiError("404 Not Found", f"{address} is not an ALT neighbour (neighbours: "
+                           f"{known})") from None
+
+    def _alt(self):
         alt = getattr(self.app, "alt", None)
         if alt is None:
             raise ApiError("404 Not Found", "this controller is not on the ALT (no alt: section)")
-        return alt.view()
+        return alt
 
     def metrics(self) -> str:
         queries = self.app.xtr.queries
@@ -348,7 +379,7 @@ def _required(query: dict, name: str) -> str:
 # path -> the methods it takes; POST and DELETE change the node (CHANGES)
 ROUTES = {"/map": {"GET", "POST", "DELETE"}, "/map/lookup": {"GET"}, "/database": {"POST"},
           "/mapstat": {"GET"}, "/locators": {"GET"}, "/flows": {"GET"}, "/bgp": {"GET"},
-          "/echo": {"GET"}, "/metrics": {"GET"}}
+          "/bgp/clear": {"POST"}, "/echo": {"GET"}, "/metrics": {"GET"}}
 CHANGES = {"POST", "DELETE"}
 BULKY = {"/map", "/locators", "/flows"}  # answers as long as the map-cache (or the flow table)
 NO_GC = {"/map", "/locators"}  # GETs that build big answers without yielding (see Api.__call__)
@@ -444,8 +475,8 @@ def _describe(method: str, path: str, body, result: dict) -> str:
     return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
 
 
-def _parse_eid(text: str):
-    iid = 0
+def _parse_eid(text: str, default_instance_id: int = 0):
+    iid = default_instance_id
     raw = text.strip()
     if raw.startswith("["):
         close = raw.find("]")

@@ -71,7 +71,25 @@ class CheckPktLarger:
     bit: int = 0
 
 
-Action = Output | ToController | SetField | CopyField | GroupAction | DecTtl | CheckPktLarger
+@dataclass(frozen=True, slots=True)
+class Multipath:
+    """Nicira multipath: hash the packet's source IP address (IPv4 or IPv6; ``nw_src`` in OVS's
+    terms) with ``basis``, take it modulo ``n_links`` and write the result (0 .. n_links - 1)
+    into the low bits of register ``reg``. Spreads sources over buckets; one source always lands
+    in the same bucket."""
+
+    n_links: int
+    reg: int = 1
+    basis: int = 0
+
+    @property
+    def n_bits(self) -> int:
+        """The register bits the result needs."""
+        return max(1, (self.n_links - 1).bit_length())
+
+
+Action = Output | ToController | SetField | CopyField | GroupAction | DecTtl | CheckPktLarger \
+    | Multipath
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import struct
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from .flows import (OFPP_CONTROLLER, CheckPktLarger, CopyField, DecTtl, Flow, Group,
-                    GroupAction, Meter, Output, SetField, ToController)
+                    GroupAction, Meter, Multipath, Output, SetField, ToController)
 from .pipeline import COOKIE_MASK, K_HOST, kind_of
 
 OFP_VERSION = 0x04
@@ -53,6 +53,9 @@ ONF_BF_ATOMIC, ONF_BF_ORDERED = 1, 2
 
 NX_VENDOR_ID = 0x00002320
 NXAST_REG_MOVE = 6
+NXAST_MULTIPATH = 10
+NX_HASH_FIELDS_NW_SRC = 4  # the IPv4 or IPv6 source address
+NX_MP_ALG_MODULO_N = 0
 NXAST_CHECK_PKT_LARGER = 49
 
 OXM_BASIC = 0x8000
@@ -149,6 +152,17 @@ def check_pkt_larger_body(act: CheckPktLarger) -> bytes:
     return struct.pack("!HHI", act.length, act.bit, nxm_reg) + bytes(6)
 
 
+def multipath_body(act: Multipath) -> bytes:
+    """The body of Nicira's multipath action after its subtype (32 bytes in all): hash fields,
+    basis, pad, algorithm, the highest link number, the algorithm's argument, pad, where the
+    result goes (offset << 6 | bits - 1) and the destination register's NXM header."""
+    if not 1 <= act.n_links <= 0x10000 or not 0 <= act.reg < 8:
+        raise Unsupported(f"action {act!r}")
+    nxm_reg = (NXM_1 << 16) | (act.reg << 9) | 4
+    return struct.pack("!HH2xHHI2xHI", NX_HASH_FIELDS_NW_SRC, act.basis, NX_MP_ALG_MODULO_N,
+                       act.n_links - 1, 0, act.n_bits - 1, nxm_reg)
+
+
 def encode_action(act) -> bytes:
     kind = type(act)
     if kind is Output:
@@ -169,6 +183,9 @@ def encode_action(act) -> bytes:
     if kind is CheckPktLarger:
         body = struct.pack("!IH", NX_VENDOR_ID, NXAST_CHECK_PKT_LARGER) + check_pkt_larger_body(act)
         return _pad8(struct.pack("!HH", 0xFFFF, _pad8_len(4 + len(body))) + body)
+    if kind is Multipath:
+        body = struct.pack("!IH", NX_VENDOR_ID, NXAST_MULTIPATH) + multipath_body(act)
+        return struct.pack("!HH", 0xFFFF, 4 + len(body)) + body
     raise Unsupported(f"action {act!r}")
 
 

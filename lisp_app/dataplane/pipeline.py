@@ -11,19 +11,36 @@ LISP bridge (site ports, the LISP-GPE port)::
   1 ENCAP     (ITR) local EID -> DELIVER; multicast/broadcast -> drop;
               one flow per map-cache entry: check_pkt_larger -> reg0[0], action set = dec_ttl,
               tun_dst, tun_id, output GPE (or the locators' select group) -> MTU;
-              negative entries: drop or natively forward;  miss -> meter -> controller (MAPM_MISS)
+              negative entries: drop or natively forward (send-map-request ones: as a miss);
+              miss -> multipath(nw_src) -> reg1 = the source's bucket, MISS_SOURCE
   2 MTU       reg0[0]=1 -> clear the action set, meter -> controller (ICMP too-big); else the
               action set runs
   3 DECAP     (ETR) tun_id=instance-id + local EID prefix -> metadata, DELIVER;  else drop
   4 DELIVER   one flow per known host: gateway MAC -> host MAC, out its port;
               unknown host in a local prefix -> meter -> controller (resolve);  else drop
+  5 MISS_SOURCE  in_port, reg1=bucket -> that port's bucket's meter -> MISS_PORT (one flow per
+                 site port and source bucket)
+  6 MISS_PORT    in_port=site port -> the port's meter -> MISS_PUNT;  else drop
+  7 MISS_PUNT    the aggregate miss meter -> controller (MAPM_MISS)
+
+A miss passes three meters, narrowest first: its source's (each site port hashes its sources into
+buckets of its own), its site port's, then the site's. One host's flood fills its own bucket's
+meter and leaves the other buckets, ports and most of the aggregate to everyone else; a flood from
+many (spoofed) sources fills its port's buckets and meter and leaves the other ports theirs. The
+narrow meters come first: behind a shared meter, a flood takes nearly all of what it passes.
 
 Underlay bridge (uplink, LOCAL holds the RLOC)::
 
-  0           UDP 4342 to the RLOC -> meter -> controller;  ARP replies to the RLOC -> controller
-              and NORMAL;  (ETR) UDP 4341 to a local IPv4 EID (a data probe: outer destination =
-              inner destination) -> meter -> controller;  everything else NORMAL (OVS's own
-              tunnelling uses it)
+  0           UDP 4342 to the RLOC -> multipath(nw_src) -> reg1 = the source's bucket,
+              CONTROL_SOURCE;  ARP replies to the RLOC -> controller and NORMAL;  (ETR) UDP 4341
+              to a local IPv4 EID (a data probe: outer destination = inner destination) -> as
+              UDP 4342;  everything else NORMAL (OVS's own tunnelling uses it)
+  1 CONTROL_SOURCE  reg1=bucket -> the bucket's meter -> CONTROL_PUNT
+  2 CONTROL_PUNT    the aggregate control meter -> controller (control message or data probe,
+                    by UDP port)
+
+As misses on the LISP bridge, control messages pass their source's meter before the shared one: a
+garbage flood from one source leaves the other sources' Map-Requests and Map-Replies a share.
 """
 
 from __future__ import annotations
@@ -39,10 +56,13 @@ from ..protocol.numbers import (ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPR
                                 ND_NEIGHBOR_SOLICIT)
 from ..protocol.records import Action
 from .flows import (OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL, Bucket, CheckPktLarger, CopyField,
-                    DecTtl, Flow, Group, GroupAction, Meter, Output, SetField, ToController, match)
+                    DecTtl, Flow, Group, GroupAction, Meter, Multipath, Output, SetField,
+                    ToController, match)
 
 T_CLASSIFY, T_ENCAP, T_MTU, T_DECAP, T_DELIVER = 0, 1, 2, 3, 4
+T_MISS_SOURCE, T_MISS_PORT, T_MISS_PUNT = 5, 6, 7
 T_UNDERLAY = 0
+T_CONTROL_SOURCE, T_CONTROL_PUNT = 1, 2
 
 COOKIE_BASE = 0x4C49535000000000  # "LISP"
 COOKIE_MASK = 0xFFFFFFFF00000000
@@ -79,6 +99,18 @@ ALT_PEER_MAC = "02:4c:49:53:50:01"  # stands for every ALT peer behind the L3 GR
 METER_MISS = 1     # cache misses
 METER_PUNT = 2     # too-big, resolve, neighbour
 METER_CONTROL = 3  # control messages
+METER_MISS_PORT = 0x100      # + the site port's index (0-255): misses per site port
+METER_CONTROL_SOURCE = 0x300  # + source bucket (0-255), on the underlay bridge
+METER_MISS_SOURCE = 0x10000  # + port index * 256 + source bucket: misses per source, per port
+MAX_SOURCE_BUCKETS = 256
+MAX_SITE_PORTS = 256
+MAX_SOURCE_METERS = 4096     # site ports x source buckets
+
+
+def miss_source_meter(port_index: int, bucket: int) -> int:
+    """The meter of source bucket ``bucket`` on the ``port_index``-th site port."""
+    return METER_MISS_SOURCE + (port_index << 8) + bucket
+REG_MISS_BUCKET = 1        # the register multipath writes a miss's source bucket into
 
 METADATA_MASK = 0xFFFFFF  # the instance-id lives in the low 24 bits of metadata
 ENCAP_OVERHEAD = {4: 20 + 8 + 8, 6: 40 + 8 + 8}  # outer IP + UDP + LISP header
@@ -184,22 +216,68 @@ class LispBridge:
     alt_address: IPv4Address | None = None
     alt_peers: tuple[tuple[IPv4Address, int], ...] = ()  # (peer's ALT address, its GRE port)
     alt_last_hop: bool = False  # a Map-Server: every Map-Request off the ALT is ours to handle
-    miss_rate_pps: int = 100
+    miss_rate_pps: int = 100         # all misses (METER_MISS)
     punt_rate_pps: int = 100
+    miss_port_rate_pps: int = 50     # misses from one site port
+    miss_source_rate_pps: int = 20   # misses from one source bucket
+    miss_source_buckets: int = 64    # sources are hashed into this many buckets (power of two)
     # memos, not configuration: the compiled pieces equal mappings share (see mapping_flows)
     _metadata_memo: dict = field(default_factory=dict, init=False, repr=False, compare=False,
                                  hash=False)
     _encap_actions_memo: dict = field(default_factory=dict, init=False, repr=False,
                                       compare=False, hash=False)
+    _miss_actions: tuple = field(default=(), init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self):
+        if not 1 <= self.miss_source_buckets <= MAX_SOURCE_BUCKETS or \
+                self.miss_source_buckets & (self.miss_source_buckets - 1):
+            raise ValueError(f"miss_source_buckets: {self.miss_source_buckets} is not a power of "
+                             f"two up to {MAX_SOURCE_BUCKETS}")
+        ports = len(self._site_port_numbers())
+        if ports > MAX_SITE_PORTS or ports * self.miss_source_buckets > MAX_SOURCE_METERS:
+            raise ValueError(f"{ports} site ports x {self.miss_source_buckets} source buckets: "
+                             f"at most {MAX_SOURCE_METERS} source meters")
+        object.__setattr__(self, "_miss_actions",
+                           (Multipath(self.miss_source_buckets, REG_MISS_BUCKET),))
 
     def meters(self) -> list[Meter]:
-        return [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
+        meters = [Meter(METER_MISS, self.miss_rate_pps), Meter(METER_PUNT, self.punt_rate_pps)]
+        if self.itr:
+            ports = range(len(self._site_port_numbers()))
+            meters += [Meter(miss_source_meter(i, b), self.miss_source_rate_pps)
+                       for i in ports for b in range(self.miss_source_buckets)]
+            meters += [Meter(METER_MISS_PORT + i, self.miss_port_rate_pps) for i in ports]
+        return meters
+
+    def _site_port_numbers(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(port for port, _iid in self.site_ports))
+
+    def _to_miss_stages(self) -> tuple:
+        """The actions that send a miss into the fair punting stages: its source's bucket into
+        the register the MISS_SOURCE table matches (one shared tuple per bridge)."""
+        return self._miss_actions
+
+    def _miss_flows(self) -> list[Flow]:
+        """The punting stages of a miss: per source bucket, per site port, in all."""
+        reg = f"reg{REG_MISS_BUCKET}"  # multipath leaves the bits above the bucket's at 0
+        flows = [Flow(T_MISS_SOURCE, 100, match(in_port=port, **{reg: b}), cookie(K_BASE),
+                      meter=miss_source_meter(i, b), goto=T_MISS_PORT)
+                 for i, port in enumerate(self._site_port_numbers())
+                 for b in range(self.miss_source_buckets)]
+        flows.append(Flow(T_MISS_SOURCE, 0, (), cookie(K_DROP)))
+        flows += [Flow(T_MISS_PORT, 100, match(in_port=port), cookie(K_BASE),
+                       meter=METER_MISS_PORT + i, goto=T_MISS_PUNT)
+                  for i, port in enumerate(self._site_port_numbers())]
+        flows.append(Flow(T_MISS_PORT, 0, (), cookie(K_DROP)))
+        flows.append(Flow(T_MISS_PUNT, 0, (), cookie(K_PUNT_MISS), apply=(ToController(),),
+                          meter=METER_MISS))
+        return flows
 
     def base_flows(self) -> list[Flow]:
         """The flows that do not depend on the map-cache or on learned hosts."""
         flows = [Flow(T_CLASSIFY, 0, (), cookie(K_DROP)),
-                 Flow(T_ENCAP, 0, (), cookie(K_PUNT_MISS), apply=(ToController(),),
-                      meter=METER_MISS) if self.itr else Flow(T_ENCAP, 0, (), cookie(K_DROP)),
+                 Flow(T_ENCAP, 0, (), cookie(K_PUNT_MISS), apply=self._to_miss_stages(),
+                      goto=T_MISS_SOURCE) if self.itr else Flow(T_ENCAP, 0, (), cookie(K_DROP)),
                  Flow(T_MTU, 100, match(reg0=(1, 1)), cookie(K_PUNT_TOO_BIG),
                       apply=(ToController(),), clear=True, meter=METER_PUNT),
                  Flow(T_MTU, 0, (), cookie(K_BASE)),
@@ -207,6 +285,8 @@ class LispBridge:
                  Flow(T_DELIVER, 0, (), cookie(K_DROP))]
         for port, iid in self.site_ports:
             flows.extend(self._classify_site(port, iid))
+        if self.itr:
+            flows.extend(self._miss_flows())
         if self.etr:
             for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
                 flows.append(Flow(T_CLASSIFY, 800, match(in_port=self.gpe_port, eth_type=eth),
@@ -329,8 +409,8 @@ class LispBridge:
         if not shares:
             if entry.action == Action.SEND_MAP_REQUEST:
                 # every packet is a miss again (rate-limited), even under a covering mapping
-                return [Flow(T_ENCAP, prio, m, cookie(K_PUNT_MISS), apply=(ToController(),),
-                             meter=METER_MISS)], None
+                return [Flow(T_ENCAP, prio, m, cookie(K_PUNT_MISS),
+                             apply=self._to_miss_stages(), goto=T_MISS_SOURCE)], None
             if entry.action == Action.NATIVELY_FORWARD and self.native_port is not None:
                 # out unencapsulated, to the underlay bridge (and its LOCAL port: the host's
                 # routing table takes the packet on; RFC 9300's natively-forward)
@@ -416,16 +496,49 @@ class UnderlayBridge:
     native_port: int | None = None  # patch port to the LISP bridge (natively-forwarded traffic)
     local_mac: str | None = None    # the LOCAL port's: natively-forwarded packets are sent to it
     native_prefixes: tuple[EidPrefix, ...] = ()  # local EIDs reachable natively
+    control_source_rate_pps: int = 250  # control messages and data probes from one source bucket
+    control_source_buckets: int = 64    # sources are hashed into this many (power of two)
+    _control_actions: tuple = field(default=(), init=False, repr=False, compare=False,
+                                    hash=False)
+
+    def __post_init__(self):
+        buckets = self.control_source_buckets
+        if not 1 <= buckets <= MAX_SOURCE_BUCKETS or buckets & (buckets - 1):
+            raise ValueError(f"control_source_buckets: {buckets} is not a power of two up to "
+                             f"{MAX_SOURCE_BUCKETS}")
+        object.__setattr__(self, "_control_actions", (Multipath(buckets, REG_MISS_BUCKET),))
 
     def meters(self) -> list[Meter]:
-        return [Meter(METER_CONTROL, self.control_rate_pps)]
+        return [Meter(METER_CONTROL, self.control_rate_pps),
+                *(Meter(METER_CONTROL_SOURCE + b, self.control_source_rate_pps)
+                  for b in range(self.control_source_buckets))]
+
+    def _control_stages(self) -> list[Flow]:
+        """Per source bucket, then in all, to the controller; the kind (control message or data
+        probe) is the UDP destination port's."""
+        reg = f"reg{REG_MISS_BUCKET}"
+        flows = [Flow(T_CONTROL_SOURCE, 100, match(**{reg: b}), cookie(K_BASE),
+                      meter=METER_CONTROL_SOURCE + b, goto=T_CONTROL_PUNT)
+                 for b in range(self.control_source_buckets)]
+        flows.append(Flow(T_CONTROL_SOURCE, 0, (), cookie(K_DROP)))
+        kinds = [(ETH_TYPE_IPV4, LISP_CONTROL_PORT, K_PUNT_CONTROL),
+                 (ETH_TYPE_IPV4, LISP_DATA_PORT, K_PUNT_DATA_PROBE)]
+        if self.rloc_ipv6 is not None:
+            kinds.append((ETH_TYPE_IPV6, LISP_CONTROL_PORT, K_PUNT_CONTROL))
+        for eth, port, kind in kinds:
+            flows.append(Flow(T_CONTROL_PUNT, 100, match(eth_type=eth, ip_proto=IPPROTO_UDP,
+                                                         udp_dst=port),
+                              cookie(kind), apply=(ToController(),), meter=METER_CONTROL))
+        flows.append(Flow(T_CONTROL_PUNT, 0, (), cookie(K_DROP)))
+        return flows
 
     def base_flows(self) -> list[Flow]:
         rloc = str(self.rloc)
         flows = [
+            *self._control_stages(),
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           ipv4_dst=rloc, udp_dst=LISP_CONTROL_PORT),
-                 cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
+                 cookie(K_PUNT_CONTROL), apply=self._control_actions, goto=T_CONTROL_SOURCE),
             Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_ARP, arp_op=2, arp_tpa=rloc),
                  cookie(K_PUNT_UNDERLAY_ARP), apply=(ToController(), Output(OFPP_NORMAL))),
             Flow(T_UNDERLAY, 0, (), cookie(K_BASE), apply=(Output(OFPP_NORMAL),)),
@@ -435,7 +548,7 @@ class UnderlayBridge:
             flows += [
                 Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_UDP,
                                               ipv6_dst=rloc6, udp_dst=LISP_CONTROL_PORT),
-                     cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL),
+                     cookie(K_PUNT_CONTROL), apply=self._control_actions, goto=T_CONTROL_SOURCE),
                 # the next hop's Neighbor Advertisements: to us (its MAC) and on to the LOCAL
                 # port's kernel and OVS's neighbour cache
                 Flow(T_UNDERLAY, 40000, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
@@ -446,7 +559,7 @@ class UnderlayBridge:
             Flow(T_UNDERLAY, 40000, match(eth_type=_eth_type(address), ip_proto=IPPROTO_UDP,
                                           **{"ipv4_dst" if address.version == 4 else "ipv6_dst":
                                              str(address)}, udp_dst=LISP_CONTROL_PORT),
-                 cookie(K_PUNT_CONTROL), apply=(ToController(),), meter=METER_CONTROL)
+                 cookie(K_PUNT_CONTROL), apply=self._control_actions, goto=T_CONTROL_SOURCE)
             for address in dict.fromkeys(self.other_rlocs) if address not in own
             and (address.version == 4 or self.rloc_ipv6 is not None)]
         if self.native_port is not None and self.local_mac is not None:
@@ -460,6 +573,6 @@ class UnderlayBridge:
             Flow(T_UNDERLAY, 39000, match(eth_type=ETH_TYPE_IPV4, ip_proto=IPPROTO_UDP,
                                           udp_dst=LISP_DATA_PORT,
                                           **dict([prefix_match(p.network)])),
-                 cookie(K_PUNT_DATA_PROBE), apply=(ToController(),), meter=METER_CONTROL)
+                 cookie(K_PUNT_DATA_PROBE), apply=self._control_actions, goto=T_CONTROL_SOURCE)
             for p in self.data_probe_prefixes if p.network.version == 4]
         return flows

@@ -113,7 +113,8 @@ def build(config: Config, rng: random.Random, alt_rib=None) -> Engines:
         if config.map_servers and etr_role else None,
         watch=TrafficWatch(cache, installer, itr),
         underlay_bridge=UnderlayBridge(
-            u.rloc, control_rate_pps=config.control_rate, rloc_ipv6=u.rloc_ipv6,
+            u.rloc, control_rate_pps=config.control_rate, **control_punting(config),
+            rloc_ipv6=u.rloc_ipv6,
             other_rlocs=local_rlocs(config) if etr_role else (),
             data_probe_prefixes=tuple(m.prefix for m in database) if etr_role else ()))
 
@@ -156,13 +157,35 @@ def lisp_bridge_of(config: Config, database: LocalDatabase, ports: dict[str, int
         local_prefixes=tuple(m.prefix for m in database),
         gateway_mac=c.site_gateway.mac, gateway_ipv4=c.site_gateway.ipv4,
         gateway_ipv6=c.site_gateway.ipv6, underlay_mtu=c.underlay.mtu,
-        itr=itr_role, etr=etr_role, miss_rate_pps=c.miss_rate,
+        itr=itr_role, etr=etr_role, miss_rate_pps=c.miss_rate, **miss_punting(c),
         native_port=native_port_of(c, ports), native_instance_id=c.instance_id,
         **({} if alt is None else dict(
             alt_port=ports[alt.port], alt_mac=(macs or {}).get(alt.port),
             alt_address=alt.address,
             alt_peers=tuple((n.address, ports[n.gre_port]) for n in alt.neighbors),
             alt_last_hop=with_map_server)))
+
+
+def miss_punting(config: Config) -> dict:
+    """The LISP bridge's fair-punting rates (config.punting; the per-port rate's default is the
+    whole miss_rate on a one-port site, half of it with more ports)."""
+    p = config.punting
+    per_port = p.miss_per_port
+    if per_port is None:
+        ports = len(config.lisp_bridge.site_ports)
+        per_port = config.miss_rate if ports <= 1 else max(1, config.miss_rate // 2)
+    return dict(miss_port_rate_pps=per_port, miss_source_rate_pps=p.miss_per_source,
+                miss_source_buckets=p.source_buckets)
+
+
+def control_punting(config: Config) -> dict:
+    """The underlay bridge's per-source control rate (config.punting; default: a quarter of
+    control_rate)."""
+    p = config.punting
+    per_source = p.control_per_source
+    if per_source is None:
+        per_source = max(1, config.control_rate // 4)
+    return dict(control_source_rate_pps=per_source, control_source_buckets=p.source_buckets)
 
 
 def native_port_of(config: Config, ports: dict[str, int]) -> int | None:

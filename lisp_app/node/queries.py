@@ -20,12 +20,15 @@ from ..protocol.records import Action, Locator
 LOCATOR_USERS_SHOWN = 4
 
 
-def locator_view(loc: Locator, probe: dict | None = None) -> dict:
+def locator_view(loc: Locator, probe: dict | None = None, ours: bool = False) -> dict:
     """A locator; ``probe`` is what RLOC probing knows of it (state up/down/unprobed, seconds
-    in that state, last RTT, misses), None when it is not probed."""
+    in that state, last RTT, misses), None when it is not probed. ``local`` says whether it is
+    one of this xTR's own RLOCs (``ours``: a local database locator with the L bit);
+    ``l_bit`` is the L bit as the record carries it, which in a learned mapping means local to
+    the ETR that sent the Map-Reply, not to us."""
     return {"rloc": str(loc.address), "priority": loc.priority, "weight": loc.weight,
-            "m_priority": loc.m_priority, "m_weight": loc.m_weight, "local": loc.local,
-            "probed": loc.probed, "reachable": loc.reachable, "probe": probe}
+            "m_priority": loc.m_priority, "m_weight": loc.m_weight, "local": ours,
+            "l_bit": loc.local, "probed": loc.probed, "reachable": loc.reachable, "probe": probe}
 
 
 def entry_view(entry: CacheEntry, now: float, prober=None) -> dict:
@@ -47,7 +50,7 @@ def local_view(mapping) -> dict:
             "prefix": str(mapping.prefix), "source": "local", "ttl": mapping.ttl,
             "expires_in": None, "negative": False, "action": "no-action",
             "authoritative": True, "map_version": 0,
-            "locators": [locator_view(l) for l in mapping.locators]}
+            "locators": [locator_view(l, ours=l.local) for l in mapping.locators]}
 
 
 class NodeQueries:

@@ -204,10 +204,11 @@ class EidPrefix:
             raise ValueError(f"instance-id {iid!r} is not a 24-bit number")
 
     @classmethod
-    def parse(cls, text: str) -> "EidPrefix":
-        """Parse ``[iid]prefix`` or ``prefix``; host bits must be zero."""
+    def parse(cls, text: str, default_instance_id: int = 0) -> "EidPrefix":
+        """Parse ``[iid]prefix`` or ``prefix`` (instance-id ``default_instance_id``); host bits
+        must be zero."""
         text = text.strip()
-        iid = 0
+        iid = default_instance_id
         if text.startswith("["):
             close = text.find("]")
             if close < 0:

@@ -14,10 +14,12 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from ..dataplane.flows import (OFPP_CONTROLLER, OFPP_IN_PORT, OFPP_LOCAL, OFPP_NORMAL,
                                CheckPktLarger, CopyField, DecTtl, Flow, Group, GroupAction,
-                               Output, SetField, ToController, canonical_match)
-from ..dataplane.ofwire import NXAST_CHECK_PKT_LARGER, check_pkt_larger_body, flow_flags
+                               Multipath, Output, SetField, ToController, canonical_match)
+from ..dataplane.ofwire import (NX_HASH_FIELDS_NW_SRC, NX_MP_ALG_MODULO_N,
+                                NXAST_CHECK_PKT_LARGER, check_pkt_larger_body, flow_flags)
 from ..dataplane.pipeline import COOKIE_BASE, COOKIE_MASK, KIND_NAMES, kind_of
 from ..dataplane.reconcile import FlowRecord
+from . import ofctl
 
 ALL_BITS = 0xFFFFFFFFFFFFFFFF
 
@@ -57,6 +59,10 @@ def actions(acts) -> list:
         elif kind is CheckPktLarger:
             out.append(parser.NXActionUnknown(NXAST_CHECK_PKT_LARGER,
                                               data=check_pkt_larger_body(act)))
+        elif kind is Multipath:
+            out.append(parser.NXActionMultipath(
+                fields=NX_HASH_FIELDS_NW_SRC, basis=act.basis, algorithm=NX_MP_ALG_MODULO_N,
+                max_link=act.n_links - 1, arg=0, ofs_nbits=act.n_bits - 1, dst=f"reg{act.reg}"))
         else:
             raise TypeError(f"no OpenFlow form for {act!r}")
     return out
@@ -141,7 +147,8 @@ def flow_view(stat) -> dict:
             "match": {k: _jsonable(v) for k, v in stat.match.items()},
             "actions": describe_instructions(stat.instructions),
             "packets": stat.packet_count, "bytes": stat.byte_count,
-            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec}
+            "idle_timeout": stat.idle_timeout, "duration": stat.duration_sec,
+            "ofctl": ofctl.flow_line(stat)}
 
 
 def group_view(desc, stat) -> dict:
@@ -151,7 +158,9 @@ def group_view(desc, stat) -> dict:
             buckets.append({"weight": b.weight, "actions": [describe_action(a) for a in b.actions]})
     return {"group_id": stat.group_id, "packets": stat.packet_count, "bytes": stat.byte_count,
             "buckets": buckets,
-            "bucket_packets": [b.packet_count for b in stat.bucket_stats]}
+            "bucket_packets": [b.packet_count for b in stat.bucket_stats],
+            "ofctl": None if desc is None else ofctl.group_line(desc),
+            "ofctl_stats": ofctl.group_stats_line(stat)}
 
 
 _ACTION_LISTS = {ofp.OFPIT_APPLY_ACTIONS: "apply", ofp.OFPIT_WRITE_ACTIONS: "write"}
@@ -192,6 +201,9 @@ def describe_action(act) -> str:
         return "dec_ttl"
     if isinstance(act, parser.NXActionRegMove):
         return f"move:{act.src_field}->{act.dst_field}"
+    if isinstance(act, parser.NXActionMultipath):
+        return (f"multipath(nw_src,{act.basis},modulo_n,{act.max_link + 1},{act.arg},"
+                f"{act.dst}[{act.ofs_nbits >> 6}..{(act.ofs_nbits >> 6) + (act.ofs_nbits & 63)}])")
     if isinstance(act, parser.NXActionUnknown) and \
             getattr(act, "subtype", None) == NXAST_CHECK_PKT_LARGER:
         return f"check_pkt_larger({int.from_bytes(bytes(act.data[:2]), 'big')})"

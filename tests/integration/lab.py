@@ -20,7 +20,7 @@ def cold(topo):
     """Empty every xTR's map-cache (and so its encapsulation flows)."""
     for xtr in topo.xtrs.values():
         for entry in api(xtr, "map", "list")["cache"]:
-            api(xtr, "map", "del", f"'{entry['prefix']}'")
+            api(xtr, "map", "del", f"'[{entry['instance_id']}]{entry['eid']}'")
         assert api(xtr, "map", "list")["cache"] == []
 
 

@@ -51,8 +51,19 @@ def test_sessions_are_established_and_frr_sees_our_10_digit_as(alt):
     route = a1.vtysh("show bgp ipv4 unicast 153.16.36.0/24")
     assert "2147483677" in route, route
     for name, router_as in (("x1", 2147483671), ("x2", 2147483672)):
-        (n,) = bgp(alt.xtrs[name])["neighbors"]
+        view = bgp(alt.xtrs[name])
+        (n,) = view["neighbors"]
         assert n["state"] == "established" and n["remote_as"] == router_as
+        # the FSM state, uptime and counts, like FRR's show bgp summary
+        assert n["fsm"] == "Established" and n["up_down"] > 0
+        assert n["updates_received"] >= 1 and n["messages_received"] >= n["updates_received"], n
+        assert n["messages_sent"] >= 1
+        assert n["prefixes_received"] == len(view["routes"]) >= 3
+        text = alt.xtrs[name].lispctl("bgp").splitlines()
+        (row,) = [line for line in text if line.startswith(n["address"])]
+        assert row.split()[1:4] == [str(router_as), str(n["messages_received"]),
+                                    str(n["messages_sent"])]
+        assert row.split()[5] == str(n["prefixes_received"])
     # the two ALT routers are meshed: a2 learned site 1's prefix through a1
     assert "2147483671 2147483677" in alt.alts["a2"].vtysh("show bgp ipv4 unicast 153.16.36.0/24")
 
@@ -177,7 +188,7 @@ def test_restarting_the_alt_router_withdraws_and_restores_routes(alt):
              what="x2 to learn the ALT routes again")
     for xtr in alt.xtrs.values():  # cold caches: lookups must work through the ALT again
         for entry in json.loads(xtr.lispctl("--json", "map", "list"))["cache"]:
-            xtr.lispctl("map", "del", f"'{entry['prefix']}'")
+            xtr.lispctl("map", "del", f"'[{entry['instance_id']}]{entry['eid']}'")
     out = alt.host("h1").cmd("ping -c 3 -i 0.3 -W 3 153.16.38.10")
     assert " 0% packet loss" in out, out
 
@@ -186,9 +197,13 @@ def test_a_peer_over_max_prefix_is_cut_off_and_others_stay_up(tmp_path):
     # a2 sends x2 three routes (the default, 153.16.36.0/24, 153.16.99.0/24): x2 allows two
     with SeedAlt(rundir=str(tmp_path), tag="m",
                  xtrs=[xtr_spec(1, "m"), xtr_spec(2, "m", max_prefix=2)]) as t:
-        wait_for(lambda: bgp(t.xtrs["x2"])["neighbors"][0]["state"] == "max-prefix-exceeded",
+        x2 = t.xtrs["x2"]
+        wait_for(lambda: bgp(x2)["neighbors"][0]["state"] == "max-prefix-exceeded",
                  what="x2 to cut off its ALT neighbour")
-        assert bgp(t.xtrs["x2"])["routes"] == []
+        assert bgp(x2)["routes"] == []
+        (n,) = bgp(x2)["neighbors"]
+        assert (n["fsm"], n["cut_offs"]) == ("Idle", 1)
+        assert "Idle (max-prefix)" in x2.lispctl("bgp")
         wait_for(lambda: has_routes(t.xtrs["x1"], "0.0.0.0/0"), what="x1's session")
         time.sleep(3)
         assert bgp(t.xtrs["x1"])["neighbors"][0]["state"] == "established"
@@ -196,3 +211,10 @@ def test_a_peer_over_max_prefix_is_cut_off_and_others_stay_up(tmp_path):
         a2 = json.loads(t.alts["a2"].vtysh("show bgp ipv4 unicast summary json"))["peers"]
         assert a1["100.64.254.169"]["state"] == "Established"
         assert a2["100.64.254.171"]["state"] != "Established"
+        # the operator clears it: the session comes back, the routes come again and (still
+        # over the limit) it is cut off a second time; a2 saw a second session
+        out = x2.lispctl("bgp", "clear", n["address"])
+        assert out.strip() == f"cleared {n['address']} (it was max-prefix-exceeded)", out
+        wait_for(lambda: bgp(x2)["neighbors"][0]["cut_offs"] == 2, what="x2's second cut-off")
+        peer = json.loads(t.alts["a2"].vtysh("show bgp neighbors 100.64.254.171 json"))
+        assert peer["100.64.254.171"]["connectionsEstablished"] == 2

@@ -58,7 +58,54 @@ def test_lispctl_shows_the_mapping_and_the_counters(topo):
     assert "10.2.0.0/24" in text and "198.51.100.1" in text and "198.51.100.2" in text
     assert "Map-Requests sent" in x1.lispctl("mapstat")
     flows = x1.lispctl("flows")
-    assert "encap" in flows and "check_pkt_larger" in flows
+    assert "cookie=0x4c49535002000000" in flows and "check_pkt_larger(" in flows  # encap
+
+
+BRIDGES = {"lisp": "br-lisp", "underlay": "br-u"}
+COUNTERS = re.compile(r"duration=[0-9.]+s, |n_packets=\d+, n_bytes=\d+, ")
+
+
+def _sections(text: str) -> dict:
+    """lispctl flows' text -> {(bridge, part): [lines]}."""
+    out, key = {}, None
+    for line in text.splitlines():
+        m = re.fullmatch(r"(\w+) bridge: (flows|groups|group counters)", line)
+        if m:
+            key = m.groups()
+            out[key] = []
+        elif line.strip():
+            out[key].append(line.strip())
+    return out
+
+
+def _ours(ovs_output: str) -> list[str]:
+    return sorted(COUNTERS.sub("", l.strip()) for l in ovs_output.splitlines()
+                  if l.strip().startswith("cookie=0x4c495350"))
+
+
+def test_lispctl_flows_prints_what_ovs_ofctl_prints(topo):
+    """Every line of lispctl flows equals, but for durations and counters, the line ovs-ofctl
+    -O OpenFlow13 dump-flows prints for the same flow; its groups are dump-groups' lines."""
+    ping(topo.host("h1"), "10.2.0.10", count=1)  # an encap flow and its 70/30 select group
+    ping(topo.host("h1"), "2001:db8:2::10", count=1)
+    x1 = topo.xtrs["x1"]
+    for attempt in range(3):  # flows may come and go between the two dumps: compare again
+        sections = _sections(x1.lispctl("flows"))
+        ovs = {b: x1.ofctl(f"--no-names dump-flows unix:{x1.dir}/{br}.mgmt")
+               for b, br in BRIDGES.items()}
+        ours = {b: sorted(COUNTERS.sub("", l) for l in sections[(b, "flows")]) for b in BRIDGES}
+        if all(ours[b] == _ours(ovs[b]) for b in BRIDGES):
+            break
+        time.sleep(1)
+    for bridge in BRIDGES:
+        assert ours[bridge] == _ours(ovs[bridge]), bridge
+    encap = [l for l in ours["lisp"] if l.startswith("cookie=0x4c49535002000000")]
+    assert any("ip,metadata=0x3e8/0xffffff,nw_dst=10.2.0.0/24 actions=check_pkt_larger(" in l
+               and "write_actions(dec_ttl,group:" in l for l in encap), encap
+    assert any("ipv6,metadata=0x3e8/0xffffff,ipv6_dst=2001:db8:2::/" in l for l in encap), encap
+    groups = x1.ofctl(f"--no-names dump-groups unix:{x1.dir}/br-lisp.mgmt").splitlines()[1:]
+    assert sorted(sections[("lisp", "groups")]) == sorted(g.strip() for g in groups)
+    assert any("198.51.100.1->tun_dst" in g and "weight:70" in g for g in groups), groups
 
 
 def test_bulk_loaded_mappings_carry_traffic_without_a_map_request(topo):

@@ -312,3 +312,57 @@ def test_a_failure_inside_answers_500_without_internals(api, monkeypatch):
     monkeypatch.setattr(api, "map_list", broken)
     code, body = call(api, "GET", "/map")
     assert code == 500 and "secret" not in body["error"] and "log" in body["error"]
+
+
+def test_a_learned_locators_l_bit_is_not_shown_as_ours(api):
+    """The L bit of a Map-Reply's locator says it is local to the ETR that replied; only the
+    local database's locators on this xTR's RLOC are ours."""
+    from ipaddress import ip_address as ip
+
+    from lisp_app.mapping.cache import CacheEntry
+    from lisp_app.protocol.addresses import EidPrefix
+    from lisp_app.protocol.records import Locator
+    api.app.xtr.cache.insert(CacheEntry(EidPrefix.parse("[1000]10.2.0.0/24"), (
+        Locator(ip("198.51.100.1"), 1, 50, local=True), Locator(ip("198.51.100.2"), 1, 50)),
+        expires_at=600.0))
+    _code, body = call(api, "GET", "/map")
+    (remote,) = body["cache"]
+    assert [(l["local"], l["l_bit"]) for l in remote["locators"]] == [(False, True),
+                                                                       (False, False)]
+    ours = {m["prefix"]: m for m in body["database"]}["[1000]10.1.0.0/24"]["locators"]
+    assert [(l["rloc"], l["local"], l["l_bit"]) for l in ours] == [("192.0.2.1", True, True)]
+    text = "\n".join(cli.format_map_list(body))
+    assert "RLOC 1: 192.0.2.1        priority   1  weight 100  up, this xTR" in text
+    assert "198.51.100.1     priority   1  weight  50  up, local to the replying ETR" in text
+    assert "198.51.100.2     priority   1  weight  50  up\n" in text + "\n"
+    assert "this xTR" not in "\n".join(cli.format_mapping(remote))
+
+
+def test_a_bare_prefix_or_eid_takes_the_sites_instance_id(api):
+    """The site (tests/xtrkit.py's config) has instance_id 1000: a prefix or EID without [iid]
+    is in it, as in the config; [0] still names instance-id 0 (which this site's ports do not
+    carry, so a mapping there is refused, naming it)."""
+    assert api.app.xtr.config.instance_id == 1000
+    loc = [{"rloc": "198.51.100.1"}]
+    assert call(api, "POST", "/map", {"prefix": "10.9.0.0/16", "locators": loc}) == \
+        (200, {"added": "[1000]10.9.0.0/16"})
+    code, body = call(api, "POST", "/map", {"prefix": "[0]10.9.0.0/16", "locators": loc})
+    assert code == 400 and "instance-id 0 carries none" in body["error"], body
+    api.app.execute_bulk = lambda effects: api.app.execute(effects) or {}
+    assert call(api, "POST", "/map", {"mappings": [{"prefix": "10.7.0.0/16", "locators": loc}]}
+                )[0] == 200
+    cached = {m["prefix"] for m in call(api, "GET", "/map")[1]["cache"]}
+    assert cached == {"[1000]10.9.0.0/16", "[1000]10.7.0.0/16"}
+    code, body = call(api, "GET", "/map/lookup?eid=10.9.1.1")
+    assert body["found"] and body["mapping"]["prefix"] == "[1000]10.9.0.0/16"
+    assert call(api, "GET", "/map/lookup?eid=[0]10.9.1.1")[1]["found"] is False
+    assert call(api, "GET", "/map/lookup?eid=10.1.0.7")[1]["mapping"]["source"] == "local"
+    assert call(api, "DELETE", "/map?prefix=[0]10.9.0.0/16")[0] == 404
+    assert call(api, "DELETE", "/map?prefix=10.9.0.0/16") == (200, {"removed": "[1000]10.9.0.0/16"})
+    assert {m["prefix"] for m in call(api, "GET", "/map")[1]["cache"]} == {"[1000]10.7.0.0/16"}
+    code, body = call(api, "POST", "/database", {"prefix": "10.1.0.0/24", "locators": [
+        {"rloc": "192.0.2.1", "priority": 2}]})
+    assert (code, body["changed"]) == (200, "[1000]10.1.0.0/24")
+    code, body = call(api, "POST", "/database", {"prefix": "[0]10.1.0.0/24", "locators": loc})
+    assert code == 404, body
+

@@ -69,7 +69,7 @@ def unchanged(app) -> bool:
     ("[1000]10.9.0.0/16", locs("192.0.2.1"),
      "locator 192.0.2.1 is this xTR's own RLOC: the traffic would come back"),
     ("[1000]10.9.0.0/16", locs("198.51.100.1", "192.0.2.1"), "192.0.2.1 is this xTR's own"),
-    ("10.9.0.0/16", locs("198.51.100.1"),
+    ("[0]10.9.0.0/16", locs("198.51.100.1"),
      "instance-id 0 carries none of this site's traffic (its site ports are in instance-id "
      "1000)"),
     ("[7]10.9.0.0/16", locs("198.51.100.1"), "instance-id 7 carries none"),

@@ -206,7 +206,8 @@ def test_flow_rows_show_what_the_switch_holds(shell):
     rows = shell.app.flow_rows(LISP)
     assert rows and rows == sorted(rows, key=lambda r: (r["table"], -r["priority"]))
     assert {"table", "priority", "cookie", "kind", "match", "actions", "packets", "bytes",
-            "idle_timeout", "duration"} == set(rows[0])
+            "idle_timeout", "duration", "ofctl"} == set(rows[0])
+    assert rows[0]["ofctl"].startswith(f"cookie={rows[0]['cookie']}, duration=")
     assert {r["kind"] for r in rows} >= {"base", "punt-miss"}
 
 
@@ -226,11 +227,15 @@ def test_instruction_and_action_descriptions():
     assert row["kind"] == "other" and row["match"] == {"ipv4_dst": ["10.0.0.0", "255.0.0.0"]}
     desc = parser.OFPGroupDescStats(ofp.OFPGT_SELECT, 3, [parser.OFPBucket(
         70, ofp.OFPP_ANY, ofp.OFPG_ANY, translate.actions((Output(2),)))])
-    counters = parser.OFPGroupStats(group_id=3, packet_count=5, byte_count=50,
+    counters = parser.OFPGroupStats(group_id=3, packet_count=5, byte_count=50, ref_count=1,
+                                    duration_sec=12, duration_nsec=345000000,
                                     bucket_stats=[parser.OFPBucketCounter(5, 50)])
     assert translate.group_rows([(desc, counters)], {EidPrefix.parse("[1000]10.8.0.0/24"): 3}) \
         == [{"group_id": 3, "packets": 5, "bytes": 50,
              "buckets": [{"weight": 70, "actions": ["output:2"]}], "bucket_packets": [5],
+             "ofctl": "group_id=3,type=select,bucket=weight:70,actions=output:2",
+             "ofctl_stats": "group_id=3,duration=12.345s,ref_count=1,packet_count=5,byte_count=50,"
+                            "bucket0:packet_count=5,byte_count=50",
              "prefix": "[1000]10.8.0.0/24"}]
 
 
