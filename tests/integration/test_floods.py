@@ -6,11 +6,13 @@ issue's:
 - during a miss flood from one host at the highest rate the lab offers, another host's first
   contact to a mapped destination gets its first answer within 1 s, and a cached ping from
   another host loses less than 5%;
-- during a control-plane garbage flood at the site's RLOC, a genuine Map-Request from the other
-  site is answered (the first contact through it gets its answer) within 1 s.
+- during a garbage flood at the site's RLOC (50,000 datagrams a second: beyond that the
+  uplink's receive queue drops packets before any flow sees them, see bench/flood.py), a
+  genuine Map-Request from the other site is answered (the first contact through it gets its
+  answer) within 1 s.
 
-The third scenario of the issue, a controller killed and restarted, is
-tests/integration/test_controller_restart.py."""
+tests/integration/test_miss_fairness.py checks the switch's meters under the same kind of
+floods; a controller killed and restarted is tests/integration/test_controller_restart.py."""
 
 from __future__ import annotations
 
@@ -23,10 +25,13 @@ pytestmark = pytest.mark.integration
 OPTIONAL = rf"(?:{NUMBER}|none)"
 RESULT_LINES = [
     rf"RESULT flood_miss offered_pps={NUMBER} policed={NUMBER} first_contact_s={OPTIONAL} "
-    rf"worst_s={OPTIONAL} baseline_s={NUMBER} ratio={OPTIONAL} punted={NUMBER} "
+    rf"worst_s={OPTIONAL} baseline_s={OPTIONAL} ratio={OPTIONAL} punted={NUMBER} "
     rf"cached_loss={NUMBER}",
     rf"RESULT flood_control offered_pps={NUMBER} policed={NUMBER} first_contact_s={OPTIONAL} "
-    rf"worst_s={OPTIONAL} baseline_s={NUMBER} ratio={OPTIONAL} malformed={NUMBER}",
+    rf"worst_s={OPTIONAL} baseline_s={OPTIONAL} ratio={OPTIONAL} malformed={NUMBER}",
+    rf"RESULT flood_control_max offered_pps={NUMBER} policed={NUMBER} "
+    rf"first_contact_s={OPTIONAL} worst_s={OPTIONAL} baseline_s={OPTIONAL} ratio={OPTIONAL} "
+    rf"malformed={NUMBER}",
 ]
 
 
@@ -48,5 +53,6 @@ def test_a_control_flood_leaves_genuine_map_requests_their_answers(figures):
     (pair,) = figures["control"]
     f = pair["flood"]
     assert f["offered_pps"] > 20000 and f["policed"] > 0 and f["malformed"] > 0, f
+    assert pair["baseline"]["first_contact_s"] is not None
     assert f["first_contact_s"] is not None and f["first_contact_s"] <= 1.0, f
     assert f["answered"] >= 1, f

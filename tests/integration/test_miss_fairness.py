@@ -9,7 +9,7 @@ Control: while the underlay router floods x1's RLOC with garbage on UDP 4342, x2
 Map-Request for h1 (a ping from h2 with a cold cache) is answered and the ping's first reply
 comes within a second; the flooder's source meter on x1's underlay bridge dropped the garbage.
 
-The floods are tests/integration/udpflood.c (built here with gcc), bounded in time, run in the
+The floods are bench/udpflood.c (built here with gcc), bounded in time, run in the
 lab's namespaces. Which source bucket an address lands in is OVS's hash: the tests ask OVS
 (ofproto/trace) and pick addresses in other buckets than the flooder's.
 """
@@ -48,10 +48,10 @@ def topo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def udpflood(tmp_path_factory):
     if shutil.which("gcc") is None:
-        pytest.fail("gcc is needed to build tests/integration/udpflood.c")
+        pytest.fail("gcc is needed to build bench/udpflood.c")
     out = tmp_path_factory.mktemp("udpflood") / "udpflood"
     subprocess.run(["gcc", "-O2", "-o", str(out),
-                    str(Path(__file__).with_name("udpflood.c"))],
+                    str(Path(__file__).resolve().parents[2] / "bench" / "udpflood.c")],
                    check=True)
     return out
 

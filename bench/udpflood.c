@@ -1,4 +1,4 @@
-/* udpflood: a bounded UDP flood for tests/integration/test_miss_fairness.py (cache misses to
+/* udpflood: a bounded UDP flood for tests/integration/test_miss_fairness.py and bench/flood.py (cache misses to
  * many destinations; garbage at an RLOC's control port).
  *
  *   udpflood SOURCE FIRST_DESTINATION COUNT SECONDS [PORT [RATE]]
