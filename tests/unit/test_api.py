@@ -366,3 +366,15 @@ def test_a_bare_prefix_or_eid_takes_the_sites_instance_id(api):
     code, body = call(api, "POST", "/database", {"prefix": "[0]10.1.0.0/24", "locators": loc})
     assert code == 404, body
 
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1", "priority": 1e400}]}',
+    b'{"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1", "weight": NaN}]}',
+    b'{"prefix": "[1000]10.9.0.0/16", "locators": [{"rloc": "198.51.100.1"}], "x": 1e400}',
+])
+def test_huge_and_non_numbers_are_a_400_not_a_500(api, raw):
+    """The finding: ``1e400`` was answered with a 500 carrying the exception's text."""
+    code, _headers, body = raw_call(api, "POST", "/map", raw)
+    assert code == 400, body
+    assert call(api, "GET", "/map")[1]["cache"] == []
