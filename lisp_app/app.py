@@ -29,7 +29,7 @@ from .dataplane import ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
 from .logs import Summary, flush_due
-from .dataplane.pipeline import K_DECAP, K_DROP, K_ENCAP, K_HOST, K_NEGATIVE, cookie, kind_of
+from .dataplane.pipeline import COUNTED_KINDS, K_HOST, cookie, kind_of
 from .shell import policy, translate
 from .shell.hangup import RELOAD_POLL
 from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
@@ -38,6 +38,7 @@ LOG = logging.getLogger("lisp_app")
 
 ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
 HANDLER_ERRORS = Summary(LOG, "handler errors", logging.ERROR)
+COUNTS_TIMEOUT = 5.0  # how long a poll of the data-plane counters waits for the switch
 
 
 def guarded(handler):
@@ -78,6 +79,7 @@ class LispApp(app_manager.OSKenApp):
         self.errors = SwitchErrors()
         self.writer = FlowWriter(fallback=translate)
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
+        self._counts_waiting = {}  # FlowCounts ticket -> hub.Event set once it is answered
         self._effect_handlers = {PacketOut: self._packet_out, FlowChange: self._flow_change,
                                  Announce: self._alt_effect, Withdraw: self._alt_effect,
                                  AddNeighbor: self._alt_effect, RemoveNeighbor: self._alt_effect}
@@ -172,6 +174,7 @@ class LispApp(app_manager.OSKenApp):
         groups = frozenset(g.group_id for g in
                            self._bodies(parser.OFPGroupDescStatsRequest(dp, 0)))
         if bridge == LISP:
+            self.xtr.flow_counts.new_epoch()  # counts go on from the baseline taken below
             self.xtr.lisp_bridge_ready(ports, macs)
             self.xtr.avoid_group_ids(groups)
             self.xtr.reprogram_mappings()
@@ -185,6 +188,9 @@ class LispApp(app_manager.OSKenApp):
                                                lambda: self._xid(dp))
         _send(dp, messages)
         self._barrier(dp)
+        if bridge == LISP and not self._poll_counters(dp):
+            LOG.warning("lisp bridge: no baseline of the flow counters (counted from the "
+                        "next statistics poll)")
         self.datapaths[bridge] = dp
         if bridge == UNDERLAY:
             now = time.monotonic()
@@ -301,8 +307,24 @@ class LispApp(app_manager.OSKenApp):
     @guarded
     def _flow_removed(self, ev):
         msg = ev.msg
-        if kind_of(msg.cookie) == K_HOST:
+        kind = kind_of(msg.cookie)
+        if self.bridge_of_dpid.get(msg.datapath.id) == LISP:  # its final count
+            self.xtr.flow_counts.flow_removed(kind, msg.packet_count)
+        if kind == K_HOST:
             self.xtr.host_expired(dict(msg.match.items()))
+
+    @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def _aggregate_reply(self, ev):
+        """Handled here, not by ofctl, so that replies and FlowRemoved messages reach the
+        counters in the order the switch sent them (lisp_app.control.counting)."""
+        msg = ev.msg
+        if self.bridge_of_dpid.get(msg.datapath.id) != LISP:
+            return
+        ticket = self.xtr.flow_counts.answered(msg.xid, msg.body.packet_count)
+        waiting = self._counts_waiting.get(ticket)
+        if waiting is not None:
+            waiting.set()
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     @guarded
@@ -345,12 +367,13 @@ class LispApp(app_manager.OSKenApp):
             pause = policy.pause_after(time.monotonic() - start)
 
     def poll_classic(self) -> None:
-        """The classic-LISP programs' counters into mapstat (lisp_app.classic)."""
+        """The classic-LISP programs' counters into mapstat (lisp_app.classic), carried over
+        when the programs (and so their maps) are replaced."""
         if self.classic is None:
             return
         try:
-            for name, value in self.classic.counters().items():
-                setattr(self.xtr.stats, name, value)
+            values = self.classic.counters()
+            self.xtr.classic_counts.update(values, tuple(sorted(self.classic.maps.items())))
         except Exception as exc:
             LOG.warning("classic-LISP counters: %s", exc)
 
@@ -397,19 +420,37 @@ class LispApp(app_manager.OSKenApp):
             rtts.append(time.perf_counter() - start)
         return rtts
 
+    def poll_counters(self, timeout: float = COUNTS_TIMEOUT) -> bool:
+        """Read the data-plane counters from the LISP bridge now and wait for them (``GET
+        /mapstat?fresh=1``). False: the bridge is not connected, or did not answer in time."""
+        dp = self.datapaths.get(LISP)
+        return dp is not None and self._poll_counters(dp, timeout)
+
+    def _poll_counters(self, dp, timeout: float = COUNTS_TIMEOUT) -> bool:
+        """One aggregate request per counted flow kind; their replies reach FlowCounts through
+        :meth:`_aggregate_reply`. True once all are answered."""
+        requests = {self._xid(dp): kind for kind in sorted(COUNTED_KINDS)}
+        counts = self.xtr.flow_counts
+        ticket = counts.ask(requests, time.monotonic())
+        done = self._counts_waiting[ticket] = hub.Event()
+        try:
+            _send(dp, [ofwire.aggregate_request(xid, cookie(kind))
+                       for xid, kind in requests.items()])
+            return done.wait(timeout=timeout)
+        finally:
+            del self._counts_waiting[ticket]
+            counts.forget(ticket)
+
     def poll_flow_stats(self) -> None:
-        """The switch's counters: aggregate requests per flow kind for mapstat (sent,
-        delivered, dropped, received), and the per-flow counters of the mappings the ITR
-        watches for traffic (Xtr.traffic_watch), asked one by one when few, in one full dump
-        when many."""
+        """The switch's counters: aggregate requests per counted flow kind for mapstat (sent,
+        delivered, dropped_negative, dropped_policy, received), and the per-flow counters of the
+        mappings the ITR watches for traffic (Xtr.traffic_watch), asked one by one when few, in
+        one full dump when many."""
         dp = self.datapaths.get(LISP)
         if dp is None:
             return
-        count = {kind: sum(b.packet_count for b in
-                           self._bodies(translate.aggregate_request(dp, cookie(kind))))
-                 for kind in (K_ENCAP, K_HOST, K_NEGATIVE, K_DROP, K_DECAP)}
-        self.xtr.on_counters(sent=count[K_ENCAP], delivered=count[K_HOST],
-                             dropped=count[K_NEGATIVE] + count[K_DROP], received=count[K_DECAP])
+        if not self._poll_counters(dp):
+            LOG.warning("lisp bridge: flow counters not answered within %.0f s", COUNTS_TIMEOUT)
         watch = self.xtr.traffic_watch(time.monotonic(), policy.WATCH_HORIZON)
         if not watch:
             self.xtr.on_flow_stats(LISP, [], time.monotonic())

@@ -4,7 +4,7 @@
     lispctl map list                  the local database and the map-cache
     lispctl map add PREFIX RLOC[/PRIORITY/WEIGHT] ...   a static map-cache entry
     lispctl map del PREFIX            remove a map-cache entry
-    lispctl mapstat                   counters
+    lispctl mapstat [--fresh]         counters (--fresh: read the switch's counters first)
     lispctl flows                     our flows and groups with packet counts
     lispctl bgp                       the ALT: BGP neighbours and learned routes
     lispctl bgp clear NEIGHBOR        give back a neighbour cut off by max-prefix
@@ -88,7 +88,12 @@ MAPSTAT_LABELS = [
     ("received", "LISP packets received (decapsulated)"),
     ("delivered", "packets delivered to site hosts"),
     ("sent", "packets encapsulated and sent"),
-    ("dropped", "packets dropped by negative mappings"),
+    ("dropped_negative", "packets dropped by negative map-cache entries"),
+    ("dropped_policy", "packets dropped by explicit drop rules (multicast, broadcast, "
+     "link-local, not for a local EID, ALT ports)"),
+    ("too_big_dropped", "too-big packets dropped without ICMP (no gateway address of their "
+     "family)"),
+    ("dropped", "packets dropped in all (the three above)"),
     ("bad_header", "packets with a bad header"),
     ("classic_received", "RFC 9300 (classic) packets received"),
     ("classic_dropped", "UDP 4341 packets dropped (not a valid LISP packet)"),
@@ -145,7 +150,9 @@ MAPSTAT_LABELS = [
 
 def format_mapstat(data: dict) -> list[str]:
     c = data["counters"]
-    lines = ["lisp:"]
+    age = data.get("counts_age_seconds")
+    lines = ["lisp:", "\tdata-plane counts " + ("not read from the switch yet" if age is None
+                                                 else f"read {age:.1f} s ago")]
     lines += [f"\t{c.get(key, 0)} {label}" for key, label in MAPSTAT_LABELS]
     lines.append(f"\t{data['cache_entries']} map-cache entries, "
                  f"{data['pending_requests']} Map-Requests pending")
@@ -341,7 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     dset.add_argument("prefix", help="[IID]PREFIX, as in the config")
     dset.add_argument("locators", nargs="+", type=parse_locator, help="RLOC[/PRIORITY/WEIGHT]")
     dset.add_argument("--ttl", type=int, help="record TTL in minutes (default: unchanged)")
-    sub.add_parser("mapstat", help="counters", parents=[leaf])
+    mapstat = sub.add_parser("mapstat", help="counters", parents=[leaf])
+    mapstat.add_argument("--fresh", action="store_true",
+                         help="read the switch's flow counters before answering (else they "
+                         "are up to a poll interval old)")
     sub.add_parser("locators", help="RLOC probing: the probed locators, up or down",
                    parents=[leaf])
     sub.add_parser("flows", help="our flows and groups", parents=[leaf])
@@ -403,7 +413,7 @@ def main(argv=None) -> int:
             lines = [f"changed {data['changed']} ({data['smrs_pending']} SMR(s) still "
                      "queued)"]
         elif args.command == "mapstat":
-            data = client.mapstat()
+            data = client.mapstat(fresh=args.fresh)
             lines = format_mapstat(data)
         elif args.command == "bgp" and args.verb == "clear":
             data = client.bgp_clear(args.neighbor)

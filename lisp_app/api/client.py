@@ -99,8 +99,9 @@ class LispClient:
     def map_del(self, prefix: str) -> dict:
         return self._call("DELETE", "/map?prefix=" + quote(prefix))
 
-    def mapstat(self) -> dict:
-        return self._call("GET", "/mapstat")
+    def mapstat(self, fresh: bool = False) -> dict:
+        """The counters; ``fresh``: the controller reads the switch's flow counters first."""
+        return self._call("GET", "/mapstat?fresh=1" if fresh else "/mapstat")
 
     def flows(self) -> dict:
         return self._call("GET", "/flows")

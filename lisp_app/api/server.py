@@ -10,14 +10,14 @@
     POST   /database             {"prefix": "[iid]p", "locators": [...], "ttl": minutes}: new
                                  locators for one of the site's EID prefixes (re-registered,
                                  SMRs to the ITRs that asked for it)
-    GET    /mapstat              counters
+    GET    /mapstat[?fresh=1]    counters (fresh=1: read the switch's flow counters first)
     GET    /locators             RLOC probing: each probed locator's state, RTT and mappings
     GET    /flows                our flows and groups as the switch reports them
     GET    /bgp                  the ALT: BGP neighbours, learned routes, announced prefixes
     POST   /bgp/clear            {"neighbor": "a.b.c.d"}: give back a neighbour cut off by
                                  max-prefix (or reset its session)
     GET    /echo?bridge=B&count=N OpenFlow echo round trips to a bridge (seconds)
-    GET    /metrics              Prometheus text format
+    GET    /metrics              Prometheus text format (lisp_app.api.metrics)
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import time
 from ipaddress import ip_address
 from urllib.parse import parse_qs
 
+from . import metrics
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Locator
 
@@ -59,6 +60,7 @@ class Api:
         self.app = app
         self.clock = clock
         self._locator_sets: dict = {}  # parsed locator sets, shared by the mappings that use them
+        self._metrics = None  # the Prometheus registry, made at the first scrape
 
     def __call__(self, environ, start_response):
         # No garbage collection while GET /map or /locators builds its answer: the answer's
@@ -93,8 +95,8 @@ class Api:
             if method in CHANGES:
                 self._check_change(environ, method, path)
             if path == "/metrics":
-                body = self.metrics().encode()
-                start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
+                body = self.metrics()
+                start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE)])
                 return [body]
             result = self.route(method, path, query, environ)
             status = "200 OK"
@@ -169,7 +171,7 @@ class Api:
         if path == "/database" and method == "POST":
             return self.database_set(_read_json(environ))
         if path == "/mapstat" and method == "GET":
-            return self.mapstat()
+            return self.mapstat(_flag(query, "fresh"))
         if path == "/locators" and method == "GET":
             return {"locators": self.app.xtr.queries.locators(self.clock())}
         if path == "/flows" and method == "GET":
@@ -302,8 +304,19 @@ class Api:
         self.app.execute(effects)
         return {"removed": str(prefix)}
 
-    def mapstat(self) -> dict:
+    def mapstat(self, fresh: bool = False) -> dict:
+        """The counters; ``fresh``: read the switch's flow counters first (503 if it cannot
+        answer). ``counts_read_at`` (Unix time) and ``counts_age_seconds`` say when the
+        data-plane counts were read (null: not yet)."""
+        if fresh:
+            poll = getattr(self.app, "poll_counters", None)
+            if poll is None or not poll():
+                raise ApiError("503 Service Unavailable", "cannot read the switch's flow "
+                               "counters now (the lisp bridge is not connected, or did not "
+                               "answer); GET /mapstat without fresh=1 gives the last ones read")
         out = self.app.xtr.queries.mapstat(self.clock())
+        age = out.get("counts_age_seconds")
+        out["counts_read_at"] = None if age is None else round(time.time() - age, 3)
         out["bridges"] = sorted(self.app.datapaths)
         return out
 
@@ -339,41 +352,27 @@ class Api:
             raise ApiError("404 Not Found", "this controller is not on the ALT (no alt: section)")
         return alt
 
-    def metrics(self) -> str:
-        queries = self.app.xtr.queries
-        lines = []
-        for name, value in queries.counters().items():
-            metric = f"lisp_{name}_total"
-            lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
-        for name, value in queries.gauges().items():
-            lines += [f"# TYPE lisp_{name} gauge", f"lisp_{name} {value}"]
-        locators = queries.locators(self.clock())
-        if locators:  # RLOC probing, per locator: up (1) or not, and the last probe's RTT
-            lines.append("# TYPE lisp_locator_up gauge")
-            lines += [f'lisp_locator_up{{rloc="{l["rloc"]}"}} {int(l["state"] == "up")}'
-                      for l in locators]
-            lines.append("# TYPE lisp_locator_rtt_seconds gauge")
-            lines += [f'lisp_locator_rtt_seconds{{rloc="{l["rloc"]}"}} {l["rtt_ms"] / 1000:.6f}'
-                      for l in locators if l["rtt_ms"] is not None]
-        alt = getattr(self.app, "alt", None)
-        if alt is not None:
-            view = alt.view()
-            lines.append("# TYPE lisp_alt_neighbor_established gauge")
-            for n in view["neighbors"]:
-                lines.append(f'lisp_alt_neighbor_established{{neighbor="{n["address"]}"}} '
-                             f'{int(n["state"] == "established")}')
-            lines += ["# TYPE lisp_alt_routes gauge", f"lisp_alt_routes {len(view['routes'])}"]
-        lines.append("# TYPE lisp_bridge_connected gauge")
-        for bridge in ("lisp", "underlay"):
-            lines.append(f'lisp_bridge_connected{{bridge="{bridge}"}} '
-                         f'{int(bridge in self.app.datapaths)}')
-        return "\n".join(lines) + "\n"
+    def metrics(self) -> bytes:
+        """The Prometheus page (lisp_app.api.metrics), read from the node now."""
+        if self._metrics is None:
+            self._metrics = metrics.registry_for(self.app, self.clock)
+        return metrics.exposition(self._metrics)
 
 
 def _required(query: dict, name: str) -> str:
     if name not in query:
         raise ApiError("400 Bad Request", f"missing query parameter {name!r}")
     return query[name]
+
+
+def _flag(query: dict, name: str) -> bool:
+    """A yes/no query parameter: 1, true or yes; 0, false, no or absent."""
+    value = query.get(name, "0").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise ApiError("400 Bad Request", f"{name} must be 1 or 0, not {query[name]!r}")
 
 
 # path -> the methods it takes; POST and DELETE change the node (CHANGES)

@@ -112,8 +112,11 @@ class FlowInstaller:
         group_id = self.groups.of(entry.prefix) if grouped else None
         flows, group = self.bridge.mapping_flows(entry, shares, group_id)
         self.installed[entry.prefix] = (tuple(flows), group)
-        new_keys = {f.key for f in flows}
-        stale = tuple(f for f in old_flows if f.key not in new_keys)
+        # a flow whose key stays but whose kind changes (a negative mapping turned positive) is
+        # deleted first, its final count going to its own kind's counter: OVS would carry the
+        # old flow's counts over into the new one's kind (lisp_app.control.counting)
+        new_cookies = {f.key: f.cookie for f in flows}
+        stale = tuple(f for f in old_flows if new_cookies.get(f.key) != f.cookie)
         unchanged = set(old_flows)
         add = tuple(f for f in flows if f not in unchanged)  # identical flows are not re-sent
         drop_group = ()

@@ -7,13 +7,20 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class MapStat:
-    # data plane (filled from the switch's flow statistics)
+    # data plane: the switch's flow counters, kept monotonic by lisp_app.control.counting
+    # (FlowCounts writes these five fields and nothing else does)
     received: int = 0          # LISP packets decapsulated for our EID prefixes
     delivered: int = 0         # packets delivered to site hosts
     sent: int = 0              # packets encapsulated towards remote RLOCs
-    dropped: int = 0           # packets dropped by our flows (no mapping, negative, unknown)
+    dropped_negative: int = 0  # packets dropped by negative map-cache entries
+    dropped_policy: int = 0    # packets dropped by the pipeline's explicit drop rules
+    #                            (multicast, broadcast, link-local, not for a local EID, ALT)
+    # data plane, counted by the controller
+    too_big_dropped: int = 0   # too-big packets punted to us and dropped without an ICMP
+    #                            answer (the site has no gateway address of their family)
     bad_header: int = 0        # malformed packets punted to us
-    # classic RFC 9300 data packets (the uplink's eBPF programs, lisp_app.classic)
+    # classic RFC 9300 data packets (the uplink's eBPF programs, lisp_app.classic; carried
+    # over when the programs are attached again, by lisp_app.control.counting.CarriedCounts)
     classic_received: int = 0  # classic headers rewritten into LISP-GPE for OVS's GPE port
     classic_dropped: int = 0   # UDP 4341 packets to our RLOCs no valid LISP packet looks like
     classic_sent: int = 0      # our LISP-GPE headers rewritten into RFC 9300 ones on the way out
@@ -77,3 +84,8 @@ class MapStat:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    @property
+    def dropped(self) -> int:
+        """Every dropped packet counted above (mapstat's ``dropped`` of old, kept as this sum)."""
+        return self.dropped_negative + self.dropped_policy + self.too_big_dropped

@@ -7,7 +7,7 @@ them in an ONF bundle (the OpenFlow 1.3 extension EXT-230 that OVS implements; `
 --bundle`` uses it), so that a batch of mappings lands atomically and in one classifier update.
 
 It also writes the rest of what the shell sends: strict flow deletes, group-mods, meter-mods,
-packet-outs and barriers. The bytes are those os-ken produces for the same message
+packet-outs, aggregate-statistics requests and barriers. The bytes are those os-ken produces for the same message
 (``tests/unit/test_ofwire.py`` checks every flow, group and meter the pipeline compiles against
 os-ken's serializer). A match field or action this module does not know raises
 :class:`Unsupported`; the caller then falls back to os-ken.
@@ -23,13 +23,14 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from .flows import (OFPP_CONTROLLER, CheckPktLarger, CopyField, DecTtl, Flow, Group,
                     GroupAction, Meter, Multipath, Output, SetField, ToController)
-from .pipeline import COOKIE_MASK, K_HOST, kind_of
+from .pipeline import COOKIE_MASK, COUNTED_KINDS, kind_of
 
 OFP_VERSION = 0x04
 OFPT_EXPERIMENTER = 4
 OFPT_PACKET_OUT = 13
 OFPT_FLOW_MOD = 14
 OFPT_GROUP_MOD = 15
+OFPT_MULTIPART_REQUEST = 18
 OFPT_BARRIER_REQUEST = 20
 OFPT_METER_MOD = 29
 OFPFC_ADD, OFPFC_DELETE_STRICT = 0, 4
@@ -42,6 +43,9 @@ OFP_NO_BUFFER = 0xFFFFFFFF
 OFPP_ANY = 0xFFFFFFFF  # "any port" in requests and deletes (not a port a flow outputs to)
 OFPG_ANY = 0xFFFFFFFF
 OFPFF_SEND_FLOW_REM = 1
+OFPMP_AGGREGATE = 2
+OFPTT_ALL = 0xFF
+ALL_BITS = 0xFFFFFFFFFFFFFFFF
 
 ONF_EXPERIMENTER_ID = 0x4F4E4600
 ONF_ET_BUNDLE_CONTROL = 2300
@@ -199,8 +203,9 @@ def _actions_instruction(itype: int, actions) -> bytes:
 
 
 def flow_flags(flow: Flow) -> int:
-    """The flow-mod flags of ``flow``: host flows tell the controller when they expire."""
-    return OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
+    """The flow-mod flags of ``flow``: the flows whose packets mapstat counts (COUNTED_KINDS)
+    tell the controller their final counts when they leave (and host flows when they expire)."""
+    return OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) in COUNTED_KINDS else 0
 
 
 def _encode_instructions(flow: Flow) -> bytes:
@@ -309,6 +314,14 @@ def meter_mod(command: int, meter: Meter, xid: int) -> bytes:
     """OFPT_METER_MOD of a packets-per-second meter with one drop band."""
     return struct.pack("!BBHIHHIHHII4x", OFP_VERSION, OFPT_METER_MOD, 32, xid, command,
                        OFPMF_PKTPS, meter.meter_id, OFPMBT_DROP, 16, meter.rate_pps, meter.burst)
+
+
+def aggregate_request(xid: int, cookie: int, cookie_mask: int = ALL_BITS) -> bytes:
+    """OFPMP_AGGREGATE request: the packet, byte and flow counts of the flows (all tables, any
+    match) whose cookie agrees with ``cookie`` under ``cookie_mask`` (default: exactly)."""
+    return struct.pack("!BBHIHH4xB3xII4xQQHH4x", OFP_VERSION, OFPT_MULTIPART_REQUEST, 56, xid,
+                       OFPMP_AGGREGATE, 0, OFPTT_ALL, OFPP_ANY, OFPG_ANY, cookie, cookie_mask,
+                       1, 4)
 
 
 def barrier_request(xid: int) -> bytes:

@@ -86,6 +86,11 @@ K_ALT = 0x18              # ALT plumbing: BGP between the internal port and the 
 K_PUNT_UNDERLAY_ND = 0x19  # Neighbor Advertisement to the IPv6 RLOC
 K_NATIVE = 0x1A            # natively forwarded: a negative mapping's traffic, or a local EID's
 
+#: The kinds whose packet counts mapstat reports (lisp_app.control.counting): their flows carry
+#: OFPFF_SEND_FLOW_REM, so that the switch reports each one's final count when it leaves
+#: (expired, or deleted by the controller)
+COUNTED_KINDS = frozenset({K_ENCAP, K_HOST, K_NEGATIVE, K_DROP, K_DECAP})
+
 KIND_NAMES = {K_BASE: "base", K_ENCAP: "encap", K_HOST: "host", K_NEGATIVE: "negative",
               K_DROP: "drop", K_DECAP: "decap", K_PUNT_MISS: "punt-miss",
               K_PUNT_TOO_BIG: "punt-too-big", K_PUNT_RESOLVE: "punt-resolve",

@@ -5,8 +5,10 @@ When a bridge (re)connects, the shell reads its meters, groups and our flows, an
 adds or modifies groups and meters, and removes groups nobody wants (on the LISP bridge). A flow
 whose cookie is not ours (``COOKIE_BASE`` under ``COOKIE_MASK``) is never touched: it is not even
 looked at. Flows are keyed as the switch reports them (table, priority, :func:`canonical_match`)
-and compared by their instruction bytes (ofwire's for ours, the switch's own for theirs) and
-cookie. No I/O here: the shell turns the plan into messages (:func:`messages`) and sends them.
+and compared by their instruction bytes (ofwire's for ours, the switch's own for theirs), cookie
+and flow-mod flags (a counted flow without OFPFF_SEND_FLOW_REM, from an earlier version, is added
+again: OVS replaces it and keeps its counters). No I/O here: the shell turns the plan into
+messages (:func:`messages`) and sends them.
 """
 
 from __future__ import annotations
@@ -15,20 +17,21 @@ from dataclasses import dataclass, field
 
 from .flows import Flow, Group, Meter, canonical_match
 from .ofwire import (OFPGC_ADD, OFPGC_MODIFY, OFPMC_ADD, OFPMC_MODIFY, Encoder,
-                     Unsupported)
+                     Unsupported, flow_flags)
 from .pipeline import COOKIE_BASE, COOKIE_MASK
 
 
 @dataclass(frozen=True, slots=True)
 class FlowRecord:
     """One flow as the switch reports it: ``match`` in canonical form, ``instructions`` as the
-    OpenFlow bytes of its instruction list."""
+    OpenFlow bytes of its instruction list, ``flags`` its flow-mod flags."""
 
     table: int
     priority: int
     match: tuple
     cookie: int
     instructions: bytes
+    flags: int = 0
 
     @property
     def key(self) -> tuple:
@@ -103,6 +106,7 @@ def plan(have: BridgeState, meters: list[Meter], flows: list[Flow], groups: list
     for key, flow in wanted.items():
         present = existing.get(key)
         if present is None or present.cookie != flow.cookie or \
+                present.flags != flow_flags(flow) or \
                 present.instructions != encoder.instructions(flow):
             out.flows_add.append(flow)
     out.kept = len(wanted) - len(out.flows_add)

@@ -99,11 +99,17 @@ class NodeQueries:
         return self._node.cache.get(prefix) is not None
 
     def mapstat(self, now: float) -> dict:
-        """The counters and sizes; the Map-Server's registrations and both servers' counters
-        when the node has those roles."""
+        """The counters and sizes, and how old the data-plane counts are; the Map-Server's
+        registrations and both servers' counters when the node has those roles."""
         n = self._node
-        out = {"counters": n.stats.as_dict(), "cache_entries": len(n.cache),
-               "pending_requests": len(n.itr.pending) if n.itr else 0}
+        counters = n.stats.as_dict()
+        counters["dropped"] = n.stats.dropped  # the drop counters' sum, for older scripts
+        flow_counts = getattr(n, "flow_counts", None)  # (a switchless server has none)
+        read_at = flow_counts.read_at() if flow_counts is not None else None
+        out = {"counters": counters, "cache_entries": len(n.cache),
+               "pending_requests": len(n.itr.pending) if n.itr else 0,
+               # how long ago the switch's flow counters (sent, received, ...) were read
+               "counts_age_seconds": None if read_at is None else round(now - read_at, 3)}
         if n.ms is not None:
             out["map_server"] = asdict(n.ms.stats)
             out["registrations"] = [

@@ -20,6 +20,7 @@ from ..config import Config
 from ..alt.effects import Announce, Withdraw
 from ..control.actions import (BufferedPacket, Deliver, InstallMapping, Reinject, RemoveMapping,
                                SendControl, SendDataProbe, SendOverAlt)
+from ..control.counting import CarriedCounts, FlowCounts
 from ..control.map_resolver import ForwardOverAlt
 from ..control.prober import LocatorChange
 from ..mapping.cache import SOURCE_REPLY
@@ -59,6 +60,9 @@ class Xtr:
         self.lisp_ports: dict[str, int] = {}
         self.lisp_macs: dict[str, str] = {}
         self.queries = NodeQueries(self)  # what the API reads
+        # the switch's and the classic programs' counters, monotonic, into stats' own fields
+        self.flow_counts = FlowCounts(self.stats)
+        self.classic_counts = CarriedCounts(self.stats)
         self._punts = self._punt_table()
         self.control = ControlPlane(self.stats, itr=self.itr, etr=self.etr,
                                     database=self.database, ms=self.ms, mr=self.mr,
@@ -173,7 +177,7 @@ class Xtr:
         gw = self.config.site_gateway
         source = gw.ipv4 if frame.ip_version == 4 else gw.ipv6
         if frame.ip_version is None or source is None:
-            self.stats.dropped += 1
+            self.stats.too_big_dropped += 1
             return []
         self.stats.too_big += 1
         # the MTU the mapping's flow enforces: IPv6 locators cost 20 bytes more than IPv4 ones
@@ -249,12 +253,6 @@ class Xtr:
     def on_flow_stats(self, bridge: str, stats: list, now: float) -> None:
         if bridge == LISP:
             self.watch.on_flow_stats(stats, now)
-
-    def on_counters(self, sent: int, delivered: int, dropped: int, received: int = 0) -> None:
-        """The switch's packet counts over all encapsulation, delivery, negative and
-        decapsulation flows."""
-        self.stats.sent, self.stats.delivered, self.stats.dropped = sent, delivered, dropped
-        self.stats.received = received
 
     # -- operator commands ----------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ def instruction_bytes(insts) -> bytes:
 def flow_record(stat) -> FlowRecord:
     """An OFPFlowStats as reconciliation sees it."""
     return FlowRecord(stat.table_id, stat.priority, match_key(stat.match), stat.cookie,
-                      instruction_bytes(stat.instructions))
+                      instruction_bytes(stat.instructions), stat.flags)
 
 
 def flow_view(stat) -> dict:
@@ -248,8 +248,7 @@ REPLY_OF = {parser.OFPPortDescStatsRequest: parser.OFPPortDescStatsReply,
             parser.OFPGroupDescStatsRequest: parser.OFPGroupDescStatsReply,
             parser.OFPGroupStatsRequest: parser.OFPGroupStatsReply,
             parser.OFPMeterConfigStatsRequest: parser.OFPMeterConfigStatsReply,
-            parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply,
-            parser.OFPAggregateStatsRequest: parser.OFPAggregateStatsReply}
+            parser.OFPFlowStatsRequest: parser.OFPFlowStatsReply}
 
 
 def flow_stats_request(dp, flow: Flow | None = None):
@@ -259,12 +258,6 @@ def flow_stats_request(dp, flow: Flow | None = None):
                                           COOKIE_BASE, COOKIE_MASK, parser.OFPMatch())
     return parser.OFPFlowStatsRequest(dp, 0, flow.table, ofp.OFPP_ANY, ofp.OFPG_ANY,
                                       flow.cookie, ALL_BITS, match(flow))
-
-
-def aggregate_request(dp, cookie_value: int):
-    """The packet count of the flows with exactly this cookie."""
-    return parser.OFPAggregateStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                           cookie_value, ALL_BITS, parser.OFPMatch())
 
 
 def port_maps(port_descs) -> tuple[dict, dict, str | None]:

@@ -16,7 +16,8 @@ from lisp_app.dataplane.effects import LISP, UNDERLAY
 from lisp_app.dataplane import ofwire
 from lisp_app.shell import translate
 from lisp_app.dataplane.flows import CopyField, Flow, Meter, Output, SetField
-from lisp_app.dataplane.pipeline import COOKIE_MASK, K_BASE, K_HOST, cookie, kind_of
+from lisp_app.dataplane.pipeline import (COOKIE_MASK, K_BASE, K_DECAP, K_DROP, K_ENCAP, K_HOST,
+                                         K_NEGATIVE, cookie, kind_of)
 from lisp_app.mapping.cache import CacheEntry
 from lisp_app.protocol import Action, EidPrefix, Locator
 
@@ -85,11 +86,15 @@ def corpus() -> list[Flow]:
     return flows
 
 
+# the flows whose packets mapstat counts: they report their final counts when they leave
+COUNTED = {K_ENCAP, K_DECAP, K_HOST, K_NEGATIVE, K_DROP}
+
+
 def test_every_pipeline_flow_encodes_as_os_ken_does():
     flows = corpus()
     assert len(flows) > 40
     for xid, flow in enumerate(flows, 1):
-        flags = ofp.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) == K_HOST else 0
+        flags = ofp.OFPFF_SEND_FLOW_REM if kind_of(flow.cookie) in COUNTED else 0
         assert ofwire.flow_flags(flow) == flags
         ours = ENC.flow_add(flow, xid)
         assert ours == osken_bytes(flow, xid), flow
@@ -146,6 +151,16 @@ def test_pipeline_meters_encode_as_os_ken_does():
 
 def test_barrier_matches_os_ken():
     assert ofwire.barrier_request(3) == osken_msg_bytes(parser.OFPBarrierRequest(DP), 3)
+
+
+@pytest.mark.parametrize("kind", sorted(COUNTED))
+def test_aggregate_requests_match_os_ken(kind):
+    request = parser.OFPAggregateStatsRequest(DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                              cookie(kind), 0xFFFFFFFFFFFFFFFF, parser.OFPMatch())
+    assert ofwire.aggregate_request(77, cookie(kind)) == osken_msg_bytes(request, 77)
+    masked = parser.OFPAggregateStatsRequest(DP, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                             cookie(kind), COOKIE_MASK, parser.OFPMatch())
+    assert ofwire.aggregate_request(5, cookie(kind), COOKIE_MASK) == osken_msg_bytes(masked, 5)
 
 
 def test_the_memos_are_the_encoders_own_and_bounded():

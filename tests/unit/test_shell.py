@@ -1,9 +1,10 @@
 """The os-ken shell (lisp_app.app.LispApp) over byte-level fake switches (tests/ofswitch.py), with
 no os-ken controller running: a datapath stand-in whose ``send`` feeds the fake switch, requests
-answered by the fake switch, barriers and error replies delivered in line. Checked: connect and
-reconnect (only a barrier when nothing changed; foreign flows untouched), effects dispatched by
-type, bulk bundles and their errors keyed by bridge, guarded handlers, and the API's flow and
-group rows (lisp_app.shell.translate's views)."""
+answered by the fake switch, barriers, error replies, aggregate replies and FlowRemoved messages
+delivered in line. Checked: connect and reconnect (only a barrier, and the counters' baseline,
+when nothing changed; foreign flows untouched), effects dispatched by type, bulk bundles and their
+errors keyed by bridge, guarded handlers, the data-plane counters across flow removals, and the
+API's flow and group rows (lisp_app.shell.translate's views)."""
 
 from __future__ import annotations
 
@@ -23,25 +24,39 @@ from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from lisp_app.dataplane.flows import (OFPP_CONTROLLER, OFPP_LOCAL, CheckPktLarger, CopyField,
                                       DecTtl, Flow, GroupAction, Output, SetField, ToController,
                                       match)
-from lisp_app.dataplane.pipeline import K_ENCAP, K_HOST, cookie
+from lisp_app.dataplane.pipeline import COUNTED_KINDS, K_ENCAP, K_HOST, cookie
 from lisp_app.protocol import EidPrefix, Locator
 from lisp_app.shell import translate
-from tests.ofswitch import OFPT_BARRIER_REQUEST, OFSwitch, plain
+from tests.ofswitch import OFPT_BARRIER_REQUEST, AggregateReply, OFSwitch, plain
 from tests.xtrkit import CONFIG, GPE, LOCAL_MAC, SITE, UPLINK
 
 TWO = (Locator(ip_address("198.51.100.1"), 1, 70), Locator(ip_address("198.51.100.2"), 1, 30))
 FOREIGN = 0x1234000000000001
+# after programming the LISP bridge, the counters' baseline: an aggregate request per counted kind
+BASELINE = [ofwire.OFPT_MULTIPART_REQUEST] * len(COUNTED_KINDS)
 
 
 class Datapath:
     ofproto = ofp
     ofproto_parser = parser
 
-    def __init__(self, dpid: int, switch: OFSwitch):
-        self.id, self.switch, self.xid = dpid, switch, 0
+    def __init__(self, dpid: int, switch: OFSwitch, app=None):
+        self.id, self.switch, self.xid, self.app = dpid, switch, 0, app
 
     def send(self, data: bytes) -> None:
+        """The switch takes the messages; its replies and FlowRemoved messages reach the app's
+        handlers at once, in the order the switch sent them."""
         self.switch.receive(data)
+        for out in self.switch.take_outbox():
+            if self.app is None:
+                continue
+            if isinstance(out, AggregateReply):
+                self.app._aggregate_reply(SimpleNamespace(msg=SimpleNamespace(
+                    datapath=self, xid=out.xid, body=SimpleNamespace(packet_count=out.packets))))
+            else:
+                self.app._flow_removed(SimpleNamespace(msg=SimpleNamespace(
+                    datapath=self, cookie=out.cookie, packet_count=out.packets,
+                    reason=out.reason, match=parser.OFPMatch(**dict(out.key[2])))))
 
 
 class Shell:
@@ -53,8 +68,8 @@ class Shell:
                                          "gpe": (GPE, "02:00:00:00:01:02")}),
                          UNDERLAY: OFSwitch({"uplink": (UPLINK, "02:00:00:00:02:07"),
                                              "LOCAL": (OFPP_LOCAL, LOCAL_MAC)})}
-        self.dps = {LISP: Datapath(1, self.switches[LISP]),
-                    UNDERLAY: Datapath(2, self.switches[UNDERLAY])}
+        self.dps = {LISP: Datapath(1, self.switches[LISP], self.app),
+                    UNDERLAY: Datapath(2, self.switches[UNDERLAY], self.app)}
         self.app._bodies = lambda msg: self.switches[self.bridge(msg.datapath)].reply(msg)
         self.app._barrier = self.barrier
         self.seen_errors = {b: 0 for b in self.switches}
@@ -98,7 +113,7 @@ def test_connect_programs_both_bridges_and_a_reconnect_sends_only_the_barrier(sh
     assert shell.switches[UNDERLAY].packet_outs  # the next hop is resolved at once
     assert shell.app.warm.next_at is not None
     # the switch's instructions, re-serialized from os-ken's parse, equal ofwire's bytes
-    assert shell.connect(LISP) == [OFPT_BARRIER_REQUEST]
+    assert shell.connect(LISP) == [OFPT_BARRIER_REQUEST] + BASELINE
     sent = shell.connect(UNDERLAY)  # then the next hops are resolved again (packet-outs)
     assert sent[0] == OFPT_BARRIER_REQUEST and set(sent[1:]) == {ofwire.OFPT_PACKET_OUT}
 
@@ -108,7 +123,7 @@ def test_a_reconnect_modifies_groups_in_place(shell):
     shell.app.execute(shell.app.xtr.add_static(EidPrefix.parse("[1000]10.8.0.0/24"), TWO, 0.0))
     (gid,) = shell.app.xtr.group_ids().values()
     assert [g.group_id for g in shell.switches[LISP].group_list()] == [gid]
-    assert shell.connect(LISP) == [ofwire.OFPT_GROUP_MOD, OFPT_BARRIER_REQUEST]
+    assert shell.connect(LISP) == [ofwire.OFPT_GROUP_MOD, OFPT_BARRIER_REQUEST] + BASELINE
     assert shell.app.writer.groups == {gid}
 
 
@@ -181,7 +196,8 @@ def test_handlers_are_guarded_and_count_their_failures(shell, monkeypatch):
     assert (stats.bad_header, stats.handler_errors) == (1, 1)
     monkeypatch.setattr(shell.app.xtr, "host_expired", broken)
     shell.app._flow_removed(SimpleNamespace(msg=SimpleNamespace(
-        cookie=cookie(K_HOST), match=parser.OFPMatch(in_port=1))))
+        datapath=shell.dps[LISP], cookie=cookie(K_HOST), packet_count=0,
+        match=parser.OFPMatch(in_port=1))))
     assert (stats.bad_header, stats.handler_errors) == (1, 2)
     monkeypatch.setattr(shell.app, "_bodies", broken)
     shell.app._connect(UNDERLAY, shell.dps[UNDERLAY])  # a failed connect: logged, counted
