@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -106,6 +107,59 @@ def test_metrics_are_prometheus_text(api):
     assert values[("lisp_misses_total", ())] == 3
     assert values[("lisp_map_cache_entries", ())] == 0
     assert values[("lisp_bridge_connected", (("bridge", "lisp"),))] == 0
+
+
+def test_mapstat_fresh_reads_the_switch_first_and_says_how_old_the_counts_are():
+    from lisp_app.dataplane.pipeline import K_ENCAP
+    from lisp_app.control.counting import COUNTED
+    app = FakeApp()
+    now = [100.0]
+    api = Api(app, clock=lambda: now[0])
+    code, body = call(api, "GET", "/mapstat")
+    assert code == 200 and body["counts_age_seconds"] is None and body["counts_read_at"] is None
+    assert "not read from the switch yet" in "\n".join(cli.format_mapstat(body))
+    code, body = call(api, "GET", "/mapstat?fresh=1")  # no switch to ask
+    assert code == 503 and "not connected" in body["error"]
+    polls = []
+
+    def poll_counters():  # the shell's poll: ask every counted kind, the switch answers
+        counts = app.xtr.flow_counts
+        if not polls:
+            counts.new_epoch()
+        requests = {len(polls) * 10 + n: kind for n, kind in enumerate(COUNTED)}
+        counts.ask(requests, now[0])
+        for xid, kind in requests.items():
+            counts.answered(xid, 3 * len(polls) if kind == K_ENCAP else 0)
+        polls.append(now[0])
+        return True
+
+    app.poll_counters = poll_counters
+    call(api, "GET", "/mapstat?fresh=1")  # the baseline
+    now[0] = 130.0
+    code, body = call(api, "GET", "/mapstat?fresh=1")
+    assert code == 200 and polls == [100.0, 130.0]
+    assert body["counters"]["sent"] == 3 and body["counts_age_seconds"] == 0.0
+    assert abs(body["counts_read_at"] - time.time()) < 5
+    now[0] = 137.5
+    code, body = call(api, "GET", "/mapstat")  # not fresh: the last counts, 7.5 s old
+    assert len(polls) == 2 and body["counts_age_seconds"] == 7.5
+    assert "data-plane counts read 7.5 s ago" in "\n".join(cli.format_mapstat(body))
+    code, body = call(api, "GET", "/mapstat?fresh=maybe")
+    assert code == 400 and "fresh must be 1 or 0" in body["error"] and len(polls) == 2
+    app.poll_counters = lambda: False  # the switch did not answer in time
+    code, body = call(api, "GET", "/mapstat?fresh=1")
+    assert code == 503 and "did not answer" in body["error"]
+
+
+def test_lispctl_mapstat_fresh_asks_for_fresh_counts(monkeypatch, capsys):
+    asked = []
+    monkeypatch.setattr(cli.LispClient, "_call",
+                        lambda self, method, path, body=None, timeout=None: asked.append(path)
+                        or {"counters": {}, "cache_entries": 0, "pending_requests": 0,
+                            "counts_age_seconds": 0.01})
+    assert cli.main(["mapstat", "--fresh"]) == 0 and cli.main(["mapstat"]) == 0
+    assert asked == ["/mapstat?fresh=1", "/mapstat"]
+    assert "data-plane counts read 0.0 s ago" in capsys.readouterr().out
 
 
 def test_mapstat_and_its_human_form(api):

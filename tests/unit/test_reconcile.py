@@ -3,12 +3,15 @@
 flows of ours, foreign flows, changed instructions, groups of an earlier controller, meters. After
 the plan has run, the switch holds exactly what the core wants plus the foreign flows. Also: every
 pipeline flow survives Flow -> ofwire bytes -> switch -> Flow, and packets run through the flows
-read back from the switch as through the originals."""
+read back from the switch as through the originals. A counted flow lacking OFPFF_SEND_FLOW_REM
+is added again."""
 
 from __future__ import annotations
 
 import itertools
 from ipaddress import ip_address
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from lisp_app.dataplane import ofwire, reconcile
 from lisp_app.dataplane.effects import LISP, UNDERLAY
@@ -144,6 +147,22 @@ def test_a_flow_whose_instructions_or_cookie_changed_is_added_again():
     plan, _messages, wanted = connect(switch, xtr, LISP)
     assert plan.flows_add == [changed, recookied] or plan.flows_add == [recookied, changed]
     assert (plan.stale, plan.kept) == (0, len(flows) - 2)
+    assert_holds_exactly(switch, wanted)
+
+
+def test_a_counted_flow_without_its_flow_removed_flag_is_added_again_keeping_its_counts():
+    """A flow of an earlier version (no OFPFF_SEND_FLOW_REM) would leave without reporting its
+    final count: reconciliation replaces it, and the switch keeps the counts it had."""
+    xtr = with_statics(make_xtr(), ("[1000]10.9.0.0/16", ONE))
+    switch = OFSwitch()
+    connect(switch, xtr, LISP)
+    (encap,) = xtr.installer.flows_of(EidPrefix.parse("[1000]10.9.0.0/16"))
+    assert switch.flags(encap) == ofp.OFPFF_SEND_FLOW_REM
+    switch.receive(ofwire.Encoder().flow_add(encap, 9, flags=0))  # as an earlier version did
+    switch.hit(encap, 7)
+    plan, _messages, wanted = connect(switch, xtr, LISP)
+    assert plan.flows_add == [encap] and plan.stale == 0
+    assert switch.flags(encap) == ofp.OFPFF_SEND_FLOW_REM and switch.packets(encap) == 7
     assert_holds_exactly(switch, wanted)
 
 

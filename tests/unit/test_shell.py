@@ -24,7 +24,7 @@ from lisp_app.dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from lisp_app.dataplane.flows import (OFPP_CONTROLLER, OFPP_LOCAL, CheckPktLarger, CopyField,
                                       DecTtl, Flow, GroupAction, Output, SetField, ToController,
                                       match)
-from lisp_app.dataplane.pipeline import COUNTED_KINDS, K_ENCAP, K_HOST, cookie
+from lisp_app.dataplane.pipeline import COUNTED_KINDS, K_ENCAP, K_HOST, K_PUNT_TOO_BIG, cookie
 from lisp_app.protocol import EidPrefix, Locator
 from lisp_app.shell import translate
 from tests.ofswitch import OFPT_BARRIER_REQUEST, AggregateReply, OFSwitch, plain
@@ -310,3 +310,115 @@ def test_a_bulk_install_splits_into_what_goes_at_once_and_one_bundle_per_bridge(
     at_once, adds = split_bulk(effects, {LISP: object()})
     assert at_once == [FlowChange(LISP, delete=(b,), groups=(group,)), out, alt]
     assert adds == {LISP: [a, b]}  # the underlay is not connected: left for its reconnect
+
+
+# -- the data-plane counters (lisp_app.control.counting through the shell) ----------------------
+
+def _encap_flow(shell, prefix: str) -> Flow:
+    (flow,) = shell.app.xtr.installer.flows_of(EidPrefix.parse(prefix))
+    return flow
+
+
+def test_sent_counts_survive_the_controllers_delete_of_the_mapping(shell):
+    """A 3-packet ping's encapsulation flow, then ``lispctl map del``: the controller deletes
+    the flow, the switch reports its final count, and sent does not go down."""
+    switch = shell.switches[LISP]
+    shell.connect(LISP)
+    shell.app.execute(shell.app.xtr.add_static(EidPrefix.parse("[1000]10.9.0.0/16"), TWO[:1],
+                                               0.0))
+    flow = _encap_flow(shell, "[1000]10.9.0.0/16")
+    assert switch.flags(flow) & ofp.OFPFF_SEND_FLOW_REM
+    switch.hit(flow, 3)
+    assert shell.app.poll_counters()
+    stats = shell.app.xtr.stats
+    assert stats.sent == 3
+    switch.hit(flow, 1)  # one more before the delete, never polled
+    shell.app.execute(shell.app.xtr.remove_mapping(EidPrefix.parse("[1000]10.9.0.0/16"), 1.0))
+    assert plain(flow) not in switch.flow_set()
+    assert stats.sent == 4
+    assert shell.app.poll_counters() and stats.sent == 4
+
+
+def test_expired_flows_and_explicit_drops_count_apart_from_negative_mappings(shell):
+    from lisp_app.mapping.cache import CacheEntry
+    from lisp_app.protocol import Action
+    switch = shell.switches[LISP]
+    shell.connect(LISP)
+    xtr = shell.app.xtr
+    multicast = next(f for f in xtr.desired(LISP)[1]
+                     if dict(f.match).get("ipv4_dst") == ("224.0.0.0", "240.0.0.0"))
+    switch.hit(multicast, 2)
+    negative = CacheEntry(EidPrefix.parse("[1000]10.66.0.0/16"), (), Action.DROP_NO_REASON)
+    shell.app.execute(xtr.installer.install(negative))
+    switch.hit(_encap_flow(shell, "[1000]10.66.0.0/16"), 5)
+    assert shell.app.poll_counters()
+    assert (xtr.stats.dropped_policy, xtr.stats.dropped_negative) == (2, 5)
+    switch.expire(_encap_flow(shell, "[1000]10.66.0.0/16"))  # a hard timeout, say
+    assert shell.app.poll_counters()
+    assert (xtr.stats.dropped_policy, xtr.stats.dropped_negative) == (2, 5)
+    assert xtr.stats.sent == 0
+
+
+def test_a_mapping_that_turns_positive_does_not_carry_its_drops_into_sent(shell):
+    """OVS keeps a replaced flow's counts: the negative flow is deleted first (its count goes to
+    dropped_negative), then the encapsulation flow is added from zero."""
+    from lisp_app.mapping.cache import CacheEntry
+    from lisp_app.protocol import Action
+    switch = shell.switches[LISP]
+    shell.connect(LISP)
+    xtr = shell.app.xtr
+    prefix = EidPrefix.parse("[1000]10.66.0.0/16")
+    negative = CacheEntry(prefix, (), Action.DROP_NO_REASON)
+    shell.app.execute(xtr.installer.install(negative))
+    switch.hit(_encap_flow(shell, "[1000]10.66.0.0/16"), 4)
+    shell.app.execute(xtr.installer.install(CacheEntry(prefix, TWO[:1])))
+    assert _encap_flow(shell, "[1000]10.66.0.0/16").cookie == cookie(K_ENCAP)
+    assert switch.packets(_encap_flow(shell, "[1000]10.66.0.0/16")) == 0
+    assert shell.app.poll_counters()
+    assert (xtr.stats.dropped_negative, xtr.stats.sent) == (4, 0)
+
+
+def test_the_controllers_own_drops_are_not_overwritten_by_a_poll(shell):
+    from tests.xtrkit import arp_reply
+    shell.connect(LISP)
+    stats = shell.app.xtr.stats
+    frame = arp_reply("10.1.0.10", "02:00:00:00:00:10", "10.1.0.1", "02:00:00:00:00:01")
+    shell.app._packet_in(SimpleNamespace(msg=SimpleNamespace(
+        datapath=shell.dps[LISP], cookie=cookie(K_PUNT_TOO_BIG), match={"in_port": SITE},
+        data=frame)))
+    assert stats.too_big_dropped == 1
+    assert shell.app.poll_counters()
+    assert stats.too_big_dropped == 1 and stats.dropped == 1
+
+
+def test_counters_go_on_across_a_reconnect_and_reconciliation(shell):
+    """Counts of flows from before the controller's start are not counted; a reconnect whose
+    reconciliation deletes a counted flow (its mapping went while disconnected) loses nothing."""
+    switch = shell.switches[LISP]
+    old = Flow(1, 2016, match(eth_type=0x800, ipv4_dst=("10.77.0.0", "255.255.0.0"),
+                              metadata=(1000, 0xFFFFFF)), cookie(K_ENCAP), apply=(Output(GPE),))
+    switch.preload([old])
+    switch.hit(old, 100)  # an earlier controller's flow, with its counts
+    shell.connect(LISP)   # reconciliation deletes it (its count is not ours), then the baseline
+    stats = shell.app.xtr.stats
+    assert stats.sent == 0
+    prefix = EidPrefix.parse("[1000]10.9.0.0/16")
+    shell.app.execute(shell.app.xtr.add_static(prefix, TWO[:1], 0.0))
+    switch.hit(_encap_flow(shell, "[1000]10.9.0.0/16"), 6)
+    assert shell.app.poll_counters() and stats.sent == 6
+    del shell.app.datapaths[LISP]  # disconnected: the mapping goes, the switch keeps the flow
+    shell.app.execute(shell.app.xtr.remove_mapping(prefix, 1.0))
+    switch.hit(_encap_flow_key(switch, prefix), 1)
+    shell.connect(LISP)
+    assert not any(f.cookie == cookie(K_ENCAP) for f in switch.flows())
+    assert stats.sent == 6
+    assert shell.app.poll_counters() and stats.sent == 6
+
+
+def _encap_flow_key(switch: OFSwitch, prefix: EidPrefix) -> Flow:
+    return next(f for f in switch.flows() if f.cookie == cookie(K_ENCAP)
+                and dict(f.match).get("ipv4_dst", ("",))[0] == str(prefix.network.network_address))
+
+
+def test_a_poll_without_a_connected_bridge_says_so(shell):
+    assert shell.app.poll_counters() is False
