@@ -420,9 +420,14 @@ class LispApp(app_manager.OSKenApp):
             rtts.append(time.perf_counter() - start)
         return rtts
 
-    def poll_counters(self, timeout: float = COUNTS_TIMEOUT) -> bool:
-        """Read the data-plane counters from the LISP bridge now and wait for them (``GET
-        /mapstat?fresh=1``). False: the bridge is not connected, or did not answer in time."""
+    def poll_counters(self, timeout: float = COUNTS_TIMEOUT,
+                      settle: float = policy.FRESH_SETTLE) -> bool:
+        """Read the data-plane counters from the LISP bridge and wait for them (``GET
+        /mapstat?fresh=1``), ``settle`` seconds from now: the time OVS takes to count what
+        has passed. False: the bridge is not connected, or did not answer in time."""
+        if LISP not in self.datapaths:
+            return False
+        hub.sleep(settle)
         dp = self.datapaths.get(LISP)
         return dp is not None and self._poll_counters(dp, timeout)
 

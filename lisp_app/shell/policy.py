@@ -7,13 +7,19 @@ counters one by one when they are few, in one full dump when many. The warm-up s
 the underlay next hops again shortly after the underlay bridge connects (1, 2 and 4 s later) and
 then every minute: OVS's tunnel neighbour cache, which learns from these replies, can miss the
 first answers while the namespace's addresses and routes are still settling (measured for IPv6
-next hops on first start).
+next hops on first start). A fresh read of the counters first waits for OVS to credit its
+datapath's statistics to the flows (FRESH_SETTLE).
 """
 
 from __future__ import annotations
 
 TIMER_TICK = 0.1
 STATS_INTERVAL = 5.0
+# OVS credits its datapath flows' statistics to the OpenFlow rules every other_config:
+# max-revalidator ms (500 by default; measured: the last packet of a ping counted 0.3-0.5 s
+# after it passed). A fresh read of the counters (GET /mapstat?fresh=1) waits this long first,
+# so that it counts every packet that passed before it was asked for.
+FRESH_SETTLE = 0.6
 WATCH_HORIZON = 2 * STATS_INTERVAL  # start watching a mapping's counter this early
 WATCH_ONE_BY_ONE = 200  # more watched flows than this: one full flow-stats dump instead
 STATS_DUTY = 10  # a poll that took t seconds is followed by at least 10 t seconds without one

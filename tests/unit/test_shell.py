@@ -329,14 +329,14 @@ def test_sent_counts_survive_the_controllers_delete_of_the_mapping(shell):
     flow = _encap_flow(shell, "[1000]10.9.0.0/16")
     assert switch.flags(flow) & ofp.OFPFF_SEND_FLOW_REM
     switch.hit(flow, 3)
-    assert shell.app.poll_counters()
+    assert shell.app.poll_counters(settle=0)
     stats = shell.app.xtr.stats
     assert stats.sent == 3
     switch.hit(flow, 1)  # one more before the delete, never polled
     shell.app.execute(shell.app.xtr.remove_mapping(EidPrefix.parse("[1000]10.9.0.0/16"), 1.0))
     assert plain(flow) not in switch.flow_set()
     assert stats.sent == 4
-    assert shell.app.poll_counters() and stats.sent == 4
+    assert shell.app.poll_counters(settle=0) and stats.sent == 4
 
 
 def test_expired_flows_and_explicit_drops_count_apart_from_negative_mappings(shell):
@@ -351,10 +351,10 @@ def test_expired_flows_and_explicit_drops_count_apart_from_negative_mappings(she
     negative = CacheEntry(EidPrefix.parse("[1000]10.66.0.0/16"), (), Action.DROP_NO_REASON)
     shell.app.execute(xtr.installer.install(negative))
     switch.hit(_encap_flow(shell, "[1000]10.66.0.0/16"), 5)
-    assert shell.app.poll_counters()
+    assert shell.app.poll_counters(settle=0)
     assert (xtr.stats.dropped_policy, xtr.stats.dropped_negative) == (2, 5)
     switch.expire(_encap_flow(shell, "[1000]10.66.0.0/16"))  # a hard timeout, say
-    assert shell.app.poll_counters()
+    assert shell.app.poll_counters(settle=0)
     assert (xtr.stats.dropped_policy, xtr.stats.dropped_negative) == (2, 5)
     assert xtr.stats.sent == 0
 
@@ -374,7 +374,7 @@ def test_a_mapping_that_turns_positive_does_not_carry_its_drops_into_sent(shell)
     shell.app.execute(xtr.installer.install(CacheEntry(prefix, TWO[:1])))
     assert _encap_flow(shell, "[1000]10.66.0.0/16").cookie == cookie(K_ENCAP)
     assert switch.packets(_encap_flow(shell, "[1000]10.66.0.0/16")) == 0
-    assert shell.app.poll_counters()
+    assert shell.app.poll_counters(settle=0)
     assert (xtr.stats.dropped_negative, xtr.stats.sent) == (4, 0)
 
 
@@ -387,7 +387,7 @@ def test_the_controllers_own_drops_are_not_overwritten_by_a_poll(shell):
         datapath=shell.dps[LISP], cookie=cookie(K_PUNT_TOO_BIG), match={"in_port": SITE},
         data=frame)))
     assert stats.too_big_dropped == 1
-    assert shell.app.poll_counters()
+    assert shell.app.poll_counters(settle=0)
     assert stats.too_big_dropped == 1 and stats.dropped == 1
 
 
@@ -405,14 +405,14 @@ def test_counters_go_on_across_a_reconnect_and_reconciliation(shell):
     prefix = EidPrefix.parse("[1000]10.9.0.0/16")
     shell.app.execute(shell.app.xtr.add_static(prefix, TWO[:1], 0.0))
     switch.hit(_encap_flow(shell, "[1000]10.9.0.0/16"), 6)
-    assert shell.app.poll_counters() and stats.sent == 6
+    assert shell.app.poll_counters(settle=0) and stats.sent == 6
     del shell.app.datapaths[LISP]  # disconnected: the mapping goes, the switch keeps the flow
     shell.app.execute(shell.app.xtr.remove_mapping(prefix, 1.0))
     switch.hit(_encap_flow_key(switch, prefix), 1)
     shell.connect(LISP)
     assert not any(f.cookie == cookie(K_ENCAP) for f in switch.flows())
     assert stats.sent == 6
-    assert shell.app.poll_counters() and stats.sent == 6
+    assert shell.app.poll_counters(settle=0) and stats.sent == 6
 
 
 def _encap_flow_key(switch: OFSwitch, prefix: EidPrefix) -> Flow:
