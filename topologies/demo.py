@@ -133,8 +133,8 @@ def main() -> int:
             show(topo.xtrs["x1"].lispctl("map", "list"))
             step("x1: lispctl flows (our flows and groups, with packet counts)")
             show(topo.xtrs["x1"].lispctl("flows"))
-            step("x1: lispctl mapstat")
-            show(topo.xtrs["x1"].lispctl("mapstat"))
+            step("x1: lispctl mapstat --fresh (the switch's counters read now)")
+            show(topo.xtrs["x1"].lispctl("mapstat", "--fresh"))
             if args.cli:
                 from mininet.cli import CLI
                 step("Mininet CLI: try `x1 lispctl map list`, `x2 lispctl bgp`, `h1 ping 153.16.40.10` "

@@ -165,7 +165,7 @@ def main() -> int:
         print("*** the OOR site -> h1:")
         print(topo.host("o2").cmd(f"ping -c 5 -i 0.5 -I {OOR_EID} 10.1.0.10"))
         print(topo.xtrs["x1"].lispctl("map", "list"))
-        print(topo.xtrs["x1"].lispctl("mapstat"))
+        print(topo.xtrs["x1"].lispctl("mapstat", "--fresh"))
         if args.cli:
             from mininet.cli import CLI
             CLI(topo.net)

@@ -128,8 +128,8 @@ def main() -> int:
         print(h1.cmd("ping -c 3 -i 0.3 10.2.0.10"))
         print("*** x1 lispctl map list:")
         print(topo.xtrs["x1"].lispctl("map", "list"))
-        print("*** x1 lispctl mapstat:")
-        print(topo.xtrs["x1"].lispctl("mapstat"))
+        print("*** x1 lispctl mapstat --fresh:")
+        print(topo.xtrs["x1"].lispctl("mapstat", "--fresh"))
         if args.cli:
             from mininet.cli import CLI
             print(f"lispctl in a node: x1 {sys.executable} -m lisp_app.api.cli map list")

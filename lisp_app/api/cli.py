@@ -88,7 +88,8 @@ MAPSTAT_LABELS = [
     ("received", "LISP packets received (decapsulated)"),
     ("delivered", "packets delivered to site hosts"),
     ("sent", "packets encapsulated and sent"),
-    ("dropped_negative", "packets dropped by negative map-cache entries"),
+    ("dropped_negative", "packets dropped by negative map-cache entries (or mappings with no "
+     "usable locator)"),
     ("dropped_policy", "packets dropped by explicit drop rules (multicast, broadcast, "
      "link-local, not for a local EID, ALT ports)"),
     ("too_big_dropped", "too-big packets dropped without ICMP (no gateway address of their "

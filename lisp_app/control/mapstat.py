@@ -12,7 +12,8 @@ class MapStat:
     received: int = 0          # LISP packets decapsulated for our EID prefixes
     delivered: int = 0         # packets delivered to site hosts
     sent: int = 0              # packets encapsulated towards remote RLOCs
-    dropped_negative: int = 0  # packets dropped by negative map-cache entries
+    dropped_negative: int = 0  # packets dropped by negative map-cache entries (or mappings
+    #                            left with no usable locator)
     dropped_policy: int = 0    # packets dropped by the pipeline's explicit drop rules
     #                            (multicast, broadcast, link-local, not for a local EID, ALT)
     # data plane, counted by the controller
