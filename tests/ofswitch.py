@@ -11,7 +11,8 @@ It counts packets per flow as OVS does (:meth:`OFSwitch.hit` stands for traffic)
 replaces a flow keeps its counts (measured on OVS 3.1 with OpenFlow 1.3), and a flow that leaves
 (DELETE_STRICT, or :meth:`OFSwitch.expire`) with OFPFF_SEND_FLOW_REM set sends its final counts.
 Aggregate-statistics requests are answered. The asynchronous messages and replies go to
-``outbox`` in the order the switch sends them, as :class:`Removed` and :class:`AggregateReply`.
+``outbox`` in the order the switch sends them, as :class:`Removed` and :class:`AggregateReply`;
+:class:`Datapath` stands for os-ken's datapath between such a switch and the app.
 
 It decodes independently of lisp_app.dataplane.ofwire: flow-mods with os-ken's own message
 parser (``OFPFlowMod.parser``), actions with os-ken's action parser, and group-mods, meter-mods,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import struct
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -416,3 +418,29 @@ def plain(flow: Flow) -> Flow:
     return Flow(flow.table, flow.priority, canonical_match(flow.match), flow.cookie,
                 flow.apply, flow.write, flow.clear, flow.metadata, flow.goto, flow.meter,
                 flow.idle_timeout, flow.hard_timeout)
+
+
+class Datapath:
+    """An os-ken datapath stand-in for the app (lisp_app.app.LispApp): what it sends goes to
+    ``switch``; the switch's aggregate replies and FlowRemoved messages reach ``app``'s handlers
+    at once, in the order the switch sent them (without ``app``, nothing answers a poll of the
+    counters)."""
+
+    ofproto = ofp
+    ofproto_parser = parser
+
+    def __init__(self, dpid: int, switch: OFSwitch, app=None):
+        self.id, self.switch, self.xid, self.app = dpid, switch, 0, app
+
+    def send(self, data: bytes) -> None:
+        self.switch.receive(data)
+        for out in self.switch.take_outbox():
+            if self.app is None:
+                continue
+            if isinstance(out, AggregateReply):
+                self.app._aggregate_reply(SimpleNamespace(msg=SimpleNamespace(
+                    datapath=self, xid=out.xid, body=SimpleNamespace(packet_count=out.packets))))
+            else:
+                self.app._flow_removed(SimpleNamespace(msg=SimpleNamespace(
+                    datapath=self, cookie=out.cookie, packet_count=out.packets,
+                    reason=out.reason, match=parser.OFPMatch(**dict(out.key[2])))))

@@ -13,8 +13,6 @@ import random
 from ipaddress import ip_address
 
 import pytest
-from os_ken.ofproto import ofproto_v1_3 as ofp
-from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from lisp_app.alt.effects import AddNeighbor, Announce, RemoveNeighbor, Withdraw
 from lisp_app.alt.speaker import AltSpeaker
@@ -28,7 +26,7 @@ from lisp_app.node import Xtr
 from lisp_app.node.reload import ReloadRefused, apply, plan, reload_file
 from lisp_app.protocol import EidPrefix, EidRecord, MapRegister, MapReply, MapRequest
 from lisp_app.shell.hangup import ReloadRequests
-from tests.ofswitch import OFPT_BARRIER_REQUEST, OFSwitch, plain
+from tests.ofswitch import OFPT_BARRIER_REQUEST, Datapath, OFSwitch, plain
 from tests.xtrkit import (ALT_CONFIG, CONFIG, GPE, GW_MAC, HOST_MAC, LOCAL_MAC, SITE, UPLINK,
                           arp_reply, control_payloads, learn_next_hop, make_xtr, underlay_in)
 
@@ -306,17 +304,6 @@ def test_reload_requests_are_counted_by_the_handler_and_taken_once():
 
 # -- the shell: SIGHUP's reload runs on the hub and sends only what changed ---------------------
 
-class Datapath:
-    ofproto = ofp
-    ofproto_parser = parser
-
-    def __init__(self, dpid: int, switch: OFSwitch):
-        self.id, self.switch, self.xid = dpid, switch, 0
-
-    def send(self, data: bytes) -> None:
-        self.switch.receive(data)
-
-
 def shell_app(path: str):
     app = LispApp(lisp_config=parse_config(CONFIG), lisp_config_path=path,
                   lisp_reload_requests=ReloadRequests())
@@ -324,7 +311,7 @@ def shell_app(path: str):
                                 "gpe": (GPE, "02:00:00:00:01:02")}),
                 UNDERLAY: OFSwitch({"uplink": (UPLINK, "02:00:00:00:02:07"),
                                     "LOCAL": (OFPP_LOCAL, LOCAL_MAC)})}
-    dps = {LISP: Datapath(1, switches[LISP]), UNDERLAY: Datapath(2, switches[UNDERLAY])}
+    dps = {LISP: Datapath(1, switches[LISP], app), UNDERLAY: Datapath(2, switches[UNDERLAY], app)}
     app._bodies = lambda msg: switches[LISP if msg.datapath.id == 1 else UNDERLAY].reply(msg)
     app._barrier = lambda dp: dp.send(ofwire.barrier_request(app._xid(dp)))
     for bridge in (LISP, UNDERLAY):

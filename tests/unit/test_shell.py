@@ -27,36 +27,13 @@ from lisp_app.dataplane.flows import (OFPP_CONTROLLER, OFPP_LOCAL, CheckPktLarge
 from lisp_app.dataplane.pipeline import COUNTED_KINDS, K_ENCAP, K_HOST, K_PUNT_TOO_BIG, cookie
 from lisp_app.protocol import EidPrefix, Locator
 from lisp_app.shell import translate
-from tests.ofswitch import OFPT_BARRIER_REQUEST, AggregateReply, OFSwitch, plain
+from tests.ofswitch import OFPT_BARRIER_REQUEST, Datapath, OFSwitch, plain
 from tests.xtrkit import CONFIG, GPE, LOCAL_MAC, SITE, UPLINK
 
 TWO = (Locator(ip_address("198.51.100.1"), 1, 70), Locator(ip_address("198.51.100.2"), 1, 30))
 FOREIGN = 0x1234000000000001
 # after programming the LISP bridge, the counters' baseline: an aggregate request per counted kind
 BASELINE = [ofwire.OFPT_MULTIPART_REQUEST] * len(COUNTED_KINDS)
-
-
-class Datapath:
-    ofproto = ofp
-    ofproto_parser = parser
-
-    def __init__(self, dpid: int, switch: OFSwitch, app=None):
-        self.id, self.switch, self.xid, self.app = dpid, switch, 0, app
-
-    def send(self, data: bytes) -> None:
-        """The switch takes the messages; its replies and FlowRemoved messages reach the app's
-        handlers at once, in the order the switch sent them."""
-        self.switch.receive(data)
-        for out in self.switch.take_outbox():
-            if self.app is None:
-                continue
-            if isinstance(out, AggregateReply):
-                self.app._aggregate_reply(SimpleNamespace(msg=SimpleNamespace(
-                    datapath=self, xid=out.xid, body=SimpleNamespace(packet_count=out.packets))))
-            else:
-                self.app._flow_removed(SimpleNamespace(msg=SimpleNamespace(
-                    datapath=self, cookie=out.cookie, packet_count=out.packets,
-                    reason=out.reason, match=parser.OFPMatch(**dict(out.key[2])))))
 
 
 class Shell:
