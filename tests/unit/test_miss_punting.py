@@ -198,7 +198,7 @@ def test_open_vswitch_reads_the_miss_stages_as_meant(tmp_path):
                  "actions=meter:65599,goto_table:6",
                  f"table:5 priority=100,reg1=0,in_port={BLUE} cookie:0x4c49535001000000 "
                  "actions=meter:65792,goto_table:6",
-                 "table:5 priority=0 cookie:0x4c49535005000000 actions=drop",
+                 "table:5 priority=0 cookie:0x4c49535005000000 send_flow_rem actions=drop",
                  f"table:6 priority=100,in_port={BLUE} cookie:0x4c49535001000000 "
                  "actions=meter:257,goto_table:7",
                  "table:7 priority=0 cookie:0x4c49535010000000 "

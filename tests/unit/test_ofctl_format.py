@@ -30,7 +30,8 @@ from lisp_app.protocol.records import Action, Locator
 from lisp_app.shell import ofctl, translate
 
 C = cookie(K_ENCAP)  # 0x4c49535002000000
-HEAD = "cookie=0x4c49535002000000, duration=3.456s, table=1, n_packets=7, n_bytes=700, "
+HEAD = ("cookie=0x4c49535002000000, duration=3.456s, table=1, n_packets=7, n_bytes=700, "
+        "send_flow_rem ")  # an encapsulation flow reports its final count when it goes
 
 
 def stats_body(flow: Flow, duration=(3, 456_000_000), packets=7, nbytes=700, flags=None) -> bytes:
