@@ -12,35 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from lisp_app.api import cli
 from lisp_app.api.server import Api
 from lisp_app.dataplane.effects import FlowChange
+from tests.apikit import FakeApp, call
 from tests.xtrkit import make_xtr
-
-
-class FakeApp:
-    def __init__(self):
-        self.xtr = make_xtr()
-        self.datapaths = {}
-        self.effects = []
-
-    def execute(self, effects):
-        self.effects.extend(effects)
-
-    def flow_rows(self, bridge):
-        return []
-
-    def group_rows(self, bridge):
-        return []
-
-
-def call(api, method, path, body=None, **headers):
-    path, _, query = path.partition("?")
-    raw = json.dumps(body).encode() if body is not None else b""
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw),
-               "HTTP_HOST": "127.0.0.1:8080", "CONTENT_TYPE": "application/json", **headers}
-    status = []
-    out = b"".join(api(environ, lambda s, headers: status.append(s)))
-    text = out.decode()
-    return int(status[0].split()[0]), (text if path == "/metrics" else json.loads(text))
 
 
 @pytest.fixture
@@ -192,19 +165,8 @@ def test_lispctl_parses_locators():
         cli.parse_locator("192.0.2.1/x")
 
 
-class BulkApp(FakeApp):
-    def __init__(self):
-        super().__init__()
-        self.bulk = []
-
-    def execute_bulk(self, effects):
-        self.bulk.append(list(effects))
-        flows = sum(len(e.add) for e in effects if isinstance(e, FlowChange))
-        return {"flows": flows, "groups": 0, "bundles": 1}
-
-
 def test_bulk_add_installs_every_mapping_in_one_batch():
-    api = Api(BulkApp())
+    api = Api(FakeApp())
     mappings = [{"prefix": f"[1000]10.{n}.0.0/16", "locators": [{"rloc": "198.51.100.1"}]}
                 for n in range(20, 25)]
     code, body = call(api, "POST", "/map", {"mappings": mappings})
@@ -222,7 +184,7 @@ def test_bulk_add_installs_every_mapping_in_one_batch():
      "must be 0..255"),
 ])
 def test_a_bad_bulk_item_is_named_and_nothing_is_installed(bad, message):
-    api = Api(BulkApp())
+    api = Api(FakeApp())
     good = {"prefix": "[1000]10.20.0.0/16", "locators": [{"rloc": "198.51.100.1"}]}
     code, body = call(api, "POST", "/map", {"mappings": [good, bad]})
     assert code == 400 and message in body["error"]
@@ -230,7 +192,7 @@ def test_a_bad_bulk_item_is_named_and_nothing_is_installed(bad, message):
 
 
 def test_bulk_add_needs_a_list():
-    code, body = call(Api(BulkApp()), "POST", "/map", {"mappings": {"prefix": "10.0.0.0/8"}})
+    code, body = call(Api(FakeApp()), "POST", "/map", {"mappings": {"prefix": "10.0.0.0/8"}})
     assert code == 400 and "must be a list" in body["error"]
 
 

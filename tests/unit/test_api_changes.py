@@ -4,8 +4,6 @@ change is logged with what changed and the client it came from."""
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 
 import pytest
@@ -13,38 +11,12 @@ import pytest
 from lisp_app.api import cli
 from lisp_app.api.client import LispClient
 from lisp_app.api.server import Api
-from lisp_app.dataplane.effects import FlowChange
-from tests.xtrkit import CONFIG, make_xtr
+from tests.apikit import FakeApp, call
+from tests.xtrkit import CONFIG
 
 DUAL_STACK = CONFIG.replace("mtu: 1500}", 'mtu: 1500, rloc_ipv6: "2001:db8:ff::1", '
                                          'next_hop_ipv6: "2001:db8:ff::fe"}')
 assert DUAL_STACK != CONFIG
-
-
-class App:
-    def __init__(self, config: str = CONFIG):
-        self.xtr = make_xtr(config)
-        self.datapaths = {}
-        self.effects, self.bulk = [], []
-
-    def execute(self, effects):
-        self.effects.extend(effects)
-
-    def execute_bulk(self, effects):
-        self.bulk.append(list(effects))
-        flows = sum(len(e.add) for e in effects if isinstance(e, FlowChange))
-        return {"flows": flows, "groups": 0, "bundles": 1}
-
-
-def call(api, method, path, body=None, **environ):
-    path, _, query = path.partition("?")
-    raw = json.dumps(body).encode() if body is not None else b""
-    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-           "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw),
-           "HTTP_HOST": "127.0.0.1:8080", "CONTENT_TYPE": "application/json", **environ}
-    status = []
-    out = b"".join(api(env, lambda s, headers: status.append(s)))
-    return int(status[0].split()[0]), json.loads(out)
 
 
 def locs(*specs):
@@ -75,7 +47,7 @@ def unchanged(app) -> bool:
     ("[7]10.9.0.0/16", locs("198.51.100.1"), "instance-id 7 carries none"),
 ])
 def test_a_mapping_that_can_never_forward_is_refused_with_the_reason(prefix, locators, words):
-    app = App()
+    app = FakeApp()
     code, body = call(Api(app), "POST", "/map", {"prefix": prefix, "locators": locators})
     assert code == 400, body
     assert body["error"].startswith("body: ") and "can never forward" in body["error"]
@@ -91,14 +63,14 @@ def test_a_mapping_that_can_never_forward_is_refused_with_the_reason(prefix, loc
     (DUAL_STACK, "[1000]10.9.0.0/16", locs("2001:db8::9")),
 ])
 def test_mappings_that_can_forward_are_accepted(config, prefix, locators):
-    app = App(config)
+    app = FakeApp(config)
     code, body = call(Api(app), "POST", "/map", {"prefix": prefix, "locators": locators})
     assert (code, body) == (200, {"added": prefix})
     assert len(app.xtr.cache) == 1
 
 
 def test_a_bulk_change_with_one_mapping_that_cannot_forward_changes_nothing():
-    app = App()
+    app = FakeApp()
     mappings = [{"prefix": "[1000]10.20.0.0/16", "locators": locs("198.51.100.1")},
                 {"prefix": "[1000]10.21.0.0/16", "locators": locs("198.51.100.2")},
                 {"prefix": "[1000]10.22.0.0/16", "locators": locs("2001:db8::9")}]
@@ -120,7 +92,7 @@ def in_process(monkeypatch, api):
 
 
 def test_lispctl_map_add_and_load_show_the_reason(monkeypatch, capsys, tmp_path):
-    app = App()
+    app = FakeApp()
     in_process(monkeypatch, Api(app))
     assert cli.main(["map", "add", "[1000]10.9.0.0/16", "2001:db8::9"]) == 1
     err = capsys.readouterr().err
@@ -145,7 +117,7 @@ def change_lines(caplog) -> list[str]:
 
 def test_every_change_is_logged_with_what_changed_and_the_client(caplog):
     caplog.set_level(logging.INFO, logger="lisp_app.api.server")
-    app = App()
+    app = FakeApp()
     api = Api(app)
     assert call(api, "POST", "/map", {"prefix": "[1000]10.9.0.0/16", "locators": locs(
         ("198.51.100.1", 1, 70), ("198.51.100.2", 1, 30))}, **CLIENT)[0] == 200
@@ -171,7 +143,7 @@ def test_every_change_is_logged_with_what_changed_and_the_client(caplog):
 
 def test_refused_changes_and_reads_are_not_logged_as_changes(caplog):
     caplog.set_level(logging.INFO, logger="lisp_app.api.server")
-    api = Api(App())
+    api = Api(FakeApp())
     assert call(api, "POST", "/map", {"prefix": "[1000]10.9.0.0/16",
                                       "locators": locs("2001:db8::9")}, **CLIENT)[0] == 400
     assert call(api, "GET", "/map", **CLIENT)[0] == 200

@@ -4,7 +4,6 @@ the controller's loop for 4.2 s)."""
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from ipaddress import ip_network
@@ -17,6 +16,7 @@ from lisp_app.api.server import Api
 from lisp_app.mapping.cache import SOURCE_STATIC, CacheEntry, CachePosition, MapCache
 from lisp_app.protocol.addresses import EidPrefix
 from lisp_app.protocol.records import Locator
+from tests.apikit import FakeApp, call
 from tests.xtrkit import make_xtr
 
 LOCATORS = (Locator(ip_network("198.51.100.1/32").network_address, 1, 100),)
@@ -137,27 +137,6 @@ def test_a_cursor_of_no_table_is_refused():
 
 
 # -- the API -------------------------------------------------------------------------------------
-
-class FakeApp:
-    def __init__(self):
-        self.xtr = make_xtr()
-        self.datapaths = {}
-        self.effects = []
-
-    def execute(self, effects):
-        self.effects.extend(effects)
-
-
-def call(api, method, path, body=None):
-    path, _, query = path.partition("?")
-    raw = json.dumps(body).encode() if body is not None else b""
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw),
-               "HTTP_HOST": "127.0.0.1:8080", "CONTENT_TYPE": "application/json"}
-    status = []
-    out = b"".join(api(environ, lambda s, headers: status.append(s)))
-    return int(status[0].split()[0]), json.loads(out)
-
 
 def api_with(n: int) -> Api:
     api = Api(FakeApp())
