@@ -7,17 +7,24 @@ For (a) a Map-Request and (b) a Map-Reply with two locators this measures:
   same message, as an OpenFlow packet-in would deliver it (os-ken parses the Ethernet, IPv4 and UDP
   headers and leaves the UDP 4342 payload as raw bytes).
 
-Each figure is the best of several timeit-style repeats (the least disturbed one). The last lines
-give codec cost / os-ken parse cost for each message; the goal is at most 1.0, i.e. decoding and
-re-encoding a LISP message costs no more than the header parsing every packet-in already pays.
+The two are measured in paired rounds: in each round the codec and os-ken are timed back to back
+(in alternating order from round to round), each as the best of a few timeit-style repeats, and
+the round's ratio is taken from that pair, so a disturbance of the machine that lasts seconds
+touches both sides of a ratio alike. One run's figure is the median of the rounds' ratios; the
+spread (lowest and highest round) says how far a single round could be trusted. (A single
+measurement of each side, one after the other, gave Map-Reply ratios from 0.91 to 1.65 across
+runs on one machine.) The last lines give codec cost / os-ken parse cost for each message; the
+goal is at most 1.0, i.e. decoding and re-encoding a LISP message costs no more than the header
+parsing every packet-in already pays.
 
-Usage: python bench/codec.py [--seconds N] [--repeats R]
+Usage: python bench/codec.py [--seconds N] [--repeats R] [--rounds K]
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import warnings
 from ipaddress import ip_address
@@ -72,25 +79,41 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0,
                         help="total measuring time, shared by all figures (default 4)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats per figure (default 5)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="repeats per figure in each round (default 5)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="paired rounds per message; the median ratio counts (default 7)")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.repeats < 1:
-        parser.error("--seconds must be positive and --repeats at least 1")
-    budget = args.seconds / (2 * len(MESSAGES))
+    if args.seconds <= 0 or args.repeats < 1 or args.rounds < 1:
+        parser.error("--seconds must be positive, --repeats and --rounds at least 1")
+    budget = args.seconds / (2 * len(MESSAGES) * args.rounds)
 
     print(f"LISP codec vs os-ken packet parsing: Python {platform.python_version()}, "
-          f"best of {args.repeats} repeats, {args.seconds:g} s budget")
+          f"{args.rounds} paired rounds of best-of-{args.repeats} figures, {args.seconds:g} s "
+          "budget")
     ratios = {}
     for name, message in MESSAGES.items():
         payload = message.encode()
         frame = frame_for(payload)
         check_workload(payload, frame)
-        codec = best_time_per_call(lambda: decode_control(payload).encode(), budget, args.repeats)
-        osken = best_time_per_call(lambda: Packet(frame), budget, args.repeats)
-        ratios[name] = codec / osken
-        print(f"{name} ({len(payload)}-byte payload, {len(frame)}-byte frame)")
+        sides = {"codec": lambda: decode_control(payload).encode(),
+                 "osken": lambda: Packet(frame)}
+        rounds = []  # (codec seconds, os-ken seconds) per round
+        for n in range(args.rounds):
+            order = ("codec", "osken") if n % 2 == 0 else ("osken", "codec")
+            took = {side: best_time_per_call(sides[side], budget, args.repeats)
+                    for side in order}
+            rounds.append((took["codec"], took["osken"]))
+        per_round = [c / o for c, o in rounds]
+        codec = statistics.median(c for c, _ in rounds)
+        osken = statistics.median(o for _, o in rounds)
+        ratios[name] = statistics.median(per_round)
+        print(f"{name} ({len(payload)}-byte payload, {len(frame)}-byte frame; medians over "
+              f"rounds)")
         print(f"  codec decode+encode   {1 / codec:>12,.0f} ops/s  {codec * 1e6:8.2f} us/op")
         print(f"  os-ken Packet(frame)  {1 / osken:>12,.0f} ops/s  {osken * 1e6:8.2f} us/op")
+        print(f"  ratio per round: {', '.join(f'{r:.2f}' for r in per_round)} (lowest "
+              f"{min(per_round):.2f}, highest {max(per_round):.2f})")
     for name, ratio in ratios.items():
         print(f"ratio {name}: codec/os-ken = {ratio:.2f} (goal <= 1.0)")
 

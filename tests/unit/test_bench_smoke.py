@@ -13,7 +13,8 @@ RATIO_LINE = re.compile(r"^ratio (\S+): codec/os-ken = (\d+\.\d\d) \(goal <= 1\.
 
 
 def test_bench_prints_figures_and_ratios():
-    run = subprocess.run([sys.executable, str(BENCH), "--seconds", "0.04", "--repeats", "2"],
+    run = subprocess.run([sys.executable, str(BENCH), "--seconds", "0.04", "--repeats", "2",
+                          "--rounds", "3"],
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
@@ -23,6 +24,9 @@ def test_bench_prints_figures_and_ratios():
     assert all(float(m.group(2)) > 0 for m in ratios)
     assert sum("codec decode+encode" in line for line in lines) == 2
     assert sum("os-ken Packet(frame)" in line for line in lines) == 2
+    rounds = [re.search(r"ratio per round: ([\d., ]+) \(lowest", line) for line in lines]
+    per_round = [m.group(1).split(", ") for m in rounds if m]
+    assert [len(r) for r in per_round] == [3, 3], run.stdout  # paired rounds, each reported
     assert "Warning" not in run.stderr
 
 
@@ -31,3 +35,6 @@ def test_bench_refuses_a_bad_budget():
                          text=True, timeout=120, check=False)
     assert run.returncode != 0
     assert "--seconds" in run.stderr
+    run = subprocess.run([sys.executable, str(BENCH), "--rounds", "0"], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode != 0 and "--rounds" in run.stderr
