@@ -4,7 +4,8 @@ docs/benchmarks.rst.
 Each benchmark's stdout (figures, then RESULT / ratio lines) goes to ``OUT/<name>.txt`` and, where
 it writes JSON, ``OUT/<name>.json``; its progress (stderr) shows on the terminal as it runs.
 ``OUT/machine.json`` records the machine, the versions and the date; the plots go to
-``OUT/miss_latency.png`` and ``OUT/flows_per_second.png``. A benchmark that fails is reported and
+``OUT/miss_latency.png`` and ``OUT/flows_per_second.png``; the goals, met or missed, are printed
+last and go to ``OUT/goals.txt`` (bench/goals.py). A benchmark that fails is reported and
 the others still run; the exit status says whether all succeeded.
 
     sudo .venv/bin/python bench/all.py [--out DIR] [--only NAME,...] [--quick]
@@ -112,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             plots += [option, str(args.out / f"{name}.json")]
     if len(plots) > 4:
         subprocess.run(plots, check=False)
+    goals = subprocess.run([sys.executable, str(BENCH / "goals.py"), "--out", str(args.out)],
+                           capture_output=True, text=True, check=False).stdout
+    (args.out / "goals.txt").write_text(goals)
+    print("goals:\n" + goals, file=sys.stderr)
     print(f"outputs in {args.out}" + (f"; FAILED: {', '.join(failed)}" if failed else ""),
           file=sys.stderr)
     return 1 if failed else 0

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-HELPERS = {"harness.py", "plots.py", "all.py"}  # not benchmarks themselves
+HELPERS = {"harness.py", "plots.py", "all.py", "goals.py"}  # not benchmarks themselves
 
 
 def benchmark_scripts() -> set[str]:
