@@ -12,6 +12,7 @@ and timers to the Xtr and turns the effects it returns into OpenFlow bytes
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import time
 
@@ -25,13 +26,14 @@ from os_ken.ofproto import ofproto_v1_3
 from .alt.effects import AddNeighbor, Announce, RemoveNeighbor, Withdraw
 from .node import Xtr
 from .node.reload import reload_file
-from .dataplane import ofwire, reconcile
+from .dataplane import ofread, ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
 from .logs import Summary, flush_due
 from .dataplane.pipeline import COUNTED_KINDS, K_HOST, cookie, kind_of
 from .shell import policy, translate
 from .shell.hangup import RELOAD_POLL
+from .shell.packet_in import PacketInTap
 from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
 
 LOG = logging.getLogger("lisp_app")
@@ -80,12 +82,13 @@ class LispApp(app_manager.OSKenApp):
         self.writer = FlowWriter(fallback=translate)
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
         self._counts_waiting = {}  # FlowCounts ticket -> hub.Event set once it is answered
-        self._effect_handlers = {PacketOut: self._packet_out, FlowChange: self._flow_change,
-                                 Announce: self._alt_effect, Withdraw: self._alt_effect,
+        self.tap = PacketInTap()  # packet-ins of programmed bridges, read before os-ken parses
+        self._effect_handlers = {Announce: self._alt_effect, Withdraw: self._alt_effect,
                                  AddNeighbor: self._alt_effect, RemoveNeighbor: self._alt_effect}
 
     def start(self):
         super().start()
+        self.tap.install()
         self.workers.append(hub.spawn(self._timer_loop))
         self.workers.append(hub.spawn(self._stats_loop))
         if self.config.api.port:
@@ -104,6 +107,7 @@ class LispApp(app_manager.OSKenApp):
         for worker in self.workers:  # endless loops: OSKenApp.stop() would wait for them forever
             hub.kill(worker)
         self.workers = []
+        self.tap.uninstall()
         if self.alt is not None:
             self.alt.stop()  # withdraws our prefixes from the ALT
         super().stop()
@@ -153,7 +157,9 @@ class LispApp(app_manager.OSKenApp):
                             "config: leaving it alone", dp.id or 0)
                 return
             hub.spawn(self._connect, bridge, dp)
-        elif ev.state == DEAD_DISPATCHER and bridge is not None:
+        elif ev.state == DEAD_DISPATCHER:
+            self.tap.detach(dp)
+        if ev.state == DEAD_DISPATCHER and bridge is not None:
             if self.datapaths.get(bridge) is dp:
                 del self.datapaths[bridge]
                 LOG.warning("%s bridge disconnected", bridge)
@@ -192,6 +198,7 @@ class LispApp(app_manager.OSKenApp):
             LOG.warning("lisp bridge: no baseline of the flow counters (counted from the "
                         "next statistics poll)")
         self.datapaths[bridge] = dp
+        self.tap.attach(dp, functools.partial(self._raw_packet_in, bridge, dp))
         if bridge == UNDERLAY:
             now = time.monotonic()
             self.execute(self.xtr.warm_underlay(now))
@@ -200,6 +207,9 @@ class LispApp(app_manager.OSKenApp):
                  bridge, dp.id, plan.added, plan.stale, plan.kept)
         if self.config.ovsdb.remote:
             hub.spawn(self._reconnect_settings, dp.id)
+        # what start-up built lives on: full collections need not walk it again (they would in
+        # the middle of a packet-in)
+        gc.freeze()
 
     def _reconnect_settings(self, dpid: int) -> None:
         """Write the bridge's reconnect timing while it is connected: OVS before 3.3 applies
@@ -219,12 +229,25 @@ class LispApp(app_manager.OSKenApp):
     # -- effects --------------------------------------------------------------------------------
 
     def execute(self, effects) -> None:
-        for effect in effects:
-            handler = self._effect_handlers.get(type(effect))
-            if handler is None:
-                LOG.debug("no shell handler for %r: ignored", effect)
-            else:
-                handler(effect)
+        """Carry out effects; what they send to one datapath leaves in one write, in order
+        (a Map-Reply's flow-mods and the held packets' packet-outs together)."""
+        batch = {}  # datapath -> messages not sent yet
+        try:
+            for effect in effects:
+                kind = type(effect)
+                if kind is PacketOut:
+                    self._packet_out(effect, batch)
+                elif kind is FlowChange:
+                    self._flow_change(effect, batch)
+                else:
+                    _flush(batch)  # what came before goes first
+                    handler = self._effect_handlers.get(kind)
+                    if handler is None:
+                        LOG.debug("no shell handler for %r: ignored", effect)
+                    else:
+                        handler(effect)
+        finally:
+            _flush(batch)
 
     def _alt_effect(self, effect) -> None:
         if self.alt is None:
@@ -273,30 +296,48 @@ class LispApp(app_manager.OSKenApp):
         dp.xid = (dp.xid + 1) & 0xFFFFFFFF
         return dp.xid
 
-    def _packet_out(self, out: PacketOut) -> None:
+    def _packet_out(self, out: PacketOut, batch: dict) -> None:
         dp = self.datapaths.get(out.bridge)
         if dp is None:
             LOG.debug("%s bridge not connected: packet-out dropped", out.bridge)
             return
-        dp.send(ofwire.encode_packet_out(self._xid(dp), out.in_port, out.out_port, out.data))
+        batch.setdefault(dp, []).append(
+            ofwire.encode_packet_out(self._xid(dp), out.in_port, out.out_port, out.data))
 
-    def _flow_change(self, change: FlowChange) -> None:
+    def _flow_change(self, change: FlowChange, batch: dict) -> None:
         dp = self.datapaths.get(change.bridge)
         if dp is not None:  # else: programmed in full when the bridge (re)connects
-            _send(dp, self.writer.change(change, lambda: self._xid(dp)))
+            batch.setdefault(dp, []).extend(self.writer.change(change, lambda: self._xid(dp)))
 
     # -- events ---------------------------------------------------------------------------------
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def _packet_in(self, ev):
+        """Packet-ins os-ken parsed: those of a bridge not yet programmed (dropped here), or
+        any if the tap is not installed."""
         msg = ev.msg
         bridge = self.bridge_of_dpid.get(msg.datapath.id)
         if bridge is None or bridge not in self.datapaths:
             return
+        self._to_core(bridge, msg.cookie, msg.match.get("in_port", 0),
+                      msg.match.get("metadata", 0), bytes(msg.data))
+
+    @guarded
+    def _raw_packet_in(self, bridge: str, dp, message: bytes) -> None:
+        """A programmed bridge's packet-in, as bytes, in os-ken's receiving thread (the tap)."""
         try:
-            effects = self.xtr.on_packet_in(bridge, msg.cookie, msg.match.get("in_port", 0),
-                                            msg.match.get("metadata", 0), bytes(msg.data),
+            pin = ofread.decode_packet_in(message)
+        except ofread.Malformed as exc:
+            self.xtr.stats.bad_header += 1
+            LOG.debug("%s bridge: malformed packet-in dropped: %s", bridge, exc)
+            return
+        self._to_core(bridge, pin.cookie, pin.in_port, pin.metadata, pin.data)
+
+    def _to_core(self, bridge: str, cookie_: int, in_port: int, metadata: int,
+                 data: bytes) -> None:
+        try:
+            effects = self.xtr.on_packet_in(bridge, cookie_, in_port, metadata, data,
                                             time.monotonic())
         except Exception:  # a packet the core could not read: counted as such, then guarded
             self.xtr.stats.bad_header += 1
@@ -472,3 +513,10 @@ def _send(dp, messages: list[bytes]) -> None:
     data = b"".join(messages)
     if data:
         dp.send(data)
+
+
+def _flush(batch: dict) -> None:
+    """Send each datapath's gathered messages in one write, and forget them."""
+    for dp, messages in batch.items():
+        _send(dp, messages)
+    batch.clear()
