@@ -33,7 +33,7 @@ from .logs import Summary, flush_due
 from .dataplane.pipeline import COUNTED_KINDS, K_HOST, cookie, kind_of
 from .shell import policy, translate
 from .shell.hangup import RELOAD_POLL
-from .shell.packet_in import PacketInTap
+from .shell.packet_in import PacketInTap, send_now
 from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
 
 LOG = logging.getLogger("lisp_app")
@@ -518,5 +518,7 @@ def _send(dp, messages: list[bytes]) -> None:
 def _flush(batch: dict) -> None:
     """Send each datapath's gathered messages in one write, and forget them."""
     for dp, messages in batch.items():
-        _send(dp, messages)
+        data = b"".join(messages)
+        if data:
+            send_now(dp, data)
     batch.clear()

@@ -17,6 +17,8 @@ that the connection survives.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 
 from os_ken.ofproto import ofproto_parser
 
@@ -75,3 +77,31 @@ class PacketInTap:
     @property
     def installed(self) -> bool:
         return self._original is not None
+
+
+def send_now(dp, data: bytes) -> None:
+    """Send ``data`` to a datapath, written to its socket here and now if nothing else is being
+    sent to it, else (and whatever the socket does not take at once) through os-ken's send queue.
+
+    ``Datapath.send`` queues the bytes for the connection's send thread, which runs only once
+    the caller's thread yields: one more trip through the hub before a packet-out reaches the
+    switch. Writing directly is safe when that thread is idle, waiting on an empty queue (it is
+    then not in the middle of a write whose bytes ours could split); the write does not block
+    (eventlet keeps the socket non-blocking underneath) and does not yield, and what it leaves goes to the queue, which is empty,
+    so the bytes stay in order."""
+    queue = getattr(dp, "send_q", None)
+    raw = getattr(getattr(dp, "socket", None), "fd", None)  # under eventlet's green socket
+    if (queue is None or not isinstance(raw, socket.socket)
+            or isinstance(raw, ssl.SSLSocket)  # TLS: os-ken's path only
+            or queue.qsize() or not queue.getting()):
+        dp.send(data)
+        return
+    try:
+        sent = raw.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError:  # os-ken's threads see the broken connection and close it
+        dp.send(data)
+        return
+    if sent < len(data):
+        dp.send(data[sent:])

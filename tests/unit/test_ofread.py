@@ -1,6 +1,7 @@
 """lisp_app.dataplane.ofread against os-ken's own parser, and the shell's packet-in tap."""
 
 import random
+import socket
 import struct
 
 import pytest
@@ -209,3 +210,67 @@ def test_tap_installs_once_and_leaves_a_later_wrapper_in_place():
     assert module.msg is later
     assert later("dp", 4, 10, len(GOOD), 1, bytearray(GOOD)) == "parsed"  # passes everything on
     assert got == []
+
+
+# -- writing to the switch without the send thread ----------------------------------------------
+
+class Queue:
+    def __init__(self, items=0, getting=1):
+        self.items, self.waiting = items, getting
+
+    def qsize(self):
+        return self.items
+
+    def getting(self):
+        return self.waiting
+
+
+class RawSocket(socket.socket):
+    """A real socket type whose send takes ``takes`` bytes (or raises ``raises``)."""
+
+    def __init__(self, takes=None, raises=None):
+        super().__init__(socket.AF_INET, socket.SOCK_DGRAM)
+        self.takes, self.raises, self.written = takes, raises, []
+
+    def send(self, data, flags=0):
+        if self.raises:
+            raise self.raises
+        n = len(data) if self.takes is None else self.takes
+        self.written.append(bytes(data[:n]))
+        return n
+
+
+class Green:
+    def __init__(self, fd):
+        self.fd = fd
+
+
+class Datapath:
+    def __init__(self, queue, fd):
+        self.send_q, self.socket, self.queued = queue, Green(fd), []
+
+    def send(self, data):
+        self.queued.append(bytes(data))
+
+
+@pytest.mark.parametrize("queue, raw, written, queued", [
+    (Queue(), RawSocket(), [b"abcdef"], []),  # the send thread idle: written here
+    (Queue(), RawSocket(takes=2), [b"ab"], [b"cdef"]),  # the rest follows through the queue
+    (Queue(), RawSocket(raises=BlockingIOError()), [], [b"abcdef"]),
+    (Queue(), RawSocket(raises=ConnectionResetError()), [], [b"abcdef"]),
+    (Queue(items=1), RawSocket(), [], [b"abcdef"]),  # bytes queued before: they go first
+    (Queue(getting=0), RawSocket(), [], [b"abcdef"]),  # the send thread is writing
+    (None, RawSocket(), [], [b"abcdef"]),  # os-ken is closing the connection
+    (Queue(), "not a plain socket", None, [b"abcdef"]),  # e.g. TLS: os-ken's path
+])
+def test_send_now(queue, raw, written, queued):
+    from lisp_app.shell.packet_in import send_now
+    dp = Datapath(queue, raw)
+    try:
+        send_now(dp, b"abcdef")
+        assert dp.queued == queued
+        if written is not None:
+            assert raw.written == written
+    finally:
+        if isinstance(raw, socket.socket):
+            raw.close()
