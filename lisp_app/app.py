@@ -29,6 +29,7 @@ from .node.reload import reload_file
 from .dataplane import ofread, ofwire, reconcile
 from .dataplane.effects import LISP, UNDERLAY, FlowChange, PacketOut
 from .dataplane.flows import Flow
+from .dataplane.warm import Warmer
 from .logs import Summary, flush_due
 from .dataplane.pipeline import COUNTED_KINDS, K_HOST, cookie, kind_of
 from .shell import policy, translate
@@ -83,6 +84,7 @@ class LispApp(app_manager.OSKenApp):
         self._bulk_running = 0  # bulk installs under way: the statistics poll waits for them
         self._counts_waiting = {}  # FlowCounts ticket -> hub.Event set once it is answered
         self.tap = PacketInTap()  # packet-ins of programmed bridges, read before os-ken parses
+        self.warmer = Warmer()  # re-reads recent packet-ins at each timer tick
         self._effect_handlers = {Announce: self._alt_effect, Withdraw: self._alt_effect,
                                  AddNeighbor: self._alt_effect, RemoveNeighbor: self._alt_effect}
 
@@ -333,6 +335,7 @@ class LispApp(app_manager.OSKenApp):
             LOG.debug("%s bridge: malformed packet-in dropped: %s", bridge, exc)
             return
         self._to_core(bridge, pin.cookie, pin.in_port, pin.metadata, pin.data)
+        self.warmer.remember(kind_of(pin.cookie), message)
 
     def _to_core(self, bridge: str, cookie_: int, in_port: int, metadata: int,
                  data: bytes) -> None:
@@ -386,6 +389,7 @@ class LispApp(app_manager.OSKenApp):
                 if UNDERLAY in self.datapaths and self.warm.due(now):
                     effects += self.xtr.warm_underlay(now)
                 self.execute(effects)
+                self.warmer.exercise()
             except Exception:
                 LOG.exception("timer work failed")
             flush_due()  # the summaries of repeated problems (lisp_app.logs)

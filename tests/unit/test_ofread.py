@@ -274,3 +274,49 @@ def test_send_now(queue, raw, written, queued):
     finally:
         if isinstance(raw, socket.socket):
             raw.close()
+
+
+# -- the warmer -----------------------------------------------------------------------------------
+
+def control_packet_in() -> bytes:
+    """A Map-Request from 198.51.100.1 to 192.0.2.1's control port, as a packet-in."""
+    from ipaddress import ip_address
+
+    from lisp_app.dataplane import frames
+    from lisp_app.protocol import EidPrefix, EidRecord, MapRequest
+    request = MapRequest(nonce=7, records=(EidRecord.for_prefix(EidPrefix.parse(
+        "[1000]10.1.0.0/24")),), itr_rlocs=(ip_address("198.51.100.1"),))
+    frame = frames.udp_frame("02:cc:00:00:00:fe", "02:bb:00:00:00:01",
+                             ip_address("198.51.100.1"), ip_address("192.0.2.1"), 4342, 4342,
+                             request.encode())
+    return packet_in({"in_port": 7}, frame)
+
+
+def test_warmer_reads_its_samples_again_through_the_decoders(monkeypatch):
+    from lisp_app.dataplane import warm
+    decoded = []
+    real = warm.decode_control
+    monkeypatch.setattr(warm, "decode_control", lambda p: decoded.append(p) or real(p))
+    warmer = warm.Warmer()
+    warmer.exercise()
+    assert warmer.exercised == 0  # nothing seen yet
+    host = packet_in({"in_port": 1, "metadata": 1000}, bytes.fromhex(
+        "02000000000102aa0000001008004500001c0000000040110000" "0a01000a0a02000a13881770000800")
+        + bytes(2))
+    warmer.remember(0x10, host)
+    warmer.remember(0x15, control_packet_in())
+    warmer.remember(0x16, GOOD[:-3])  # a sample the decoders refuse: exercised, nothing raised
+    warmer.exercise()
+    assert warmer.exercised == 3
+    assert len(decoded) == 1 and decoded[0][:1] == b"\x10"  # the Map-Request, type 1
+
+
+def test_warmer_keeps_the_last_sample_of_a_few_kinds():
+    from lisp_app.dataplane import warm
+    warmer = warm.Warmer()
+    for kind in range(warm.MAX_KINDS + 5):
+        warmer.remember(kind, GOOD)
+    warmer.remember(0, b"newer")
+    warmer.remember(1, bytes(warm.MAX_SAMPLE + 1))  # too long: the older one stays
+    assert len(warmer._samples) == warm.MAX_KINDS
+    assert warmer._samples[0] == b"newer" and warmer._samples[1] == GOOD
