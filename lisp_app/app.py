@@ -104,6 +104,9 @@ class LispApp(app_manager.OSKenApp):
             self.workers.append(hub.spawn(self._alt_loop))
         if self.reload_requests is not None:
             self.workers.append(hub.spawn(self._reload_loop))
+        # what start-up built (os-ken, the configuration, the node) lives on: the full
+        # collections that may fall in the middle of a packet-in need not walk it again
+        gc.freeze()
 
     def stop(self):
         for worker in self.workers:  # endless loops: OSKenApp.stop() would wait for them forever
@@ -209,9 +212,6 @@ class LispApp(app_manager.OSKenApp):
                  bridge, dp.id, plan.added, plan.stale, plan.kept)
         if self.config.ovsdb.remote:
             hub.spawn(self._reconnect_settings, dp.id)
-        # what start-up built lives on: full collections need not walk it again (they would in
-        # the middle of a packet-in)
-        gc.freeze()
 
     def _reconnect_settings(self, dpid: int) -> None:
         """Write the bridge's reconnect timing while it is connected: OVS before 3.3 applies
