@@ -63,6 +63,7 @@ class AltSpeaker:
                                for n in alt.neighbors])
         self.speaker = None
         self._modes = {}
+        self._last_as_path = (None, ())  # (os-ken's AS_PATH attribute, our tuple of it)
 
     def start(self) -> None:
         from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
@@ -142,11 +143,13 @@ class AltSpeaker:
             self._call(self.speaker.neighbor_del, address)
         LOG.info("ALT: neighbour %s removed (%d routes dropped)", address, dropped)
 
-    def view(self, now: float | None = None) -> dict:
+    def view(self, now: float | None = None, routes: bool = True) -> dict:
         """What the ALT side knows, JSON-able: our identity, the neighbours and their sessions,
         the routes learned, the prefixes announced and those we mean to announce. A neighbour's
         ``state`` is the controller's (idle, established, max-prefix-exceeded), ``fsm`` the BGP
-        FSM state; ``up_down`` is for how long the session has been up (Established) or not."""
+        FSM state; ``up_down`` is for how long the session has been up (Established) or not.
+        ``routes=False``: ``routes`` is only their number (GET /metrics, polled while a table
+        of 100,000 routes loads, needs no more)."""
         now = time.monotonic() if now is None else now
         self._observe_sessions(now)  # the speaker's counts now, not as of the last poll
         state = self.state
@@ -156,7 +159,7 @@ class AltSpeaker:
             "neighbors": [neighbor_view(n, now) for n in state.neighbors.values()],
             "routes": [{"prefix": str(r.prefix), "neighbor": r.neighbor,
                         "next_hop": r.next_hop, "as_path": list(r.as_path)}
-                       for r in state.rib.all_routes()],
+                       for r in state.rib.all_routes()] if routes else state.rib.route_count(),
             "announced": sorted(state.applied), "intended": sorted(state.intended)}
 
     def clear(self, address: str) -> dict:
@@ -175,7 +178,14 @@ class AltSpeaker:
             as_path = ()
             attr = path.get_pattr(BGP_ATTR_TYPE_AS_PATH)
             if attr is not None:
-                as_path = tuple(asn for segment in attr.path_seg_list for asn in segment)
+                # the routes of one UPDATE share its attribute objects: read each AS_PATH once
+                # (and its segments in place: os-ken's path_seg_list deep-copies them)
+                last_attr, last_path = self._last_as_path
+                if attr is last_attr:
+                    as_path = last_path
+                else:
+                    as_path = tuple(asn for segment in attr.value for asn in segment)
+                    self._last_as_path = (attr, as_path)
             actions = self.state.route_event(peer_ip, path.nlri.formatted_nlri_str,
                                              str(path.nexthop), as_path, event.is_withdraw,
                                              time.monotonic())

@@ -237,3 +237,51 @@ def test_the_view_reads_the_speakers_counts_now_not_at_the_last_poll():
                                  "total_message_in": 4, "update_message_in": 4}
     (n,) = alt.view()["neighbors"]
     assert (n["fsm"], n["updates_received"], n["messages_received"]) == ("Established", 4, 4)
+
+
+def os_ken_event(prefix, as_path_attr, withdraw=False):
+    """A received route as os-ken hands it to the adj-RIB-in handler."""
+    from collections import OrderedDict
+
+    from os_ken.lib.packet import bgp
+    from os_ken.services.protocols.bgp.bgpspeaker import EventPrefix
+    from os_ken.services.protocols.bgp.info_base.ipv4 import Ipv4Path
+    address, plen = prefix.split("/")
+    pattrs = OrderedDict([(bgp.BGP_ATTR_TYPE_ORIGIN, bgp.BGPPathAttributeOrigin(0))])
+    if as_path_attr is not None:
+        pattrs[bgp.BGP_ATTR_TYPE_AS_PATH] = as_path_attr
+    path = Ipv4Path(None, bgp.IPAddrPrefix(int(plen), address), 0, pattrs=pattrs, nexthop=N1,
+                    is_withdraw=withdraw)
+    return EventPrefix(path, withdraw)
+
+
+def test_routes_from_os_ken_keep_their_as_paths_when_an_update_shares_its_attributes():
+    from os_ken.lib.packet import bgp
+    alt = alt_speaker(max_prefix=0)
+    shared = bgp.BGPPathAttributeAsPath([[2147483671, 4200000000], {65001, 65002}])
+    other = bgp.BGPPathAttributeAsPath([[2147483671]])
+    for prefix, attr in (("153.16.1.0/24", shared), ("153.16.2.0/24", shared),
+                         ("153.16.3.0/24", other), ("153.16.4.0/24", None),
+                         ("153.16.5.0/24", shared)):
+        alt._adj_rib_in(os_ken_event(prefix, attr), N1, 2147483671)
+    paths = {str(r.prefix): r.as_path for r in alt.state.rib.all_routes()}
+    long = (2147483671, 4200000000, 65001, 65002)  # the AS_SET's members in its order
+    assert paths == {"153.16.1.0/24": long, "153.16.2.0/24": long,
+                     "153.16.3.0/24": (2147483671,), "153.16.4.0/24": (),
+                     "153.16.5.0/24": long}
+    assert shared.path_seg_list == [[2147483671, 4200000000], {65001, 65002}]  # untouched
+    alt._adj_rib_in(os_ken_event("153.16.2.0/24", shared, withdraw=True), N1, 2147483671)
+    assert sorted(str(r.prefix) for r in alt.state.rib.all_routes()) == \
+        ["153.16.1.0/24", "153.16.3.0/24", "153.16.4.0/24", "153.16.5.0/24"]
+    assert alt.state.rib.route_count() == 4
+
+
+def test_the_view_without_routes_gives_their_number():
+    alt = alt_speaker(max_prefix=0)
+    alt.speaker.neighbors[N1] = {"bgp_state": "Established", "uptime": 3}
+    for i in range(3):
+        alt.state.route_event(N1, f"153.16.{i}.0/24", N1, (2147483671,), False)
+    full, short = alt.view(), alt.view(routes=False)
+    assert len(full["routes"]) == short["routes"] == 3
+    assert {k: v for k, v in full.items() if k != "routes"} == \
+        {k: v for k, v in short.items() if k != "routes"}
