@@ -285,3 +285,35 @@ def test_the_view_without_routes_gives_their_number():
     assert len(full["routes"]) == short["routes"] == 3
     assert {k: v for k, v in full.items() if k != "routes"} == \
         {k: v for k, v in short.items() if k != "routes"}
+
+
+def test_os_kens_route_queue_tests_membership_by_identity_after_the_fix():
+    from os_ken.services.protocols.bgp.utils.circlist import CircularListType
+
+    from lisp_app.alt.speaker import queue_by_identity
+
+    class Node:
+        """Like os-ken's Destination, whose == renders both sides as strings."""
+
+        compared = 0
+
+        def __eq__(self, other):
+            Node.compared += 1
+            return NotImplemented
+
+        __hash__ = object.__hash__
+
+    Queue = CircularListType(next_attr_name="next_q", prev_attr_name="prev_q")
+    assert queue_by_identity() and queue_by_identity()  # idempotent
+    assert CircularListType.node_is_on_list.lisp_app_identity
+    queue = Queue.create()
+    a, b, c = Node(), Node(), Node()
+    assert not queue.is_on_list(a)  # never linked
+    queue.append(a)
+    queue.append(b)
+    assert queue.is_on_list(a) and queue.is_on_list(b) and not queue.is_on_list(c)
+    assert queue.pop_first() is a
+    assert not queue.is_on_list(a) and queue.is_on_list(b)  # unlinked: linked to itself
+    queue.append(a)
+    assert [n for n in queue] == [b, a]
+    assert Node.compared == 0
