@@ -12,7 +12,10 @@ above N, so that it accepts the benchmark's routes.
    100.0.0.0/7; ``no bgp network import-check``) and ``neighbor ... shutdown`` for its three
    peers (x1, a2, ms); bgpd is restarted and we wait until its RIB holds the N local routes
    (FRR's config load time is reported). Then, one at a time:
-   - ours: ``no neighbor <x1> shutdown`` on a1 starts the clock; the time until x1's controller
+   - ours: ``no neighbor <x1> shutdown`` on a1 starts the clock, followed by ``lispctl bgp clear
+     <a1>`` on x1 (x1's os-ken, in connect mode active, refuses a1's attempts and would
+     otherwise reconnect only at the next tick of its 30 s connect-retry timer, a random delay
+     of up to 31 s: 18 s in one run); the time until x1's controller
      holds N + B routes (``lisp_alt_routes`` on GET /metrics in x1's namespace, polled every
      0.25 s with curl; B = the routes x1 held from a1 before the phase, i.e. a1's default route
      and its long-path prefix). The session-Established time (a1's view) is reported too.
@@ -20,10 +23,18 @@ above N, so that it accepts the benchmark's routes.
      a2 shows pfxRcd >= N + B' for a1 in ``show bgp ipv4 unicast summary json`` (B' = what a2 got
      from a1 before the phase), polled every 0.25 s. a2 also hands the routes to its zebra
      (installs them in its kernel): that is FRR's normal work, and is included.
+   - os-ken's floor: a1 shuts x1's session again, x1's controller is stopped (its flows stay,
+     fail_mode=secure: the ALT path alt0 - br-lisp - GRE is unchanged) and a bare os-ken
+     BGPSpeaker starts in x1's namespace (FLOOR_SPEAKER: the controller's eventlet setup, x1's
+     AS, router-id, address and neighbour, an adj-RIB-in handler that does nothing); ``no
+     neighbor <x1> shutdown`` starts the clock; the time until os-ken's own adj-RIB-in for a1
+     holds N + B routes (written to a file by the speaker every 0.05 s, polled every 0.25 s).
+     --profile-floor PATH writes that process's cProfile stats.
    Both sessions start from the same a1, carry the same routes, run one after the other on the
    same machine. Ratio = our time / FRR's time (> 1: we are slower). Routes/s = N / time.
+   floor/FRR is what os-ken alone costs; ours/floor is lisp_app's own share on top of it.
    What is compared: os-ken BGPSpeaker + lisp_app's ALT RIB in one eventlet process versus FRR
-   bgpd's receive path (C, multi-threaded I/O); both include session setup from the shutdown
+   bgpd's receive path (C, multi-threaded I/O); all include session setup from the shutdown
    being lifted, and the poll interval (0.25 s) bounds the resolution.
 
 2. Map-Request rates (T seconds each, --seconds, default 5; --quick 2), from a Python load
@@ -50,7 +61,7 @@ above N, so that it accepts the benchmark's routes.
 Progress goes to stderr; figures, then the RESULT lines last, to stdout.
 
     sudo .venv/bin/python bench/alt.py [--routes N] [--seconds T] [--quick] [--json PATH]
-                                       [--tag T]
+                                       [--tag T] [--profile-floor PATH]
 """
 
 from __future__ import annotations
@@ -147,6 +158,59 @@ while True:
     data, peer = s.recvfrom(2048)
     s.sendto(data, peer)
 '''
+
+
+# os-ken's floor: a bare BGPSpeaker set up as x1's controller sets up its own (eventlet hub, full
+# monkey_patch, the same AS, router-id, address and neighbour), with an adj-RIB-in handler that
+# does nothing. A green thread writes how many routes the speaker holds from the neighbour (the
+# size of os-ken's own adj-RIB-in for it) to a file every 0.05 s.
+FLOOR_SPEAKER = r"""
+import warnings
+warnings.filterwarnings("ignore")
+import eventlet
+eventlet.monkey_patch()
+import os, sys, time
+os.environ.setdefault("OSKEN_HUB_TYPE", "eventlet")
+local_as, router_id, address = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+peer, peer_as, out = sys.argv[4], int(sys.argv[5]), sys.argv[6]
+from os_ken.services.protocols.bgp.bgpspeaker import BGPSpeaker
+from os_ken.services.protocols.bgp.core_manager import CORE_MANAGER
+from os_ken.services.protocols.bgp.rtconf import neighbors as conf
+
+if sys.argv[7] == "identity":  # the queue fix lisp_app's adapter applies (see its docstring)
+    sys.path.insert(0, os.getcwd())
+    from lisp_app.alt.speaker import queue_by_identity
+    assert queue_by_identity()
+if len(sys.argv) > 8:  # --profile-floor: cProfile the whole process, written out on SIGTERM
+    import cProfile, signal
+    profiler = cProfile.Profile()
+
+    def dump(*args):
+        profiler.disable()
+        profiler.dump_stats(sys.argv[8])
+        os._exit(0)
+    signal.signal(signal.SIGTERM, dump)
+    profiler.enable()
+
+
+def nothing(*args):
+    pass
+
+
+speaker = BGPSpeaker(as_number=local_as, router_id=router_id, bgp_server_hosts=(address,),
+                     adj_rib_in_change_handler=nothing, peer_down_handler=nothing)
+speaker.neighbor_add(peer, peer_as, enable_ipv4=True, local_address=address,
+                     connect_mode=conf.CONNECT_MODE_ACTIVE)
+print("ready", flush=True)
+while True:
+    held = CORE_MANAGER.get_core_service().peer_manager.get_by_addr(peer)
+    count = len(held.adj_rib_in) if held is not None else -1
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{count} {time.monotonic()}\n")
+    os.replace(tmp, out)
+    eventlet.sleep(0.05)
+"""
 
 
 def map_request_bytes(eid: str) -> bytes:
@@ -274,6 +338,23 @@ def a1_vty(a1, *lines: str) -> str:
     return a1.sh(f"vtysh --vty_socket {a1.frr_dir} {cmd}", check=False)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process (all its threads) has used so far; NaN when gone. Less
+    sensitive than wall-clock time to what else runs on the machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return math.nan
+
+
+def pidfile_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def wait_count(read, target: int, timeout: float, label: str, on_poll=None) -> tuple[float, int]:
     """Poll read() every POLL_S until >= target; (seconds since call, last count). NaN on
     timeout."""
@@ -296,7 +377,7 @@ def wait_count(read, target: int, timeout: float, label: str, on_poll=None) -> t
         time.sleep(POLL_S)
 
 
-def route_learning(topo, n: int, timeout: float) -> dict:
+def route_learning(topo, n: int, timeout: float, profile: str | None = None) -> dict:
     from topologies.seed_alt import ALT, MS, SITES
     a1, a2, x1 = topo.alts["a1"], topo.alts["a2"], topo.xtrs["x1"]
     x1_addr, a2_addr, ms_addr = SITES[1]["alt"], ALT["a2"]["link"], MS["alt"]
@@ -342,23 +423,36 @@ def route_learning(topo, n: int, timeout: float) -> dict:
         return on_poll
 
     progress(f"ours: a1 -> x1 ({x1_addr}), waiting for {n + base_x1} routes in x1")
+    ours_pid = x1.controller.pid
+    ours_cpu = cpu_seconds(ours_pid)
     a1_vty(a1, f"no neighbor {x1_addr} shutdown")
+    # os-ken (connect mode active) would retry at its 30 s connect-retry timer's next tick: a
+    # delay at a random phase that has nothing to do with learning routes. A clear makes it
+    # connect within its 1 s pause, as the floor's fresh speaker does.
+    x1.lispctl("bgp", "clear", SITES[1]["alt_peer"])
     ours_s, ours_count = wait_count(lambda: x1_routes(x1), n + base_x1, timeout,
                                     "x1 learning", watch(x1_addr))
+    ours_cpu = cpu_seconds(ours_pid) - ours_cpu
     out["ours"] = {"seconds": ours_s, "count": ours_count, "target": n + base_x1,
                    "established_s": established.get(x1_addr),
                    "routes_per_s": n / ours_s if ours_s else math.nan}
     out["ours"]["after_established_s"] = ours_s - (established.get(x1_addr) or 0.0)
+    out["ours"]["cpu_s"] = ours_cpu
     progress(f"ours: {ours_s:.2f} s")
 
     progress(f"baseline: a1 -> a2 ({a2_addr}), waiting for pfxRcd {n + base_a2} on a2")
+    frr_pids = {d: pidfile_pid(a2.frr_dir / f"{d}.pid") for d in ("bgpd", "zebra")}
+    frr_cpu = {d: cpu_seconds(pid) for d, pid in frr_pids.items()}
     a1_vty(a1, f"no neighbor {a2_addr} shutdown")
     frr_s, frr_count = wait_count(lambda: int(frr_peer(a2, a1_on_a2).get("pfxRcd", -1)),
                                   n + base_a2, timeout, "a2 learning", watch(a2_addr))
+    frr_cpu = {d: cpu_seconds(pid) - frr_cpu[d] for d, pid in frr_pids.items()}
     out["frr"] = {"seconds": frr_s, "count": frr_count, "target": n + base_a2,
                   "established_s": established.get(a2_addr),
                   "routes_per_s": n / frr_s if frr_s else math.nan}
     out["frr"]["after_established_s"] = frr_s - (established.get(a2_addr) or 0.0)
+    out["frr"]["cpu_s"] = frr_cpu["bgpd"]  # a2's bgpd; its zebra installing them beside it
+    out["frr"]["zebra_cpu_s"] = frr_cpu["zebra"]
     progress(f"FRR: {frr_s:.2f} s")
     bgp = json.loads(x1.lispctl("--json", "bgp").strip() or "{}") if n <= 5000 else None
     if bgp is not None:
@@ -367,6 +461,67 @@ def route_learning(topo, n: int, timeout: float) -> dict:
         out["x1_metrics_alt"] = [line for line in x1.sh(
             "curl -s --max-time 10 http://127.0.0.1:8080/metrics", check=False).splitlines()
             if line.startswith("lisp_alt")]
+    for variant, key in (("stock", "floor"), ("identity", "floor_fixed")):
+        out[key] = oskens_floor(topo, n, base_x1, timeout, variant,
+                                f"{profile}.{variant}" if profile else None)
+        progress(f"os-ken's floor ({variant}): {out[key]['seconds']:.2f} s")
+    return out
+
+
+def oskens_floor(topo, n: int, base: int, timeout: float, variant: str,
+                 profile: str | None = None) -> dict:
+    """The same session from a1 to a bare os-ken BGPSpeaker in x1's namespace, with x1's
+    address, AS and router-id (x1's controller stopped: its flows stay, fail_mode=secure, so the
+    ALT path through br-lisp is unchanged), whose adj-RIB-in handler does nothing. ``variant``:
+    "stock" (os-ken as installed) or "identity" (with the queue fix lisp_app's adapter applies,
+    lisp_app.alt.speaker.queue_by_identity)."""
+    from topologies.seed_alt import ALT, SITES
+    a1, x1 = topo.alts["a1"], topo.xtrs["x1"]
+    x1_addr, conf = SITES[1]["alt"], x1.spec.extra["alt"]
+    progress(f"os-ken's floor ({variant}): a1 shuts x1's session, x1's controller stops, a "
+             "bare BGPSpeaker takes its place")
+    a1_vty(a1, f"neighbor {x1_addr} shutdown")
+    x1.stop_controller()
+    count_file = topo.rundir / "floor.count"
+    count_file.unlink(missing_ok=True)
+    speaker = x1.host.popen(
+        [sys.executable, script(topo, "floor_speaker.py", FLOOR_SPEAKER), str(conf["local_as"]),
+         conf["router_id"], x1_addr, SITES[1]["alt_peer"], str(ALT["a1"]["asn"]),
+         str(count_file), variant, *([str(Path(profile).resolve())] if profile else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(REPO))
+
+    def held() -> int:
+        try:
+            return int(count_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return -1
+    try:
+        if speaker.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the bare os-ken speaker did not start: {speaker.stdout.read()}")
+        progress(f"os-ken's floor ({variant}): a1 -> bare speaker ({x1_addr}), waiting for "
+                 f"{n + base} routes")
+        established: dict = {}
+
+        def on_poll(elapsed: float) -> None:
+            if x1_addr not in established and \
+                    frr_peer(a1, x1_addr).get("state") == "Established":
+                established[x1_addr] = elapsed
+        cpu = cpu_seconds(speaker.pid)
+        a1_vty(a1, f"no neighbor {x1_addr} shutdown")
+        seconds, count = wait_count(held, n + base, timeout, "bare os-ken learning", on_poll)
+        cpu = cpu_seconds(speaker.pid) - cpu
+    finally:
+        speaker.terminate()
+        try:
+            speaker.wait(5)
+        except subprocess.TimeoutExpired:
+            speaker.kill()
+            speaker.wait(5)
+    out = {"seconds": seconds, "count": count, "target": n + base,
+           "established_s": established.get(x1_addr),
+           "routes_per_s": n / seconds if seconds else math.nan}
+    out["after_established_s"] = seconds - (established.get(x1_addr) or 0.0)
+    out["cpu_s"] = cpu
     return out
 
 
@@ -392,7 +547,8 @@ def run(args) -> dict:
         progress("waiting for the ALT sessions")
         topo.wait_established(90)
         figures["map_requests"] = map_request_rates(topo, args.seconds)
-        figures["route_learning"] = route_learning(topo, args.routes, args.timeout)
+        figures["route_learning"] = route_learning(topo, args.routes, args.timeout,
+                                                   args.profile_floor)
         progress("tearing down")
     figures["load_average"] = os.getloadavg()
     return figures
@@ -415,6 +571,20 @@ def report(figures: dict) -> None:
     print(f"route learning, FRR (a1 FRR -> a2 FRR bgpd): {frr['seconds']:.2f} s to "
           f"{frr['count']}/{frr['target']} routes, Established after {frr['established_s']} s, "
           f"{frr['routes_per_s']:.0f} routes/s")
+    floor, fixed = rl["floor"], rl["floor_fixed"]
+    for label, f in (("os-ken as installed", floor),
+                     ("os-ken with lisp_app's queue fix", fixed)):
+        print(f"route learning, floor, {label} (a1 FRR -> a bare BGPSpeaker in x1's place, "
+              f"empty handler): {f['seconds']:.2f} s to {f['count']}/{f['target']} routes, "
+              f"Established after {f['established_s']} s, {f['routes_per_s']:.0f} routes/s")
+    print(f"CPU seconds while learning: ours (x1's controller) {ours['cpu_s']:.2f}, FRR (a2's "
+          f"bgpd) {frr['cpu_s']:.2f} (+ zebra {frr['zebra_cpu_s']:.2f}), os-ken as installed "
+          f"{floor['cpu_s']:.2f}, os-ken with the queue fix {fixed['cpu_s']:.2f}")
+    print(f"shares: ours/FRR {ratio(ours['seconds'], frr['seconds']):.2f}; floor/FRR "
+          f"{ratio(floor['seconds'], frr['seconds']):.2f} (os-ken as installed), "
+          f"{ratio(fixed['seconds'], frr['seconds']):.2f} (with the queue fix ours runs with); "
+          f"ours/fixed floor {ratio(ours['seconds'], fixed['seconds']):.2f} (lisp_app's own "
+          f"share: {ours['seconds'] - fixed['seconds']:.2f} s of {ours['seconds']:.2f} s)")
     ms, mres, echo = mr["ms"], mr["mr"], mr["echo"]
     print(f"Map-Server (plain Map-Requests, {mr['seconds']} s): offered {ms['offered_per_s']:.0f}"
           f"/s, answered {ms['accepted_per_s']:.0f}/s by counters {ms['counters']}, replies "
@@ -432,6 +602,19 @@ def report(figures: dict) -> None:
           f"ours_after_established_s={ours['after_established_s']:.2f} "
           f"frr_after_established_s={frr['after_established_s']:.2f} ratio_after_established="
           f"{ratio(ours['after_established_s'], frr['after_established_s']):.2f}")
+    print(f"RESULT alt_routes_floor n={n} floor_s={floor['seconds']:.2f} "
+          f"fixed_floor_s={fixed['seconds']:.2f} "
+          f"ours_s={ours['seconds']:.2f} frr_s={frr['seconds']:.2f} "
+          f"floor_over_frr={ratio(floor['seconds'], frr['seconds']):.2f} "
+          f"fixed_floor_over_frr={ratio(fixed['seconds'], frr['seconds']):.2f} "
+          f"ours_over_fixed_floor={ratio(ours['seconds'], fixed['seconds']):.2f} "
+          f"floor_after_established_s={floor['after_established_s']:.2f} "
+          f"fixed_floor_after_established_s={fixed['after_established_s']:.2f}")
+    print(f"RESULT alt_routes_cpu n={n} ours_cpu_s={ours['cpu_s']:.2f} "
+          f"frr_cpu_s={frr['cpu_s']:.2f} frr_zebra_cpu_s={frr['zebra_cpu_s']:.2f} "
+          f"floor_cpu_s={floor['cpu_s']:.2f} fixed_floor_cpu_s={fixed['cpu_s']:.2f} "
+          f"ours_over_frr={ratio(ours['cpu_s'], frr['cpu_s']):.2f} "
+          f"ours_over_fixed_floor={ratio(ours['cpu_s'], fixed['cpu_s']):.2f}")
     print(f"RESULT map_server_answers_per_s={ms['accepted_per_s']:.0f} "
           f"echo_per_s={echo['replies_per_s']:.0f} "
           f"ratio={ratio(ms['accepted_per_s'], echo['replies_per_s']):.3f} "
@@ -453,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="give up waiting for routes after this many seconds")
     parser.add_argument("--quick", action="store_true", help="few routes, short runs")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON here")
+    parser.add_argument("--profile-floor", metavar="PATH",
+                        help="cProfile the bare os-ken speaker; its stats (pstats) go here")
     parser.add_argument("--tag", default="ab",
                         help="interface-name prefix, so that topologies can coexist (default ab)")
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ space no ALT route covers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from ..mapping.lpm import PrefixTable
@@ -57,11 +57,28 @@ class PrefixListEntry:
 @dataclass(frozen=True)
 class PrefixList:
     entries: tuple[PrefixListEntry, ...]
+    # the entries as integers, for permits() (called once per route received): (permit,
+    # version, the entry's network shifted right by its host bits, those host bits, ge, le)
+    _compiled: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        compiled = []
+        for e in self.entries:
+            shift = e.prefix.max_prefixlen - e.prefix.prefixlen
+            lo, hi = e.bounds()
+            compiled.append((e.action == "permit", e.prefix.version,
+                             int(e.prefix.network_address) >> shift, shift, lo, hi))
+        object.__setattr__(self, "_compiled", tuple(compiled))
 
     def permits(self, route: Network) -> bool:
-        for entry in self.entries:
-            if entry.matches(route):
-                return entry.action == "permit"
+        """As the first entry that :meth:`PrefixListEntry.matches` the route says (integer
+        arithmetic: a route lies inside an entry's prefix when its length is at least the
+        entry's, which ge ensures, and its address has the entry's network bits)."""
+        version, plen = route.version, route.prefixlen
+        value = int(route.network_address)
+        for permit, v, network, shift, lo, hi in self._compiled:
+            if v == version and lo <= plen <= hi and value >> shift == network:
+                return permit
         return False
 
     @classmethod
@@ -135,6 +152,10 @@ class AltRib:
         if not per_prefix:
             return None
         return per_prefix[min(per_prefix)]
+
+    def route_count(self) -> int:
+        """How many routes :meth:`all_routes` would list (without listing them)."""
+        return sum(len(routes) for routes in self._by_neighbor.values())
 
     def all_routes(self) -> list[AltRoute]:
         return [r for n in sorted(self._by_neighbor) for r in self._by_neighbor[n].values()]

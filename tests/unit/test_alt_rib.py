@@ -99,3 +99,54 @@ def test_uncovered_prefix_agrees_with_trying_every_length():
             address = ip_address((base + rng.randrange(-80000, 80000)) & 0xFFFFFFFF)
             if rib.lookup(address) is None:
                 assert rib.uncovered_prefix(address) == shortest_free_prefix(rib, address)
+
+
+def test_prefix_list_permits_as_its_first_matching_entry_says_on_many_routes():
+    """permits() works on integers; it must agree with the entries' own matches() (the first
+    matching entry decides, no match denies), IPv4 and IPv6 mixed, with ge/le and exact entries."""
+    rng = random.Random(16)
+
+    def network(version):
+        width = 32 if version == 4 else 128
+        plen = rng.choice([0, 1, 7, 8, 16, 23, 24, 25, 32, width, rng.randint(0, width)])
+        value = rng.getrandbits(width) >> (width - plen) << (width - plen) if plen else 0
+        if rng.random() < 0.3:  # near the entries: 100.0.0.0/7, 153.16.0.0/16, 2001:db8::/32
+            value = {4: rng.choice([0x64000000, 0x65ff0000, 0x99100000, 0x66000000]),
+                     6: 0x20010db8 << 96}[version]
+            value = value >> (width - plen) << (width - plen) if plen else 0
+        return ip_network((value, plen))
+
+    for _ in range(200):
+        entries = []
+        for _ in range(rng.randint(0, 5)):
+            net = network(rng.choice((4, 6)))
+            ge = rng.choice([None, None, min(net.max_prefixlen, net.prefixlen + rng.randint(0, 8))])
+            le = rng.choice([None, None, net.max_prefixlen,
+                             max(ge or net.prefixlen, min(net.max_prefixlen, net.prefixlen + 4))])
+            if ge is not None and le is not None and le < ge:
+                le = ge
+            entries.append(PrefixListEntry(rng.choice(("permit", "deny")), net, ge, le))
+        plist = PrefixList(tuple(entries))
+        for _ in range(50):
+            route = network(rng.choice((4, 6)))
+            first = next((e for e in entries if e.matches(route)), None)
+            assert plist.permits(route) == (first is not None and first.action == "permit"), \
+                (entries, route)
+
+
+def test_prefix_lists_compare_by_their_entries_only():
+    a = PrefixList.default_import((ip_network("153.16.0.0/16"),))
+    b = PrefixList.default_import((ip_network("153.16.0.0/16"),))
+    c = PrefixList.default_import((ip_network("100.0.0.0/7"),))
+    assert a == b and a != c
+    assert "_compiled" not in repr(a)
+
+
+def test_route_count_counts_every_neighbours_routes():
+    rib = AltRib()
+    assert rib.route_count() == 0
+    for neighbor in ("n1", "n2"):
+        for i in range(3):
+            rib.update(AltRoute(ip_network(f"153.16.{i}.0/24"), neighbor, neighbor))
+    rib.withdraw("n1", ip_network("153.16.0.0/24"))
+    assert rib.route_count() == len(rib.all_routes()) == 5

@@ -11,7 +11,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 
 from lisp_app.alt.rib import PrefixList
-from lisp_app.alt.speaker import AltSpeaker, read_summary
+from lisp_app.alt.speaker import AltSpeaker, CollectionPause, read_summary
 from lisp_app.alt.state import (ESTABLISHED, FSM_STATES, IDLE, MAX_PREFIX_EXCEEDED, AltState,
                                 NeighborState, RestartNeighbor)
 from lisp_app.api import cli
@@ -104,12 +104,29 @@ class FakeSpeaker:
         pass
 
 
+class FakeCollector:
+    """Stands in for the gc module: tests must not switch the real collector off."""
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+
+    def isenabled(self):
+        return self.enabled
+
+    def disable(self):
+        self.enabled = False
+
+    def enable(self):
+        self.enabled = True
+
+
 def alt_speaker(max_prefix=2):
     config = AltConfig(local_as=2147483677, router_id=ip_address("153.16.36.254"),
                        address=ip_address("100.64.254.169"), eid_space=("153.16.0.0/16",),
                        neighbors=(AltNeighborConfig(ip_address(N1), 2147483671, "gre1",
                                                     max_prefix=max_prefix),))
     alt = AltSpeaker(config)
+    alt.pause = CollectionPause(FakeCollector())
     alt.speaker = FakeSpeaker()
     alt._modes = {"active": "active"}
     alt._add_neighbor(config.neighbors[0])
@@ -237,3 +254,144 @@ def test_the_view_reads_the_speakers_counts_now_not_at_the_last_poll():
                                  "total_message_in": 4, "update_message_in": 4}
     (n,) = alt.view()["neighbors"]
     assert (n["fsm"], n["updates_received"], n["messages_received"]) == ("Established", 4, 4)
+
+
+def os_ken_event(prefix, as_path_attr, withdraw=False):
+    """A received route as os-ken hands it to the adj-RIB-in handler."""
+    from collections import OrderedDict
+
+    from os_ken.lib.packet import bgp
+    from os_ken.services.protocols.bgp.bgpspeaker import EventPrefix
+    from os_ken.services.protocols.bgp.info_base.ipv4 import Ipv4Path
+    address, plen = prefix.split("/")
+    pattrs = OrderedDict([(bgp.BGP_ATTR_TYPE_ORIGIN, bgp.BGPPathAttributeOrigin(0))])
+    if as_path_attr is not None:
+        pattrs[bgp.BGP_ATTR_TYPE_AS_PATH] = as_path_attr
+    path = Ipv4Path(None, bgp.IPAddrPrefix(int(plen), address), 0, pattrs=pattrs, nexthop=N1,
+                    is_withdraw=withdraw)
+    return EventPrefix(path, withdraw)
+
+
+def test_routes_from_os_ken_keep_their_as_paths_when_an_update_shares_its_attributes():
+    from os_ken.lib.packet import bgp
+    alt = alt_speaker(max_prefix=0)
+    shared = bgp.BGPPathAttributeAsPath([[2147483671, 4200000000], {65001, 65002}])
+    other = bgp.BGPPathAttributeAsPath([[2147483671]])
+    for prefix, attr in (("153.16.1.0/24", shared), ("153.16.2.0/24", shared),
+                         ("153.16.3.0/24", other), ("153.16.4.0/24", None),
+                         ("153.16.5.0/24", shared)):
+        alt._adj_rib_in(os_ken_event(prefix, attr), N1, 2147483671)
+    paths = {str(r.prefix): r.as_path for r in alt.state.rib.all_routes()}
+    long = (2147483671, 4200000000, 65001, 65002)  # the AS_SET's members in its order
+    assert paths == {"153.16.1.0/24": long, "153.16.2.0/24": long,
+                     "153.16.3.0/24": (2147483671,), "153.16.4.0/24": (),
+                     "153.16.5.0/24": long}
+    assert shared.path_seg_list == [[2147483671, 4200000000], {65001, 65002}]  # untouched
+    alt._adj_rib_in(os_ken_event("153.16.2.0/24", shared, withdraw=True), N1, 2147483671)
+    assert sorted(str(r.prefix) for r in alt.state.rib.all_routes()) == \
+        ["153.16.1.0/24", "153.16.3.0/24", "153.16.4.0/24", "153.16.5.0/24"]
+    assert alt.state.rib.route_count() == 4
+
+
+def test_the_view_without_routes_gives_their_number():
+    alt = alt_speaker(max_prefix=0)
+    alt.speaker.neighbors[N1] = {"bgp_state": "Established", "uptime": 3}
+    for i in range(3):
+        alt.state.route_event(N1, f"153.16.{i}.0/24", N1, (2147483671,), False)
+    full, short = alt.view(), alt.view(routes=False)
+    assert len(full["routes"]) == short["routes"] == 3
+    assert {k: v for k, v in full.items() if k != "routes"} == \
+        {k: v for k, v in short.items() if k != "routes"}
+
+
+def test_os_kens_route_queue_tests_membership_by_identity_after_the_fix():
+    from os_ken.services.protocols.bgp.utils.circlist import CircularListType
+
+    from lisp_app.alt.speaker import queue_by_identity
+
+    class Node:
+        """Like os-ken's Destination, whose == renders both sides as strings."""
+
+        compared = 0
+
+        def __eq__(self, other):
+            Node.compared += 1
+            return NotImplemented
+
+        __hash__ = object.__hash__
+
+    Queue = CircularListType(next_attr_name="next_q", prev_attr_name="prev_q")
+    assert queue_by_identity() and queue_by_identity()  # idempotent
+    assert CircularListType.node_is_on_list.lisp_app_identity
+    queue = Queue.create()
+    a, b, c = Node(), Node(), Node()
+    assert not queue.is_on_list(a)  # never linked
+    queue.append(a)
+    queue.append(b)
+    assert queue.is_on_list(a) and queue.is_on_list(b) and not queue.is_on_list(c)
+    assert queue.pop_first() is a
+    assert not queue.is_on_list(a) and queue.is_on_list(b)  # unlinked: linked to itself
+    queue.append(a)
+    assert [n for n in queue] == [b, a]
+    assert Node.compared == 0
+
+
+def test_collection_pauses_while_routes_pour_in_and_resumes_once_they_stop():
+    collector = FakeCollector()
+    pause = CollectionPause(collector, quiet=1.0, longest=30.0)
+    pause.settle(0.0)
+    assert collector.enabled  # no routes: nothing to do
+    for t in (1.0, 1.1, 1.5):
+        pause.route(t)
+    assert not collector.enabled
+    pause.settle(2.0)  # the last route 0.5 s ago: still loading
+    assert not collector.enabled
+    pause.settle(2.6)
+    assert collector.enabled and pause.since is None
+    pause.route(3.0)  # the next burst pauses again
+    assert not collector.enabled
+    pause.resume()  # the speaker stops
+    assert collector.enabled
+
+
+def test_a_never_ending_stream_of_routes_keeps_collection_off_for_at_most_longest():
+    collector = FakeCollector()
+    pause = CollectionPause(collector, quiet=1.0, longest=30.0)
+    t = 0.0
+    while t < 29.0:
+        pause.route(t)
+        t += 0.5
+        pause.settle(t)
+        assert not collector.enabled
+    pause.route(30.0)
+    pause.settle(30.5)
+    assert collector.enabled
+    for t in (31.0, 31.5, 32.0):  # still flapping: collection stays on
+        pause.route(t)
+        pause.settle(t)
+        assert collector.enabled
+    pause.settle(33.5)  # a quiet spell: the next burst may pause it again
+    pause.route(40.0)
+    assert not collector.enabled
+
+
+def test_collection_turned_off_by_someone_else_is_left_alone():
+    collector = FakeCollector(enabled=False)
+    pause = CollectionPause(collector)
+    pause.route(1.0)
+    pause.settle(10.0)
+    pause.resume()
+    assert not collector.enabled
+
+
+def test_the_adapter_pauses_collection_while_learning_and_resumes_at_reconciliation():
+    import gc
+    alt = alt_speaker(max_prefix=0)
+    alt.pause = CollectionPause(FakeCollector(), quiet=0.0)
+    alt.speaker.neighbors[N1] = {"bgp_state": "Established", "uptime": 3}
+    from os_ken.lib.packet import bgp
+    alt._adj_rib_in(os_ken_event("153.16.1.0/24", bgp.BGPPathAttributeAsPath([[1]])), N1, 1)
+    assert not alt.pause.gc.enabled and gc.isenabled()  # the real collector untouched here
+    alt.reconcile()
+    assert alt.pause.gc.enabled
+    assert alt.state.rib.route_count() == 1

@@ -99,8 +99,9 @@ def test_servers_and_the_alt_have_help_too():
     node, _alt = msmr()
     node.ms.stats.registers_accepted = 2
     view = {"neighbors": [{"address": "100.64.254.172", "state": "established"}],
-            "routes": [{}, {}]}
-    found = families(scrape(App(node, alt=SimpleNamespace(view=lambda: view)))[1])
+            "routes": 2}
+    found = families(scrape(App(node, alt=SimpleNamespace(
+        view=lambda routes=True: view if not routes else None)))[1])
     assert found["lisp_ms_registers_accepted"].samples[0].value == 2
     assert found["lisp_mr_forwarded"].type == "counter"
     helps = counter_help()
