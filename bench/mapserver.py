@@ -10,10 +10,12 @@ requests are written off as lost and the window refilled (lost requests are repo
 there should be none).
 
 The server's handling of a datagram is what lisp_app's controller does with a LISP control
-packet-in, minus the OpenFlow packet-in/packet-out framing (``Xtr._control``): ``time.monotonic()``,
-``decode_control(payload)``, dispatch on the message type to the pure engines
-(lisp_app/control/map_server.py ``MapServerEngine``, map_resolver.py ``MapResolverEngine``), and
-``sendto`` of each resulting reply's bytes (``SendControl``: the payload to its destination and
+packet-in, minus the OpenFlow packet-in/packet-out framing (``Xtr._control``), and what the
+switchless Map-Server/Map-Resolver does with a datagram (``MapServerNode.on_datagram``):
+``time.monotonic()``, ``ControlPlane.on_payload(payload, Received(source, port), now)``
+(lisp_app/node/control_plane.py: the fast request decoder or ``decode_control``, dispatch on the
+message type to the pure engines, lisp_app/control/map_server.py ``MapServerEngine``,
+map_resolver.py ``MapResolverEngine``), and ``sendto`` of each resulting reply's bytes (``SendControl``: the payload to its destination and
 port; ``ForwardOverAlt``: the payload to the ALT neighbour's address). The client's source
 address is turned into an IPv4Address once and cached (the controller gets it from the frame).
 Figures, one run each per round, in this order:
@@ -70,7 +72,9 @@ from lisp_app.alt.rib import AltRib, AltRoute  # noqa: E402
 from lisp_app.control.actions import SendControl  # noqa: E402
 from lisp_app.control.map_resolver import ForwardOverAlt, MapResolverEngine  # noqa: E402
 from lisp_app.control.map_server import MapServerEngine, MsSite  # noqa: E402
-from lisp_app.protocol import (DecodeError, EidPrefix, EidRecord,  # noqa: E402
+from lisp_app.control.mapstat import MapStat  # noqa: E402
+from lisp_app.node.control_plane import ControlPlane, Received  # noqa: E402
+from lisp_app.protocol import (EidPrefix, EidRecord,  # noqa: E402
                                EncapsulatedControlMessage, Locator, MappingRecord, MapNotify,
                                MapRegister, MapRequest, decode_control, sign,
                                verify_authentication)
@@ -150,28 +154,22 @@ class Server:
                  alt_neighbors: dict[str, tuple[str, int]]):
         self.sock, self.ms, self.mr, self.alt_neighbors = sock, ms, mr, alt_neighbors
         self.addresses: dict[str, IPv4Address] = {}
-        self.malformed = self.unexpected = 0
+        self.control = ControlPlane(MapStat(), ms=ms, mr=mr)
+
+    @property
+    def malformed(self) -> int:
+        return self.control.stats.control_malformed
+
+    @property
+    def unexpected(self) -> int:
+        return self.control.stats.control_unexpected
 
     def handle(self, data: bytes, peer: tuple[str, int]) -> None:
         now = time.monotonic()
         source = self.addresses.get(peer[0])
         if source is None:
             source = self.addresses[peer[0]] = ip_address(peer[0])
-        try:
-            message = decode_control(data)
-        except DecodeError:
-            self.malformed += 1
-            return
-        if isinstance(message, MapRequest):  # over the ALT to the Map-Server
-            actions = self.ms.on_map_request(message, peer[1], source, now)
-        elif isinstance(message, EncapsulatedControlMessage) and isinstance(message.message,
-                                                                            MapRequest):
-            actions = self.mr.on_ecm(message)
-        elif isinstance(message, MapRegister):
-            actions = self.ms.on_map_register(data, message, source, peer[1], now)
-        else:
-            self.unexpected += 1
-            return
+        actions = self.control.on_payload(data, Received(source, peer[1]), now)
         sendto = self.sock.sendto
         for act in actions:
             if type(act) is SendControl:

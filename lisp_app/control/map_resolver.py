@@ -66,24 +66,30 @@ class MapResolverEngine:
     # EidPrefix -> the negative Map-Reply for it, encoded with nonce 0
     _negative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0) -> list:
+    def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0,
+               wanted: EidPrefix | None = None, inner: bytes | None = None) -> list:
+        """``wanted``: the Map-Request's first record's prefix, and ``inner``: the Map-Request's
+        bytes as received when they equal ``ecm.message.encode()``, when the caller has them
+        already (:func:`lisp_app.protocol.fast_request.decode_request_fast`)."""
         self.stats.ecm_received += 1
         request = ecm.message
         if not isinstance(request, MapRequest):
             self.stats.unusable += 1
             return []
-        try:
-            wanted: EidPrefix = request.records[0].prefix
-        except ValueError:
-            self.stats.unusable += 1
-            return []
+        if wanted is None:
+            try:
+                wanted = request.records[0].prefix
+            except ValueError:
+                self.stats.unusable += 1
+                return []
         eid = wanted.network.network_address
         if self.rib is not None:
             route = self.rib.lookup(eid)
             if route is not None:
                 self.stats.forwarded += 1
                 return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination,
-                                       ecm.source_port, request.encode())]
+                                       ecm.source_port,
+                                       request.encode() if inner is None else inner)]
         elif self.map_server is not None:
             actions = self.map_server.answer(request, wanted, ecm.source_port, ecm.source, now)
             if actions is not None:

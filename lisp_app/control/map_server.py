@@ -244,13 +244,16 @@ class MapServerEngine:
         return EidPrefix(wanted.instance_id, free)
 
     def on_map_request(self, request: MapRequest, reply_port: int,
-                       inner_source: IPAddress | None, now: float) -> list:
-        """A Map-Request that reached us (over the ALT, or in an ECM from a Map-Resolver)."""
-        try:
-            wanted = request.records[0].prefix
-        except ValueError:
-            self.stats.requests_unknown += 1
-            return []
+                       inner_source: IPAddress | None, now: float,
+                       wanted: EidPrefix | None = None) -> list:
+        """A Map-Request that reached us (over the ALT, or in an ECM from a Map-Resolver).
+        ``wanted``: its first record's prefix when the caller has it already."""
+        if wanted is None:
+            try:
+                wanted = request.records[0].prefix
+            except ValueError:
+                self.stats.requests_unknown += 1
+                return []
         actions = self.answer(request, wanted, reply_port, inner_source, now)
         if actions is None:
             self.stats.requests_unknown += 1

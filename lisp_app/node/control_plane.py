@@ -12,6 +12,7 @@ from ..control.mapstat import MapStat
 from ..logs import Summary
 from ..protocol import (DecodeError, EncapsulatedControlMessage, MapNotify, MapRegister,
                         MapReply, MapRequest, decode_control)
+from ..protocol.fast_request import decode_request_fast
 
 LOG = logging.getLogger(__name__)
 MALFORMED = Summary(LOG, "malformed LISP control messages")
@@ -46,7 +47,26 @@ class ControlPlane:
         """The engine actions a control message asks for. A message that does not decode is
         counted (``control_malformed``), one that no role of ours handles too
         (``control_unexpected``); both give no action. One that decodes only because we accept
-        a known deviation from the RFC is counted (``control_lenient``) and handled."""
+        a known deviation from the RFC is counted (``control_lenient``) and handled.
+
+        Map-Requests, plain or in an ECM, of the common shape take a fast path
+        (:func:`decode_request_fast`: the same message, its EID prefix and its bytes); the
+        rest, malformed ones included, the full decoder."""
+        fast = decode_request_fast(payload)
+        if fast is not None:
+            message, wanted, inner = fast
+            if type(message) is MapRequest:
+                if message.smr:
+                    actions = self._plain_request(message, payload, received, now)
+                else:
+                    actions = self.map_request(message, received.source_port, received.source,
+                                               received.destination, now, wanted)
+            else:
+                actions = self._ecm(message, payload, received, now, wanted, inner)
+            if actions is None:
+                self.stats.control_unexpected += 1
+                return []
+            return actions
         try:
             message = decode_control(payload)
         except DecodeError as exc:
@@ -83,24 +103,27 @@ class ControlPlane:
                                 received.destination, now)
 
     def _ecm(self, ecm: EncapsulatedControlMessage, payload: bytes, received: Received,
-             now: float):
+             now: float, wanted=None, inner: bytes | None = None):
         if not isinstance(ecm.message, MapRequest):
             return None
         if self.mr is not None and not ecm.to_etr:
-            return self.mr.on_ecm(ecm, now)
-        return self.map_request(ecm.message, ecm.source_port, ecm.source, None, now)
+            return self.mr.on_ecm(ecm, now, wanted, inner)
+        return self.map_request(ecm.message, ecm.source_port, ecm.source, None, now, wanted)
 
-    def map_request(self, request: MapRequest, reply_port: int, source, probed, now: float):
-        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's."""
+    def map_request(self, request: MapRequest, reply_port: int, source, probed, now: float,
+                    wanted=None):
+        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's.
+        ``wanted``: the request's first record's prefix, when known already."""
         if self.etr is not None:
             try:
-                ours = self.database.covering(request.records[0].prefix) is not None
+                ours = self.database.covering(
+                    request.records[0].prefix if wanted is None else wanted) is not None
             except ValueError:
                 ours = False
             if ours or self.ms is None:
                 return self.etr.on_map_request(request, reply_port, probed, now)
         if self.ms is not None:
-            return self.ms.on_map_request(request, reply_port, source, now)
+            return self.ms.on_map_request(request, reply_port, source, now, wanted)
         return None
 
     def _map_register(self, register: MapRegister, payload: bytes, received: Received,
