@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
 from ..alt.rib import AltRib
+from ..mapping.lpm import PrefixTable
+from ..mapping.space import WIDTH
 from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import EncapsulatedControlMessage
 from ..protocol.map_reply import MapReply, with_nonce
@@ -65,6 +67,12 @@ class MapResolverEngine:
     negative_cache_limit: int = NEGATIVE_CACHE
     # EidPrefix -> the negative Map-Reply for it, encoded with nonce 0
     _negative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # on the ALT, the same replies by (instance-id, family) in longest-prefix tables, valid for
+    # the RIB generation they were computed at: an EID inside a negative prefix is covered by no
+    # route, and that prefix is the least-specific free one around it too, so a hit answers
+    # without looking at the RIB
+    _negative_lpm: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _negative_generation: int = field(default=-1, init=False, repr=False, compare=False)
 
     def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0,
                wanted: EidPrefix | None = None, inner: bytes | None = None) -> list:
@@ -83,7 +91,17 @@ class MapResolverEngine:
                 self.stats.unusable += 1
                 return []
         eid = wanted.network.network_address
+        memo = None
         if self.rib is not None:
+            if self._negative_generation != self.rib.generation:
+                self._negative.clear()
+                self._negative_lpm.clear()
+                self._negative_generation = self.rib.generation
+            memo = self._negative_lpm.get((wanted.instance_id, eid.version))
+            if memo is not None:
+                encoded = memo.lookup(int(eid))
+                if encoded is not None:
+                    return self._negative_reply(request, ecm, encoded)
             route = self.rib.lookup(eid)
             if route is not None:
                 self.stats.forwarded += 1
@@ -111,9 +129,26 @@ class MapResolverEngine:
                                               action=Action.NATIVELY_FORWARD)
             if len(self._negative) >= self.negative_cache_limit:
                 self._negative.clear()
+                self._negative_lpm.clear()
             encoded = self._negative[negative] = MapReply(0, (record,)).encode()
+            if self.rib is not None:
+                if memo is None:
+                    memo = self._negative_lpm[(wanted.instance_id, eid.version)] = \
+                        PrefixTable(WIDTH[eid.version])
+                memo.put(negative.network, encoded)
         self.stats.negative_replies += 1
         return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=ecm.source_port)]
+
+    def _negative_reply(self, request: MapRequest, ecm: EncapsulatedControlMessage,
+                        encoded: bytes) -> list:
+        """A remembered negative Map-Reply for the request (no route covers its EID)."""
+        for itr in request.itr_rlocs:
+            if type(itr) is IPv4Address or type(itr) is IPv6Address:
+                self.stats.negative_replies += 1
+                return [SendControl(itr, with_nonce(encoded, request.nonce),
+                                    dest_port=ecm.source_port)]
+        self.stats.unusable += 1
+        return []
 
 
 def _unspecified(eid):

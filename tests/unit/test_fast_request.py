@@ -241,3 +241,47 @@ def _slow(monkeypatch, node, data, received, now):
     with monkeypatch.context() as patch:
         patch.setattr(control_plane, "decode_request_fast", lambda data: None)
         return node.on_payload(data, received, now)
+
+
+# -- the Map-Resolver's negative replies, remembered per RIB generation ---------------------------
+
+def _ecm_for(eid, nonce=5, iid=0):
+    record = EidRecord.for_prefix(EidPrefix(iid, IPv4Network(eid)))
+    request = MapRequest(nonce, (record,), (ip_address("192.0.2.1"),))
+    return EncapsulatedControlMessage(ip_address("10.0.0.1"), ip_address(eid), request)
+
+
+def test_remembered_negative_replies_equal_fresh_ones_across_rib_changes():
+    rng = random.Random(8)
+    rib = AltRib()
+    mr = MapResolverEngine(rib)
+    routes = []
+    for step in range(60):
+        if routes and rng.random() < 0.3:  # withdraw one
+            prefix = routes.pop(rng.randrange(len(routes)))
+            rib.withdraw("n1", prefix)
+        else:
+            prefix = IPv4Network((rng.getrandbits(32), rng.randrange(8, 25)), strict=False)
+            rib.update(AltRoute(prefix, "n1", "n1"))
+            routes.append(prefix)
+        for _ in range(40):
+            eid = IPv4Address(rng.getrandbits(32))
+            ecm = _ecm_for(eid, rng.getrandbits(64), rng.choice((0, 7)))
+            fresh = MapResolverEngine(rib).on_ecm(ecm)  # nothing remembered
+            assert mr.on_ecm(ecm) == fresh
+
+
+def test_negative_replies_follow_a_route_that_comes_and_goes():
+    rib = AltRib()
+    rib.update(AltRoute(IPv4Network("153.16.0.0/16"), "n1", "n1"))
+    mr = MapResolverEngine(rib)
+    (first,) = mr.on_ecm(_ecm_for("100.64.1.1"))
+    assert decode_control(first.payload).records[0].prefix == EidPrefix.parse("0.0.0.0/1")
+    rib.update(AltRoute(IPv4Network("100.64.0.0/10"), "n2", "n2"))
+    (forward,) = mr.on_ecm(_ecm_for("100.64.1.1"))
+    assert forward.neighbor == "n2"
+    (narrower,) = mr.on_ecm(_ecm_for("100.1.1.1"))
+    assert decode_control(narrower.payload).records[0].prefix == EidPrefix.parse("100.0.0.0/10")
+    rib.withdraw("n2", IPv4Network("100.64.0.0/10"))
+    assert mr.on_ecm(_ecm_for("100.64.1.1")) == [first]
+    assert mr.stats.forwarded == 1 and mr.stats.negative_replies == 3
