@@ -26,6 +26,7 @@ from ..mapping.lpm import PrefixTable
 from ..mapping.space import WIDTH
 from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import EncapsulatedControlMessage
+from ..protocol.fast_request import FastEcm
 from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
@@ -74,42 +75,54 @@ class MapResolverEngine:
     _negative_lpm: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _negative_generation: int = field(default=-1, init=False, repr=False, compare=False)
 
-    def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0,
-               wanted: EidPrefix | None = None, inner: bytes | None = None) -> list:
-        """``wanted``: the Map-Request's first record's prefix, and ``inner``: the Map-Request's
-        bytes as received when they equal ``ecm.message.encode()``, when the caller has them
-        already (:func:`lisp_app.protocol.fast_request.decode_request_fast`)."""
+    def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0) -> list:
         self.stats.ecm_received += 1
         request = ecm.message
         if not isinstance(request, MapRequest):
             self.stats.unusable += 1
             return []
-        if wanted is None:
-            try:
-                wanted = request.records[0].prefix
-            except ValueError:
-                self.stats.unusable += 1
-                return []
-        eid = wanted.network.network_address
+        try:
+            wanted: EidPrefix = request.records[0].prefix
+        except ValueError:
+            self.stats.unusable += 1
+            return []
+        return self._resolve(request, wanted.instance_id, wanted.network.network_address, wanted,
+                             ecm.source, ecm.destination, ecm.source_port, now)
+
+    def on_fast_ecm(self, ecm: FastEcm, now: float = 0.0) -> list:
+        """The same as :meth:`on_ecm` for an ECM read on the fast path (the Map-Request's
+        prefix is made only if needed, its bytes are forwarded as received when they re-encode
+        identically)."""
+        self.stats.ecm_received += 1
+        request = ecm.request
+        return self._resolve(request, request.instance_id, request.eid, None, ecm.source,
+                             ecm.destination, ecm.source_port, now)
+
+    def _resolve(self, request, instance_id: int, eid, wanted: EidPrefix | None, source,
+                 destination, source_port: int, now: float) -> list:
+        """``request``: a MapRequest or a FastMapRequest; ``instance_id`` and ``eid``: its first
+        record's prefix's instance-id and network address; ``wanted``: that prefix (None: made
+        from the request when needed)."""
         memo = None
         if self.rib is not None:
             if self._negative_generation != self.rib.generation:
                 self._negative.clear()
                 self._negative_lpm.clear()
                 self._negative_generation = self.rib.generation
-            memo = self._negative_lpm.get((wanted.instance_id, eid.version))
+            memo = self._negative_lpm.get((instance_id, eid.version))
             if memo is not None:
                 encoded = memo.lookup(int(eid))
                 if encoded is not None:
-                    return self._negative_reply(request, ecm, encoded)
+                    return self._negative_reply(request, source_port, encoded)
             route = self.rib.lookup(eid)
             if route is not None:
                 self.stats.forwarded += 1
-                return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination,
-                                       ecm.source_port,
-                                       request.encode() if inner is None else inner)]
+                return [ForwardOverAlt(route.neighbor, source, destination, source_port,
+                                       request.encode())]
         elif self.map_server is not None:
-            actions = self.map_server.answer(request, wanted, ecm.source_port, ecm.source, now)
+            if wanted is None:
+                wanted = request.prefix
+            actions = self.map_server.answer(request, wanted, source_port, source, now)
             if actions is not None:
                 self.stats.to_map_server += 1
                 return actions
@@ -118,11 +131,11 @@ class MapResolverEngine:
             self.stats.unusable += 1
             return []
         if self.rib is not None:
-            negative = EidPrefix(wanted.instance_id, self.rib.uncovered_prefix(eid))
+            negative = EidPrefix(instance_id, self.rib.uncovered_prefix(eid))
         elif self.map_server is not None:
             negative = self.map_server.free_space(wanted)
         else:
-            negative = EidPrefix(wanted.instance_id, ip_network(f"{_unspecified(eid)}/0"))
+            negative = EidPrefix(instance_id, ip_network(f"{_unspecified(eid)}/0"))
         encoded = self._negative.get(negative)
         if encoded is None:
             record = MappingRecord.for_prefix(negative, ttl=NEGATIVE_TTL,
@@ -133,20 +146,19 @@ class MapResolverEngine:
             encoded = self._negative[negative] = MapReply(0, (record,)).encode()
             if self.rib is not None:
                 if memo is None:
-                    memo = self._negative_lpm[(wanted.instance_id, eid.version)] = \
+                    memo = self._negative_lpm[(instance_id, eid.version)] = \
                         PrefixTable(WIDTH[eid.version])
                 memo.put(negative.network, encoded)
         self.stats.negative_replies += 1
-        return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=ecm.source_port)]
+        return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=source_port)]
 
-    def _negative_reply(self, request: MapRequest, ecm: EncapsulatedControlMessage,
-                        encoded: bytes) -> list:
+    def _negative_reply(self, request, source_port: int, encoded: bytes) -> list:
         """A remembered negative Map-Reply for the request (no route covers its EID)."""
         for itr in request.itr_rlocs:
             if type(itr) is IPv4Address or type(itr) is IPv6Address:
                 self.stats.negative_replies += 1
                 return [SendControl(itr, with_nonce(encoded, request.nonce),
-                                    dest_port=ecm.source_port)]
+                                    dest_port=source_port)]
         self.stats.unusable += 1
         return []
 

@@ -247,7 +247,8 @@ class MapServerEngine:
                        inner_source: IPAddress | None, now: float,
                        wanted: EidPrefix | None = None) -> list:
         """A Map-Request that reached us (over the ALT, or in an ECM from a Map-Resolver).
-        ``wanted``: its first record's prefix when the caller has it already."""
+        ``wanted``: its first record's prefix when the caller has it already (then ``request``
+        may be a FastMapRequest, see :meth:`answer`)."""
         if wanted is None:
             try:
                 wanted = request.records[0].prefix
@@ -263,7 +264,9 @@ class MapServerEngine:
     def answer(self, request: MapRequest, wanted: EidPrefix, reply_port: int,
                inner_source: IPAddress | None, now: float) -> list | None:
         """The answer to a Map-Request for ``wanted``, or None when ``wanted`` is neither
-        registered nor inside a configured site (nor answerable: no usable ITR-RLOC)."""
+        registered nor inside a configured site (nor answerable: no usable ITR-RLOC).
+        ``request``: a MapRequest, or a FastMapRequest (:mod:`lisp_app.protocol.fast_request`)
+        of the same message: only its ``nonce``, ``itr_rlocs`` and ``encode()`` are used."""
         registered, reg = self.registration_for(wanted, now)
         itr = None
         for rloc in request.itr_rlocs:

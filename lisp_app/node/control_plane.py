@@ -12,7 +12,7 @@ from ..control.mapstat import MapStat
 from ..logs import Summary
 from ..protocol import (DecodeError, EncapsulatedControlMessage, MapNotify, MapRegister,
                         MapReply, MapRequest, decode_control)
-from ..protocol.fast_request import decode_request_fast
+from ..protocol.fast_request import FastEcm, decode_request_fast
 
 LOG = logging.getLogger(__name__)
 MALFORMED = Summary(LOG, "malformed LISP control messages")
@@ -50,19 +50,11 @@ class ControlPlane:
         a known deviation from the RFC is counted (``control_lenient``) and handled.
 
         Map-Requests, plain or in an ECM, of the common shape take a fast path
-        (:func:`decode_request_fast`: the same message, its EID prefix and its bytes); the
-        rest, malformed ones included, the full decoder."""
+        (:func:`decode_request_fast`: the fields the servers answer from, the full message only
+        where needed); the rest, malformed ones included, the full decoder."""
         fast = decode_request_fast(payload)
         if fast is not None:
-            message, wanted, inner = fast
-            if type(message) is MapRequest:
-                if message.smr:
-                    actions = self._plain_request(message, payload, received, now)
-                else:
-                    actions = self.map_request(message, received.source_port, received.source,
-                                               received.destination, now, wanted)
-            else:
-                actions = self._ecm(message, payload, received, now, wanted, inner)
+            actions = self._fast(fast, payload, received, now)
             if actions is None:
                 self.stats.control_unexpected += 1
                 return []
@@ -88,6 +80,27 @@ class ControlPlane:
 
     # -- each returns the engine's actions, or None: not ours to handle ------------------------
 
+    def _fast(self, fast, payload: bytes, received: Received, now: float):
+        """A Map-Request read on the fast path: to the Map-Resolver or the Map-Server without
+        making the full message; to the ETR or the ITR (an SMR) with it."""
+        if type(fast) is FastEcm:
+            if self.mr is not None and not fast.to_etr:
+                return self.mr.on_fast_ecm(fast, now)
+            request = fast.request
+            if self.etr is not None:
+                return self.map_request(request.message(), fast.source_port, fast.source, None,
+                                        now, request.prefix)
+            if self.ms is not None:
+                return self.ms.on_map_request(request, fast.source_port, fast.source, now,
+                                              request.prefix)
+            return None
+        if fast.smr or self.etr is not None:
+            return self._plain_request(fast.message(), payload, received, now)
+        if self.ms is not None:
+            return self.ms.on_map_request(fast, received.source_port, received.source, now,
+                                          fast.prefix)
+        return None
+
     def _map_reply(self, reply: MapReply, payload: bytes, received: Received, now: float):
         if reply.probe and self.prober is not None:  # the answer to one of our RLOC-probes
             return self.prober.on_probe_reply(reply, received.source, now)
@@ -103,12 +116,12 @@ class ControlPlane:
                                 received.destination, now)
 
     def _ecm(self, ecm: EncapsulatedControlMessage, payload: bytes, received: Received,
-             now: float, wanted=None, inner: bytes | None = None):
+             now: float):
         if not isinstance(ecm.message, MapRequest):
             return None
         if self.mr is not None and not ecm.to_etr:
-            return self.mr.on_ecm(ecm, now, wanted, inner)
-        return self.map_request(ecm.message, ecm.source_port, ecm.source, None, now, wanted)
+            return self.mr.on_ecm(ecm, now)
+        return self.map_request(ecm.message, ecm.source_port, ecm.source, None, now)
 
     def map_request(self, request: MapRequest, reply_port: int, source, probed, now: float,
                     wanted=None):

@@ -1,18 +1,18 @@
-"""The request side of a Map-Server / Map-Resolver, decoded on a fast path.
+"""The request side of a Map-Server / Map-Resolver, read on a fast path.
 
 :func:`decode_request_fast` reads the two messages such a server answers most, a plain Map-Request
 and an ECM carrying one, when they have the common shape: one EID record (an IPv4 or IPv6 EID,
 bare or in an Instance-ID LCAF), no Map-Reply record, IPv4/IPv6 ITR-RLOCs, a source EID that is
 absent or an IP address and, for an ECM, an inner IPv4 (without options) or IPv6 header. It checks
-every field that :func:`lisp_app.protocol.decode_control` checks for that shape and returns a
-message equal to what ``decode_control`` returns, together with the EID prefix the record names
-(``request.records[0].prefix``) and, when re-encoding the Map-Request would give its received
-bytes back (reserved bits zero), those bytes. Anything else, malformed input included, gives None:
-the caller then decodes with ``decode_control``, which refuses it with its usual error. So the
-fast path never accepts what the full decoder refuses, and never refuses anything itself.
+every field that :func:`lisp_app.protocol.decode_control` checks for that shape, and gives a
+:class:`FastMapRequest` or :class:`FastEcm`: the fields a server answers from (nonce, ITR-RLOCs,
+the EID, the ECM's inner addresses and port), the rest only on demand, ``message()`` being equal to
+what ``decode_control`` returns. Anything else, malformed input included, gives None: the caller
+then decodes with ``decode_control``, which refuses it with its usual error. So the fast path never
+accepts what the full decoder refuses, and never refuses anything itself.
 
 Addresses, ITR-RLOC lists and EID records are kept decoded by their bytes in small bounded memos
-(their objects are immutable; a memo that fills up starts over), since the same ITRs ask about the
+(what they hold is immutable; a memo that fills up starts over), since the same ITRs ask about the
 same EIDs again and again.
 """
 
@@ -28,7 +28,7 @@ from .map_request import MapRequest
 from .numbers import IPPROTO_UDP
 from .records import EidRecord
 
-__all__ = ["decode_request_fast", "MEMO_LIMIT"]
+__all__ = ["FastEcm", "FastMapRequest", "MEMO_LIMIT", "decode_request_fast"]
 
 MEMO_LIMIT = 1024  # entries per memo; a full memo starts over
 
@@ -38,7 +38,7 @@ _AFI_LCAF = 16387
 
 _addresses: dict[bytes, object] = {}   # AFI + address bytes -> the address
 _itr_lists: dict[bytes, tuple] = {}    # the ITR-RLOC block -> its tuple of addresses
-_records: dict[bytes, tuple] = {}      # an EID record's bytes -> (record tuple, prefix, canonical)
+_records: dict[bytes, list] = {}       # an EID record's bytes -> its _Record entry
 
 
 def clear_memos() -> None:
@@ -46,6 +46,80 @@ def clear_memos() -> None:
     _addresses.clear()
     _itr_lists.clear()
     _records.clear()
+
+
+# an EID record's memo entry (a list, its last two slots filled on demand)
+_EID, _IID, _IID_MASK, _MASK_LEN, _NETWORK_ADDRESS, _CANONICAL, _RECORDS, _PREFIX = range(8)
+
+
+class FastMapRequest:
+    """A common-shape Map-Request: ``nonce``, ``itr_rlocs``, ``smr``; ``instance_id`` and
+    ``eid``, what ``records[0].prefix`` holds (its instance-id and network address, host bits
+    cleared); ``prefix`` and ``records`` (made on first use); ``inner``, its bytes when
+    re-encoding gives them back (reserved bits zero), else None. ``message()`` is the
+    :class:`MapRequest` that ``decode_control`` gives, ``encode()`` its encoding."""
+
+    __slots__ = ("nonce", "itr_rlocs", "smr", "instance_id", "eid", "inner", "_head",
+                 "_source_eid", "_entry", "_message")
+
+    def __init__(self, nonce, itr_rlocs, head, source_eid, entry, inner):
+        self.nonce, self.itr_rlocs, self._head = nonce, itr_rlocs, head
+        self.smr = bool(head[0] & 1)
+        self._source_eid, self._entry, self.inner = source_eid, entry, inner
+        self.instance_id = 0 if entry[_IID] is None else entry[_IID] & 0xFFFFFF
+        self.eid = entry[_NETWORK_ADDRESS]
+        self._message = None
+
+    @property
+    def prefix(self) -> EidPrefix:
+        entry = self._entry
+        prefix = entry[_PREFIX]
+        if prefix is None:
+            eid, mask_len = self.eid, entry[_MASK_LEN]
+            network = (IPv4Network if eid.version == 4 else IPv6Network)((int(eid), mask_len))
+            prefix = entry[_PREFIX] = EidPrefix(self.instance_id, network)
+        return prefix
+
+    @property
+    def records(self) -> tuple[EidRecord, ...]:
+        entry = self._entry
+        records = entry[_RECORDS]
+        if records is None:
+            eid = entry[_EID]
+            if entry[_IID] is not None:
+                eid = InstanceIdAddress(entry[_IID], eid, entry[_IID_MASK])
+            records = entry[_RECORDS] = (EidRecord(eid, entry[_MASK_LEN]),)
+        return records
+
+    def message(self) -> MapRequest:
+        message = self._message
+        if message is None:
+            b0, b1, b2 = self._head
+            message = self._message = MapRequest(
+                self.nonce, self.records, self.itr_rlocs, self._source_eid, bool(b0 & 8),
+                bool(b0 & 2), bool(b0 & 1), bool(b1 & 0x80), bool(b1 & 0x40), bool(b2 & 0x40),
+                bool(b2 & 0x20), None)
+        return message
+
+    def encode(self) -> bytes:
+        return self.inner if self.inner is not None else self.message().encode()
+
+
+class FastEcm:
+    """An ECM carrying a common-shape Map-Request (``request``, a :class:`FastMapRequest`):
+    ``source``, ``destination`` and ``source_port`` of its inner header and its ``to_etr`` flag;
+    ``message()`` is the :class:`EncapsulatedControlMessage` that ``decode_control`` gives."""
+
+    __slots__ = ("source", "destination", "source_port", "to_etr", "request", "_rest")
+
+    def __init__(self, source, destination, source_port, request, rest):
+        self.source, self.destination, self.source_port = source, destination, source_port
+        self.request, self._rest = request, rest
+        self.to_etr = bool(rest[-2])
+
+    def message(self) -> EncapsulatedControlMessage:
+        return EncapsulatedControlMessage(self.source, self.destination, self.request.message(),
+                                          self.source_port, *self._rest)
 
 
 def _address(raw: bytes):
@@ -71,61 +145,45 @@ def _ip_length(data: bytes, pos: int, end: int) -> int:
 
 
 def _record(data: bytes, pos: int, end: int):
-    """(records tuple, prefix, canonical) for an EID record filling ``data[pos:end]``, or None."""
+    """The memo entry for an EID record filling ``data[pos:end]``, or None (not the shape)."""
     raw = data[pos:end]
-    known = _records.get(raw)
-    if known is not None:
-        return known
-    if data[pos + 2] != 0 or data[pos + 3] not in (1, 2):
+    entry = _records.get(raw)
+    if entry is not None:
+        return entry
+    if data[pos + 2] == 0 and data[pos + 3] in (1, 2):
+        # canonical: the Reserved byte is zero (it is not re-encoded)
+        return _new_record(raw, data, pos + 2, end, data[pos + 1], None, 0, data[pos] == 0)
+    if data[pos + 2] != 0x40 or data[pos + 3] != 0x03 or end - pos < 2 + 12 + 6:
         return None
-    # canonical: the Reserved byte is zero (it is not re-encoded)
-    return _finish_record(raw, data, pos + 2, end, data[pos + 1], None, 0, data[pos] == 0)
+    afi, rsvd1, flags, lcaf_type, rsvd2, length, iid = _LCAF.unpack_from(data, pos + 2)
+    if afi != _AFI_LCAF or lcaf_type != 2 or pos + 2 + 8 + length != end:
+        return None
+    addr_at = pos + 2 + 12
+    if data[addr_at] != 0 or data[addr_at + 1] not in (1, 2):
+        return None
+    canonical = data[pos] == 0 and rsvd1 == 0 and flags == 0
+    return _new_record(raw, data, addr_at, end, data[pos + 1], iid, rsvd2, canonical)
 
 
-def _finish_record(raw, data, addr_at, end, mask_len, iid, iid_mask, canonical):
+def _new_record(raw, data, addr_at, end, mask_len, iid, iid_mask, canonical):
     if end - addr_at != (6 if data[addr_at + 1] == 1 else 18):
         return None
     addr = _address(data[addr_at:end])
     limit = 32 if addr.version == 4 else 128
     if mask_len > limit:
         return None
-    value = int(addr)
+    network_address = addr
     if mask_len < limit:
-        value &= ~((1 << (limit - mask_len)) - 1)
-    network = (IPv4Network if limit == 32 else IPv6Network)((value, mask_len))
-    if iid is None:
-        record = EidRecord(addr, mask_len)
-        prefix = EidPrefix(0, network)
-    else:
-        record = EidRecord(InstanceIdAddress(iid, addr, iid_mask), mask_len)
-        prefix = EidPrefix(iid & 0xFFFFFF, network)
-    known = ((record,), prefix, canonical)
+        value = int(addr) & ~((1 << (limit - mask_len)) - 1)
+        network_address = IPv4Address(value) if limit == 32 else IPv6Address(value)
+    entry = [addr, iid, iid_mask, mask_len, network_address, canonical, None, None]
     if len(_records) >= MEMO_LIMIT:
         _records.clear()
-    _records[raw] = known
-    return known
+    _records[raw] = entry
+    return entry
 
 
-def _lcaf_record(data: bytes, pos: int, end: int):
-    """The same as :func:`_record` for an EID in an Instance-ID LCAF."""
-    raw = data[pos:end]
-    known = _records.get(raw)
-    if known is not None:
-        return known
-    if end - pos < 2 + 12 + 6:
-        return None
-    afi, rsvd1, flags, lcaf_type, rsvd2, length, iid = _LCAF.unpack_from(data, pos + 2)
-    if afi != _AFI_LCAF or lcaf_type != 2 or pos + 2 + 8 + length != end or length < 10:
-        return None
-    addr_at = pos + 2 + 12
-    if data[addr_at] != 0 or data[addr_at + 1] not in (1, 2):
-        return None
-    canonical = data[pos] == 0 and rsvd1 == 0 and flags == 0
-    return _finish_record(raw, data, addr_at, end, data[pos + 1], iid, rsvd2, canonical)
-
-
-def _map_request(data: bytes, off: int, end: int):
-    """(request, prefix, canonical) for a common-shape Map-Request in ``data[off:end]``, or None."""
+def _map_request(data: bytes, off: int, end: int) -> FastMapRequest | None:
     if end - off < 12:
         return None
     b0, b1, b2, count, nonce = _HEADER.unpack_from(data, off)
@@ -134,8 +192,7 @@ def _map_request(data: bytes, off: int, end: int):
     pos = off + 12
     if end - pos < 2 or data[pos] != 0:
         return None
-    afi = data[pos + 1]
-    if afi == 0:
+    if data[pos + 1] == 0:
         source_eid = NO_ADDRESS
         pos += 2
     else:
@@ -163,21 +220,15 @@ def _map_request(data: bytes, off: int, end: int):
         itr_rlocs = _itr_lists[block] = tuple(rlocs)
     if end - pos < 4:
         return None
-    if data[pos + 2] == 0x40 and data[pos + 3] == 0x03:
-        known = _lcaf_record(data, pos, end)
-    else:
-        known = _record(data, pos, end)
-    if known is None:
+    entry = _record(data, pos, end)
+    if entry is None:
         return None
-    records, prefix, canonical = known
-    request = MapRequest(nonce, records, itr_rlocs, source_eid, bool(b0 & 8), bool(b0 & 2),
-                         bool(b0 & 1), bool(b1 & 0x80), bool(b1 & 0x40), bool(b2 & 0x40),
-                         bool(b2 & 0x20), None)
-    return request, prefix, canonical and not b1 & 0x3F and not b2 & 0x80
+    canonical = entry[_CANONICAL] and not b1 & 0x3F and not b2 & 0x80
+    return FastMapRequest(nonce, itr_rlocs, (b0, b1, b2), source_eid, entry,
+                          data[off:end] if canonical else None)
 
 
-def _ecm(data: bytes, end: int):
-    """(ecm, prefix, inner bytes or None) for an ECM carrying a common-shape Map-Request."""
+def _ecm(data: bytes, end: int) -> FastEcm | None:
     ip = 4
     if end < ip + 1:
         return None
@@ -194,18 +245,18 @@ def _ecm(data: bytes, end: int):
             return None
         addresses = data[ip + 12:udp]
         src = _address(b"\x00\x01" + addresses[:4])
-        dst = _address(b"\x00\x01" + addresses[4:])
+        dst = IPv4Address(d)
         dont_fragment, flow_label = bool(frag & 0x4000), 0
     elif version == 6:
         if end - ip < 40:
             return None
-        word, plen, proto, ttl, _s, _d = IPV6_HEADER.unpack_from(data, ip)
+        word, plen, proto, ttl, _s, d = IPV6_HEADER.unpack_from(data, ip)
         if plen != end - ip - 40:
             return None
         udp = ip + 40
         addresses = data[ip + 8:udp]
         src = _address(b"\x00\x02" + addresses[:16])
-        dst = _address(b"\x00\x02" + addresses[16:])
+        dst = IPv6Address(d)
         tos, flow_label, ip_id, dont_fragment = word >> 20 & 0xFF, word & 0xFFFFF, 0, False
     else:
         return None
@@ -220,32 +271,23 @@ def _ecm(data: bytes, end: int):
     inner = udp + 8
     if end - inner < 1 or data[inner] >> 4 != 1:
         return None
-    found = _map_request(data, inner, end)
-    if found is None:
+    request = _map_request(data, inner, end)
+    if request is None:
         return None
-    request, prefix, canonical = found
     flags = data[0]
-    ecm = EncapsulatedControlMessage(src, dst, request, sport, dport, ttl, tos, ip_id,
-                                     dont_fragment, flow_label, bool(ucsum), bool(flags & 8),
-                                     bool(flags & 4), bool(flags & 2), bool(flags & 1))
-    return ecm, prefix, data[inner:end] if canonical else None
+    return FastEcm(src, dst, sport, request,
+                   (dport, ttl, tos, ip_id, dont_fragment, flow_label, bool(ucsum),
+                    bool(flags & 8), bool(flags & 4), bool(flags & 2), bool(flags & 1)))
 
 
-def decode_request_fast(data: bytes):
-    """``(message, prefix, inner)`` for a plain Map-Request or an ECM carrying one, in the
-    common shape (see the module's description); None for anything else, to be decoded by
-    ``decode_control``. ``message`` equals ``decode_control(data)``; ``prefix`` is the EID prefix
-    its record names; ``inner`` is the Map-Request's bytes when ``request.encode()`` gives them
-    back exactly, else None."""
+def decode_request_fast(data: bytes) -> FastMapRequest | FastEcm | None:
+    """A plain Map-Request or an ECM carrying one, in the common shape (see the module's
+    description); None for anything else, to be decoded by ``decode_control``."""
     if type(data) is not bytes or not data:
         return None
     kind = data[0] >> 4
     if kind == 1:
-        found = _map_request(data, 0, len(data))
-        if found is None:
-            return None
-        request, prefix, canonical = found
-        return request, prefix, data if canonical else None
+        return _map_request(data, 0, len(data))
     if kind == 8:
         return _ecm(data, len(data))
     return None

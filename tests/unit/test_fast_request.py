@@ -17,7 +17,7 @@ from lisp_app.protocol import (DecodeError, EidPrefix, EidRecord, EncapsulatedCo
                                InstanceIdAddress, Locator, MappingRecord, MapRegister, MapRequest,
                                NO_ADDRESS, decode_control, sign)
 from lisp_app.protocol import fast_request
-from lisp_app.protocol.fast_request import decode_request_fast
+from lisp_app.protocol.fast_request import FastEcm, decode_request_fast
 
 SITES = (MsSite("s4", "k4", (EidPrefix.parse("153.16.36.0/24"),
                              EidPrefix.parse("[1000]153.16.36.0/24"))),
@@ -90,13 +90,23 @@ def _check_same(data):
     if fast is None:
         return False
     assert slow is not None, f"fast path accepted what decode_control refuses: {data.hex()}"
-    message, prefix, inner = fast
+    message = fast.message()
     assert message == slow and type(message) is type(slow)
-    request = message.message if isinstance(message, EncapsulatedControlMessage) else message
-    assert prefix == request.records[0].prefix
-    if inner is not None:
-        assert inner == request.encode()
-        assert data.endswith(inner)
+    if isinstance(fast, FastEcm):
+        view, request = fast.request, slow.message
+        assert (fast.source, fast.destination, fast.source_port, fast.to_etr) == \
+            (slow.source, slow.destination, slow.source_port, slow.to_etr)
+    else:
+        view, request = fast, slow
+    assert view.message() == request
+    assert (view.nonce, view.itr_rlocs, view.smr, view.records) == \
+        (request.nonce, request.itr_rlocs, request.smr, request.records)
+    prefix = request.records[0].prefix
+    assert view.prefix == prefix
+    assert (view.instance_id, view.eid) == (prefix.instance_id, prefix.network.network_address)
+    assert view.encode() == request.encode()
+    if view.inner is not None:
+        assert data.endswith(view.inner)
     return True
 
 
@@ -107,9 +117,9 @@ def test_common_shapes_take_the_fast_path_and_decode_as_the_full_decoder_does():
 
 def test_reencodable_requests_give_their_bytes_back():
     for data in _requests(500, 2):
-        message, _prefix, inner = decode_request_fast(data)
-        request = message.message if isinstance(message, EncapsulatedControlMessage) else message
-        assert inner == request.encode()
+        fast = decode_request_fast(data)
+        view = fast.request if isinstance(fast, FastEcm) else fast
+        assert view.inner == view.message().encode() and data.endswith(view.inner)
 
 
 def test_reserved_bits_keep_the_message_but_not_the_bytes():
@@ -117,15 +127,17 @@ def test_reserved_bits_keep_the_message_but_not_the_bytes():
                          (IPv4Address("192.0.2.1"),))
     data = bytearray(request.encode())
     data[1] |= 0x01   # a reserved bit
-    message, _prefix, inner = decode_request_fast(bytes(data))
-    assert message == request and inner is None
+    fast = decode_request_fast(bytes(data))
+    assert fast.message() == request and fast.inner is None
+    assert fast.encode() == request.encode()
     iid = MapRequest(7, (EidRecord(InstanceIdAddress(5, IPv4Address("153.16.36.1"), 32), 32),),
                      (IPv4Address("192.0.2.1"),)).encode()
     flagged = bytearray(iid)
     flagged[-15] = 0x80  # the Instance-ID LCAF's flags
-    message, prefix, inner = decode_request_fast(bytes(flagged))
-    assert prefix == EidPrefix.parse("[5]153.16.36.1/32") and inner is None
-    assert message == decode_control(bytes(flagged))
+    fast = decode_request_fast(bytes(flagged))
+    assert fast.prefix == EidPrefix.parse("[5]153.16.36.1/32") and fast.inner is None
+    assert fast.message() == decode_control(bytes(flagged))
+    assert _check_same(bytes(flagged)) and _check_same(bytes(data))
 
 
 def test_other_shapes_are_left_to_the_full_decoder():
@@ -224,7 +236,10 @@ def test_control_plane_fast_path_answers_as_the_slow_path(monkeypatch, alt):
         expected = _outcome(lambda: _slow(monkeypatch, slow, data, received, now))
         assert _outcome(lambda: fast.on_payload(data, received, now)) == expected
     assert _counters(fast) == _counters(slow)
-    assert fast.stats.control_malformed > 0
+    ms, mr = fast.ms.stats, fast.mr.stats
+    assert fast.stats.control_malformed and fast.stats.control_unexpected
+    assert ms.proxy_replies and ms.requests_forwarded and ms.negative_replies
+    assert mr.negative_replies and (mr.forwarded if alt else mr.to_map_server)
 
 
 def _outcome(call):
