@@ -19,11 +19,13 @@ same EIDs again and again.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from .addresses import NO_ADDRESS, EidPrefix, InstanceIdAddress
 from .ecm import EncapsulatedControlMessage
-from .inet import IPV4_HEADER_INTS, IPV6_HEADER, UDP_HEADER, internet_checksum, pseudo_header_tail
+from .inet import IPV4_HEADER_INTS, IPV6_HEADER, UDP_HEADER
 from .map_request import MapRequest
 from .numbers import IPPROTO_UDP
 from .records import EidRecord
@@ -35,8 +37,10 @@ MEMO_LIMIT = 1024  # entries per memo; a full memo starts over
 _HEADER = struct.Struct("!BBBBQ")
 _LCAF = struct.Struct("!HBBBBHI")  # AFI 16387, Rsvd1, Flags, Type, Rsvd2, Length, Instance-ID
 _AFI_LCAF = 16387
+_LITTLE = sys.byteorder == "little"
 
 _addresses: dict[bytes, object] = {}   # AFI + address bytes -> the address
+_v4: dict[int, IPv4Address] = {}       # an ECM's inner IPv4 source, as an integer -> the address
 _itr_lists: dict[bytes, tuple] = {}    # the ITR-RLOC block -> its tuple of addresses
 _records: dict[bytes, list] = {}       # an EID record's bytes -> its _Record entry
 
@@ -44,6 +48,7 @@ _records: dict[bytes, list] = {}       # an EID record's bytes -> its _Record en
 def clear_memos() -> None:
     """Forget every memo (tests; nothing depends on it for correctness)."""
     _addresses.clear()
+    _v4.clear()
     _itr_lists.clear()
     _records.clear()
 
@@ -110,16 +115,28 @@ class FastEcm:
     ``source``, ``destination`` and ``source_port`` of its inner header and its ``to_etr`` flag;
     ``message()`` is the :class:`EncapsulatedControlMessage` that ``decode_control`` gives."""
 
-    __slots__ = ("source", "destination", "source_port", "to_etr", "request", "_rest")
+    __slots__ = ("source", "destination", "source_port", "to_etr", "request", "_data")
 
-    def __init__(self, source, destination, source_port, request, rest):
+    def __init__(self, source, destination, source_port, request, data):
         self.source, self.destination, self.source_port = source, destination, source_port
-        self.request, self._rest = request, rest
-        self.to_etr = bool(rest[-2])
+        self.request, self._data = request, data
+        self.to_etr = bool(data[0] & 2)
 
     def message(self) -> EncapsulatedControlMessage:
-        return EncapsulatedControlMessage(self.source, self.destination, self.request.message(),
-                                          self.source_port, *self._rest)
+        data = self._data
+        if data[4] >> 4 == 4:
+            _v, tos, _len, ip_id, frag, ttl = IPV4_HEADER_INTS.unpack_from(data, 4)[:6]
+            dont_fragment, flow_label, udp = bool(frag & 0x4000), 0, 24
+        else:
+            word, _len, _next, ttl = IPV6_HEADER.unpack_from(data, 4)[:4]
+            tos, flow_label, ip_id, dont_fragment, udp = word >> 20 & 0xFF, word & 0xFFFFF, 0, \
+                False, 44
+        _sport, dport, _ulen, ucsum = UDP_HEADER.unpack_from(data, udp)
+        flags = data[0]
+        return EncapsulatedControlMessage(
+            self.source, self.destination, self.request.message(), self.source_port, dport, ttl,
+            tos, ip_id, dont_fragment, flow_label, bool(ucsum), bool(flags & 8), bool(flags & 4),
+            bool(flags & 2), bool(flags & 1))
 
 
 def _address(raw: bytes):
@@ -228,6 +245,21 @@ def _map_request(data: bytes, off: int, end: int) -> FastMapRequest | None:
                           data[off:end] if canonical else None)
 
 
+def _ones_sum_ok(data: bytes, extra: int = 0) -> bool:
+    """Whether the ones'-complement sum of ``data`` (even length, 16-bit words in native order)
+    plus ``extra`` is 0xFFFF: what ``internet_checksum(...) == 0`` says over data that carries
+    its checksum."""
+    total = sum(array("H", data)) + extra
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+def _native(word: int) -> int:
+    """A 16-bit word (network order) as ``array("H")`` reads it on this machine."""
+    return (word & 0xFF) << 8 | word >> 8 if _LITTLE else word
+
+
 def _ecm(data: bytes, end: int) -> FastEcm | None:
     ip = 4
     if end < ip + 1:
@@ -236,37 +268,41 @@ def _ecm(data: bytes, end: int) -> FastEcm | None:
     if version == 4:
         if end - ip < 20:
             return None
-        vihl, tos, total, ip_id, frag, ttl, proto, _csum, s, d = IPV4_HEADER_INTS.unpack_from(
+        vihl, _tos, total, _id, frag, _ttl, proto, _csum, s, d = IPV4_HEADER_INTS.unpack_from(
             data, ip)
         if vihl & 0x0F != 5 or total != end - ip or frag & 0x3FFF:
             return None
         udp = ip + 20
-        if internet_checksum(data[ip:udp]) != 0:
+        if not _ones_sum_ok(data[ip:udp]):
             return None
-        addresses = data[ip + 12:udp]
-        src = _address(b"\x00\x01" + addresses[:4])
+        src = _v4.get(s)
+        if src is None:
+            if len(_v4) >= MEMO_LIMIT:
+                _v4.clear()
+            src = _v4[s] = IPv4Address(s)
         dst = IPv4Address(d)
-        dont_fragment, flow_label = bool(frag & 0x4000), 0
+        addresses = ip + 12
     elif version == 6:
         if end - ip < 40:
             return None
-        word, plen, proto, ttl, _s, d = IPV6_HEADER.unpack_from(data, ip)
+        _word, plen, proto, _ttl, s, d = IPV6_HEADER.unpack_from(data, ip)
         if plen != end - ip - 40:
             return None
         udp = ip + 40
-        addresses = data[ip + 8:udp]
-        src = _address(b"\x00\x02" + addresses[:16])
+        src = _address(b"\x00\x02" + s)
         dst = IPv6Address(d)
-        tos, flow_label, ip_id, dont_fragment = word >> 20 & 0xFF, word & 0xFFFFF, 0, False
+        addresses = ip + 8
     else:
         return None
     if proto != IPPROTO_UDP or end - udp < 8:
         return None
-    sport, dport, ulen, ucsum = UDP_HEADER.unpack_from(data, udp)
+    sport, _dport, ulen, ucsum = UDP_HEADER.unpack_from(data, udp)
     if ulen != end - udp:
         return None
-    if ucsum and internet_checksum(addresses + pseudo_header_tail(version, IPPROTO_UDP, ulen)
-                                   + data[udp:end]) != 0:
+    # the UDP checksum over the pseudo-header (addresses, then protocol and length) and datagram
+    if ucsum and not _ones_sum_ok(data[addresses:end] if ulen & 1 == 0 else
+                                  data[addresses:end] + b"\0",
+                                  _native(IPPROTO_UDP) + _native(ulen)):
         return None
     inner = udp + 8
     if end - inner < 1 or data[inner] >> 4 != 1:
@@ -274,10 +310,7 @@ def _ecm(data: bytes, end: int) -> FastEcm | None:
     request = _map_request(data, inner, end)
     if request is None:
         return None
-    flags = data[0]
-    return FastEcm(src, dst, sport, request,
-                   (dport, ttl, tos, ip_id, dont_fragment, flow_label, bool(ucsum),
-                    bool(flags & 8), bool(flags & 4), bool(flags & 2), bool(flags & 1)))
+    return FastEcm(src, dst, sport, request, data)
 
 
 def decode_request_fast(data: bytes) -> FastMapRequest | FastEcm | None:
