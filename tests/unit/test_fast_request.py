@@ -300,3 +300,38 @@ def test_negative_replies_follow_a_route_that_comes_and_goes():
     rib.withdraw("n2", IPv4Network("100.64.0.0/10"))
     assert mr.on_ecm(_ecm_for("100.64.1.1")) == [first]
     assert mr.stats.forwarded == 1 and mr.stats.negative_replies == 3
+
+
+# -- the Map-Server's proxy replies, remembered per registration ---------------------------------
+
+def test_proxy_replies_follow_re_registration_and_expiry():
+    ms = MapServerEngine(SITES)
+    prefix = EidPrefix.parse("153.16.36.0/24")
+    itr = ip_address("192.0.2.1")
+    request = MapRequest(11, (EidRecord(IPv4Address("153.16.36.9"), 32),), (itr,))
+    wanted = request.records[0].prefix
+
+    def register(rloc, now):
+        rec = MappingRecord.for_prefix(prefix, locators=(Locator(ip_address(rloc)),), ttl=10)
+        raw = sign(MapRegister(9, (rec,), proxy_reply=True), "k4", 1).encode()
+        ms.on_map_register(raw, decode_control(raw), ip_address(rloc), 4342, now)
+
+    def answer(now):
+        (send,) = ms.on_map_request(request, 4342, None, now)
+        reply = decode_control(send.payload)
+        assert reply.nonce == 11 and send.destination == itr
+        return reply.records[0]
+
+    register("198.51.100.1", 0.0)
+    first = answer(1.0)
+    assert first.locators[0].address == ip_address("198.51.100.1") and first.ttl == 10
+    assert answer(2.0) == first
+    register("198.51.100.2", 3.0)  # re-registered elsewhere: the new locator at once
+    assert answer(4.0).locators[0].address == ip_address("198.51.100.2")
+    expired = answer(3.0 + 180.0)  # expired, before the timer removed it: a negative reply
+    assert expired.locators == () and expired.ttl == 1
+    ms.on_timer(3.0 + 180.0)
+    assert ms.registration_for(wanted, 200.0) == (None, None)
+    register("198.51.100.3", 300.0)
+    assert answer(301.0).locators[0].address == ip_address("198.51.100.3")
+    assert ms.registration_for(wanted, 301.0)[0] == prefix
