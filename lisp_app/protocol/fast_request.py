@@ -185,13 +185,14 @@ def _record(data: bytes, pos: int, end: int):
 def _new_record(raw, data, addr_at, end, mask_len, iid, iid_mask, canonical):
     if end - addr_at != (6 if data[addr_at + 1] == 1 else 18):
         return None
-    addr = _address(data[addr_at:end])
-    limit = 32 if addr.version == 4 else 128
+    limit = 32 if data[addr_at + 1] == 1 else 128
     if mask_len > limit:
         return None
+    value = int.from_bytes(data[addr_at + 2:end], "big")
+    addr = IPv4Address(value) if limit == 32 else IPv6Address(value)
     network_address = addr
     if mask_len < limit:
-        value = int(addr) & ~((1 << (limit - mask_len)) - 1)
+        value &= ~((1 << (limit - mask_len)) - 1)
         network_address = IPv4Address(value) if limit == 32 else IPv6Address(value)
     entry = [addr, iid, iid_mask, mask_len, network_address, canonical, None, None]
     if len(_records) >= MEMO_LIMIT:
