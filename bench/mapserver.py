@@ -207,7 +207,7 @@ class SwitchlessServer:
     def __init__(self, sock: socket.socket, node: MapServerNode):
         self.sock, self.node, self.ms, self.mr = sock, node, node.ms, node.mr
         self.addresses: dict[str, object] = {}
-        self.texts: dict[object, str] = {}
+        self.texts: dict[int, dict[int, str]] = {4: {}, 6: {}}
 
     @property
     def malformed(self) -> int:
@@ -225,11 +225,12 @@ class SwitchlessServer:
         if source is None:
             source = self.addresses[peer[0]] = ip_address(peer[0])
         sends = self.node.on_datagram(data, Received(source, peer[1]), time.monotonic())
-        sendto, texts = self.sock.sendto, self.texts
+        sendto = self.sock.sendto
         for send in sends:
-            text = texts.get(send.destination)
+            texts = self.texts[send.destination.version]
+            text = texts.get(int(send.destination))
             if text is None:
-                text = texts[send.destination] = str(send.destination)
+                text = texts[int(send.destination)] = str(send.destination)
             sendto(send.payload, (text, send.dest_port))
 
 

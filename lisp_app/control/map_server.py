@@ -224,6 +224,11 @@ class MapServerEngine:
             return None
         net = wanted.network
         address, plen = int(net.network_address), net.prefixlen
+        slot = table.lookup(address)  # the longest: usually the one
+        if slot is None:
+            return None
+        if slot.prefixlen <= plen and slot.registration.expires_at > now:
+            return slot
         for slot in table.matches(address):  # longest first
             if slot.prefixlen <= plen and slot.registration.expires_at > now:
                 return slot

@@ -115,12 +115,22 @@ class FastEcm:
     ``source``, ``destination`` and ``source_port`` of its inner header and its ``to_etr`` flag;
     ``message()`` is the :class:`EncapsulatedControlMessage` that ``decode_control`` gives."""
 
-    __slots__ = ("source", "destination", "source_port", "to_etr", "request", "_data")
+    __slots__ = ("source", "source_port", "to_etr", "request", "_destination", "_data")
 
     def __init__(self, source, destination, source_port, request, data):
-        self.source, self.destination, self.source_port = source, destination, source_port
+        self.source, self.source_port = source, source_port
+        self._destination = destination  # an int (IPv4) or 16 bytes (IPv6) until asked for
         self.request, self._data = request, data
         self.to_etr = bool(data[0] & 2)
+
+    @property
+    def destination(self) -> IPv4Address | IPv6Address:
+        dst = self._destination
+        if type(dst) is int:
+            dst = self._destination = IPv4Address(dst)
+        elif type(dst) is bytes:
+            dst = self._destination = IPv6Address(dst)
+        return dst
 
     def message(self) -> EncapsulatedControlMessage:
         data = self._data
@@ -281,7 +291,6 @@ def _ecm(data: bytes, end: int) -> FastEcm | None:
             if len(_v4) >= MEMO_LIMIT:
                 _v4.clear()
             src = _v4[s] = IPv4Address(s)
-        dst = IPv4Address(d)
         addresses = ip + 12
     elif version == 6:
         if end - ip < 40:
@@ -291,7 +300,6 @@ def _ecm(data: bytes, end: int) -> FastEcm | None:
             return None
         udp = ip + 40
         src = _address(b"\x00\x02" + s)
-        dst = IPv6Address(d)
         addresses = ip + 8
     else:
         return None
@@ -311,7 +319,7 @@ def _ecm(data: bytes, end: int) -> FastEcm | None:
     request = _map_request(data, inner, end)
     if request is None:
         return None
-    return FastEcm(src, dst, sport, request, data)
+    return FastEcm(src, d, sport, request, data)
 
 
 def decode_request_fast(data: bytes) -> FastMapRequest | FastEcm | None:
