@@ -42,7 +42,8 @@ _LITTLE = sys.byteorder == "little"
 _addresses: dict[bytes, object] = {}   # AFI + address bytes -> the address
 _v4: dict[int, IPv4Address] = {}       # an ECM's inner IPv4 source, as an integer -> the address
 _itr_lists: dict[bytes, tuple] = {}    # the ITR-RLOC block -> its tuple of addresses
-_records: dict[bytes, list] = {}       # an EID record's bytes -> its _Record entry
+_records: dict[bytes, list] = {}       # an EID record's bytes -> its memo entry
+_bodies: dict[bytes, tuple] = {}       # a Map-Request's bytes after the nonce -> _body()
 
 
 def clear_memos() -> None:
@@ -51,6 +52,7 @@ def clear_memos() -> None:
     _v4.clear()
     _itr_lists.clear()
     _records.clear()
+    _bodies.clear()
 
 
 # an EID record's memo entry (a list, its last two slots filled on demand)
@@ -217,7 +219,25 @@ def _map_request(data: bytes, off: int, end: int) -> FastMapRequest | None:
     b0, b1, b2, count, nonce = _HEADER.unpack_from(data, off)
     if count != 1 or b0 & 0x04:  # one record, no Map-Reply record
         return None
-    pos = off + 12
+    n_itr = (b2 & 0x1F) + 1
+    body = data[off + 12:end]  # all after the nonce: the same ITR asking about the same EID
+    known = _bodies.get(body)
+    if known is None or known[0] != n_itr:
+        known = _body(data, off + 12, end, n_itr)
+        if known is None:
+            return None
+        if len(_bodies) >= MEMO_LIMIT:
+            _bodies.clear()
+        _bodies[body] = known
+    _n, source_eid, itr_rlocs, entry = known
+    canonical = entry[_CANONICAL] and not b1 & 0x3F and not b2 & 0x80
+    return FastMapRequest(nonce, itr_rlocs, (b0, b1, b2), source_eid, entry,
+                          data[off:end] if canonical else None)
+
+
+def _body(data: bytes, pos: int, end: int, n_itr: int):
+    """(n_itr, source EID, ITR-RLOCs, record entry) for what follows a Map-Request's nonce, or
+    None (not the common shape)."""
     if end - pos < 2 or data[pos] != 0:
         return None
     if data[pos + 1] == 0:
@@ -230,7 +250,7 @@ def _map_request(data: bytes, off: int, end: int) -> FastMapRequest | None:
         source_eid = _address(data[pos:pos + size])
         pos += size
     start = pos
-    for _ in range((b2 & 0x1F) + 1):
+    for _ in range(n_itr):
         size = _ip_length(data, pos, end)
         if not size:
             return None
@@ -251,9 +271,7 @@ def _map_request(data: bytes, off: int, end: int) -> FastMapRequest | None:
     entry = _record(data, pos, end)
     if entry is None:
         return None
-    canonical = entry[_CANONICAL] and not b1 & 0x3F and not b2 & 0x80
-    return FastMapRequest(nonce, itr_rlocs, (b0, b1, b2), source_eid, entry,
-                          data[off:end] if canonical else None)
+    return n_itr, source_eid, itr_rlocs, entry
 
 
 def _ones_sum_ok(data: bytes, extra: int = 0) -> bool:
