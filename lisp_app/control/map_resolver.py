@@ -86,8 +86,9 @@ class MapResolverEngine:
         except ValueError:
             self.stats.unusable += 1
             return []
-        return self._resolve(request, wanted.instance_id, wanted.network.network_address, wanted,
-                             ecm.source, ecm.destination, ecm.source_port, now)
+        eid = wanted.network.network_address
+        return self._resolve(request, wanted.instance_id, eid.version, int(eid), eid, wanted, ecm,
+                             now)
 
     def on_fast_ecm(self, ecm: FastEcm, now: float = 0.0) -> list:
         """The same as :meth:`on_ecm` for an ECM read on the fast path (the Map-Request's
@@ -95,37 +96,43 @@ class MapResolverEngine:
         identically)."""
         self.stats.ecm_received += 1
         request = ecm.request
-        return self._resolve(request, request.instance_id, request.eid, None, ecm.source,
-                             ecm.destination, ecm.source_port, now)
+        return self._resolve(request, request.instance_id, request.version, request.eid_value,
+                             None, None, ecm, now)
 
-    def _resolve(self, request, instance_id: int, eid, wanted: EidPrefix | None, source,
-                 destination, source_port: int, now: float) -> list:
-        """``request``: a MapRequest or a FastMapRequest; ``instance_id`` and ``eid``: its first
-        record's prefix's instance-id and network address; ``wanted``: that prefix (None: made
-        from the request when needed)."""
+    def _resolve(self, request, instance_id: int, version: int, value: int, eid,
+                 wanted: EidPrefix | None, ecm, now: float) -> list:
+        """``request``: a MapRequest or a FastMapRequest, in ``ecm`` (an ECM or a FastEcm);
+        ``instance_id``, ``version`` and ``value``: its first record's prefix's instance-id, IP
+        version and network address as an integer; ``eid``: that address (None: taken from the
+        request when needed); ``wanted``: that prefix (None: likewise)."""
         memo = None
+        source_port = ecm.source_port
         if self.rib is not None:
             if self._negative_generation != self.rib.generation:
                 self._negative.clear()
                 self._negative_lpm.clear()
                 self._negative_generation = self.rib.generation
-            memo = self._negative_lpm.get((instance_id, eid.version))
+            memo = self._negative_lpm.get((instance_id, version))
             if memo is not None:
-                encoded = memo.lookup(int(eid))
+                encoded = memo.lookup(value)
                 if encoded is not None:
                     return self._negative_reply(request, source_port, encoded)
+            if eid is None:
+                eid = request.eid
             route = self.rib.lookup(eid)
             if route is not None:
                 self.stats.forwarded += 1
-                return [ForwardOverAlt(route.neighbor, source, destination, source_port,
+                return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination, source_port,
                                        request.encode())]
         elif self.map_server is not None:
             if wanted is None:
                 wanted = request.prefix
-            actions = self.map_server.answer(request, wanted, source_port, source, now)
+            actions = self.map_server.answer(request, wanted, source_port, ecm.source, now)
             if actions is not None:
                 self.stats.to_map_server += 1
                 return actions
+        if eid is None:
+            eid = request.eid
         itr = next((r for r in request.itr_rlocs if type(r) in (IPv4Address, IPv6Address)), None)
         if itr is None:
             self.stats.unusable += 1
@@ -146,8 +153,7 @@ class MapResolverEngine:
             encoded = self._negative[negative] = MapReply(0, (record,)).encode()
             if self.rib is not None:
                 if memo is None:
-                    memo = self._negative_lpm[(instance_id, eid.version)] = \
-                        PrefixTable(WIDTH[eid.version])
+                    memo = self._negative_lpm[(instance_id, version)] = PrefixTable(WIDTH[version])
                 memo.put(negative.network, encoded)
         self.stats.negative_replies += 1
         return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=source_port)]

@@ -42,7 +42,6 @@ _LITTLE = sys.byteorder == "little"
 _addresses: dict[bytes, object] = {}   # AFI + address bytes -> the address
 _v4: dict[int, IPv4Address] = {}       # an ECM's inner IPv4 source, as an integer -> the address
 _itr_lists: dict[bytes, tuple] = {}    # the ITR-RLOC block -> its tuple of addresses
-_records: dict[bytes, list] = {}       # an EID record's bytes -> its memo entry
 _bodies: dict[bytes, tuple] = {}       # a Map-Request's bytes after the nonce -> _body()
 
 
@@ -51,12 +50,12 @@ def clear_memos() -> None:
     _addresses.clear()
     _v4.clear()
     _itr_lists.clear()
-    _records.clear()
     _bodies.clear()
 
 
-# an EID record's memo entry (a list, its last two slots filled on demand)
-_EID, _IID, _IID_MASK, _MASK_LEN, _NETWORK_ADDRESS, _CANONICAL, _RECORDS, _PREFIX = range(8)
+# an EID record's entry (a list, remembered with its request, its last two slots filled on demand)
+(_EID, _IID, _IID_MASK, _MASK_LEN, _NETWORK_VALUE, _VERSION, _CANONICAL, _RECORDS, _PREFIX,
+ _NETWORK_ADDRESS) = range(10)
 
 
 class FastMapRequest:
@@ -66,24 +65,33 @@ class FastMapRequest:
     re-encoding gives them back (reserved bits zero), else None. ``message()`` is the
     :class:`MapRequest` that ``decode_control`` gives, ``encode()`` its encoding."""
 
-    __slots__ = ("nonce", "itr_rlocs", "smr", "instance_id", "eid", "inner", "_head",
-                 "_source_eid", "_entry", "_message")
+    __slots__ = ("nonce", "itr_rlocs", "smr", "instance_id", "version", "eid_value", "inner",
+                 "_head", "_source_eid", "_entry", "_message")
 
     def __init__(self, nonce, itr_rlocs, head, source_eid, entry, inner):
         self.nonce, self.itr_rlocs, self._head = nonce, itr_rlocs, head
         self.smr = bool(head[0] & 1)
         self._source_eid, self._entry, self.inner = source_eid, entry, inner
         self.instance_id = 0 if entry[_IID] is None else entry[_IID] & 0xFFFFFF
-        self.eid = entry[_NETWORK_ADDRESS]
+        self.version, self.eid_value = entry[_VERSION], entry[_NETWORK_VALUE]
         self._message = None
+
+    @property
+    def eid(self) -> IPv4Address | IPv6Address:
+        """The network address of the record's prefix (``eid_value`` as an address)."""
+        entry = self._entry
+        eid = entry[_NETWORK_ADDRESS]
+        if eid is None:
+            eid = entry[_NETWORK_ADDRESS] = _ip(entry[_VERSION], entry[_NETWORK_VALUE])
+        return eid
 
     @property
     def prefix(self) -> EidPrefix:
         entry = self._entry
         prefix = entry[_PREFIX]
         if prefix is None:
-            eid, mask_len = self.eid, entry[_MASK_LEN]
-            network = (IPv4Network if eid.version == 4 else IPv6Network)((int(eid), mask_len))
+            network = (IPv4Network if self.version == 4 else IPv6Network)((self.eid_value,
+                                                                            entry[_MASK_LEN]))
             prefix = entry[_PREFIX] = EidPrefix(self.instance_id, network)
         return prefix
 
@@ -92,7 +100,7 @@ class FastMapRequest:
         entry = self._entry
         records = entry[_RECORDS]
         if records is None:
-            eid = entry[_EID]
+            eid = _ip(entry[_VERSION], entry[_EID])
             if entry[_IID] is not None:
                 eid = InstanceIdAddress(entry[_IID], eid, entry[_IID_MASK])
             records = entry[_RECORDS] = (EidRecord(eid, entry[_MASK_LEN]),)
@@ -174,14 +182,11 @@ def _ip_length(data: bytes, pos: int, end: int) -> int:
 
 
 def _record(data: bytes, pos: int, end: int):
-    """The memo entry for an EID record filling ``data[pos:end]``, or None (not the shape)."""
-    raw = data[pos:end]
-    entry = _records.get(raw)
-    if entry is not None:
-        return entry
+    """The entry for an EID record filling ``data[pos:end]``, or None (not the shape); it is
+    remembered with the rest of its request (``_bodies``)."""
     if data[pos + 2] == 0 and data[pos + 3] in (1, 2):
         # canonical: the Reserved byte is zero (it is not re-encoded)
-        return _new_record(raw, data, pos + 2, end, data[pos + 1], None, 0, data[pos] == 0)
+        return _new_record(data, pos + 2, end, data[pos + 1], None, 0, data[pos] == 0)
     if data[pos + 2] != 0x40 or data[pos + 3] != 0x03 or end - pos < 2 + 12 + 6:
         return None
     afi, rsvd1, flags, lcaf_type, rsvd2, length, iid = _LCAF.unpack_from(data, pos + 2)
@@ -191,26 +196,23 @@ def _record(data: bytes, pos: int, end: int):
     if data[addr_at] != 0 or data[addr_at + 1] not in (1, 2):
         return None
     canonical = data[pos] == 0 and rsvd1 == 0 and flags == 0
-    return _new_record(raw, data, addr_at, end, data[pos + 1], iid, rsvd2, canonical)
+    return _new_record(data, addr_at, end, data[pos + 1], iid, rsvd2, canonical)
 
 
-def _new_record(raw, data, addr_at, end, mask_len, iid, iid_mask, canonical):
+def _new_record(data, addr_at, end, mask_len, iid, iid_mask, canonical):
     if end - addr_at != (6 if data[addr_at + 1] == 1 else 18):
         return None
     limit = 32 if data[addr_at + 1] == 1 else 128
     if mask_len > limit:
         return None
     value = int.from_bytes(data[addr_at + 2:end], "big")
-    addr = IPv4Address(value) if limit == 32 else IPv6Address(value)
-    network_address = addr
-    if mask_len < limit:
-        value &= ~((1 << (limit - mask_len)) - 1)
-        network_address = IPv4Address(value) if limit == 32 else IPv6Address(value)
-    entry = [addr, iid, iid_mask, mask_len, network_address, canonical, None, None]
-    if len(_records) >= MEMO_LIMIT:
-        _records.clear()
-    _records[raw] = entry
-    return entry
+    network = value & ~((1 << (limit - mask_len)) - 1) if mask_len < limit else value
+    return [value, iid, iid_mask, mask_len, network, 4 if limit == 32 else 6, canonical, None,
+            None, None]
+
+
+def _ip(version: int, value: int) -> IPv4Address | IPv6Address:
+    return IPv4Address(value) if version == 4 else IPv6Address(value)
 
 
 def _map_request(data: bytes, off: int, end: int) -> FastMapRequest | None:

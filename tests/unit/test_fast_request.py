@@ -189,7 +189,7 @@ def test_small_memos_start_over_and_give_the_same_answers(monkeypatch):
     for _ in range(2):
         for one in data:
             assert _check_same(one)
-    assert len(fast_request._records) <= 3 and len(fast_request._addresses) <= 3
+    assert len(fast_request._bodies) <= 3 and len(fast_request._addresses) <= 3
     fast_request.clear_memos()
 
 
