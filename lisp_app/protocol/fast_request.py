@@ -291,6 +291,9 @@ def _native(word: int) -> int:
     return (word & 0xFF) << 8 | word >> 8 if _LITTLE else word
 
 
+_UDP_NATIVE = _native(IPPROTO_UDP)
+
+
 def _ecm(data: bytes, end: int) -> FastEcm | None:
     ip = 4
     if end < ip + 1:
@@ -331,7 +334,8 @@ def _ecm(data: bytes, end: int) -> FastEcm | None:
     # the UDP checksum over the pseudo-header (addresses, then protocol and length) and datagram
     if ucsum and not _ones_sum_ok(data[addresses:end] if ulen & 1 == 0 else
                                   data[addresses:end] + b"\0",
-                                  _native(IPPROTO_UDP) + _native(ulen)):
+                                  _UDP_NATIVE + ((ulen & 0xFF) << 8 | ulen >> 8 if _LITTLE
+                                                 else ulen)):
         return None
     inner = udp + 8
     if end - inner < 1 or data[inner] >> 4 != 1:
