@@ -10,10 +10,12 @@ requests are written off as lost and the window refilled (lost requests are repo
 there should be none).
 
 The server's handling of a datagram is what lisp_app's controller does with a LISP control
-packet-in, minus the OpenFlow packet-in/packet-out framing (``Xtr._control``): ``time.monotonic()``,
-``decode_control(payload)``, dispatch on the message type to the pure engines
-(lisp_app/control/map_server.py ``MapServerEngine``, map_resolver.py ``MapResolverEngine``), and
-``sendto`` of each resulting reply's bytes (``SendControl``: the payload to its destination and
+packet-in, minus the OpenFlow packet-in/packet-out framing (``Xtr._control``), and what the
+switchless Map-Server/Map-Resolver does with a datagram (``MapServerNode.on_datagram``):
+``time.monotonic()``, ``ControlPlane.on_payload(payload, Received(source, port), now)``
+(lisp_app/node/control_plane.py: the fast request decoder or ``decode_control``, dispatch on the
+message type to the pure engines, lisp_app/control/map_server.py ``MapServerEngine``,
+map_resolver.py ``MapResolverEngine``), and ``sendto`` of each resulting reply's bytes (``SendControl``: the payload to its destination and
 port; ``ForwardOverAlt``: the payload to the ALT neighbour's address). The client's source
 address is turned into an IPv4Address once and cached (the controller gets it from the frame).
 Figures, one run each per round, in this order:
@@ -31,6 +33,11 @@ Figures, one run each per round, in this order:
 - mr-forward: ECM Map-Requests for 153.16.37.x (covered by 153.16.0.0/16): the Map-Resolver
   decapsulates and forwards the inner Map-Request towards the ALT neighbour; the client plays that
   neighbour (its address is the neighbour's), so an answer is the forwarded Map-Request.
+- switchless: lisp_app's switchless Map-Server/Map-Resolver (``role: ms-mr`` without an ALT, as
+  ``run_controller.py`` runs it): ``MapServerNode.on_datagram`` and the standalone server's send
+  path (lisp_app/standalone.py: the peer's address and each destination's text cached), with
+  site-36 registered as for ms-proxy; requests: ECM Map-Requests for 153.16.36.x, as an ITR
+  sends them to its Map-Resolver; answers: the co-located Map-Server's proxy Map-Replies.
 - echo, before each of the above: the same client with the same requests (same bytes, same
   nonce check) and the same loop, the server only ``sendto``-ing each datagram back.
 
@@ -46,7 +53,7 @@ Progress goes to stderr; figures, then the RESULT lines last, to stdout.
     .venv/bin/python bench/mapserver.py [--seconds T] [--rounds R] [--window W]
                                         [--alt-routes N] [--quick] [--json PATH]
 
-The default run takes about 40 seconds.
+The default run takes about 55 seconds.
 """
 
 from __future__ import annotations
@@ -70,7 +77,11 @@ from lisp_app.alt.rib import AltRib, AltRoute  # noqa: E402
 from lisp_app.control.actions import SendControl  # noqa: E402
 from lisp_app.control.map_resolver import ForwardOverAlt, MapResolverEngine  # noqa: E402
 from lisp_app.control.map_server import MapServerEngine, MsSite  # noqa: E402
-from lisp_app.protocol import (DecodeError, EidPrefix, EidRecord,  # noqa: E402
+from lisp_app.control.mapstat import MapStat  # noqa: E402
+from lisp_app.config import parse_config  # noqa: E402
+from lisp_app.node.control_plane import ControlPlane, Received  # noqa: E402
+from lisp_app.node.server import MapServerNode  # noqa: E402
+from lisp_app.protocol import (EidPrefix, EidRecord,  # noqa: E402
                                EncapsulatedControlMessage, Locator, MappingRecord, MapNotify,
                                MapRegister, MapRequest, decode_control, sign,
                                verify_authentication)
@@ -88,10 +99,19 @@ ALT_ROUTE_BASE = IPv4Network("100.64.0.0/10")
 UNCOVERED = IPv4Network("100.128.0.0/9")  # no ALT route here
 POOL = 4096                               # distinct pre-encoded requests per mode
 LOST_AFTER = 1.0                          # seconds without any answer: outstanding are lost
-MODES = ("ms-proxy", "mr-negative", "mr-forward")
+MODES = ("ms-proxy", "mr-negative", "mr-forward", "switchless")
 WHAT = {"ms-proxy": "Map-Server proxy Map-Replies (plain Map-Request in)",
         "mr-negative": "Map-Resolver negative Map-Replies (ECM Map-Request in)",
-        "mr-forward": "Map-Resolver forwards onto the ALT (ECM Map-Request in)"}
+        "mr-forward": "Map-Resolver forwards onto the ALT (ECM Map-Request in)",
+        "switchless": "switchless ms-mr (no ALT): proxy Map-Replies (ECM Map-Request in)"}
+REGISTERS = ("ms-proxy", "switchless")  # modes whose server needs site-36 registered first
+SWITCHLESS_CONFIG = f"""
+role: ms-mr
+map_resolver: true
+map_server:
+  sites: [{{name: {SITE.name}, key: {SITE_KEY}, eid_prefixes: [{SITE_PREFIX}]}}]
+server: {{addresses: [{LOOPBACK}]}}
+"""
 
 _started = time.monotonic()
 
@@ -115,7 +135,7 @@ def build_requests(mode: str, rng: random.Random, client_port: int
         while nonce in seen or not nonce:
             nonce = rng.getrandbits(64)
         seen.add(nonce)
-        if mode == "ms-proxy":
+        if mode in REGISTERS:
             eid = SITE_PREFIX.network.network_address + 1 + i % 254
         elif mode == "mr-negative":
             eid = UNCOVERED.network_address + rng.randrange(1, UNCOVERED.num_addresses - 1)
@@ -150,28 +170,26 @@ class Server:
                  alt_neighbors: dict[str, tuple[str, int]]):
         self.sock, self.ms, self.mr, self.alt_neighbors = sock, ms, mr, alt_neighbors
         self.addresses: dict[str, IPv4Address] = {}
-        self.malformed = self.unexpected = 0
+        self.control = ControlPlane(MapStat(), ms=ms, mr=mr)
+
+    @property
+    def malformed(self) -> int:
+        return self.control.stats.control_malformed
+
+    @property
+    def unexpected(self) -> int:
+        return self.control.stats.control_unexpected
+
+    def quiet(self, sock) -> "Server":
+        """The same server (same engines) on another socket."""
+        return Server(sock, self.ms, self.mr, self.alt_neighbors)
 
     def handle(self, data: bytes, peer: tuple[str, int]) -> None:
         now = time.monotonic()
         source = self.addresses.get(peer[0])
         if source is None:
             source = self.addresses[peer[0]] = ip_address(peer[0])
-        try:
-            message = decode_control(data)
-        except DecodeError:
-            self.malformed += 1
-            return
-        if isinstance(message, MapRequest):  # over the ALT to the Map-Server
-            actions = self.ms.on_map_request(message, peer[1], source, now)
-        elif isinstance(message, EncapsulatedControlMessage) and isinstance(message.message,
-                                                                            MapRequest):
-            actions = self.mr.on_ecm(message)
-        elif isinstance(message, MapRegister):
-            actions = self.ms.on_map_register(data, message, source, peer[1], now)
-        else:
-            self.unexpected += 1
-            return
+        actions = self.control.on_payload(data, Received(source, peer[1]), now)
         sendto = self.sock.sendto
         for act in actions:
             if type(act) is SendControl:
@@ -180,6 +198,40 @@ class Server:
                 target = self.alt_neighbors.get(act.neighbor)
                 if target is not None:
                     sendto(act.payload, target)
+
+
+class SwitchlessServer:
+    """The switchless Map-Server/Map-Resolver on a UDP socket: what lisp_app/standalone.py's
+    receive loop and send path do with a datagram, around ``MapServerNode.on_datagram``."""
+
+    def __init__(self, sock: socket.socket, node: MapServerNode):
+        self.sock, self.node, self.ms, self.mr = sock, node, node.ms, node.mr
+        self.addresses: dict[str, object] = {}
+        self.texts: dict[int, dict[int, str]] = {4: {}, 6: {}}
+
+    @property
+    def malformed(self) -> int:
+        return self.node.stats.control_malformed
+
+    @property
+    def unexpected(self) -> int:
+        return self.node.stats.control_unexpected
+
+    def quiet(self, sock) -> "SwitchlessServer":
+        return SwitchlessServer(sock, self.node)
+
+    def handle(self, data: bytes, peer: tuple[str, int]) -> None:
+        source = self.addresses.get(peer[0])
+        if source is None:
+            source = self.addresses[peer[0]] = ip_address(peer[0])
+        sends = self.node.on_datagram(data, Received(source, peer[1]), time.monotonic())
+        sendto = self.sock.sendto
+        for send in sends:
+            texts = self.texts[send.destination.version]
+            text = texts.get(int(send.destination))
+            if text is None:
+                text = texts[int(send.destination)] = str(send.destination)
+            sendto(send.payload, (text, send.dest_port))
 
 
 def new_engines(alt_routes: int) -> tuple[MapServerEngine, MapResolverEngine]:
@@ -298,7 +350,7 @@ def in_process(mode: str, server: Server, payload: bytes, budget: float) -> dict
         def sendto(self, data, target):
             sink.append(data)
 
-    quiet = Server(NoSocket(), server.ms, server.mr, server.alt_neighbors)
+    quiet = server.quiet(NoSocket())
     peer = (LOOPBACK, 40000)
     quiet.handle(payload, peer)
     if len(sink) != 1:
@@ -324,7 +376,7 @@ def counters(server: Server) -> dict:
 
 
 EXPECTED_COUNTER = {"ms-proxy": "proxy_replies", "mr-negative": "mr_negative_replies",
-                    "mr-forward": "mr_forwarded"}
+                    "mr-forward": "mr_forwarded", "switchless": "proxy_replies"}
 
 
 def run(args) -> dict:
@@ -337,7 +389,9 @@ def run(args) -> dict:
             sock.setblocking(False)
         server_addr = server_sock.getsockname()
         ms, mr = new_engines(args.alt_routes)
-        server = Server(server_sock, ms, mr, {ALT_NEIGHBOR: client.getsockname()})
+        alt_server = Server(server_sock, ms, mr, {ALT_NEIGHBOR: client.getsockname()})
+        switchless = SwitchlessServer(server_sock, MapServerNode(parse_config(SWITCHLESS_CONFIG)))
+        servers = {mode: switchless if mode == "switchless" else alt_server for mode in MODES}
 
         def echo(data, peer, sendto=server_sock.sendto):
             sendto(data, peer)
@@ -355,10 +409,11 @@ def run(args) -> dict:
                  f"each, window {args.window}")
         for rnd in range(1, args.rounds + 1):
             for mode in MODES:
+                server = servers[mode]
                 payloads, nonces, request_nonce = requests[mode]
                 base = run_loop(client, server_sock, echo, server_addr, payloads, nonces,
                                 request_nonce, args.window, args.seconds)
-                if mode == "ms-proxy":
+                if mode in REGISTERS:
                     register(client, server, server_addr, rng)
                 before = counters(server)
                 ours = run_loop(client, server_sock, server.handle, server_addr, payloads,
@@ -376,10 +431,10 @@ def run(args) -> dict:
                          f"{base['per_s']:,.0f}/s ({ours['per_s'] / base['per_s']:.3f})")
         progress("per-request work without sockets")
         for mode in MODES:
-            if mode == "ms-proxy":
-                register(client, server, server_addr, rng)
+            if mode in REGISTERS:
+                register(client, servers[mode], server_addr, rng)
             figures["modes"][mode]["in_process"] = in_process(
-                mode, server, requests[mode][0][0], min(0.25, args.seconds / 2))
+                mode, servers[mode], requests[mode][0][0], min(0.25, args.seconds / 2))
     finally:
         client.close()
         server_sock.close()

@@ -42,7 +42,9 @@ class StandaloneServer:
         self.sockets: dict[int, socket.socket] = {}  # IP version -> the socket that sends
         self._all: list[socket.socket] = []
         self._workers: list = []
-        self._texts: dict = {}  # destination address -> its text, for sendto (bounded)
+        # per IP version, destination address as an integer (cheaper to hash than the address)
+        # -> its text, for sendto (bounded)
+        self._texts: dict[int, dict[int, str]] = {4: {}, 6: {}}
 
     def bind(self) -> None:
         """Open every configured socket, or raise OSError naming the address that failed."""
@@ -126,11 +128,12 @@ class StandaloneServer:
             try:
                 if sock is None:
                     raise OSError(f"no IPv{send.destination.version} socket")
-                text = self._texts.get(send.destination)
+                texts = self._texts[send.destination.version]
+                text = texts.get(int(send.destination))
                 if text is None:
-                    if len(self._texts) >= PEER_CACHE:
-                        self._texts.clear()
-                    text = self._texts[send.destination] = str(send.destination)
+                    if len(texts) >= PEER_CACHE:
+                        texts.clear()
+                    text = texts[int(send.destination)] = str(send.destination)
                 sock.sendto(send.payload, (text, send.dest_port))
             except OSError as exc:
                 self.xtr.stats.control_send_failed += 1

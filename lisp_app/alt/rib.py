@@ -108,6 +108,9 @@ class AltRib:
         self._by_neighbor: dict[str, dict[Network, AltRoute]] = {}
         self._tables = {4: PrefixTable(32), 6: PrefixTable(128)}  # prefix -> {neighbor: route}
         self._starts: dict[int, list[int]] | None = None  # sorted route starts, built lazily
+        #: counts the changes to the set of routed prefixes (what a memo of answers derived
+        #: from them, such as the Map-Resolver's negative replies, checks)
+        self.generation = 0
 
     def update(self, route: AltRoute) -> bool:
         """Add or replace; True when something changed."""
@@ -121,6 +124,7 @@ class AltRib:
             per_prefix = {}
             self._tables[route.prefix.version].put(route.prefix, per_prefix)
             self._starts = None
+            self.generation += 1
         per_prefix[route.neighbor] = route
         return True
 
@@ -134,6 +138,7 @@ class AltRib:
         if not per_prefix:
             table.pop(prefix)
             self._starts = None
+            self.generation += 1
         return True
 
     def drop_neighbor(self, neighbor: str) -> int:

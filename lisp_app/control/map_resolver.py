@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
 from ..alt.rib import AltRib
+from ..mapping.lpm import PrefixTable
+from ..mapping.space import WIDTH
 from ..protocol.addresses import EidPrefix
 from ..protocol.ecm import EncapsulatedControlMessage
+from ..protocol.fast_request import FastEcm
 from ..protocol.map_reply import MapReply, with_nonce
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, MappingRecord
@@ -65,6 +68,12 @@ class MapResolverEngine:
     negative_cache_limit: int = NEGATIVE_CACHE
     # EidPrefix -> the negative Map-Reply for it, encoded with nonce 0
     _negative: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # on the ALT, the same replies by (instance-id, family) in longest-prefix tables, valid for
+    # the RIB generation they were computed at: an EID inside a negative prefix is covered by no
+    # route, and that prefix is the least-specific free one around it too, so a hit answers
+    # without looking at the RIB
+    _negative_lpm: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _negative_generation: int = field(default=-1, init=False, repr=False, compare=False)
 
     def on_ecm(self, ecm: EncapsulatedControlMessage, now: float = 0.0) -> list:
         self.stats.ecm_received += 1
@@ -78,36 +87,86 @@ class MapResolverEngine:
             self.stats.unusable += 1
             return []
         eid = wanted.network.network_address
+        return self._resolve(request, wanted.instance_id, eid.version, int(eid), eid, wanted, ecm,
+                             now)
+
+    def on_fast_ecm(self, ecm: FastEcm, now: float = 0.0) -> list:
+        """The same as :meth:`on_ecm` for an ECM read on the fast path (the Map-Request's
+        prefix is made only if needed, its bytes are forwarded as received when they re-encode
+        identically)."""
+        self.stats.ecm_received += 1
+        request = ecm.request
+        return self._resolve(request, request.instance_id, request.version, request.eid_value,
+                             None, None, ecm, now)
+
+    def _resolve(self, request, instance_id: int, version: int, value: int, eid,
+                 wanted: EidPrefix | None, ecm, now: float) -> list:
+        """``request``: a MapRequest or a FastMapRequest, in ``ecm`` (an ECM or a FastEcm);
+        ``instance_id``, ``version`` and ``value``: its first record's prefix's instance-id, IP
+        version and network address as an integer; ``eid``: that address (None: taken from the
+        request when needed); ``wanted``: that prefix (None: likewise)."""
+        memo = None
+        source_port = ecm.source_port
         if self.rib is not None:
+            if self._negative_generation != self.rib.generation:
+                self._negative.clear()
+                self._negative_lpm.clear()
+                self._negative_generation = self.rib.generation
+            memo = self._negative_lpm.get((instance_id, version))
+            if memo is not None:
+                encoded = memo.lookup(value)
+                if encoded is not None:
+                    return self._negative_reply(request, source_port, encoded)
+            if eid is None:
+                eid = request.eid
             route = self.rib.lookup(eid)
             if route is not None:
                 self.stats.forwarded += 1
-                return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination,
-                                       ecm.source_port, request.encode())]
+                return [ForwardOverAlt(route.neighbor, ecm.source, ecm.destination, source_port,
+                                       request.encode())]
         elif self.map_server is not None:
-            actions = self.map_server.answer(request, wanted, ecm.source_port, ecm.source, now)
+            if wanted is None:
+                wanted = request.prefix
+            actions = self.map_server.answer(request, wanted, source_port, ecm.source, now)
             if actions is not None:
                 self.stats.to_map_server += 1
                 return actions
+        if eid is None:
+            eid = request.eid
         itr = next((r for r in request.itr_rlocs if type(r) in (IPv4Address, IPv6Address)), None)
         if itr is None:
             self.stats.unusable += 1
             return []
         if self.rib is not None:
-            negative = EidPrefix(wanted.instance_id, self.rib.uncovered_prefix(eid))
+            negative = EidPrefix(instance_id, self.rib.uncovered_prefix(eid))
         elif self.map_server is not None:
             negative = self.map_server.free_space(wanted)
         else:
-            negative = EidPrefix(wanted.instance_id, ip_network(f"{_unspecified(eid)}/0"))
+            negative = EidPrefix(instance_id, ip_network(f"{_unspecified(eid)}/0"))
         encoded = self._negative.get(negative)
         if encoded is None:
             record = MappingRecord.for_prefix(negative, ttl=NEGATIVE_TTL,
                                               action=Action.NATIVELY_FORWARD)
             if len(self._negative) >= self.negative_cache_limit:
                 self._negative.clear()
+                self._negative_lpm.clear()
             encoded = self._negative[negative] = MapReply(0, (record,)).encode()
+            if self.rib is not None:
+                if memo is None:
+                    memo = self._negative_lpm[(instance_id, version)] = PrefixTable(WIDTH[version])
+                memo.put(negative.network, encoded)
         self.stats.negative_replies += 1
-        return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=ecm.source_port)]
+        return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=source_port)]
+
+    def _negative_reply(self, request, source_port: int, encoded: bytes) -> list:
+        """A remembered negative Map-Reply for the request (no route covers its EID)."""
+        for itr in request.itr_rlocs:
+            if type(itr) is IPv4Address or type(itr) is IPv6Address:
+                self.stats.negative_replies += 1
+                return [SendControl(itr, with_nonce(encoded, request.nonce),
+                                    dest_port=source_port)]
+        self.stats.unusable += 1
+        return []
 
 
 def _unspecified(eid):

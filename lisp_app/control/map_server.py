@@ -85,7 +85,9 @@ class MapServerEngine:
         self.sites = tuple(sites)
         self.stats = MapServerStats()
         self.registrations: dict[EidPrefix, Registration] = {}
-        self._tables: dict[tuple[int, int], PrefixTable[EidPrefix]] = {}
+        # per (instance-id, family): registered network -> its _Slot (prefix, registration, and
+        # the registration's proxy Map-Reply)
+        self._tables: dict[tuple[int, int], PrefixTable[_Slot]] = {}
         self._expiry: list[tuple[float, int, EidPrefix]] = []  # (expires_at, tie, prefix), lazy
         self._tie = 0
         self._announced: dict[EidPrefix, int] = {}  # announced prefix -> registrations under it
@@ -97,9 +99,6 @@ class MapServerEngine:
         for site in self.sites:
             for allowed in site.eid_prefixes:
                 _starts(self._configured_starts, allowed).add(allowed.network)
-        # prefix -> (registration, its proxy Map-Reply encoded with nonce 0): answers differ only
-        # in the nonce, so the records are encoded once per registration
-        self._proxy_replies: dict = {}
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -130,8 +129,10 @@ class MapServerEngine:
         for record, prefix in zip(msg.records, prefixes):
             if prefix not in self.registrations:
                 actions.extend(self._added(prefix, site))
-            self.registrations[prefix] = Registration(site.name, record, source, msg.proxy_reply,
-                                                      expires_at)
+            reg = self.registrations[prefix] = Registration(site.name, record, source,
+                                                            msg.proxy_reply, expires_at)
+            slot = self._tables[(prefix.instance_id, prefix.network.version)].get(prefix.network)
+            slot.registration, slot.proxy_reply = reg, None  # a new registration: a new answer
             self._tie += 1
             heapq.heappush(self._expiry, (expires_at, self._tie, prefix))
         actions.sort(key=lambda a: str(a.prefix))
@@ -170,7 +171,7 @@ class MapServerEngine:
         table = self._tables.get(key)
         if table is None:
             table = self._tables[key] = PrefixTable(WIDTH[prefix.network.version])
-        table.put(prefix.network, prefix)
+        table.put(prefix.network, _Slot(prefix))
         _starts(self._registered, prefix).add(prefix.network)
         announced = self._announced_as(prefix, site)
         n = self._announced.get(announced, 0)
@@ -180,7 +181,6 @@ class MapServerEngine:
     def _removed(self, prefix: EidPrefix, reg: Registration) -> list:
         self._tables[(prefix.instance_id, prefix.network.version)].pop(prefix.network)
         _starts(self._registered, prefix).discard(prefix.network)
-        self._proxy_replies.pop(prefix, None)
         announced = self._announced_as(prefix, self._site_of[reg.site])
         n = self._announced.pop(announced) - 1
         if n:
@@ -215,17 +215,24 @@ class MapServerEngine:
     def registration_for(self, wanted: EidPrefix, now: float
                          ) -> tuple[EidPrefix | None, Registration | None]:
         """The live registration with the longest prefix covering ``wanted``, and its prefix."""
+        slot = self._slot_for(wanted, now)
+        return (None, None) if slot is None else (slot.prefix, slot.registration)
+
+    def _slot_for(self, wanted: EidPrefix, now: float) -> _Slot | None:
         table = self._tables.get((wanted.instance_id, wanted.network.version))
         if table is None:
-            return None, None
+            return None
         net = wanted.network
         address, plen = int(net.network_address), net.prefixlen
-        for prefix in table.matches(address):  # longest first
-            if prefix.network.prefixlen <= plen:
-                reg = self.registrations[prefix]
-                if reg.expires_at > now:
-                    return prefix, reg
-        return None, None
+        slot = table.lookup(address)  # the longest: usually the one
+        if slot is None:
+            return None
+        if slot.prefixlen <= plen and slot.registration.expires_at > now:
+            return slot
+        for slot in table.matches(address):  # longest first
+            if slot.prefixlen <= plen and slot.registration.expires_at > now:
+                return slot
+        return None
 
     def knows(self, wanted: EidPrefix) -> bool:
         """Whether ``wanted`` lies in a configured site's EID prefixes."""
@@ -244,13 +251,17 @@ class MapServerEngine:
         return EidPrefix(wanted.instance_id, free)
 
     def on_map_request(self, request: MapRequest, reply_port: int,
-                       inner_source: IPAddress | None, now: float) -> list:
-        """A Map-Request that reached us (over the ALT, or in an ECM from a Map-Resolver)."""
-        try:
-            wanted = request.records[0].prefix
-        except ValueError:
-            self.stats.requests_unknown += 1
-            return []
+                       inner_source: IPAddress | None, now: float,
+                       wanted: EidPrefix | None = None) -> list:
+        """A Map-Request that reached us (over the ALT, or in an ECM from a Map-Resolver).
+        ``wanted``: its first record's prefix when the caller has it already (then ``request``
+        may be a FastMapRequest, see :meth:`answer`)."""
+        if wanted is None:
+            try:
+                wanted = request.records[0].prefix
+            except ValueError:
+                self.stats.requests_unknown += 1
+                return []
         actions = self.answer(request, wanted, reply_port, inner_source, now)
         if actions is None:
             self.stats.requests_unknown += 1
@@ -260,8 +271,11 @@ class MapServerEngine:
     def answer(self, request: MapRequest, wanted: EidPrefix, reply_port: int,
                inner_source: IPAddress | None, now: float) -> list | None:
         """The answer to a Map-Request for ``wanted``, or None when ``wanted`` is neither
-        registered nor inside a configured site (nor answerable: no usable ITR-RLOC)."""
-        registered, reg = self.registration_for(wanted, now)
+        registered nor inside a configured site (nor answerable: no usable ITR-RLOC).
+        ``request``: a MapRequest, or a FastMapRequest (:mod:`lisp_app.protocol.fast_request`)
+        of the same message: only its ``nonce``, ``itr_rlocs`` and ``encode()`` are used."""
+        slot = self._slot_for(wanted, now)
+        reg = None if slot is None else slot.registration
         itr = None
         for rloc in request.itr_rlocs:
             if type(rloc) is IPv4Address or type(rloc) is IPv6Address:
@@ -284,13 +298,14 @@ class MapServerEngine:
             if itr is None:
                 return None
             self.stats.proxy_replies += 1
-            cached = self._proxy_replies.get(registered)
-            if cached is None or cached[0] is not reg:
+            # answers differ only in the nonce: the records are encoded once per registration
+            encoded = slot.proxy_reply
+            if encoded is None:
                 record = MappingRecord(reg.record.eid, reg.record.mask_len, reg.record.locators,
                                        reg.record.ttl, reg.record.action, False,
                                        reg.record.map_version)
-                cached = self._proxy_replies[registered] = (reg, MapReply(0, (record,)).encode())
-            return [SendControl(itr, with_nonce(cached[1], request.nonce), dest_port=reply_port)]
+                encoded = slot.proxy_reply = MapReply(0, (record,)).encode()
+            return [SendControl(itr, with_nonce(encoded, request.nonce), dest_port=reply_port)]
         self.stats.requests_forwarded += 1
         eid = wanted.network.network_address
         source = inner_source if inner_source is not None and \
@@ -298,6 +313,19 @@ class MapServerEngine:
         ecm = EncapsulatedControlMessage(source, eid, request, source_port=reply_port,
                                          to_etr=True)
         return [SendControl(reg.etr, ecm.encode())]
+
+
+class _Slot:
+    """A registered prefix in the Map-Server's longest-prefix tables: its live registration
+    (replaced at each Map-Register) and that registration's proxy Map-Reply, encoded with nonce 0
+    when first asked for (None again whenever the registration is replaced)."""
+
+    __slots__ = ("prefix", "prefixlen", "registration", "proxy_reply")
+
+    def __init__(self, prefix: EidPrefix):
+        self.prefix, self.prefixlen = prefix, prefix.network.prefixlen
+        self.registration: Registration | None = None
+        self.proxy_reply: bytes | None = None
 
 
 def _starts(table: dict, prefix: EidPrefix) -> PrefixStarts:

@@ -12,6 +12,7 @@ from ..control.mapstat import MapStat
 from ..logs import Summary
 from ..protocol import (DecodeError, EncapsulatedControlMessage, MapNotify, MapRegister,
                         MapReply, MapRequest, decode_control)
+from ..protocol.fast_request import FastEcm, decode_request_fast
 
 LOG = logging.getLogger(__name__)
 MALFORMED = Summary(LOG, "malformed LISP control messages")
@@ -46,7 +47,18 @@ class ControlPlane:
         """The engine actions a control message asks for. A message that does not decode is
         counted (``control_malformed``), one that no role of ours handles too
         (``control_unexpected``); both give no action. One that decodes only because we accept
-        a known deviation from the RFC is counted (``control_lenient``) and handled."""
+        a known deviation from the RFC is counted (``control_lenient``) and handled.
+
+        Map-Requests, plain or in an ECM, of the common shape take a fast path
+        (:func:`decode_request_fast`: the fields the servers answer from, the full message only
+        where needed); the rest, malformed ones included, the full decoder."""
+        fast = decode_request_fast(payload)
+        if fast is not None:
+            actions = self._fast(fast, payload, received, now)
+            if actions is None:
+                self.stats.control_unexpected += 1
+                return []
+            return actions
         try:
             message = decode_control(payload)
         except DecodeError as exc:
@@ -67,6 +79,27 @@ class ControlPlane:
         return actions
 
     # -- each returns the engine's actions, or None: not ours to handle ------------------------
+
+    def _fast(self, fast, payload: bytes, received: Received, now: float):
+        """A Map-Request read on the fast path: to the Map-Resolver or the Map-Server without
+        making the full message; to the ETR or the ITR (an SMR) with it."""
+        if type(fast) is FastEcm:
+            if self.mr is not None and not fast.to_etr:
+                return self.mr.on_fast_ecm(fast, now)
+            request = fast.request
+            if self.etr is not None:
+                return self.map_request(request.message(), fast.source_port, fast.source, None,
+                                        now, request.prefix)
+            if self.ms is not None:
+                return self.ms.on_map_request(request, fast.source_port, fast.source, now,
+                                              request.prefix)
+            return None
+        if fast.smr or self.etr is not None:
+            return self._plain_request(fast.message(), payload, received, now)
+        if self.ms is not None:
+            return self.ms.on_map_request(fast, received.source_port, received.source, now,
+                                          fast.prefix)
+        return None
 
     def _map_reply(self, reply: MapReply, payload: bytes, received: Received, now: float):
         if reply.probe and self.prober is not None:  # the answer to one of our RLOC-probes
@@ -90,17 +123,20 @@ class ControlPlane:
             return self.mr.on_ecm(ecm, now)
         return self.map_request(ecm.message, ecm.source_port, ecm.source, None, now)
 
-    def map_request(self, request: MapRequest, reply_port: int, source, probed, now: float):
-        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's."""
+    def map_request(self, request: MapRequest, reply_port: int, source, probed, now: float,
+                    wanted=None):
+        """Ours to answer as the ETR, or (as the ALT's last hop) the Map-Server's.
+        ``wanted``: the request's first record's prefix, when known already."""
         if self.etr is not None:
             try:
-                ours = self.database.covering(request.records[0].prefix) is not None
+                ours = self.database.covering(
+                    request.records[0].prefix if wanted is None else wanted) is not None
             except ValueError:
                 ours = False
             if ours or self.ms is None:
                 return self.etr.on_map_request(request, reply_port, probed, now)
         if self.ms is not None:
-            return self.ms.on_map_request(request, reply_port, source, now)
+            return self.ms.on_map_request(request, reply_port, source, now, wanted)
         return None
 
     def _map_register(self, register: MapRegister, payload: bytes, received: Received,

@@ -60,4 +60,6 @@ class MapServerNode:
     @staticmethod
     def _datagrams(actions: list) -> list[SendControl]:
         # with no ALT there is nothing to announce registrations into
+        if len(actions) == 1 and type(actions[0]) is SendControl:  # most answers: one datagram
+            return actions
         return [a for a in actions if not isinstance(a, (Announce, Withdraw))]

@@ -93,7 +93,8 @@ def test_mapserver_reports_rates_against_the_echo_loop(tmp_path):
     assert "Traceback" not in done.stderr
     results = result_lines(done.stdout)
     assert [line.split("=")[0] for line in results] == [
-        "RESULT ms_proxy_per_s", "RESULT mr_negative_per_s", "RESULT mr_forward_per_s"]
+        "RESULT ms_proxy_per_s", "RESULT mr_negative_per_s", "RESULT mr_forward_per_s",
+        "RESULT switchless_per_s"]
     for line in results:
         m = re.fullmatch(rf"RESULT \w+_per_s={NUMBER} echo_per_s={NUMBER} ratio={NUMBER} "
                          rf"\(goal >= 0\.5\)", line)
@@ -104,7 +105,7 @@ def test_mapserver_reports_rates_against_the_echo_loop(tmp_path):
 
     figures = json.loads(out.read_text())
     expected = {"ms-proxy": "proxy_replies", "mr-negative": "mr_negative_replies",
-                "mr-forward": "mr_forwarded"}
+                "mr-forward": "mr_forwarded", "switchless": "proxy_replies"}
     assert set(figures["modes"]) == set(expected)
     for mode, counter in expected.items():
         v = figures["modes"][mode]
