@@ -140,6 +140,18 @@ class MapResolverEngine:
         if self.rib is not None:
             negative = EidPrefix(instance_id, self.rib.uncovered_prefix(eid))
         elif self.map_server is not None:
+            if wanted is None:
+                wanted = request.prefix
+            host = EidPrefix(instance_id, ip_network(eid))
+            if self.map_server.knows(host):
+                # a short prefix whose address lies in a site (153.16.36.0/22 for the site
+                # 153.16.36.0/24): the lookup goes by the address, as for its host prefix
+                actions = self.map_server.answer(request, host, source_port, ecm.source, now)
+                if actions is not None:
+                    self.stats.to_map_server += 1
+                    return actions
+                self.stats.unusable += 1
+                return []
             negative = self.map_server.free_space(wanted)
         else:
             negative = EidPrefix(instance_id, ip_network(f"{_unspecified(eid)}/0"))

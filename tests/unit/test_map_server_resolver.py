@@ -287,3 +287,21 @@ def test_many_registrations_cost_a_lookup_not_a_scan():
         EidPrefix.parse("10.19.135.0/24")
     assert ms.free_space(EidPrefix.parse("11.0.0.1/32")) == EidPrefix.parse("11.0.0.0/8")
     assert len(ms.on_timer(181.0)) == 5000 and ms.registrations == {}  # each withdrawn
+
+
+def test_without_an_alt_a_short_prefix_whose_address_lies_in_a_site_is_answered_for_the_site():
+    """An ECM Map-Request for 153.16.36.0/22 when the site is 153.16.36.0/24: its address is in
+    the site, so no negative reply may cover it; the lookup goes by the address (a negative
+    reply for the unregistered site, then the proxy reply once it registers), and no error."""
+    ms, mr = resolver(SITE)
+    inner = MapRequest(0x42, (EidRecord.for_prefix(EidPrefix.parse("153.16.36.0/22")),), (ITR,))
+    ecm = EncapsulatedControlMessage(ITR, ip_address("153.16.36.0"), inner, source_port=61000)
+    (send,) = mr.on_ecm(ecm, 0.0)
+    (rec,) = decode_control(send.payload).records
+    assert rec.prefix == EidPrefix.parse("153.16.36.0/24") and rec.ttl == 1
+    raw, msg = register(notify=False, proxy=True)
+    ms.on_map_register(raw, msg, ETR, 4342, 1.0)
+    (send,) = mr.on_ecm(ecm, 2.0)
+    reply = decode_control(send.payload)
+    assert reply.nonce == 0x42 and reply.records[0].locators[0].address == ETR
+    assert mr.stats.to_map_server == 2 and mr.stats.negative_replies == 0
