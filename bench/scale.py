@@ -16,7 +16,7 @@ learned from an ARP reply packet-in) is filled with N mappings (--entries, defau
    [1000]P/24, TTL 1440 minutes, authoritative, with one locator (or two, the variant below).
 
 The ITR accepts the reply, inserts the CacheEntry into the map-cache (LPM table and expiry heap)
-and the xTR compiles and keeps the mapping's encapsulation flow (``Xtr.installed``). So the
+and the xTR compiles and keeps the mapping's encapsulation flow (``FlowInstaller.installed``, what compiles it again). So the
 measured state is everything the controller holds per learned mapping: map-cache entry, prefix
 objects, locators, expiry bookkeeping, the per-mapping flow spec, and the ITR's per-EID request
 bookkeeping. The Map-Reply path is used rather than ``Xtr.add_static`` because it is how an ITR's

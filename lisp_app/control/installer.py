@@ -6,14 +6,22 @@ at once, so the cache and the switch never disagree. Group ids rise and are not 
 sequence wraps: OVS loses a packet-out sent through a group re-added under the id of one just
 deleted (measured: the held packet re-injected after a Map-Reply, in 3 of 5 tries right after a
 controller restart).
+
+Per mapping the installer keeps only what compiles its flows again, shared between the mappings
+that have it in common: the bridge compiled for, the locators' shares, whether the mapping has a
+select group (its id is the group-id table's) and the entry's action. The flows themselves are
+compiled again when asked for (a change of the mapping, reconciliation, traffic watching): a
+million mappings do not keep a million flows, groups and matches (bench/scale.py).
 """
 
 from __future__ import annotations
 
+from ipaddress import ip_address, ip_network
+
 from ..dataplane.effects import LISP, FlowChange
 from ..dataplane.flows import Flow, Group
 from ..dataplane.pipeline import LispBridge
-from ..mapping.cache import CacheEntry
+from ..mapping.cache import SHARED_POOL_LIMIT, CacheEntry
 from ..mapping.locators import UNUSABLE_PRIORITY, select_shares, tunnel_address
 from ..protocol.addresses import EidPrefix
 from ..protocol.records import Action
@@ -41,6 +49,10 @@ class GroupIds:
             self._of[prefix] = gid
             self._in_use.add(gid)
         return gid
+
+    def get(self, prefix: EidPrefix) -> int | None:
+        """The mapping's group id, if it has one."""
+        return self._of.get(prefix)
 
     def release(self, prefix: EidPrefix) -> int:
         gid = self._of.pop(prefix)
@@ -71,12 +83,33 @@ class FlowInstaller:
         self.is_down = is_down
         self.petrs = tuple(petrs)  # Locators: where natively-forward traffic goes, encapsulated
         self.bridge: LispBridge | None = None
-        self.installed: dict[EidPrefix, tuple[tuple[Flow, ...], Group | None]] = {}
+        # prefix -> (bridge, shares, grouped, action): what compiles its flows (_compile); equal
+        # records are one object (_records, per bridge, bounded as the map-cache's pools are)
+        self.installed: dict[EidPrefix, tuple] = {}
+        self._records: dict[tuple, tuple] = {}
         self.groups = GroupIds()
 
     def attach(self, bridge: LispBridge) -> None:
         """The LISP bridge connected (or its ports changed)."""
         self.bridge = bridge
+        self._records = {}
+
+    def _record(self, shares, grouped: bool, action: Action) -> tuple:
+        """The shared record of a mapping compiled now with these shares, group and action."""
+        key = (shares, grouped, action)
+        record = self._records.get(key)
+        if record is None:
+            if len(self._records) >= SHARED_POOL_LIMIT:
+                self._records.clear()
+            record = self._records[key] = (self.bridge, shares, grouped, action)
+        return record
+
+    def _compile(self, prefix: EidPrefix, record: tuple) -> tuple[list[Flow], Group | None]:
+        """The flows and group a mapping was installed with (the same as then: same bridge,
+        shares, group id and action; the compiler reads nothing else of the entry)."""
+        bridge, shares, grouped, action = record
+        return bridge.mapping_flows(CacheEntry(prefix, (), action), shares,
+                                    self.groups.get(prefix) if grouped else None)
 
     def shares(self, entry: CacheEntry):
         """The locators that carry the entry's traffic, with the RLOC families we can reach."""
@@ -104,14 +137,15 @@ class FlowInstaller:
         if self.bridge is None:
             return []  # programmed with everything else when the bridge connects
         shares = self.shares(entry)
-        old_flows, old_group = self.installed.get(entry.prefix, ((), None))
+        old = self.installed.get(entry.prefix)
+        old_flows, old_group = ((), None) if old is None else self._compile(entry.prefix, old)
         # a mapping whose locators share its traffic keeps its select group while one of them is
         # left: a locator going down or up then modifies the group in place, not the flow
         grouped = len(shares) > 1 or (len(shares) == 1 and self.is_down is not None and len(
             select_shares(self.locators_of(entry), families=self.rloc_families)) > 1)
         group_id = self.groups.of(entry.prefix) if grouped else None
         flows, group = self.bridge.mapping_flows(entry, shares, group_id)
-        self.installed[entry.prefix] = (tuple(flows), group)
+        self.installed[entry.prefix] = self._record(shares, group is not None, entry.action)
         # a flow whose key stays but whose kind changes (a negative mapping turned positive) is
         # deleted first, its final count going to its own kind's counter: OVS would carry the
         # old flow's counts over into the new one's kind (lisp_app.control.counting)
@@ -129,7 +163,8 @@ class FlowInstaller:
                            delete_groups=drop_group)]
 
     def uninstall(self, prefix: EidPrefix) -> list[FlowChange]:
-        old_flows, old_group = self.installed.pop(prefix, ((), None))
+        old = self.installed.pop(prefix, None)
+        old_flows, old_group = ((), None) if old is None else self._compile(prefix, old)
         drop_group = (self.groups.release(prefix),) if old_group is not None else ()
         if not old_flows and not drop_group:
             return []
@@ -142,18 +177,39 @@ class FlowInstaller:
         for entry in entries:
             self.install(entry)
         for prefix in [p for p in self.groups.owners()
-                       if self.installed.get(p, ((), None))[1] is None]:
+                       if p not in self.installed or not self.installed[p][2]]:
             self.groups.release(prefix)
 
     def flows_of(self, prefix: EidPrefix) -> tuple[Flow, ...]:
-        return self.installed.get(prefix, ((), None))[0]
+        record = self.installed.get(prefix)
+        return () if record is None else tuple(self._compile(prefix, record)[0])
 
     def everything(self) -> tuple[list[Flow], list[Group]]:
         """Every installed flow and group (for reconciliation on connect)."""
         flows: list[Flow] = []
         groups: list[Group] = []
-        for mflows, group in self.installed.values():
+        for prefix, record in self.installed.items():
+            mflows, group = self._compile(prefix, record)
             flows.extend(mflows)
             if group is not None:
                 groups.append(group)
         return flows, groups
+
+    def owner_of(self, key: tuple) -> EidPrefix | None:
+        """The mapping one of whose installed flows has this key (table, priority, match), or
+        None. The prefix is read from the match (the mapping flows match on metadata, the
+        instance-id, and the destination prefix as address and netmask) and checked against
+        that mapping's flows."""
+        fields = dict(key[2])
+        meta = fields.get("metadata")
+        dst = fields.get("ipv4_dst", fields.get("ipv6_dst"))
+        if not (isinstance(meta, tuple) and isinstance(dst, tuple) and len(dst) == 2):
+            return None
+        try:
+            plen = bin(int(ip_address(dst[1]))).count("1")
+            prefix = EidPrefix(meta[0], ip_network((dst[0], plen)))
+        except (TypeError, ValueError, IndexError):
+            return None
+        if prefix not in self.installed:
+            return None
+        return prefix if any(f.key == key for f in self.flows_of(prefix)) else None

@@ -40,16 +40,13 @@ class TrafficWatch:
         """Counters of watched flows: (cookie, table, priority, match, packet_count) each.
         Tells the ITR which mappings carried traffic since the last look. Flows no longer in
         the list are forgotten."""
-        by_key = {}
-        for prefix, (flows, _group) in self.installer.installed.items():
-            for f in flows:
-                by_key[f.key] = prefix
+        owner_of = self.installer.owner_of  # the flows are compiled again on demand: ask
         seen: dict[tuple, int] = {}
         for cookie_value, table, priority, match_key, packets in stats:
             if kind_of(cookie_value) != K_ENCAP:
                 continue
             key = (table, priority, match_key)
-            prefix = by_key.get(key)
+            prefix = owner_of(key)
             if prefix is not None and packets > self.flow_packets.get(key, 0) \
                     and self.itr is not None:
                 self.itr.note_traffic(prefix, now)
