@@ -1,19 +1,21 @@
-"""Controller memory and lookup scale: RSS per 100,000 map-cache entries and longest-prefix-match
-lookup time at 1,000,000 entries, against a plain dict lookup measured in the same run.
+"""Controller memory and lookup scale: RSS per 100,000 map-cache entries (two locators each, the
+goal's case: 1,000,000 in 1 GiB, measured to 1M) and longest-prefix-match lookup time at
+1,000,000 entries, against a plain dict lookup measured in the same run.
 
 Everything runs in a fresh Python subprocess per variant, so that its RSS holds nothing but the
 interpreter, lisp_app and the state under test. In it, one lisp_app xTR
 (:class:`lisp_app.node.Xtr`, role xtr, instance-id 1000, Map-Requests straight to an ETR
 address) with both bridges "connected" (lisp_bridge_ready / underlay_bridge_ready, next hop MAC
-learned from an ARP reply packet-in) is filled with N mappings (--entries, default 1,000,000;
---quick 50,000) the way the running controller learns them, through its packet-in entry point
-``Xtr.on_packet_in``:
+learned from an ARP reply packet-in) is filled with N mappings of two locators each (--entries,
+default 1,000,000; --quick 50,000), then in a second process M mappings of one locator each
+(--one-locator, default 200,000; --quick 10,000; 0 skips it), the way the running controller
+learns them, through its packet-in entry point ``Xtr.on_packet_in``:
 
 1. a cache-miss packet-in on the LISP bridge (an Ethernet/IPv4/UDP frame from site host
    10.1.0.10 to host .10 of the mapping's /24), which opens a pending request and produces the
    Map-Request packet-out (its nonce is read from that packet-out);
 2. a control packet-in on the underlay bridge carrying the Map-Reply for that nonce: one record
-   [1000]P/24, TTL 1440 minutes, authoritative, with one locator (or two, the variant below).
+   [1000]P/24, TTL 1440 minutes, authoritative, with two locators (or one, the second variant).
 
 The ITR accepts the reply, inserts the CacheEntry into the map-cache (LPM table and expiry heap)
 and the xTR compiles and keeps the mapping's encapsulation flow (``FlowInstaller.installed``, what compiles it again). So the
@@ -26,17 +28,18 @@ point, and no mapping here is) and the os-ken side (it keeps no per-mapping stat
 
 EID prefixes are distinct /24s counted up from 32.0.0.0 (at most 2**20 of them, 32.0.0.0/4).
 Mapping i's locator is RLOC number i mod R out of R distinct addresses in 100.64.0.0/10 (--rlocs,
-default 1000: many EID prefixes per xTR, as in deployments); the 2-locator variant adds RLOC
-number (i + 1) mod R, so every mapping has a select group. The simulated clock advances by
+default 1000: many EID prefixes per xTR, as in deployments); with two locators the second is
+RLOC number (i + 1) mod R, so every mapping has a select group. The simulated clock advances by
 1/miss_rate (10 ms at the default 100 misses/s the miss meter lets through) per mapping, and the
 Map-Reply comes 5 ms after its miss; nothing expires (TTL 24 h > N * 10 ms for N <= 8.6 million).
 
 RSS is VmRSS from /proc/self/status after ``gc.collect()`` at 0 entries and every --step entries
 (default 100,000; --quick 10,000). RSS per 100k entries = (RSS(N) - RSS(0)) / N * 100,000. The
-1 GiB goal is checked against RSS at 1,000,000 entries, measured when --entries >= 1,000,000 and
-otherwise extrapolated linearly from the slope (the output says which).
+1 GiB goal is checked against RSS at 1,000,000 entries with two locators each, measured when
+--entries >= 1,000,000 (the default) and otherwise extrapolated linearly from the slope (the
+output says which; the one-locator variant is extrapolated unless run to 1M).
 
-Lookups: at N entries, ``MapCache.lookup(1000, address)`` (what the ITR does on a miss) for L
+Lookups (in the two-locator process): at N entries, ``MapCache.lookup(1000, address)`` (what the ITR does on a miss) for L
 random addresses (--lookups, default 200,000): hits (one random host per /24 of the cache, sampled
 in random order) and misses (addresses in 64.0.0.0/4, which no mapping covers), each the best of
 --repeats timed passes (default 5). Baseline, same process, same IPv4Address objects: a plain dict
@@ -47,11 +50,11 @@ probes one dict per distinct prefix length in the table; here all are /24, so on
 
 Progress goes to stderr; figures, then the RESULT lines last, to stdout.
 
-    .venv/bin/python bench/scale.py [--entries N] [--step S] [--two-locators M] [--rlocs R]
+    .venv/bin/python bench/scale.py [--entries N] [--step S] [--one-locator M] [--rlocs R]
                                     [--lookups L] [--repeats K] [--quick] [--json PATH]
 
---quick: 50,000 entries in steps of 10,000, 10,000 with two locators, 20,000 lookups, 3 repeats.
-The default run takes about 2.5 minutes; its first worker peaks at about 1.3 GiB (the lookup phase
+--quick: 50,000 entries in steps of 10,000, 10,000 with one locator, 20,000 lookups, 3 repeats.
+The default run takes about 4 minutes; its first worker peaks at about 1 GiB (the lookup phase
 adds the baseline dict of N exact keys and N host addresses to the filled xTR).
 """
 
@@ -330,17 +333,18 @@ def rss_at(points: list[dict], entries: int) -> tuple[float, bool]:
 def run(args) -> dict:
     figures = {"python": platform.python_version(),
                "parameters": {"entries": args.entries, "step": args.step,
-                              "two_locators": args.two_locators, "rlocs": args.rlocs,
+                              "one_locator": args.one_locator, "rlocs": args.rlocs,
                               "lookups": args.lookups, "repeats": args.repeats}}
     base = {"step": args.step, "rlocs": args.rlocs, "repeats": args.repeats}
-    progress(f"worker 1: {args.entries:,} mappings with 1 locator, then {args.lookups:,} lookups")
-    figures["one"] = run_worker({**base, "entries": args.entries, "locators": 1,
+    progress(f"worker 1: {args.entries:,} mappings with 2 locators, then {args.lookups:,} "
+             f"lookups")
+    figures["two"] = run_worker({**base, "entries": args.entries, "locators": 2,
                                  "lookups": args.lookups})
-    if args.two_locators:
-        progress(f"worker 2: {args.two_locators:,} mappings with 2 locators")
-        figures["two"] = run_worker({**base, "entries": args.two_locators, "locators": 2,
-                                     "step": min(args.step, args.two_locators), "lookups": 0})
-    for key in ("one", "two"):
+    if args.one_locator:
+        progress(f"worker 2: {args.one_locator:,} mappings with 1 locator")
+        figures["one"] = run_worker({**base, "entries": args.one_locator, "locators": 1,
+                                     "step": min(args.step, args.one_locator), "lookups": 0})
+    for key in ("two", "one"):
         if key in figures:
             v = figures[key]
             at_goal, measured = rss_at(v["points"], GOAL_ENTRIES)
@@ -357,7 +361,7 @@ def report(figures: dict) -> None:
     print(f"bench/scale: Python {figures['python']}; lisp_app xTR fed through packet-ins (miss, "
           f"Map-Request, Map-Reply -> map-cache + encapsulation flow); /24 EID prefixes in "
           f"instance-id {INSTANCE_ID}; locators from {p['rlocs']:,} distinct RLOCs")
-    for key in ("one", "two"):
+    for key in ("two", "one"):
         if key not in figures:
             continue
         v = figures[key]
@@ -376,7 +380,7 @@ def report(figures: dict) -> None:
         print(f"  RSS per 100k mappings {s['rss_per_100k'] / MIB:.1f} MiB "
               f"({s['bytes_per_entry']:.0f} B each); at 1,000,000: "
               f"{s['rss_at_1m'] / MIB:.0f} MiB ({how}), peak RSS {v['peak_rss'] / MIB:.0f} MiB")
-    look = figures["one"].get("lookups")
+    look = figures["two"].get("lookups")
     if look:
         print(f"lookups at {look['dict_size']:,} entries, {look['count']:,} random addresses, "
               f"best of {look['repeats']}:")
@@ -385,19 +389,20 @@ def report(figures: dict) -> None:
             print(f"  {label:<7} MapCache.lookup {r['lpm_ns']:7.0f} ns   "
                   f"dict.get((iid, int(addr))) {r['dict_ns']:7.0f} ns   "
                   f"dict/LPM {r['ratio']:.2f}")
-    one = figures["one"]["summary"]
-    how = "measured" if one["rss_at_1m_measured"] else "extrapolated"
-    print(f"RESULT memory_1_locator entries={figures['one']['entries']} "
-          f"rss_mib_per_100k={one['rss_per_100k'] / MIB:.1f} "
-          f"rss_mib_at_1m={one['rss_at_1m'] / MIB:.0f} ({how}) "
-          f"fits_1gib={'yes' if one['fits_1gib'] else 'no'} (goal: 1M entries in <= 1 GiB)")
-    if "two" in figures:
-        two = figures["two"]["summary"]
-        how = "measured" if two["rss_at_1m_measured"] else "extrapolated"
-        print(f"RESULT memory_2_locators entries={figures['two']['entries']} "
-              f"rss_mib_per_100k={two['rss_per_100k'] / MIB:.1f} "
-              f"rss_mib_at_1m={two['rss_at_1m'] / MIB:.0f} ({how}) "
-              f"fits_1gib={'yes' if two['fits_1gib'] else 'no'}")
+    two = figures["two"]["summary"]
+    how = "measured" if two["rss_at_1m_measured"] else "extrapolated"
+    print(f"RESULT memory_2_locators entries={figures['two']['entries']} "
+          f"rss_mib_per_100k={two['rss_per_100k'] / MIB:.1f} "
+          f"rss_mib_at_1m={two['rss_at_1m'] / MIB:.0f} ({how}) "
+          f"fits_1gib={'yes' if two['fits_1gib'] else 'no'} "
+          f"(goal: 1M entries with 2 locators in <= 1 GiB)")
+    if "one" in figures:
+        one = figures["one"]["summary"]
+        how = "measured" if one["rss_at_1m_measured"] else "extrapolated"
+        print(f"RESULT memory_1_locator entries={figures['one']['entries']} "
+              f"rss_mib_per_100k={one['rss_per_100k'] / MIB:.1f} "
+              f"rss_mib_at_1m={one['rss_at_1m'] / MIB:.0f} ({how}) "
+              f"fits_1gib={'yes' if one['fits_1gib'] else 'no'}")
     if look:
         for name in ("hit", "miss"):
             r = look[name]
@@ -421,13 +426,13 @@ def count(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=count, default=None,
-                        help=f"mappings to fill (default 1,000,000, --quick 50,000; at most "
-                             f"{MAX_ENTRIES:,})")
+                        help=f"mappings of two locators each to fill (default 1,000,000, --quick "
+                             f"50,000; at most {MAX_ENTRIES:,})")
     parser.add_argument("--step", type=count, default=None,
                         help="RSS is measured every STEP mappings (default 100,000, "
                              "--quick 10,000)")
-    parser.add_argument("--two-locators", type=count, default=None, metavar="M",
-                        help="mappings in the 2-locator variant, 0 to skip (default 200,000, "
+    parser.add_argument("--one-locator", type=count, default=None, metavar="M",
+                        help="mappings in the 1-locator variant, 0 to skip (default 200,000, "
                              "--quick 10,000)")
     parser.add_argument("--rlocs", type=count, default=1000,
                         help="distinct RLOCs the locators are drawn from (default 1000)")
@@ -446,17 +451,17 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     args.entries = args.entries if args.entries is not None else (50_000 if q else 1_000_000)
     args.step = args.step if args.step is not None else (10_000 if q else 100_000)
-    if args.two_locators is None:
-        args.two_locators = 10_000 if q else 200_000
+    if args.one_locator is None:
+        args.one_locator = 10_000 if q else 200_000
     args.lookups = args.lookups if args.lookups is not None else (20_000 if q else 200_000)
     args.repeats = args.repeats if args.repeats is not None else (3 if q else 5)
-    if not 1 <= args.entries <= MAX_ENTRIES or args.two_locators > MAX_ENTRIES:
+    if not 1 <= args.entries <= MAX_ENTRIES or args.one_locator > MAX_ENTRIES:
         parser.error(f"--entries must be between 1 and {MAX_ENTRIES:,} (/24s in 32.0.0.0/4), "
-                     f"--two-locators at most that")
+                     f"--one-locator at most that")
     if args.step < 1:
         parser.error("--step must be at least 1")
-    if not 1 <= args.rlocs <= MAX_RLOCS or (args.two_locators and args.rlocs < 2):
-        parser.error(f"--rlocs must be between 1 (2 with --two-locators) and {MAX_RLOCS:,}")
+    if not 2 <= args.rlocs <= MAX_RLOCS:
+        parser.error(f"--rlocs must be between 2 (two locators each) and {MAX_RLOCS:,}")
     if args.lookups < 1 or args.repeats < 1:
         parser.error("--lookups and --repeats must be at least 1")
     return run_and_report("bench/scale.py", run, report, args, progress)

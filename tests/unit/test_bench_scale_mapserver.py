@@ -31,23 +31,23 @@ def result_lines(stdout: str) -> list[str]:
 
 def test_scale_reports_memory_and_lookups(tmp_path):
     out = tmp_path / "scale.json"
-    done = run(SCALE, "--entries", "6000", "--step", "2000", "--two-locators", "2000",
+    done = run(SCALE, "--entries", "6000", "--step", "2000", "--one-locator", "2000",
                "--lookups", "500", "--repeats", "1", "--json", str(out))
     assert done.returncode == 0, done.stderr
     assert re.search(r"^\[bench/scale +\d+\.\ds\] ", done.stderr, re.M), done.stderr
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr
-    one, two, hit, miss = result_lines(done.stdout)
+    two, one, hit, miss = result_lines(done.stdout)
 
     memory = re.fullmatch(
-        rf"RESULT memory_1_locator entries=6000 rss_mib_per_100k={NUMBER} "
+        rf"RESULT memory_2_locators entries=6000 rss_mib_per_100k={NUMBER} "
         rf"rss_mib_at_1m={NUMBER} \(extrapolated\) fits_1gib=(yes|no) "
-        rf"\(goal: 1M entries in <= 1 GiB\)", one)
-    assert memory, one
+        rf"\(goal: 1M entries with 2 locators in <= 1 GiB\)", two)
+    assert memory, two
     per_100k, at_1m = float(memory.group(1)), float(memory.group(2))
     assert per_100k > 0 and at_1m > per_100k
     assert (memory.group(3) == "yes") == (at_1m <= 1024)
-    assert re.fullmatch(rf"RESULT memory_2_locators entries=2000 rss_mib_per_100k={NUMBER} "
-                        rf"rss_mib_at_1m={NUMBER} \(extrapolated\) fits_1gib=(yes|no)", two), two
+    assert re.fullmatch(rf"RESULT memory_1_locator entries=2000 rss_mib_per_100k={NUMBER} "
+                        rf"rss_mib_at_1m={NUMBER} \(extrapolated\) fits_1gib=(yes|no)", one), one
     for line, name in ((hit, "hit"), (miss, "miss")):
         m = re.fullmatch(rf"RESULT lookup_{name} entries=6000 lpm_ns={NUMBER} dict_ns={NUMBER} "
                          rf"ratio={NUMBER} \(dict/LPM; 1\.0 = as fast as an exact-match dict\)",
@@ -58,14 +58,16 @@ def test_scale_reports_memory_and_lookups(tmp_path):
         assert abs(ratio - plain / lpm) <= 0.01 + 0.01 * ratio  # printed figures are rounded
 
     figures = json.loads(out.read_text())
-    first, second = figures["one"], figures["two"]
+    first, second = figures["two"], figures["one"]
     assert [p["entries"] for p in first["points"]] == [0, 2000, 4000, 6000]
     assert [p["entries"] for p in second["points"]] == [0, 2000]
     assert all(p["rss"] > 0 for p in first["points"] + second["points"])
     # every mapping is cached and has its flow; with 2 locators each has a select group
-    assert first["state"]["cache"] == first["state"]["installed"] == 6000
-    assert first["state"]["groups"] == 0 and first["state"]["itr_pending"] == 0
-    assert second["state"]["cache"] == second["state"]["groups"] == 2000
+    assert first["state"]["cache"] == first["state"]["installed"] == first["state"]["groups"] \
+        == 6000
+    assert first["state"]["itr_pending"] == 0
+    assert second["state"]["cache"] == second["state"]["installed"] == 2000
+    assert second["state"]["groups"] == 0
     # the ITR's per-EID request times are swept: it does not keep one per mapping
     assert first["state"]["itr_last_sent"] < 6000
     assert first["lookups"]["dict_size"] == 6000
@@ -77,7 +79,7 @@ def test_scale_refuses_bad_arguments():
                             (["--entries", "2000000"], "--entries must be between 1 and"),
                             (["--entries", "many"], "'many' is not a whole number"),
                             (["--step", "0"], "--step must be at least 1"),
-                            (["--rlocs", "1"], "--rlocs must be between 1 (2 with")):
+                            (["--rlocs", "1"], "--rlocs must be between 2 (two locators")):
         done = run(SCALE, *args, timeout=60)
         assert done.returncode == 2, (args, done.stdout)
         assert complaint in done.stderr, (args, done.stderr)
