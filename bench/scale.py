@@ -33,6 +33,8 @@ RLOC number (i + 1) mod R, so every mapping has a select group. The simulated cl
 1/miss_rate (10 ms at the default 100 misses/s the miss meter lets through) per mapping, and the
 Map-Reply comes 5 ms after its miss; nothing expires (TTL 24 h > N * 10 ms for N <= 8.6 million).
 
+The worker runs the controller's garbage-collector policy (:mod:`lisp_app.shell.gcpolicy`: the
+survivors of each full collection are frozen; it changes pauses, not memory).
 RSS is VmRSS from /proc/self/status after ``gc.collect()`` at 0 entries and every --step entries
 (default 100,000; --quick 10,000). RSS per 100k entries = (RSS(N) - RSS(0)) / N * 100,000. The
 1 GiB goal is checked against RSS at 1,000,000 entries with two locators each, measured when
@@ -270,6 +272,8 @@ def worker(params: dict) -> dict:
     _started = params["started"]
     n, step, locators = params["entries"], params["step"], params["locators"]
     label = f"{locators} locator{'s' if locators > 1 else ''}"
+    from lisp_app.shell.gcpolicy import GcPolicy
+    GcPolicy().install()  # the controller's collector policy, as lisp_app.app installs it
     xtr = new_xtr()
     filler = Filler(xtr, locators, params["rlocs"], xtr.config.miss_rate)
     gc.collect()

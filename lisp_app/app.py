@@ -33,6 +33,7 @@ from .dataplane.warm import Warmer
 from .logs import Summary, flush_due
 from .dataplane.pipeline import COUNTED_KINDS, K_HOST, cookie, kind_of
 from .shell import policy, translate
+from .shell.gcpolicy import GcPolicy
 from .shell.hangup import RELOAD_POLL
 from .shell.packet_in import PacketInTap, send_now
 from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
@@ -85,12 +86,14 @@ class LispApp(app_manager.OSKenApp):
         self._counts_waiting = {}  # FlowCounts ticket -> hub.Event set once it is answered
         self.tap = PacketInTap()  # packet-ins of programmed bridges, read before os-ken parses
         self.warmer = Warmer()  # re-reads recent packet-ins at each timer tick
+        self.gc_policy = GcPolicy()  # short collector pauses at any map-cache size (at start)
         self._effect_handlers = {Announce: self._alt_effect, Withdraw: self._alt_effect,
                                  AddNeighbor: self._alt_effect, RemoveNeighbor: self._alt_effect}
 
     def start(self):
         super().start()
         self.tap.install()
+        self.gc_policy.install()
         self.workers.append(hub.spawn(self._timer_loop))
         self.workers.append(hub.spawn(self._stats_loop))
         if self.config.api.port:
@@ -115,6 +118,7 @@ class LispApp(app_manager.OSKenApp):
         self.tap.uninstall()
         if self.alt is not None:
             self.alt.stop()  # withdraws our prefixes from the ALT
+        self.gc_policy.remove()
         super().stop()
 
     def _alt_loop(self) -> None:

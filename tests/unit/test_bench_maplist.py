@@ -27,7 +27,7 @@ def test_maplist_reports_page_holds_against_the_whole_list(tmp_path):
     assert re.search(r"^\[bench/maplist +\d+\.\ds\] ", done.stderr, re.M), done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.strip().splitlines()
-    before, paged, others = lines[-3:]
+    before, paged, others, pause = lines[-4:]
     m = re.fullmatch(rf"RESULT map_list_before entries=2500 whole_list_ms={NUMBER} "
                      rf"paged_longest_ms={NUMBER} ratio={NUMBER} \(whole list / longest page\)",
                      before)
@@ -44,6 +44,10 @@ def test_maplist_reports_page_holds_against_the_whole_list(tmp_path):
     assert re.fullmatch(rf"RESULT other_gets entries=4500 locators_ms={NUMBER} "
                         rf"metrics_ms={NUMBER} mapstat_ms={NUMBER} map_lookup_ms={NUMBER} "
                         rf"\(worst of 1\)", others), others
+    m = re.fullmatch(rf"RESULT gc_pause entries=4500 full_gc_ms={NUMBER} "
+                     rf"nothing_frozen_ms={NUMBER} ratio={NUMBER} \(one full collection with "
+                     rf"nothing frozen / under the controller's policy\)", pause)
+    assert m, pause
 
     figures = json.loads(out.read_text())
     page = figures["parameters"]["page"]
@@ -55,7 +59,9 @@ def test_maplist_reports_page_holds_against_the_whole_list(tmp_path):
     assert after["default"]["pages"] == -(-4500 // page)
     churn = after["churn"]
     assert churn["removed"] == churn["pages"] - 1 and churn["listed"] >= 4500 - churn["removed"]
-    assert after["full_gc_ms"] > 0
+    assert after["full_gc_ms"] > 0 and after["full_gc_unfrozen_ms"] > 0
+    # the controller's policy froze the filled xTR: a full collection looks at few objects
+    assert after["gc_frozen"] > 4500 * 3 > after["gc_tracked"] - after["gc_frozen"]
 
 
 def test_maplist_refuses_bad_arguments():
