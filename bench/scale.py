@@ -8,7 +8,7 @@ interpreter, lisp_app and the state under test. In it, one lisp_app xTR
 address) with both bridges "connected" (lisp_bridge_ready / underlay_bridge_ready, next hop MAC
 learned from an ARP reply packet-in) is filled with N mappings of two locators each (--entries,
 default 1,000,000; --quick 50,000), then in a second process M mappings of one locator each
-(--one-locator, default 200,000; --quick 10,000; 0 skips it), the way the running controller
+(--one-locator, default 100,000; --quick 10,000; 0 skips it), the way the running controller
 learns them, through its packet-in entry point ``Xtr.on_packet_in``:
 
 1. a cache-miss packet-in on the LISP bridge (an Ethernet/IPv4/UDP frame from site host
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="RSS is measured every STEP mappings (default 100,000, "
                              "--quick 10,000)")
     parser.add_argument("--one-locator", type=count, default=None, metavar="M",
-                        help="mappings in the 1-locator variant, 0 to skip (default 200,000, "
+                        help="mappings in the 1-locator variant, 0 to skip (default 100,000, "
                              "--quick 10,000)")
     parser.add_argument("--rlocs", type=count, default=1000,
                         help="distinct RLOCs the locators are drawn from (default 1000)")
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     args.entries = args.entries if args.entries is not None else (50_000 if q else 1_000_000)
     args.step = args.step if args.step is not None else (10_000 if q else 100_000)
     if args.one_locator is None:
-        args.one_locator = 10_000 if q else 200_000
+        args.one_locator = 10_000 if q else 100_000
     args.lookups = args.lookups if args.lookups is not None else (20_000 if q else 200_000)
     args.repeats = args.repeats if args.repeats is not None else (3 if q else 5)
     if not 1 <= args.entries <= MAX_ENTRIES or args.one_locator > MAX_ENTRIES:
