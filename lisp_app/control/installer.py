@@ -133,17 +133,21 @@ class FlowInstaller:
                     out.append(address)
         return out
 
-    def install(self, entry: CacheEntry) -> list[FlowChange]:
-        if self.bridge is None:
-            return []  # programmed with everything else when the bridge connects
+    def _place(self, entry: CacheEntry) -> tuple:
+        """The entry's shares and its group id (None: no group), allocating the id."""
         shares = self.shares(entry)
-        old = self.installed.get(entry.prefix)
-        old_flows, old_group = ((), None) if old is None else self._compile(entry.prefix, old)
         # a mapping whose locators share its traffic keeps its select group while one of them is
         # left: a locator going down or up then modifies the group in place, not the flow
         grouped = len(shares) > 1 or (len(shares) == 1 and self.is_down is not None and len(
             select_shares(self.locators_of(entry), families=self.rloc_families)) > 1)
-        group_id = self.groups.of(entry.prefix) if grouped else None
+        return shares, self.groups.of(entry.prefix) if grouped else None
+
+    def install(self, entry: CacheEntry) -> list[FlowChange]:
+        if self.bridge is None:
+            return []  # programmed with everything else when the bridge connects
+        old = self.installed.get(entry.prefix)
+        old_flows, old_group = ((), None) if old is None else self._compile(entry.prefix, old)
+        shares, group_id = self._place(entry)
         flows, group = self.bridge.mapping_flows(entry, shares, group_id)
         self.installed[entry.prefix] = self._record(shares, group is not None, entry.action)
         # a flow whose key stays but whose kind changes (a negative mapping turned positive) is
@@ -172,10 +176,15 @@ class FlowInstaller:
 
     def reprogram(self, entries) -> None:
         """Recompile every entry (the bridge connected or its ports changed). Mappings keep their
-        group ids, so a reconnect modifies those groups in place."""
+        group ids, so a reconnect modifies those groups in place. (Only the records: the flows
+        are compiled when asked for, by :meth:`everything` on connect.)"""
         self.installed.clear()
-        for entry in entries:
-            self.install(entry)
+        if self.bridge is not None:  # else programmed with everything when the bridge connects
+            for entry in entries:
+                shares, group_id = self._place(entry)
+                # a group exactly when grouped: a grouped mapping has a share (mapping_flows)
+                self.installed[entry.prefix] = self._record(shares, group_id is not None,
+                                                            entry.action)
         for prefix in [p for p in self.groups.owners()
                        if p not in self.installed or not self.installed[p][2]]:
             self.groups.release(prefix)

@@ -112,3 +112,25 @@ def test_owner_of_a_flow_key():
     assert installer.owner_of(Flow(0, 0, (("in_port", 1),), 0).key) is None
     assert installer.owner_of((0, 0, (("ipv4_dst", ("10.0.0.1", "junk")),
                                       ("metadata", (1000, 1))))) is None
+
+
+def test_reprogram_keeps_group_ids_and_gives_the_flows_installs_gave():
+    down: set = set()
+    installer, _xtr = _installer(down)
+    rng = random.Random(9)
+    entries = {e.prefix: e for e in (_entry(rng, n) for n in range(150))}
+    for entry in entries.values():
+        installer.install(entry)
+    flows, groups = installer.everything()
+    owners = installer.groups.owners()
+    assert owners
+    installer.reprogram(list(entries.values()))
+    assert installer.groups.owners() == owners
+    again, again_groups = installer.everything()
+    assert set(again) == set(flows) and set(again_groups) == set(groups)
+    # a mapping no longer grouped after reprogramming loses its group id
+    prefix, gid = next(iter(owners.items()))
+    entries[prefix] = CacheEntry(prefix, ())
+    installer.reprogram(list(entries.values()))
+    assert prefix not in installer.groups.owners()
+    assert gid not in {g.group_id for g in installer.everything()[1]}
