@@ -34,7 +34,8 @@ one locator each out of 1,000 RLOCs, RLOC probing on (so that every locator is t
    the fill as the controller installs it at start: the survivors of every full collection are
    frozen), so this is the pause the controller's loop takes; then, in the same process, one
    full collection with everything given back to the collector (``gc.unfreeze()``), the pause
-   without the policy.
+   without the policy. Also the longest of the full collections that the collector started by
+   itself while the map-cache filled from --before to --entries (under the policy).
 
 Progress goes to stderr; figures, then the RESULT lines last, to stdout.
 
@@ -149,6 +150,23 @@ def other_gets(api, repeats: int) -> dict:
     return out
 
 
+class FullCollections:
+    """A gc callback: the duration of each full collection (generation 2) while registered."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        self._started = None
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.seconds.append(time.perf_counter() - self._started)
+            self._started = None
+
+
 def fill(filler, target: int) -> None:
     started, first = time.perf_counter(), filler.done
     for i in range(first, target):
@@ -187,9 +205,15 @@ def run(args) -> dict:
     progress(f"  whole list {whole * 1e3:,.0f} ms; paged: longest page "
              f"{paged['max_ms']:.1f} ms")
     progress(f"filling to {args.entries:,} mappings")
-    fill(filler, args.entries)
+    collections = FullCollections()  # the ones the collector starts by itself while filling
+    gc.callbacks.insert(0, collections)
+    try:
+        fill(filler, args.entries)
+    finally:
+        gc.callbacks.remove(collections)
     n = len(xtr.cache)
-    after = {"entries": n}
+    after = {"entries": n, "fill_full_gcs": len(collections.seconds),
+             "fill_full_gc_max_ms": max(collections.seconds, default=0.0) * 1e3}
     progress(f"paging through {n:,} entries, limit {server.MAP_PAGE}")
     after["default"] = page_through(api, xtr, None)
     if after["default"]["listed"] != n:
@@ -256,7 +280,9 @@ def report(figures: dict) -> None:
           f"{after['full_gc_ms']:,.1f} ms under the controller's policy ({after['gc_frozen']:,} "
           f"objects frozen), {after['full_gc_unfrozen_ms']:,.0f} ms with nothing frozen "
           f"({after['gc_tracked']:,} objects tracked) (the API sets none off; the growth of "
-          f"long-lived objects does, anywhere in the controller)")
+          f"long-lived objects does, anywhere in the controller); the collector started "
+          f"{after['fill_full_gcs']:,} while filling to {after['entries']:,}, the longest "
+          f"{after['fill_full_gc_max_ms']:,.1f} ms")
     longest = max(after[name]["max_ms"] for name in ("default", "churn"))
     cpu = max(after[name]["cpu_max_ms"] for name in ("default", "churn"))
     print(f"RESULT map_list_before entries={before['entries']} "
@@ -271,6 +297,7 @@ def report(figures: dict) -> None:
           + " ".join(f"{path.strip('/').replace('/', '_')}_ms={v['worst_ms']:.1f}"
                      for path, v in o.items()) + f" (worst of {p['repeats']})")
     print(f"RESULT gc_pause entries={after['entries']} full_gc_ms={after['full_gc_ms']:.1f} "
+          f"fill_longest_ms={after['fill_full_gc_max_ms']:.1f} "
           f"nothing_frozen_ms={after['full_gc_unfrozen_ms']:.1f} "
           f"ratio={after['full_gc_unfrozen_ms'] / max(after['full_gc_ms'], 1e-3):.0f} "
           f"(one full collection with nothing frozen / under the controller's policy)")
