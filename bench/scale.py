@@ -18,13 +18,15 @@ learns them, through its packet-in entry point ``Xtr.on_packet_in``:
    [1000]P/24, TTL 1440 minutes, authoritative, with two locators (or one, the second variant).
 
 The ITR accepts the reply, inserts the CacheEntry into the map-cache (LPM table and expiry heap)
-and the xTR compiles and keeps the mapping's encapsulation flow (``FlowInstaller.installed``, what compiles it again). So the
-measured state is everything the controller holds per learned mapping: map-cache entry, prefix
-objects, locators, expiry bookkeeping, the per-mapping flow spec, and the ITR's per-EID request
-bookkeeping. The Map-Reply path is used rather than ``Xtr.add_static`` because it is how an ITR's
-map-cache normally fills (and it keeps strictly more per mapping: expiry and request state). Not
-simulated: the statistics poll (it keeps per-flow counters only for mappings near their refresh
-point, and no mapping here is) and the os-ken side (it keeps no per-mapping state).
+and the xTR compiles the mapping's encapsulation flow and keeps what compiles it again
+(``FlowInstaller.installed``: a record shared by the mappings to the same locators, and the select
+group's id). So the measured state is everything the controller holds per learned mapping:
+map-cache entry, prefix objects, locators, expiry bookkeeping, the per-mapping flow record, and the
+ITR's per-EID request bookkeeping. The Map-Reply path is used rather than ``Xtr.add_static``
+because it is how an ITR's map-cache normally fills (and it keeps strictly more per mapping: expiry
+and request state). Not simulated: the statistics poll (it keeps per-flow counters only for
+mappings near their refresh point, and no mapping here is) and the os-ken side (it keeps no
+per-mapping state).
 
 EID prefixes are distinct /24s counted up from 32.0.0.0 (at most 2**20 of them, 32.0.0.0/4).
 Mapping i's locator is RLOC number i mod R out of R distinct addresses in 100.64.0.0/10 (--rlocs,
@@ -41,14 +43,14 @@ RSS is VmRSS from /proc/self/status after ``gc.collect()`` at 0 entries and ever
 --entries >= 1,000,000 (the default) and otherwise extrapolated linearly from the slope (the
 output says which; the one-locator variant is extrapolated unless run to 1M).
 
-Lookups (in the two-locator process): at N entries, ``MapCache.lookup(1000, address)`` (what the ITR does on a miss) for L
-random addresses (--lookups, default 200,000): hits (one random host per /24 of the cache, sampled
-in random order) and misses (addresses in 64.0.0.0/4, which no mapping covers), each the best of
---repeats timed passes (default 5). Baseline, same process, same IPv4Address objects: a plain dict
-of N exact keys ``(1000, int(host))`` -> entry (the same hosts), probed with
-``dict.get((1000, int(address)))``. Ratio = dict time / LPM time: 1.0 means a longest-prefix
-match costs no more than an exact-match dict probe; 0.5 means it costs twice as much. (A lookup
-probes one dict per distinct prefix length in the table; here all are /24, so one.)
+Lookups (in the two-locator process): at N entries, ``MapCache.lookup(1000, address)`` (what the
+ITR does on a miss) for L random addresses (--lookups, default 200,000): hits (one random host per
+/24 of the cache, sampled in random order) and misses (addresses in 64.0.0.0/4, which no mapping
+covers), each the best of --repeats timed passes (default 5). Baseline, same process, same
+IPv4Address objects: a plain dict of N exact keys ``(1000, int(host))`` -> entry (the same hosts),
+probed with ``dict.get((1000, int(address)))``. Ratio = dict time / LPM time: 1.0 means a
+longest-prefix match costs no more than an exact-match dict probe; 0.5 means it costs twice as
+much. (A lookup probes one dict per distinct prefix length in the table; here all are /24, so one.)
 
 Progress goes to stderr; figures, then the RESULT lines last, to stdout.
 

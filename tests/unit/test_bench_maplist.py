@@ -45,8 +45,9 @@ def test_maplist_reports_page_holds_against_the_whole_list(tmp_path):
                         rf"metrics_ms={NUMBER} mapstat_ms={NUMBER} map_lookup_ms={NUMBER} "
                         rf"\(worst of 1\)", others), others
     m = re.fullmatch(rf"RESULT gc_pause entries=4500 full_gc_ms={NUMBER} "
-                     rf"fill_longest_ms={NUMBER} nothing_frozen_ms={NUMBER} ratio={NUMBER} \(one full collection with "
-                     rf"nothing frozen / under the controller's policy\)", pause)
+                     rf"fill_longest_ms={NUMBER} nothing_frozen_ms={NUMBER} ratio={NUMBER} "
+                     rf"\(one full collection with nothing frozen / under the controller's "
+                     rf"policy\)", pause)
     assert m, pause
 
     figures = json.loads(out.read_text())
