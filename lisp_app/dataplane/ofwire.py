@@ -19,6 +19,7 @@ lists are shared by many flows); the app owns one. The module-level functions ho
 from __future__ import annotations
 
 import struct
+from socket import AF_INET, AF_INET6, inet_pton
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from .flows import (OFPP_CONTROLLER, CheckPktLarger, CopyField, DecTtl, Flow, Group,
@@ -71,8 +72,14 @@ class Unsupported(ValueError):
 
 
 def _ip(value) -> bytes:
-    return ip_address(value).packed if not isinstance(value, (IPv4Address, IPv6Address)) \
-        else value.packed
+    if isinstance(value, (IPv4Address, IPv6Address)):
+        return value.packed
+    if type(value) is str:  # the common case, a flow's own text (inet_pton: 10 times faster)
+        try:
+            return inet_pton(AF_INET6 if ":" in value else AF_INET, value)
+        except OSError:
+            pass  # (a scope id, or no address: ip_address says which)
+    return ip_address(value).packed
 
 
 def _mac(value) -> bytes:
