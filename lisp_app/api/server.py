@@ -287,8 +287,14 @@ class Api:
         if not isinstance(items, list):
             raise ApiError("400 Bad Request", "'mappings' must be a list")
         parsed = [self._parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
+        # whether a mapping can forward depends on its instance-id and locators only: asked
+        # once per pair (the mappings share their parsed locator sets: see _parse_mapping)
+        fine = set()
         for i, (prefix, locators) in enumerate(parsed):
-            self._check_forwards(prefix, locators, f"mappings[{i}]")
+            key = (prefix.instance_id, id(locators))  # (parsed holds the locators meanwhile)
+            if key not in fine:
+                self._check_forwards(prefix, locators, f"mappings[{i}]")
+                fine.add(key)
         # the mappings go into the map-cache BULK_SLICE at a time, as the app takes their
         # effects: the switch gets the first flows of the bundle while later ones are compiled
         xtr, now = self.app.xtr, self.clock()

@@ -232,6 +232,10 @@ def _encode_instructions(flow: Flow) -> bytes:
     return b"".join(out)
 
 
+# an ONF bundle-add header (as bundle_add writes it) and a flow-mod's fixed part (flow_add's)
+_BUNDLED_FLOW_ADD = struct.Struct("!BBHIIIIHH" "BBHIQQBBHHHIIIH2x")
+
+
 class Encoder:
     """Writes flow-mods, group-mods and meter-mods. It remembers the TLV of each match field
     and the instruction bytes of each instruction list it has written (bounded memos: values
@@ -242,6 +246,9 @@ class Encoder:
     def __init__(self):
         self._tlvs: dict = {}
         self._instructions: dict = {}
+        # by the identity of the flow's action tuples (the pipeline shares them among the
+        # mappings to the same locators): no hashing of the actions in the common case
+        self._instructions_of: dict = {}
 
     def _remember(self, memo: dict, key, value):
         if len(memo) >= self.MEMO_LIMIT:
@@ -264,10 +271,17 @@ class Encoder:
 
     def instructions(self, flow: Flow) -> bytes:
         """Meter, apply, clear, write, write-metadata, goto: the order os-ken is given them in."""
-        key = (flow.meter, flow.apply, flow.clear, flow.write, flow.metadata, flow.goto)
+        apply, write = flow.apply, flow.write
+        rest = (flow.meter, flow.clear, flow.metadata, flow.goto)
+        seen = self._instructions_of.get((id(apply), id(write)))
+        # (the memo holds the tuples it names, so their ids are not reused meanwhile)
+        if seen is not None and seen[0] is apply and seen[1] is write and seen[2] == rest:
+            return seen[3]
+        key = (flow.meter, apply, flow.clear, write, flow.metadata, flow.goto)
         done = self._instructions.get(key)
         if done is None:
             done = self._remember(self._instructions, key, _encode_instructions(flow))
+        self._remember(self._instructions_of, (id(apply), id(write)), (apply, write, rest, done))
         return done
 
     def flow_add(self, flow: Flow, xid: int, flags: int | None = None) -> bytes:
@@ -277,6 +291,17 @@ class Encoder:
                            flow.cookie, 0, flow.table, OFPFC_ADD, flow.idle_timeout,
                            flow.hard_timeout, flow.priority, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY,
                            flow_flags(flow) if flags is None else flags) + body
+
+    def bundled_flow_add(self, flow: Flow, xid: int, bundle_id: int) -> bytes:
+        """``bundle_add(flow_add(flow, xid), bundle_id)`` written in one go (bulk installs)."""
+        body = self.match(flow.match) + self.instructions(flow)
+        size = 48 + len(body)
+        return _BUNDLED_FLOW_ADD.pack(
+            OFP_VERSION, OFPT_EXPERIMENTER, 24 + size, xid, ONF_EXPERIMENTER_ID,
+            ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, 0, ONF_BF_ATOMIC | ONF_BF_ORDERED,
+            OFP_VERSION, OFPT_FLOW_MOD, size, xid, flow.cookie, 0, flow.table, OFPFC_ADD,
+            flow.idle_timeout, flow.hard_timeout, flow.priority, OFP_NO_BUFFER, OFPP_ANY,
+            OFPG_ANY, flow_flags(flow)) + body
 
     def flow_delete(self, table: int, priority: int, match, cookie: int, xid: int,
                     cookie_mask: int = COOKIE_MASK) -> bytes:

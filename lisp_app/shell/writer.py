@@ -32,6 +32,13 @@ class FlowWriter:
         except ofwire.Unsupported:
             return self.fallback.flow_add(flow, xid)
 
+    def bundled_flow_add(self, flow: Flow, xid: int, bundle_id: int) -> bytes:
+        """The flow's addition as a message of bundle ``bundle_id``."""
+        try:
+            return self.encoder.bundled_flow_add(flow, xid, bundle_id)
+        except ofwire.Unsupported:
+            return ofwire.bundle_add(self.fallback.flow_add(flow, xid), bundle_id)
+
     def flow_delete(self, flow: Flow, xid: int) -> bytes:
         try:
             return self.encoder.flow_delete_of(flow, xid)
@@ -93,9 +100,9 @@ class Bundle:
         out = []
         parts, next_xid, bundle_id, chunk = self._parts, self._next_xid, self.bundle_id, \
             self._chunk
-        flow_add, bundle_add = self._writer.flow_add, ofwire.bundle_add
+        flow_add = self._writer.bundled_flow_add
         for flow in flows:
-            parts.append(bundle_add(flow_add(flow, next_xid()), bundle_id))
+            parts.append(flow_add(flow, next_xid(), bundle_id))
             if len(parts) >= chunk:
                 out.append(b"".join(parts))
                 parts.clear()

@@ -5,6 +5,7 @@ and ofwire's address encoder against ipaddress."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from ipaddress import ip_address
 
 import pytest
@@ -63,3 +64,60 @@ def test_the_address_encoder_refuses_what_ipaddress_refuses(text):
         ip_address(text)
     with pytest.raises(ValueError):
         _ip(text)
+
+
+# -- the bulk encoder: one bundle-add message per flow, written in one go ----------------------
+
+def varied_mappings(rng: random.Random, n: int):
+    """(prefix, locators) of every kind a bulk load holds: IPv4 and IPv6 EIDs of any length,
+    several instance-ids, 1 to 8 locators (IPv4 and IPv6 RLOCs), priorities and weights."""
+    from lisp_app.protocol import Locator
+    out = []
+    for i in range(n):
+        iid = rng.choice([1000, 1000, 0, 7, 0xFFFFFF])
+        if rng.random() < 0.6:
+            plen = rng.randrange(33)
+            net = f"{ip_address(rng.getrandbits(32) & ~(0xFFFFFFFF >> plen))}/{plen}"
+        else:
+            plen = rng.randrange(129)
+            mask = ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1)
+            net = f"{ip_address(rng.getrandbits(128) & mask).compressed}/{plen}"
+        locators = tuple(
+            Locator(ip_address(rng.choice([f"198.51.100.{rng.randrange(1, 9)}",
+                                           f"2001:db8:ff::{rng.randrange(1, 9)}"])),
+                    rng.choice([1, 1, 2, 255]), rng.choice([0, 1, 30, 70, 100, 255]))
+            for _ in range(rng.randrange(1, 9)))
+        out.append((EidPrefix.parse(f"[{iid}]{net}"), locators))
+    return out
+
+
+def test_the_bulk_encoder_writes_what_bundle_add_of_flow_add_writes():
+    from lisp_app.dataplane.effects import FlowChange
+    from lisp_app.dataplane.ofwire import Encoder, bundle_add
+    from tests.xtrkit import make_xtr
+    xtr = make_xtr("""
+role: xtr
+instance_id: 1000
+eid_prefixes: [{prefix: 10.1.0.0/24}]
+lisp_bridge: {datapath_id: 1, site_ports: [{name: site}]}
+underlay: {datapath_id: 2, rloc: 192.0.2.1, rloc_ipv6: "2001:db8:1::1", next_hop: 192.0.2.254,
+           next_hop_ipv6: "2001:db8:1::fe",
+           mtu: 1500}
+site_gateway: {ipv4: 10.1.0.1, mac: "02:00:00:00:00:01"}
+map_request_targets: [198.51.100.1]
+""")
+    rng = random.Random(1616)
+    mappings = varied_mappings(rng, 3000)
+    flows = [f for e in xtr.add_static_many(mappings, 0.0) if isinstance(e, FlowChange)
+             for f in e.add]
+    assert len({len(f.write) for f in flows}) > 1 and len(flows) >= 2500  # groups and not
+    fresh, bulk = Encoder(), Encoder()
+    for xid, flow in enumerate(flows):
+        bundle = rng.randrange(1, 1 << 32)
+        expected = bundle_add(fresh.flow_add(flow, xid), bundle)
+        assert bulk.bundled_flow_add(flow, xid, bundle) == expected
+        # the same flow again (now from the memos), and an equal one made anew
+        assert bulk.bundled_flow_add(flow, xid, bundle) == expected
+        twin = replace(flow, apply=tuple(flow.apply), write=tuple(list(flow.write)))
+        assert bulk.bundled_flow_add(twin, xid, bundle) == expected
+        assert bulk.flow_add(flow, xid) == fresh.flow_add(flow, xid)

@@ -197,8 +197,8 @@ def test_a_refused_bundle_raises_and_errors_are_kept_per_bridge(shell, monkeypat
     # a bundle the switch refuses at commit (inside: a modify of a group it does not hold)
     writer = shell.app.writer
     missing = SimpleNamespace(group_id=4242, buckets=())
-    monkeypatch.setattr(writer, "flow_add", lambda flow, xid: writer.encoder.group_mod(
-        ofwire.OFPGC_MODIFY, missing, xid))
+    monkeypatch.setattr(writer, "bundled_flow_add", lambda flow, xid, bundle: ofwire.bundle_add(
+        writer.encoder.group_mod(ofwire.OFPGC_MODIFY, missing, xid), bundle))
     before = shell.switches[LISP].flow_set()
     with pytest.raises(RuntimeError,
                        match="refused bundle .* OFPET_BAD_REQUEST/OFPBRC_BAD_MULTIPART"):
