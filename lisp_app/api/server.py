@@ -5,7 +5,9 @@
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
     (a prefix or EID without "[iid]" has the site's instance_id; "[0]..." names instance-id 0)
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
-                                 or {"mappings": [such objects]}: all or none, one OpenFlow bundle
+                                 or {"mappings": [such objects]}: all or none, one OpenFlow bundle;
+                                 or the same compactly: {"prefixes": [...], "locator_sets":
+                                 [[locators], ...], "sets": [index of each prefix's set]}
     DELETE /map?prefix=P         remove a static (or any cached) mapping
     POST   /database             {"prefix": "[iid]p", "locators": [...], "ttl": minutes}: new
                                  locators for one of the site's EID prefixes (re-registered,
@@ -258,6 +260,8 @@ class Api:
     def map_add(self, body: dict) -> dict:
         if isinstance(body, dict) and "mappings" in body:
             return self.map_add_many(body["mappings"])
+        if isinstance(body, dict) and "prefixes" in body:
+            return self.map_add_many(None, self._parse_shared(body))
         prefix, locators = self._parse_mapping(body, "body")
         self._check_forwards(prefix, locators, "body")
         try:
@@ -283,12 +287,55 @@ class Api:
         self.app.execute(effects)
         return {"changed": str(prefix), "smrs_pending": self.app.xtr.queries.smrs_pending()}
 
-    def map_add_many(self, items) -> dict:
-        """Many static mappings at once: all are checked before any is installed; the switch
-        gets their flows in one atomic bundle and the reply comes once it holds them."""
-        if not isinstance(items, list):
-            raise ApiError("400 Bad Request", "'mappings' must be a list")
-        parsed = [self._parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
+    def _parse_shared(self, body: dict) -> list:
+        """The compact bulk form ``{"prefixes": [P, ...], "locator_sets": [[locator, ...],
+        ...], "sets": [j, ...]}`` (mapping i: prefixes[i] with locator_sets[sets[i]]; without
+        ``sets`` there must be one locator set, which every prefix has) -> (prefix, locators)
+        pairs. Every check and every error is the one of the same mappings written as objects
+        (``mappings[i]: ...``): each locator set is checked with the first mapping that uses
+        it."""
+        _known(body, ("prefixes", "locator_sets", "sets"), "body")
+        prefixes, sets, index = body["prefixes"], body.get("locator_sets"), body.get("sets")
+        if not isinstance(prefixes, list):
+            raise ApiError("400 Bad Request", "'prefixes' must be a list")
+        if not isinstance(sets, list) or not sets:
+            raise ApiError("400 Bad Request", "'locator_sets' must be a list of locator lists")
+        if index is None and len(sets) != 1:
+            raise ApiError("400 Bad Request", "'sets' (the locator set of each prefix) is "
+                           "needed when there are several locator sets")
+        if index is not None and (not isinstance(index, list) or len(index) != len(prefixes)):
+            raise ApiError("400 Bad Request", "'sets' must be a list as long as 'prefixes'")
+        site, count = self._site_instance_id(), len(sets)
+        done: list = [None] * count  # each set's parsed locators, once checked
+        out = []
+        for i, text in enumerate(prefixes):
+            j = 0 if index is None else index[i]
+            if type(j) is not int or not 0 <= j < count:
+                raise ApiError("400 Bad Request", f"sets[{i}]: must be the index of one of the "
+                               f"{count} locator sets, not {j!r}")
+            locators = done[j]
+            if locators is None:  # its first mapping: every check of the object form
+                out.append(self._parse_mapping({"prefix": text, "locators": sets[j]},
+                                               f"mappings[{i}]"))
+                done[j] = out[-1][1]
+                continue
+            try:
+                if type(text) is not str:
+                    raise ValueError("prefix must be a string such as \"[1000]10.2.0.0/24\"")
+                out.append((_parse_prefix(text, site), locators))
+            except ValueError as exc:
+                raise ApiError("400 Bad Request", f"mappings[{i}]: bad mapping: {exc}") from None
+        return out
+
+    def map_add_many(self, items, parsed: list | None = None) -> dict:
+        """Many static mappings at once (``items``, objects; or ``parsed``, from the compact
+        form): all are checked before any is installed; the switch gets their flows in one
+        atomic bundle and the reply comes once it holds them."""
+        if parsed is None:
+            if not isinstance(items, list):
+                raise ApiError("400 Bad Request", "'mappings' must be a list")
+            parsed = [self._parse_mapping(item, f"mappings[{i}]")
+                      for i, item in enumerate(items)]
         # whether a mapping can forward depends on its instance-id and locators only: asked
         # once per pair (the mappings share their parsed locator sets: see _parse_mapping)
         fine = set()
@@ -521,15 +568,21 @@ def _describe(method: str, path: str, body, result: dict) -> str:
         ttl = f", ttl {body['ttl']} min" if body.get("ttl") is not None else ""
         return (f"local mapping {_mapping_text(result['changed'], body['locators'])}{ttl} "
                 f"({result['smrs_pending']} SMR(s) queued)")
-    if "mappings" in body:
+    if "prefixes" in body:  # the compact form: named as the same mappings written as objects
+        prefixes, sets = body["prefixes"], body["locator_sets"]
+        index = body.get("sets") or [0] * min(len(prefixes), LOGGED_MAPPINGS)
+        items = [{"prefix": p, "locators": sets[j]}
+                 for p, j in zip(prefixes[:LOGGED_MAPPINGS], index)]
+        total = len(prefixes)
+    elif "mappings" in body:
         items = body["mappings"]
-        named = "; ".join(_mapping_text(m["prefix"], m["locators"])
-                          for m in items[:LOGGED_MAPPINGS])
-        more = f"; and {len(items) - LOGGED_MAPPINGS} more" \
-            if len(items) > LOGGED_MAPPINGS else ""
-        return (f"added {result['added']} static mapping(s) ({result['flows']} flows in "
-                f"{result['bundles']} bundle(s)): {named}{more}")
-    return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
+        total = len(items)
+    else:
+        return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
+    named = "; ".join(_mapping_text(m["prefix"], m["locators"]) for m in items[:LOGGED_MAPPINGS])
+    more = f"; and {total - LOGGED_MAPPINGS} more" if total > LOGGED_MAPPINGS else ""
+    return (f"added {result['added']} static mapping(s) ({result['flows']} flows in "
+            f"{result['bundles']} bundle(s)): {named}{more}")
 
 
 def _parse_eid(text: str, default_instance_id: int = 0):
