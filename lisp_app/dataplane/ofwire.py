@@ -249,6 +249,7 @@ class Encoder:
         # by the identity of the flow's action tuples (the pipeline shares them among the
         # mappings to the same locators): no hashing of the actions in the common case
         self._instructions_of: dict = {}
+        self._tlv_of: dict = {}  # match fields by identity, those met more than once
 
     def _remember(self, memo: dict, key, value):
         if len(memo) >= self.MEMO_LIMIT:
@@ -259,11 +260,17 @@ class Encoder:
     def match(self, fields) -> bytes:
         """An OFPMT_OXM match (type, length, TLVs in os-ken's order, padding to 8)."""
         tlvs = []
-        memo = self._tlvs
+        memo, of = self._tlvs, self._tlv_of
         for item in fields:
+            seen = of.get(id(item))  # a field object many flows share (their instance-id's)
+            if seen is not None and seen[0] is item:
+                tlvs.append(seen[1])
+                continue
             tlv = memo.get(item)
             if tlv is None:
                 tlv = self._remember(memo, item, _oxm(*item))
+            else:  # seen before: remembered by identity too (held, so its id is not reused)
+                self._remember(of, id(item), (item, tlv))
             tlvs.append(tlv)
         tlvs.sort()
         body = b"".join(tlv for _key, tlv in tlvs)
