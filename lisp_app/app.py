@@ -302,7 +302,8 @@ class LispApp(app_manager.OSKenApp):
         while pending:
             bridge, open_ = pending.pop(0)
             if open_ is None:
-                self._barrier(self.datapaths[bridge])
+                if bridge in self.datapaths:  # (gone meanwhile: programmed in full when back)
+                    self._barrier(self.datapaths[bridge])
                 continue
             dp, bundle = open_
             dp.send(bundle.close())
