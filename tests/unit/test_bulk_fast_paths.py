@@ -121,3 +121,23 @@ map_request_targets: [198.51.100.1]
         twin = replace(flow, apply=tuple(flow.apply), write=tuple(list(flow.write)))
         assert bulk.bundled_flow_add(twin, xid, bundle) == expected
         assert bulk.flow_add(flow, xid) == fresh.flow_add(flow, xid)
+
+
+def test_select_shares_of_one_locator_agrees_with_the_general_way():
+    """select_shares' shortcut for a tuple of one locator (every bulk-loaded mapping of one
+    RLOC) against the general way, which a list of the same locator takes."""
+    from lisp_app.mapping.locators import select_shares
+    from lisp_app.protocol import Locator
+    from lisp_app.protocol.addresses import AfiListAddress
+    rng = random.Random(9)
+    addresses = [ip_address("198.51.100.1"), ip_address("2001:db8::1"),
+                 AfiListAddress((ip_address("2001:db8::2"), ip_address("198.51.100.2"))),
+                 AfiListAddress((ip_address("2001:db8::3"),))]
+    down = {ip_address("198.51.100.2")}
+    for _ in range(3000):
+        loc = Locator(rng.choice(addresses), rng.choice([0, 1, 2, 254, 255]),
+                      rng.choice([-1, 0, 1, 50, 255]), reachable=rng.random() < 0.8)
+        is_down = rng.choice([None, down.__contains__])
+        families = rng.choice([(4,), (6,), (4, 6)])
+        assert select_shares((loc,), is_down, families) == \
+            select_shares([loc], is_down, families), (loc, is_down, families)
