@@ -234,6 +234,9 @@ def _encode_instructions(flow: Flow) -> bytes:
 
 # an ONF bundle-add header (as bundle_add writes it) and a flow-mod's fixed part (flow_add's)
 _BUNDLED_FLOW_ADD = struct.Struct("!BBHIIIIHH" "BBHIQQBBHHHIIIH2x")
+# the same 72 bytes from a template's constant parts, the xids and the bundle id
+_SPLICE = struct.Struct("!4sI8sI8sI40s")
+OXM_SORT_KEYS = {name: (cls << 7) | fld for name, (cls, fld, _size, _enc) in OXM_FIELDS.items()}
 
 
 class Encoder:
@@ -250,6 +253,7 @@ class Encoder:
         # mappings to the same locators): no hashing of the actions in the common case
         self._instructions_of: dict = {}
         self._tlv_of: dict = {}  # match fields by identity, those met more than once
+        self._shapes: dict = {}  # bundled flow-mod templates (bundled_flow_add)
 
     def _remember(self, memo: dict, key, value):
         if len(memo) >= self.MEMO_LIMIT:
@@ -300,7 +304,57 @@ class Encoder:
                            flow_flags(flow) if flags is None else flags) + body
 
     def bundled_flow_add(self, flow: Flow, xid: int, bundle_id: int) -> bytes:
-        """``bundle_add(flow_add(flow, xid), bundle_id)`` written in one go (bulk installs)."""
+        """``bundle_add(flow_add(flow, xid), bundle_id)`` written in one go (bulk installs).
+
+        The flows of a bulk load differ in one match field (the destination prefix): the rest
+        of their match fields and their actions are objects the pipeline shares among them.
+        Such a flow is written from its shape's template (remembered by the identity of the
+        shared objects, which the template holds, so that their ids stay theirs): the header
+        with this xid and bundle id, and the one field's TLV spliced in."""
+        of, unique, ids = self._tlv_of, None, []
+        for item in flow.match:
+            seen = of.get(id(item))
+            if seen is not None and seen[0] is item:
+                ids.append(id(item))
+            elif unique is None:
+                unique = item
+                ids.append(None)
+            else:
+                return self._bundled_flow_add(flow, xid, bundle_id)
+        if unique is None or type(unique[1]) not in (str, tuple):
+            return self._bundled_flow_add(flow, xid, bundle_id)
+        key = (tuple(ids), unique[0], type(unique[1]), id(flow.apply), id(flow.write),
+               flow.clear, flow.metadata, flow.goto, flow.meter, flow.cookie, flow.table,
+               flow.priority, flow.idle_timeout, flow.hard_timeout)
+        shape = self._shapes.get(key)
+        _sort_key, tlv = _oxm(*unique)
+        if shape is None:
+            shape = self._shape(flow, unique, tlv)
+            if shape is None:
+                return self._bundled_flow_add(flow, xid, bundle_id)
+            self._remember(self._shapes, key, shape)
+        head0, head1, head2, head3, before, after, size = shape[:7]
+        if len(tlv) != size:  # (a value of another form: the general way)
+            return self._bundled_flow_add(flow, xid, bundle_id)
+        return _SPLICE.pack(head0, xid, head1, bundle_id, head2, xid, head3) + before + tlv \
+            + after
+
+    def _shape(self, flow: Flow, unique, tlv: bytes):
+        """A template for the flows like ``flow`` but for the field ``unique``: the parts of its
+        message around that field's TLV (and what the key names, held). None when the field's
+        place could vary (another field of the same name)."""
+        name = unique[0]
+        if sum(1 for item in flow.match if item[0] == name) != 1:
+            return None
+        whole = self._bundled_flow_add(flow, 0, 0)
+        keyed = sorted((_oxm(*item) for item in flow.match))
+        start = 72 + 4 + sum(len(t) for k, t in keyed if k < OXM_SORT_KEYS[name])
+        if whole[start:start + len(tlv)] != tlv:
+            return None
+        return (whole[0:4], whole[8:16], whole[20:28], whole[32:72], whole[72:start],
+                whole[start + len(tlv):], len(tlv), flow.match, flow.apply, flow.write)
+
+    def _bundled_flow_add(self, flow: Flow, xid: int, bundle_id: int) -> bytes:
         body = self.match(flow.match) + self.instructions(flow)
         size = 48 + len(body)
         return _BUNDLED_FLOW_ADD.pack(

@@ -141,3 +141,27 @@ def test_select_shares_of_one_locator_agrees_with_the_general_way():
         families = rng.choice([(4,), (6,), (4, 6)])
         assert select_shares((loc,), is_down, families) == \
             select_shares([loc], is_down, families), (loc, is_down, families)
+
+
+def test_the_bulk_encoders_templates_take_only_flows_of_their_shape():
+    """Flows sharing all but one match field go through a template; any other difference (the
+    field's form, another field of its own, a second unshared field, other actions) is
+    written the general way or through a template of its own: always the same bytes."""
+    from lisp_app.dataplane.flows import Flow, Output
+    from lisp_app.dataplane.ofwire import Encoder, bundle_add
+    eth, meta = ("eth_type", 0x800), ("metadata", (1000, 0xFFFFFF))
+    apply, other = (Output(2),), (Output(3),)
+    flows = []
+    for n in range(40):
+        dst = f"10.0.{n}.0"
+        flows += [Flow(1, 2024, (eth, ("ipv4_dst", (dst, "255.255.255.0")), meta), 7, apply=apply),
+                  Flow(1, 2024, (eth, ("ipv4_dst", dst), meta), 7, apply=apply),
+                  Flow(1, 2024, (eth, ("ipv4_dst", dst), meta, ("in_port", n + 1)), 7,
+                       apply=apply),
+                  Flow(1, 2024, (eth, ("ipv4_src", dst), meta), 7, apply=other),
+                  Flow(1, 2024, (eth, ("ipv6_dst", f"2001:db8::{n}"), meta), 7, apply=apply),
+                  Flow(2, 100 + n, (eth, ("ipv4_dst", dst), meta), 7, apply=apply, goto=3)]
+    fresh, bulk = Encoder(), Encoder()
+    for xid, flow in enumerate(flows):
+        assert bulk.bundled_flow_add(flow, xid, 99) == bundle_add(fresh.flow_add(flow, xid), 99)
+    assert bulk._shapes  # (the templates were used)
