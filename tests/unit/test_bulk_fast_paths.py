@@ -165,3 +165,15 @@ def test_the_bulk_encoders_templates_take_only_flows_of_their_shape():
     for xid, flow in enumerate(flows):
         assert bulk.bundled_flow_add(flow, xid, 99) == bundle_add(fresh.flow_add(flow, xid), 99)
     assert bulk._shapes  # (the templates were used)
+
+
+def test_the_encapsulation_match_writes_addresses_as_ipaddress_does():
+    from lisp_app.dataplane.pipeline import _encap_match
+    rng = random.Random(5)
+    for _ in range(3000):
+        plen = rng.randrange(33)
+        prefix = EidPrefix.parse(f"[7]{ip_address(rng.getrandbits(32) & ~(0xFFFFFFFF >> plen))}"
+                                 f"/{plen}")
+        (_eth, (name, (address, mask)), _meta) = _encap_match(prefix)
+        assert (name, address, mask) == ("ipv4_dst", str(prefix.network.network_address),
+                                         str(prefix.network.netmask))
