@@ -7,8 +7,11 @@ Topology: topologies/two_sites.py (interface tag "f", --tag); only x1 is used. F
 
 1. lisp_app. x1's controller has just been (re)started with an empty map-cache. A client in x1's
    namespace times ``LispClient.map_add_many`` of N mappings ``[1000]20.a.b.c/32 -> 198.51.100.1``
-   (one locator, so one encapsulation flow each): JSON encoding, HTTP, validation, the map-cache,
-   flow compilation, the ONF bundle (open, N flow-mods, commit) and the barrier after the commit.
+   (one locator, so one encapsulation flow each), the path ``lispctl map load`` takes: the
+   client's JSON in the API's compact bulk form (the prefixes, each distinct locator set once;
+   docs/inspection.rst), HTTP, validation, the map-cache, flow compilation, the ONF bundle (open,
+   N flow-mods streamed while later mappings are compiled, commit) and the barrier after the
+   commit.
    The API answers after that barrier, so the time ends when the switch holds the flows. Then
    ``ovs-ofctl dump-aggregate`` checks that br-lisp's table 1 holds exactly N encapsulation flows.
 2. Baseline. The controller is stopped (fail_mode=secure keeps the flows), the N flows are dumped

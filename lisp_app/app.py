@@ -15,6 +15,7 @@ import functools
 import gc
 import logging
 import time
+from itertools import islice
 
 from os_ken.app.ofctl import api as ofctl_api
 from os_ken.base import app_manager
@@ -42,6 +43,7 @@ LOG = logging.getLogger("lisp_app")
 
 ALT_INTERVAL = 2.0  # apply ALT announcements and refresh session states this often
 HANDLER_ERRORS = Summary(LOG, "handler errors", logging.ERROR)
+BULK_BATCH = 256  # effects of a bulk install taken (and their flows sent) at a time
 COUNTS_TIMEOUT = 5.0  # how long a poll of the data-plane counters waits for the switch
 
 
@@ -264,38 +266,62 @@ class LispApp(app_manager.OSKenApp):
     def execute_bulk(self, effects) -> dict:
         """Carry out ``effects`` as ``execute`` does, but send each bridge's new flows in one
         atomic ONF bundle and return once the switch has committed it (a barrier follows), so the
-        caller knows the switch holds them. Returns counts; raises RuntimeError naming the
-        switch's error if it refused any part (an atomic bundle then changes nothing)."""
+        caller knows the switch holds them. ``effects`` may be a generator: they are taken
+        BULK_BATCH at a time and each batch's flows sent at once, so that the switch works on
+        them while later ones are compiled. Returns counts; raises RuntimeError naming the
+        switch's error if it refused any part (an atomic bundle then changes nothing). If
+        ``effects`` raises, the open bundles are discarded and the exception goes on."""
         self._bulk_running += 1
         try:
-            return self._execute_bulk(effects)
+            return self._execute_bulk(iter(effects))
         finally:
             self._bulk_running -= 1
 
     def _execute_bulk(self, effects) -> dict:
-        at_once, adds = split_bulk(effects, self.datapaths)
-        self.execute(at_once)
-        counts = {"flows": 0, "bundles": 0,
-                  "groups": sum(len(e.groups) for e in at_once if isinstance(e, FlowChange))}
-        for bridge, flows in adds.items():
-            if flows:  # the bundle ends with a barrier
-                self._send_bundle(bridge, flows)
-                counts["flows"] += len(flows)
-                counts["bundles"] += 1
-            else:
-                self._barrier(self.datapaths[bridge])
+        counts = {"flows": 0, "bundles": 0, "groups": 0}
+        bundles: dict = {}  # bridge -> (datapath, Bundle), or None while it has no new flows
+        try:
+            while batch := list(islice(effects, BULK_BATCH)):
+                at_once, adds = split_bulk(batch, self.datapaths)
+                self.execute(at_once)
+                counts["groups"] += sum(len(e.groups) for e in at_once
+                                        if isinstance(e, FlowChange))
+                for bridge, flows in adds.items():
+                    open_ = bundles.get(bridge)
+                    if open_ is None and flows:
+                        dp = self.datapaths[bridge]
+                        open_ = bundles[bridge] = (dp, self.writer.bundle(
+                            None, functools.partial(self._xid, dp)))
+                        dp.send(open_[1].open())
+                    elif open_ is None:
+                        bundles[bridge] = None
+                    if flows:
+                        _send(open_[0], open_[1].add(flows))
+        except BaseException:
+            for open_ in bundles.values():
+                if open_ is not None:
+                    open_[0].send(open_[1].discard())
+            raise
+        pending = list(bundles.items())
+        while pending:
+            bridge, open_ = pending.pop(0)
+            if open_ is None:
+                if bridge in self.datapaths:  # (gone meanwhile: programmed in full when back)
+                    self._barrier(self.datapaths[bridge])
+                continue
+            dp, bundle = open_
+            dp.send(bundle.close())
+            self._barrier(dp)  # the bundle ends with a barrier
+            failed = self.errors.between(bridge, bundle.first, bundle.commit)
+            if failed:
+                for _bridge, later in pending:  # the other bridges' bundles change nothing
+                    if later is not None:
+                        later[0].send(later[1].discard())
+                raise RuntimeError(f"the switch refused bundle {bundle.bundle_id} "
+                                   f"({bundle.flows} flows): " + summary(failed))
+            counts["flows"] += bundle.flows
+            counts["bundles"] += 1
         return counts
-
-    def _send_bundle(self, bridge: str, flows: list[Flow]) -> None:
-        dp = self.datapaths[bridge]
-        bundle = self.writer.bundle(flows, lambda: self._xid(dp))
-        for chunk in bundle.chunks():  # sent as written: the switch starts on the first ones
-            dp.send(chunk)
-        self._barrier(dp)
-        failed = self.errors.between(bridge, bundle.first, bundle.commit)
-        if failed:
-            raise RuntimeError(f"the switch refused bundle {bundle.bundle_id} "
-                               f"({len(flows)} flows): " + summary(failed))
 
     @staticmethod
     def _xid(dp) -> int:

@@ -23,7 +23,8 @@ class FakeApp:
         self.effects.extend(effects)
 
     def execute_bulk(self, effects):
-        self.bulk.append(list(effects))
+        effects = list(effects)  # (the API hands over a generator, as the app takes it)
+        self.bulk.append(effects)
         flows = sum(len(e.add) for e in effects if isinstance(e, FlowChange))
         return {"flows": flows, "groups": 0, "bundles": 1}
 

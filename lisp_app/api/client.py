@@ -91,9 +91,11 @@ class LispClient:
 
     def map_add_many(self, mappings: list[dict]) -> dict:
         """``[{"prefix", "locators"}, ...]``: all checked first, installed in one bundle; the
-        answer (added, flows, groups, bundles) comes once the switch holds them."""
+        answer (added, flows, groups, bundles) comes once the switch holds them. Sent in the
+        compact form (each distinct locator set once: :func:`shared_form`) when it can be."""
+        body = shared_form(mappings)
         # the switch installs about 100,000 flows a second; allow for big files
-        return self._call("POST", "/map", {"mappings": mappings},
+        return self._call("POST", "/map", body if body is not None else {"mappings": mappings},
                           timeout=max(self.timeout, 60.0 + len(mappings) / 1000))
 
     def map_del(self, prefix: str) -> dict:
@@ -126,3 +128,44 @@ class LispClient:
 
     def metrics(self) -> str:
         return self._call("GET", "/metrics")
+
+
+_LOCATOR_KEYS = frozenset(("rloc", "priority", "weight"))
+
+
+def shared_form(mappings) -> dict | None:
+    """``POST /map``'s compact bulk form of ``mappings`` (objects ``{"prefix", "locators"}``):
+    ``{"prefixes": [...], "locator_sets": [[...], ...], "sets": [...]}``, each distinct
+    locator set written once (``sets`` only when there are several). The API reads it as the
+    very same mappings, with the same checks and errors; it is a third of the size and cheaper
+    to decode and check. None when a mapping is not plainly written (the API is then given the
+    objects, and names what is wrong with them)."""
+    if not isinstance(mappings, list):
+        return None
+    prefixes, sets, index, known = [], [], [], {}
+    for m in mappings:
+        if type(m) is not dict or m.keys() != {"prefix", "locators"} or \
+                type(m["prefix"]) is not str or type(m["locators"]) is not list:
+            return None
+        key = []
+        for loc in m["locators"]:
+            if type(loc) is not dict or not loc.keys() <= _LOCATOR_KEYS:
+                return None
+            rloc, priority, weight = loc.get("rloc"), loc.get("priority", 1), \
+                loc.get("weight", 100)
+            if type(rloc) is not str or type(priority) is not int or type(weight) is not int:
+                return None
+            key.append((rloc, priority, weight))
+        key = tuple(key)
+        j = known.get(key)
+        if j is None:
+            j = known[key] = len(sets)
+            sets.append(m["locators"])
+        prefixes.append(m["prefix"])
+        index.append(j)
+    if not sets:
+        return None
+    body = {"prefixes": prefixes, "locator_sets": sets}
+    if len(sets) > 1:
+        body["sets"] = index
+    return body

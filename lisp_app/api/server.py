@@ -5,7 +5,9 @@
     GET    /map/lookup?eid=E     longest match for an EID ("[iid]address" or "address")
     (a prefix or EID without "[iid]" has the site's instance_id; "[0]..." names instance-id 0)
     POST   /map                  {"prefix": "[iid]p", "locators": [{"rloc", "priority", "weight"}]}
-                                 or {"mappings": [such objects]}: all or none, one OpenFlow bundle
+                                 or {"mappings": [such objects]}: all or none, one OpenFlow bundle;
+                                 or the same compactly: {"prefixes": [...], "locator_sets":
+                                 [[locators], ...], "sets": [index of each prefix's set]}
     DELETE /map?prefix=P         remove a static (or any cached) mapping
     POST   /database             {"prefix": "[iid]p", "locators": [...], "ttl": minutes}: new
                                  locators for one of the site's EID prefixes (re-registered,
@@ -28,7 +30,9 @@ import hmac
 import json
 import logging
 import time
-from ipaddress import ip_address
+from ipaddress import IPv4Network, ip_address
+from itertools import chain
+from socket import AF_INET, inet_pton
 from urllib.parse import parse_qs
 
 from . import metrics
@@ -36,6 +40,8 @@ from ..protocol.addresses import EidPrefix
 from ..protocol.records import Locator
 
 LOG = logging.getLogger(__name__)
+BULK_SLICE = 256  # mappings of a bulk POST /map put into the map-cache at a time
+LOCATOR_KEYS = frozenset(("rloc", "priority", "weight"))
 LOCATOR_SETS = 4096  # distinct locator sets kept parsed (bulk loads share a few among many)
 #: GET /map's page size when the request gives none, and the largest it takes: at a million
 #: entries a page of 1000 took 27 ms of CPU (median), 51 ms at worst; 500 keep well inside
@@ -69,7 +75,11 @@ class Api:
         # scans the whole map-cache (150 ms at 50,000 entries, seconds at a million). Freed by
         # reference counting once answered, they never get there. (These handlers do not
         # yield: nothing else runs meanwhile.)
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") not in NO_GC:
+        # A bulk POST /map likewise: it allocates several objects per mapping (the map-cache
+        # entry, its flow, its bytes), and every collection meanwhile would scan the growing
+        # map-cache again (a quarter of the time of a 100,000-mapping load). (It yields while
+        # its flows are sent: what runs in those moments runs without collections too.)
+        if (environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")) not in NO_GC:
             return self._answer(environ, start_response)
         enabled = gc.isenabled()
         gc.disable()
@@ -202,12 +212,13 @@ class Api:
         try:
             if not isinstance(body["prefix"], str):
                 raise ValueError("prefix must be a string such as \"[1000]10.2.0.0/24\"")
-            prefix = EidPrefix.parse(body["prefix"], self._site_instance_id())
+            prefix = _parse_prefix(body["prefix"], self._site_instance_id())
             items = body.get("locators", ())
             if not isinstance(items, list):
                 raise ValueError("locators must be a list")
             for i, l in enumerate(items):
-                _known(l, ("rloc", "priority", "weight"), f"{where}.locators[{i}]")
+                if type(l) is not dict or not l.keys() <= LOCATOR_KEYS:
+                    _known(l, ("rloc", "priority", "weight"), f"{where}.locators[{i}]")
             raw = tuple((_text(l["rloc"], "rloc"), _whole(l.get("priority", 1), "priority"),
                          _whole(l.get("weight", 100), "weight")) for l in items)
             locators = self._locator_sets.get(raw)
@@ -250,6 +261,8 @@ class Api:
     def map_add(self, body: dict) -> dict:
         if isinstance(body, dict) and "mappings" in body:
             return self.map_add_many(body["mappings"])
+        if isinstance(body, dict) and "prefixes" in body:
+            return self.map_add_many(None, self._parse_shared(body))
         prefix, locators = self._parse_mapping(body, "body")
         self._check_forwards(prefix, locators, "body")
         try:
@@ -275,18 +288,73 @@ class Api:
         self.app.execute(effects)
         return {"changed": str(prefix), "smrs_pending": self.app.xtr.queries.smrs_pending()}
 
-    def map_add_many(self, items) -> dict:
-        """Many static mappings at once: all are checked before any is installed; the switch
-        gets their flows in one atomic bundle and the reply comes once it holds them."""
-        if not isinstance(items, list):
-            raise ApiError("400 Bad Request", "'mappings' must be a list")
-        parsed = [self._parse_mapping(item, f"mappings[{i}]") for i, item in enumerate(items)]
+    def _parse_shared(self, body: dict) -> list:
+        """The compact bulk form ``{"prefixes": [P, ...], "locator_sets": [[locator, ...],
+        ...], "sets": [j, ...]}`` (mapping i: prefixes[i] with locator_sets[sets[i]]; without
+        ``sets`` there must be one locator set, which every prefix has) -> (prefix, locators)
+        pairs. Every check and every error is the one of the same mappings written as objects
+        (``mappings[i]: ...``): each locator set is checked with the first mapping that uses
+        it."""
+        _known(body, ("prefixes", "locator_sets", "sets"), "body")
+        prefixes, sets, index = body["prefixes"], body.get("locator_sets"), body.get("sets")
+        if not isinstance(prefixes, list):
+            raise ApiError("400 Bad Request", "'prefixes' must be a list")
+        if not isinstance(sets, list) or not sets:
+            raise ApiError("400 Bad Request", "'locator_sets' must be a list of locator lists")
+        if index is None and len(sets) != 1:
+            raise ApiError("400 Bad Request", "'sets' (the locator set of each prefix) is "
+                           "needed when there are several locator sets")
+        if index is not None and (not isinstance(index, list) or len(index) != len(prefixes)):
+            raise ApiError("400 Bad Request", "'sets' must be a list as long as 'prefixes'")
+        site, count = self._site_instance_id(), len(sets)
+        done: list = [None] * count  # each set's parsed locators, once checked
+        out = []
+        for i, text in enumerate(prefixes):
+            j = 0 if index is None else index[i]
+            if type(j) is not int or not 0 <= j < count:
+                raise ApiError("400 Bad Request", f"sets[{i}]: must be the index of one of the "
+                               f"{count} locator sets, not {j!r}")
+            locators = done[j]
+            if locators is None:  # its first mapping: every check of the object form
+                out.append(self._parse_mapping({"prefix": text, "locators": sets[j]},
+                                               f"mappings[{i}]"))
+                done[j] = out[-1][1]
+                continue
+            try:
+                if type(text) is not str:
+                    raise ValueError("prefix must be a string such as \"[1000]10.2.0.0/24\"")
+                out.append((_parse_prefix(text, site), locators))
+            except ValueError as exc:
+                raise ApiError("400 Bad Request", f"mappings[{i}]: bad mapping: {exc}") from None
+        return out
+
+    def map_add_many(self, items, parsed: list | None = None) -> dict:
+        """Many static mappings at once (``items``, objects; or ``parsed``, from the compact
+        form): all are checked before any is installed; the switch gets their flows in one
+        atomic bundle and the reply comes once it holds them."""
+        if parsed is None:
+            if not isinstance(items, list):
+                raise ApiError("400 Bad Request", "'mappings' must be a list")
+            parsed = [self._parse_mapping(item, f"mappings[{i}]")
+                      for i, item in enumerate(items)]
+        # whether a mapping can forward depends on its instance-id and locators only: asked
+        # once per pair (the mappings share their parsed locator sets: see _parse_mapping)
+        fine = set()
         for i, (prefix, locators) in enumerate(parsed):
-            self._check_forwards(prefix, locators, f"mappings[{i}]")
+            key = (prefix.instance_id, id(locators))  # (parsed holds the locators meanwhile)
+            if key not in fine:
+                self._check_forwards(prefix, locators, f"mappings[{i}]")
+                fine.add(key)
+        # the mappings go into the map-cache BULK_SLICE at a time, as the app takes their
+        # effects: the switch gets the first flows of the bundle while later ones are compiled
+        xtr, now = self.app.xtr, self.clock()
         try:
-            effects = self.app.xtr.add_static_many(parsed, self.clock())
+            first = xtr.add_static_many(parsed[:BULK_SLICE], now)
         except ValueError as exc:
             raise ApiError("409 Conflict", str(exc)) from None
+        effects = chain(first, chain.from_iterable(
+            xtr.add_static_many(parsed[i:i + BULK_SLICE], now)
+            for i in range(BULK_SLICE, len(parsed), BULK_SLICE)))
         try:
             counts = self.app.execute_bulk(effects)
         except RuntimeError as exc:
@@ -381,7 +449,8 @@ ROUTES = {"/map": {"GET", "POST", "DELETE"}, "/map/lookup": {"GET"}, "/database"
           "/bgp/clear": {"POST"}, "/echo": {"GET"}, "/metrics": {"GET"}}
 CHANGES = {"POST", "DELETE"}
 BULKY = {"/map", "/locators", "/flows"}  # answers as long as the map-cache (or the flow table)
-NO_GC = {"/map", "/locators"}  # GETs that build big answers without yielding (see Api.__call__)
+#: requests that build big answers, or many map-cache entries, without yielding (Api.__call__)
+NO_GC = {("GET", "/map"), ("GET", "/locators"), ("POST", "/map")}
 
 
 def _page_size(text: str | None) -> int:
@@ -405,10 +474,47 @@ def _host_of(host_header: str) -> str:
 def _known(obj, keys: tuple, where: str) -> None:
     if not isinstance(obj, dict):
         raise ApiError("400 Bad Request", f"{where}: must be an object")
+    if obj.keys() <= _key_set(keys):  # (the common case, without building sets)
+        return
     unknown = sorted(set(obj) - set(keys))
     if unknown:
         raise ApiError("400 Bad Request", f"{where}: unknown key(s) {', '.join(unknown)} "
                        f"(known: {', '.join(keys)})")
+
+
+def _parse_prefix(text: str, default_instance_id: int) -> EidPrefix:
+    """:meth:`EidPrefix.parse`, with a fast path for the common ``[iid]a.b.c.d/len`` (bulk
+    loads parse 100,000s): anything else, or anything wrong, goes the general way, which
+    gives the same prefix or the same error."""
+    rest, iid = text, default_instance_id
+    if rest[:1] == "[":
+        close = rest.find("]")
+        digits = rest[1:close]
+        if close < 0 or not (digits.isdigit() and digits.isascii()):
+            return EidPrefix.parse(text, default_instance_id)
+        iid, rest = int(digits), rest[close + 1:]
+    address, _slash, length = rest.partition("/")
+    if (not length.isdigit() or not length.isascii() or len(length) > 2
+            or length[0] == "0" and length != "0" or int(length) > 32):
+        return EidPrefix.parse(text, default_instance_id)
+    try:
+        value = int.from_bytes(inet_pton(AF_INET, address), "big")
+    except OSError:
+        return EidPrefix.parse(text, default_instance_id)
+    plen = int(length)
+    if value & (0xFFFFFFFF >> plen) or not 0 <= iid < 1 << 24:
+        return EidPrefix.parse(text, default_instance_id)  # host bits set: its error
+    return EidPrefix(iid, IPv4Network((value, plen)))
+
+
+_KEY_SETS: dict = {}
+
+
+def _key_set(keys: tuple) -> frozenset:
+    known = _KEY_SETS.get(keys)
+    if known is None:
+        known = _KEY_SETS[keys] = frozenset(keys)
+    return known
 
 
 def _whole(value, name: str) -> int:
@@ -463,15 +569,21 @@ def _describe(method: str, path: str, body, result: dict) -> str:
         ttl = f", ttl {body['ttl']} min" if body.get("ttl") is not None else ""
         return (f"local mapping {_mapping_text(result['changed'], body['locators'])}{ttl} "
                 f"({result['smrs_pending']} SMR(s) queued)")
-    if "mappings" in body:
+    if "prefixes" in body:  # the compact form: named as the same mappings written as objects
+        prefixes, sets = body["prefixes"], body["locator_sets"]
+        index = body.get("sets") or [0] * min(len(prefixes), LOGGED_MAPPINGS)
+        items = [{"prefix": p, "locators": sets[j]}
+                 for p, j in zip(prefixes[:LOGGED_MAPPINGS], index)]
+        total = len(prefixes)
+    elif "mappings" in body:
         items = body["mappings"]
-        named = "; ".join(_mapping_text(m["prefix"], m["locators"])
-                          for m in items[:LOGGED_MAPPINGS])
-        more = f"; and {len(items) - LOGGED_MAPPINGS} more" \
-            if len(items) > LOGGED_MAPPINGS else ""
-        return (f"added {result['added']} static mapping(s) ({result['flows']} flows in "
-                f"{result['bundles']} bundle(s)): {named}{more}")
-    return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
+        total = len(items)
+    else:
+        return f"added static mapping {_mapping_text(result['added'], body['locators'])}"
+    named = "; ".join(_mapping_text(m["prefix"], m["locators"]) for m in items[:LOGGED_MAPPINGS])
+    more = f"; and {total - LOGGED_MAPPINGS} more" if total > LOGGED_MAPPINGS else ""
+    return (f"added {result['added']} static mapping(s) ({result['flows']} flows in "
+            f"{result['bundles']} bundle(s)): {named}{more}")
 
 
 def _parse_eid(text: str, default_instance_id: int = 0):

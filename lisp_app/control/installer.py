@@ -138,8 +138,9 @@ class FlowInstaller:
         shares = self.shares(entry)
         # a mapping whose locators share its traffic keeps its select group while one of them is
         # left: a locator going down or up then modifies the group in place, not the flow
-        grouped = len(shares) > 1 or (len(shares) == 1 and self.is_down is not None and len(
-            select_shares(self.locators_of(entry), families=self.rloc_families)) > 1)
+        grouped = len(shares) > 1 or (
+            len(shares) == 1 and self.is_down is not None and len(self.locators_of(entry)) > 1
+            and len(select_shares(self.locators_of(entry), families=self.rloc_families)) > 1)
         return shares, self.groups.of(entry.prefix) if grouped else None
 
     def install(self, entry: CacheEntry) -> list[FlowChange]:
@@ -150,13 +151,16 @@ class FlowInstaller:
         shares, group_id = self._place(entry)
         flows, group = self.bridge.mapping_flows(entry, shares, group_id)
         self.installed[entry.prefix] = self._record(shares, group is not None, entry.action)
-        # a flow whose key stays but whose kind changes (a negative mapping turned positive) is
-        # deleted first, its final count going to its own kind's counter: OVS would carry the
-        # old flow's counts over into the new one's kind (lisp_app.control.counting)
-        new_cookies = {f.key: f.cookie for f in flows}
-        stale = tuple(f for f in old_flows if new_cookies.get(f.key) != f.cookie)
-        unchanged = set(old_flows)
-        add = tuple(f for f in flows if f not in unchanged)  # identical flows are not re-sent
+        if old_flows:
+            # a flow whose key stays but whose kind changes (a negative mapping turned positive)
+            # is deleted first, its final count going to its own kind's counter: OVS would carry
+            # the old flow's counts over into the new one's kind (lisp_app.control.counting)
+            new_cookies = {f.key: f.cookie for f in flows}
+            stale = tuple(f for f in old_flows if new_cookies.get(f.key) != f.cookie)
+            unchanged = set(old_flows)
+            add = tuple(f for f in flows if f not in unchanged)  # identical ones are not re-sent
+        else:  # a new mapping (a bulk load's hundred thousand): nothing to compare
+            stale, add = (), tuple(flows)
         drop_group = ()
         if old_group is not None and group is None:
             drop_group = (self.groups.release(entry.prefix),)

@@ -43,6 +43,17 @@ def select_shares(locators: Iterable[Locator],
                   is_down: Callable[[IPv4Address | IPv6Address], bool] | None = None,
                   families: tuple[int, ...] = (4,)) -> tuple[Share, ...]:
     """The RLOCs of the best usable priority with their weights (empty: none usable)."""
+    if type(locators) is tuple and len(locators) == 1:  # the common case, a third of the time
+        loc = locators[0]
+        if loc.priority >= UNUSABLE_PRIORITY or not loc.reachable:
+            return ()
+        rloc = tunnel_address(loc, families)
+        if rloc is None or (is_down is not None and is_down(rloc)):
+            return ()
+        weight = loc.weight
+        if weight == 0:  # all-zero weights: an even split (of one)
+            return (Share(rloc, 1),)
+        return (Share(rloc, weight),) if weight > 0 else ()
     usable: list[tuple[int, int, IPv4Address | IPv6Address]] = []
     for loc in locators:
         if loc.priority >= UNUSABLE_PRIORITY or not loc.reachable:

@@ -32,6 +32,13 @@ class FlowWriter:
         except ofwire.Unsupported:
             return self.fallback.flow_add(flow, xid)
 
+    def bundled_flow_add(self, flow: Flow, xid: int, bundle_id: int) -> bytes:
+        """The flow's addition as a message of bundle ``bundle_id``."""
+        try:
+            return self.encoder.bundled_flow_add(flow, xid, bundle_id)
+        except ofwire.Unsupported:
+            return ofwire.bundle_add(self.fallback.flow_add(flow, xid), bundle_id)
+
     def flow_delete(self, flow: Flow, xid: int) -> bytes:
         try:
             return self.encoder.flow_delete_of(flow, xid)
@@ -63,37 +70,67 @@ class FlowWriter:
             self.groups = plan.groups_after(have.groups)
         return plan, messages
 
-    def bundle(self, flows: list[Flow], next_xid, chunk: int = 256) -> "Bundle":
-        """An atomic ONF bundle adding ``flows``. Its :meth:`Bundle.chunks` are written as they
-        are sent, so that the switch works on the first ones while the later ones are encoded."""
+    def bundle(self, flows: list[Flow] | None, next_xid, chunk: int = 256) -> "Bundle":
+        """An atomic ONF bundle adding ``flows`` (:meth:`Bundle.chunks`), or, with None, one
+        to which flows are added as they come (:meth:`Bundle.open`, :meth:`Bundle.add`,
+        :meth:`Bundle.close`): the switch works on the first ones while the later ones are
+        compiled and encoded."""
         bundle_id = self._next_bundle
         self._next_bundle = (self._next_bundle % 0xFFFFFFFF) + 1
-        return Bundle(self, bundle_id, flows, next_xid, chunk)
+        return Bundle(self, bundle_id, flows or [], next_xid, chunk)
 
 
 class Bundle:
-    """One bundle being written: ``bundle_id``, and the xids of its open (``first``) and, once
-    :meth:`chunks` has run to its end, its commit (``commit``) request."""
+    """One bundle being written: ``bundle_id``, the xids of its open (``first``) and, once
+    closed, its commit (``commit``) request, and how many ``flows`` it has."""
 
     def __init__(self, writer: FlowWriter, bundle_id: int, flows: list[Flow], next_xid,
                  chunk: int):
-        self.bundle_id, self.first, self.commit = bundle_id, None, None
+        self.bundle_id, self.first, self.commit, self.flows = bundle_id, None, None, 0
         self._writer, self._flows, self._next_xid, self._chunk = writer, flows, next_xid, chunk
+        self._parts: list[bytes] = []
+
+    def open(self) -> bytes:
+        """The open request."""
+        self.first = self._next_xid()
+        return ofwire.bundle_control(self.first, self.bundle_id, ofwire.ONF_BCT_OPEN_REQUEST)
+
+    def add(self, flows) -> list[bytes]:
+        """Add ``flows``: the byte chunks now complete (``chunk`` messages each), in order."""
+        out = []
+        parts, next_xid, bundle_id, chunk = self._parts, self._next_xid, self.bundle_id, \
+            self._chunk
+        flow_add = self._writer.bundled_flow_add
+        for flow in flows:
+            parts.append(flow_add(flow, next_xid(), bundle_id))
+            if len(parts) >= chunk:
+                out.append(b"".join(parts))
+                parts.clear()
+        self.flows += len(flows)
+        return out
+
+    def close(self) -> bytes:
+        """What is left of the flows and the commit request."""
+        self.commit = self._next_xid()
+        self._parts.append(ofwire.bundle_control(self.commit, self.bundle_id,
+                                                 ofwire.ONF_BCT_COMMIT_REQUEST))
+        out = b"".join(self._parts)
+        self._parts = []
+        return out
+
+    def discard(self) -> bytes:
+        """The discard request of a bundle that is not to be committed (the switch drops it
+        and what was added to it)."""
+        self._parts = []
+        return ofwire.bundle_control(self._next_xid(), self.bundle_id,
+                                     ofwire.ONF_BCT_DISCARD_REQUEST)
 
     def chunks(self):
-        """The bundle's messages in byte chunks of at most ``chunk`` messages, in order."""
-        next_xid, bundle_id = self._next_xid, self.bundle_id
-        self.first = next_xid()
-        yield ofwire.bundle_control(self.first, bundle_id, ofwire.ONF_BCT_OPEN_REQUEST)
-        parts = []
-        for flow in self._flows:
-            parts.append(ofwire.bundle_add(self._writer.flow_add(flow, next_xid()), bundle_id))
-            if len(parts) >= self._chunk:
-                yield b"".join(parts)
-                parts = []
-        self.commit = next_xid()
-        parts.append(ofwire.bundle_control(self.commit, bundle_id, ofwire.ONF_BCT_COMMIT_REQUEST))
-        yield b"".join(parts)
+        """The bundle of the flows it was made with, in byte chunks of at most ``chunk``
+        messages, in order."""
+        yield self.open()
+        yield from self.add(self._flows)
+        yield self.close()
 
 
 class SwitchErrors:

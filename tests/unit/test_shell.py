@@ -138,6 +138,53 @@ def test_bulk_installs_land_in_one_bundle(shell):
     assert shell.app._bulk_running == 0
 
 
+def test_a_bulk_install_streams_its_flows_into_one_bundle_committed_last(shell):
+    """Effects from a generator (the API's, which compiles them as they are taken): the flows
+    reach the switch batch by batch, into one open bundle, and count only at the commit."""
+    from lisp_app.app import BULK_BATCH
+    shell.connect(LISP)
+    switch = shell.switches[LISP]
+    before = switch.flow_set()
+    n = 2 * BULK_BATCH + 10
+    prefixes = [EidPrefix.parse(f"[1000]10.{i >> 8}.{i & 255}.0/24") for i in range(n)]
+    seen = []
+
+    def effects():
+        for i in range(0, n, 100):
+            seen.append(sum(len(b) for b in switch.bundles.values()))  # flows staged so far
+            yield from shell.app.xtr.add_static_many([(p, TWO[:1]) for p in prefixes[i:i + 100]],
+                                                     0.0)
+            assert switch.flow_set() == before  # nothing installed before the commit
+    counts = shell.app.execute_bulk(effects())
+    assert counts == {"flows": n, "groups": 0, "bundles": 1}
+    assert seen[0] == 0 and seen[-1] >= BULK_BATCH  # sent while later ones were compiled
+    assert len(switch.flow_set() - before) == n and not switch.bundles
+
+
+def test_a_bulk_install_whose_effects_fail_discards_its_bundle(shell):
+    from lisp_app.app import BULK_BATCH
+    shell.connect(LISP)
+    switch = shell.switches[LISP]
+    before = switch.flow_set()
+
+    def effects():
+        yield from shell.app.xtr.add_static_many(
+            [(EidPrefix.parse(f"[1000]10.{i >> 8}.{i & 255}.0/24"), TWO[:1])
+             for i in range(BULK_BATCH + 1)],
+            0.0)
+        raise ValueError("compiling failed")
+    with pytest.raises(ValueError, match="compiling failed"):
+        shell.app.execute_bulk(effects())
+    assert switch.flow_set() == before and not switch.bundles  # discarded: nothing installed
+    assert shell.app._bulk_running == 0
+    assert shell.app.execute_bulk([FlowChange(LISP, add=(_flow(7),))])["bundles"] == 1
+
+
+def _flow(n: int) -> Flow:
+    return Flow(1, 7, match(eth_type=0x800, ipv4_dst=f"10.5.0.{n}"), cookie(K_ENCAP),
+                apply=(Output(GPE),))
+
+
 def test_a_refused_bundle_raises_and_errors_are_kept_per_bridge(shell, monkeypatch):
     shell.connect(LISP)
     shell.connect(UNDERLAY)
@@ -150,8 +197,8 @@ def test_a_refused_bundle_raises_and_errors_are_kept_per_bridge(shell, monkeypat
     # a bundle the switch refuses at commit (inside: a modify of a group it does not hold)
     writer = shell.app.writer
     missing = SimpleNamespace(group_id=4242, buckets=())
-    monkeypatch.setattr(writer, "flow_add", lambda flow, xid: writer.encoder.group_mod(
-        ofwire.OFPGC_MODIFY, missing, xid))
+    monkeypatch.setattr(writer, "bundled_flow_add", lambda flow, xid, bundle: ofwire.bundle_add(
+        writer.encoder.group_mod(ofwire.OFPGC_MODIFY, missing, xid), bundle))
     before = shell.switches[LISP].flow_set()
     with pytest.raises(RuntimeError,
                        match="refused bundle .* OFPET_BAD_REQUEST/OFPBRC_BAD_MULTIPART"):
