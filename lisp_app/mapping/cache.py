@@ -28,16 +28,22 @@ class SharedPool:
     """Equal immutable values held once: :meth:`share` returns the pooled object equal to a value
     (the value itself the first time). Bounded by ``limit`` distinct values."""
 
-    __slots__ = ("limit", "_values")
+    __slots__ = ("limit", "_values", "_last")
 
     def __init__(self, limit: int = SHARED_POOL_LIMIT) -> None:
         self.limit = limit
         self._values: dict = {}
+        # the last value asked for and its pooled object: a bulk load or a burst of replies
+        # hands the same locator tuple again and again, and hashing one hashes its addresses
+        self._last: tuple = (None, None)
 
     def __len__(self) -> int:
         return len(self._values)
 
     def share(self, value):
+        last, found = self._last
+        if value is last:
+            return found
         try:
             found = self._values.get(value)
         except TypeError:  # something unhashable: keep it as it is
@@ -46,6 +52,7 @@ class SharedPool:
             if len(self._values) >= self.limit:
                 self._values.clear()
             self._values[value] = found = value
+        self._last = (value, found)
         return found
 
     def share_field(self, obj, name: str, kind: type) -> None:

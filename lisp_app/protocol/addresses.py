@@ -15,7 +15,7 @@ An address is one of:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Union
 
@@ -197,11 +197,18 @@ class EidPrefix:
 
     instance_id: int
     network: IPv4Network | IPv6Network
+    # the hash, computed once: a prefix is a key of several dicts on every mapping's way (the
+    # map-cache, the installer, probing), and ipaddress hashes a network in Python each time
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         iid = self.instance_id
         if not isinstance(iid, int) or not 0 <= iid < 1 << 24:
             raise ValueError(f"instance-id {iid!r} is not a 24-bit number")
+        object.__setattr__(self, "_hash", hash((iid, self.network)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def parse(cls, text: str, default_instance_id: int = 0) -> "EidPrefix":

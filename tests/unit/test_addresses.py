@@ -228,3 +228,22 @@ def test_eid_prefix_text_and_wire_round_trip(instance_id, v4, bits, length):
     address, mask_len = prefix.to_wire()
     wire = encode_address(address)
     assert decode_address(wire, 0, len(wire)) == (address, len(wire))
+
+
+def test_eid_prefix_hash_is_kept_and_agrees_with_equality():
+    """EidPrefix computes its hash once (it keys several dicts per mapping): equal prefixes hash
+    alike however made (parsed, from the wire, replaced, copied, unpickled), unequal ones stay
+    apart in a dict, and the kept hash is neither compared nor shown."""
+    import copy
+    import dataclasses
+    import pickle
+    from ipaddress import IPv4Network
+    a = EidPrefix.parse("[7]10.1.0.0/16")
+    made = [EidPrefix(7, IPv4Network("10.1.0.0/16")), copy.deepcopy(a),
+            pickle.loads(pickle.dumps(a)), dataclasses.replace(EidPrefix.parse("[8]10.1.0.0/16"),
+                                                               instance_id=7)]
+    for b in made:
+        assert b == a and hash(b) == hash(a)
+    table = {a: 1, EidPrefix.parse("10.1.0.0/16"): 2, EidPrefix.parse("[7]10.1.0.0/17"): 3}
+    assert table[made[-1]] == 1 and len(table) == 3
+    assert "_hash" not in repr(a) and hash(a) == hash((7, IPv4Network("10.1.0.0/16")))

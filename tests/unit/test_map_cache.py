@@ -178,3 +178,20 @@ def test_expiring_by_finds_exactly_the_current_entries_due_by_then():
         got = {e.prefix for e in cache.expiring_by(when)}
         assert got == {p for p, t in expiry.items() if t <= when}, when
     assert len(cache.expiring_by(2000)) == len(expiry)
+
+
+def test_shared_pool_gives_the_pooled_object_for_a_value_asked_again():
+    """SharedPool remembers the last value it was asked for: asking with that same object again
+    (a bulk load's locator tuple) still gives the pooled equal object, also after the pool was
+    emptied at its limit."""
+    from lisp_app.mapping.cache import SharedPool
+    pool = SharedPool(limit=2)
+    first = tuple([1, 2])
+    assert pool.share(first) is first
+    second = tuple([1, 2])
+    assert pool.share(second) is first and pool.share(second) is first
+    for n in range(3, 6):  # fills the pool past its limit: emptied on the way
+        pool.share((n,))
+    assert len(pool) <= 2
+    third = tuple([1, 2])
+    assert pool.share(third) is third and pool.share(third) is third
