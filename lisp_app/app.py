@@ -12,7 +12,6 @@ and timers to the Xtr and turns the effects it returns into OpenFlow bytes
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import time
 from itertools import islice
@@ -95,7 +94,6 @@ class LispApp(app_manager.OSKenApp):
     def start(self):
         super().start()
         self.tap.install()
-        self.gc_policy.install()
         self.workers.append(hub.spawn(self._timer_loop))
         self.workers.append(hub.spawn(self._stats_loop))
         if self.config.api.port:
@@ -109,9 +107,9 @@ class LispApp(app_manager.OSKenApp):
             self.workers.append(hub.spawn(self._alt_loop))
         if self.reload_requests is not None:
             self.workers.append(hub.spawn(self._reload_loop))
-        # what start-up built (os-ken, the configuration, the node) lives on: the full
-        # collections that may fall in the middle of a packet-in need not walk it again
-        gc.freeze()
+        # installed last: its first collection freezes what start-up built (os-ken, the
+        # configuration, the node), so that no later full collection walks it again
+        self.gc_policy.install()
 
     def stop(self):
         for worker in self.workers:  # endless loops: OSKenApp.stop() would wait for them forever
