@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from itertools import islice
 
 from os_ken.app.ofctl import api as ofctl_api
 from os_ken.base import app_manager
@@ -36,7 +35,7 @@ from .shell import policy, translate
 from .shell.gcpolicy import GcPolicy
 from .shell.hangup import RELOAD_POLL
 from .shell.packet_in import PacketInTap, send_now
-from .shell.writer import FlowWriter, SwitchErrors, split_bulk, summary
+from .shell.writer import FlowWriter, SwitchErrors, bulk_batches, split_bulk, summary
 
 LOG = logging.getLogger("lisp_app")
 
@@ -279,7 +278,7 @@ class LispApp(app_manager.OSKenApp):
         counts = {"flows": 0, "bundles": 0, "groups": 0}
         bundles: dict = {}  # bridge -> (datapath, Bundle), or None while it has no new flows
         try:
-            while batch := list(islice(effects, BULK_BATCH)):
+            for batch in bulk_batches(effects, BULK_BATCH):
                 at_once, adds = split_bulk(batch, self.datapaths)
                 self.execute(at_once)
                 counts["groups"] += sum(len(e.groups) for e in at_once

@@ -30,7 +30,7 @@ import hmac
 import json
 import logging
 import time
-from ipaddress import IPv4Network, ip_address
+from ipaddress import ip_address
 from itertools import chain
 from socket import AF_INET, inet_pton
 from urllib.parse import parse_qs
@@ -504,7 +504,7 @@ def _parse_prefix(text: str, default_instance_id: int) -> EidPrefix:
     plen = int(length)
     if value & (0xFFFFFFFF >> plen) or not 0 <= iid < 1 << 24:
         return EidPrefix.parse(text, default_instance_id)  # host bits set: its error
-    return EidPrefix(iid, IPv4Network((value, plen)))
+    return EidPrefix.ipv4(iid, value, plen)
 
 
 _KEY_SETS: dict = {}

@@ -40,6 +40,14 @@ class InstallMapping:
 
 
 @dataclass(frozen=True, slots=True)
+class InstallNewMappings:
+    """Program the flows of map-cache entries whose prefixes had none (a bulk load): each as
+    :class:`InstallMapping` would, with nothing replaced."""
+
+    entries: list
+
+
+@dataclass(frozen=True, slots=True)
 class RemoveMapping:
     """Remove the flows of a map-cache entry."""
 

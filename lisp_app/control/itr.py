@@ -83,8 +83,8 @@ from ..protocol.ecm import EncapsulatedControlMessage
 from ..protocol.map_reply import MapReply
 from ..protocol.map_request import MapRequest
 from ..protocol.records import Action, EidRecord, Locator
-from .actions import (BufferedPacket, InstallMapping, Reinject, RemoveMapping, SendControl,
-                      SendDataProbe, SendOverAlt)
+from .actions import (BufferedPacket, InstallMapping, InstallNewMappings, Reinject,
+                      RemoveMapping, SendControl, SendDataProbe, SendOverAlt)
 from .mapstat import MapStat
 
 IPAddress = IPv4Address | IPv6Address
@@ -414,6 +414,28 @@ class ItrEngine:
         """An operator's mapping: cached until removed."""
         entry = CacheEntry(prefix, locators, action, 0, None, SOURCE_STATIC, now, True)
         return [InstallMapping(entry, self.cache.insert(entry))]
+
+    def add_static_many(self, mappings, now: float) -> list:
+        """Operator mappings, ``(prefix, locators)`` pairs, as :meth:`add_static` adds each, in
+        order: the new prefixes' in :class:`InstallNewMappings` runs (a bulk load compiles those
+        together), a replaced one's in its own :class:`InstallMapping`."""
+        actions: list = []
+        fresh: list = []
+        insert = self.cache.insert
+        for prefix, locators in mappings:
+            entry = CacheEntry(prefix, locators, Action.NO_ACTION, 0, None, SOURCE_STATIC, now,
+                               True)
+            old = insert(entry)
+            if old is None:
+                fresh.append(entry)
+                continue
+            if fresh:
+                actions.append(InstallNewMappings(fresh))
+                fresh = []
+            actions.append(InstallMapping(entry, old))
+        if fresh:
+            actions.append(InstallNewMappings(fresh))
+        return actions
 
     def remove(self, prefix: EidPrefix) -> list:
         entry = self.cache.remove(prefix)

@@ -117,6 +117,19 @@ class Prober:
                 self._schedule(state, now)
             state.users.add(prefix)
 
+    def track_new(self, prefixes, addresses, now: float) -> None:
+        """:meth:`track` of each of ``prefixes``, new mappings that all use ``addresses``."""
+        if not self.settings.enabled:
+            return
+        for address in set(addresses):
+            if not self.reaches(address):
+                continue
+            state = self.locators.get(address)
+            if state is None:
+                state = self.locators[address] = LocatorState(address, due=now)
+                self._schedule(state, now)
+            state.users.update(prefixes)
+
     def untrack(self, prefix: EidPrefix, addresses) -> None:
         """The mapping ``prefix`` (whose tunnel addresses were ``addresses``) is gone."""
         for address in addresses:

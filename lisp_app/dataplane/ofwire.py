@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from socket import AF_INET, AF_INET6, inet_pton
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 
 from .flows import (OFPP_CONTROLLER, CheckPktLarger, CopyField, DecTtl, Flow, Group,
                     GroupAction, Meter, Multipath, Output, SetField, ToController)
@@ -254,6 +254,7 @@ class Encoder:
         self._instructions_of: dict = {}
         self._tlv_of: dict = {}  # match fields by identity, those met more than once
         self._shapes: dict = {}  # bundled flow-mod templates (bundled_flow_add)
+        self._runs: dict = {}  # (id(record), iid, plen) -> run templates (bundled_run)
 
     def _remember(self, memo: dict, key, value):
         if len(memo) >= self.MEMO_LIMIT:
@@ -353,6 +354,61 @@ class Encoder:
             return None
         return (whole[0:4], whole[8:16], whole[20:28], whole[32:72], whole[72:start],
                 whole[start + len(tlv):], len(tlv), flow.match, flow.apply, flow.write)
+
+    def bundled_run(self, run, next_xid, bundle_id: int) -> list[bytes]:
+        """The messages of bundle ``bundle_id`` adding the flows of a run (a bulk load's new
+        mappings that differ only in their prefixes: ``run.record``, the shared object their
+        flows are compiled from, ``run.prefixes``, and ``run.flow(prefix)``; see
+        :class:`lisp_app.dataplane.pipeline.FlowRun`), each numbered by ``next_xid()``.
+
+        The flows of one record, instance-id and IPv4 prefix length differ in the destination
+        address alone: each is written from a template of its first one's message, with its
+        xids, the bundle id and its address spliced in, without building the flow. Anything
+        else (IPv6, a flow whose address cannot be placed) is compiled and written whole."""
+        out = []
+        append, templates, record = out.append, self._runs, run.record
+        rid, last_iid, last_plen, template = id(record), -1, -1, None
+        for prefix in run.prefixes:
+            net = prefix.network
+            if type(net) is not IPv4Network:
+                out.append(self.bundled_flow_add(run.flow(prefix), next_xid(), bundle_id))
+                continue
+            iid, plen = prefix.instance_id, net._prefixlen
+            if iid != last_iid or plen != last_plen:  # (a run is mostly of one kind)
+                template = templates.get((rid, iid, plen))
+                if template is None or template[0] is not record:  # (held: its id stays)
+                    template = self._remember(templates, (rid, iid, plen),
+                                              (record, *self._run_template(run, prefix)))
+                last_iid, last_plen = iid, plen
+            pack, head0, head1, head2, before, after = template[1:]
+            if pack is None:
+                append(self.bundled_flow_add(run.flow(prefix), next_xid(), bundle_id))
+                continue
+            xid = next_xid()
+            append(pack(head0, xid, head1, bundle_id, head2, xid, before,
+                        net.network_address._ip, after))
+        return out
+
+    def _run_template(self, run, prefix) -> tuple:
+        """(pack, head0, head1, head2, before, after) writing the message of ``prefix``'s flow
+        in ``run`` for any address of the same prefix length (and instance-id): the parts
+        around the xids, the bundle id and the destination address's four bytes. (None, ...)
+        when the flow does not match on exactly one IPv4 destination whose bytes can be
+        placed."""
+        flow = run.flow(prefix)
+        whole = self._bundled_flow_add(flow, 0, 0)
+        fields = [item for item in flow.match if item[0] == "ipv4_dst"]
+        address = prefix.network.network_address.packed
+        if len(fields) == 1:
+            _key, tlv = _oxm(*fields[0])
+            sort_key = OXM_SORT_KEYS["ipv4_dst"]
+            start = 72 + 4 + sum(len(t) for k, t in (_oxm(*item) for item in flow.match)
+                                 if k < sort_key)
+            if whole[start:start + len(tlv)] == tlv and tlv[4:8] == address:
+                at = start + 4
+                pack = struct.Struct(f"!4sI8sI8sI{at - 32}sI{len(whole) - at - 4}s").pack
+                return pack, whole[0:4], whole[8:16], whole[20:28], whole[32:at], whole[at + 4:]
+        return None, None, None, None, None, None
 
     def _bundled_flow_add(self, flow: Flow, xid: int, bundle_id: int) -> bytes:
         body = self.match(flow.match) + self.instructions(flow)

@@ -204,6 +204,57 @@ def inner_mtu(underlay_mtu: int, rloc_version: int = 4) -> int:
     return underlay_mtu - ENCAP_OVERHEAD[rloc_version]
 
 
+class FlowRun:
+    """The flows of new mappings that differ only in their prefixes (a bulk load's): for each
+    prefix, the one flow ``record``'s bridge compiles for it with the record's shares and action
+    and no group (``record``: the installer's shared ``(bridge, shares, grouped, action)``, not
+    grouped). Read as a sequence it is those :class:`Flow` objects, built as they are read; the
+    bundle writer writes their messages from a template instead (``Encoder.bundled_run``), and
+    knows a template by the record's identity (so the record must be the shared object that is
+    never changed)."""
+
+    __slots__ = ("record", "prefixes")
+
+    def __init__(self, record: tuple, prefixes: list):
+        if record[2]:
+            raise ValueError("a FlowRun's mappings have no select group")
+        self.record = record
+        self.prefixes = prefixes
+
+    def flow(self, prefix: EidPrefix) -> Flow:
+        """The flow of one of the mappings."""
+        bridge, shares, _grouped, action = self.record
+        return bridge.mapping_flows(CacheEntry(prefix, (), action), shares, None)[0][0]
+
+    def __len__(self) -> int:
+        return len(self.prefixes)
+
+    def __iter__(self):
+        return map(self.flow, self.prefixes)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(map(self.flow, self.prefixes[index]))
+        return self.flow(self.prefixes[index])
+
+    def __eq__(self, other) -> bool:  # as the tuple of its flows
+        if isinstance(other, (FlowRun, tuple)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other):
+        return tuple(self) + tuple(other)
+
+    def __radd__(self, other):
+        return tuple(other) + tuple(self)
+
+    def __repr__(self) -> str:
+        return f"FlowRun({len(self.prefixes)} flows, {self.record[1:]!r})"
+
+
 @dataclass(frozen=True)
 class LispBridge:
     """What the compiler needs to know about the LISP bridge and the site."""

@@ -18,8 +18,8 @@ from ipaddress import IPv4Address, IPv6Address
 
 from ..config import Config
 from ..alt.effects import Announce, Withdraw
-from ..control.actions import (BufferedPacket, Deliver, InstallMapping, Reinject, RemoveMapping,
-                               SendControl, SendDataProbe, SendOverAlt)
+from ..control.actions import (BufferedPacket, Deliver, InstallMapping, InstallNewMappings,
+                               Reinject, RemoveMapping, SendControl, SendDataProbe, SendOverAlt)
 from ..control.counting import CarriedCounts, FlowCounts
 from ..control.map_resolver import ForwardOverAlt
 from ..control.prober import LocatorChange
@@ -69,6 +69,7 @@ class Xtr:
                                     registrar=self.registrar, prober=self.prober)
         self._actions = {
             SendControl: self._send_control, InstallMapping: self._install,
+            InstallNewMappings: self._install_new,
             RemoveMapping: self._uninstall, LocatorChange: self._locator_changed,
             Reinject: lambda a, now: [PacketOut(LISP, p.data, OFPP_TABLE, p.in_port)
                                       for p in a.packets],
@@ -264,10 +265,7 @@ class Xtr:
         API sends the resulting flows to the switch in one bundle."""
         if self.itr is None:
             raise ValueError("static map-cache entries need the itr or xtr role")
-        actions: list = []
-        for prefix, locators in mappings:
-            actions.extend(self.itr.add_static(prefix, locators, now))
-        return self.carry_out(actions, now)
+        return self.carry_out(self.itr.add_static_many(mappings, now), now)
 
     def set_local_locators(self, prefix: EidPrefix, locators: tuple[Locator, ...],
                            ttl: int | None, now: float) -> list:
@@ -333,6 +331,20 @@ class Xtr:
             self.prober.track(act.entry.prefix, targets(act.entry), now,
                               targets(act.replaced) if act.replaced is not None else ())
         return self.installer.install(act.entry)
+
+    def _install_new(self, act: InstallNewMappings, now: float) -> list:
+        """New mappings (a bulk load's): probing learns those that share a locators object
+        together, and the installer compiles them together."""
+        if self.prober is not None:
+            by_locators: dict = {}  # id(locators) -> (an entry, its prefixes)
+            for entry in act.entries:
+                users = by_locators.get(id(entry.locators))
+                if users is None:
+                    users = by_locators[id(entry.locators)] = (entry, [])
+                users[1].append(entry.prefix)
+            for entry, prefixes in by_locators.values():
+                self.prober.track_new(prefixes, self.installer.probe_targets(entry), now)
+        return self.installer.install_new(act.entries)
 
     def _uninstall(self, act: RemoveMapping, now: float) -> list:
         if self.prober is not None:

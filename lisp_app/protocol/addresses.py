@@ -188,6 +188,27 @@ def max_mask_len(addr: Address) -> int | None:
     return None
 
 
+_NEW = object.__new__
+_SET = object.__setattr__
+_IPV4_NETMASKS = tuple(IPv4Network((0, plen)).netmask for plen in range(33))
+
+
+def ipv4_network(value: int, plen: int) -> IPv4Network:
+    """``IPv4Network((value, plen))`` for a 32-bit ``value`` without host bits and 0 <= ``plen``
+    <= 32 (unchecked), built from the integers without the constructor's parsing: about a
+    quarter of its cost. It compares, hashes, prints and answers as the constructor's network
+    does, but for ``hosts()`` of a /31 or /32, which is the generic method's (nothing here asks
+    for hosts; Python 3.11's constructor also gives such networks a per-object closure for it,
+    which this leaves out)."""
+    address = _NEW(IPv4Address)
+    address._ip = value
+    network = _NEW(IPv4Network)
+    network.network_address = address
+    network.netmask = _IPV4_NETMASKS[plen]
+    network._prefixlen = plen
+    return network
+
+
 @dataclass(frozen=True, slots=True)
 class EidPrefix:
     """An EID prefix as the mapping system sees it: an instance-id and an IP network.
@@ -205,10 +226,27 @@ class EidPrefix:
         iid = self.instance_id
         if not isinstance(iid, int) or not 0 <= iid < 1 << 24:
             raise ValueError(f"instance-id {iid!r} is not a 24-bit number")
-        object.__setattr__(self, "_hash", hash((iid, self.network)))
+        net = self.network
+        try:  # (equal prefixes have equal addresses and lengths: integers hash in C)
+            key = hash((iid, int(net.network_address), net.prefixlen))
+        except (AttributeError, TypeError):
+            key = hash((iid, net))
+        object.__setattr__(self, "_hash", key)
 
     def __hash__(self) -> int:
         return self._hash
+
+    @classmethod
+    def ipv4(cls, instance_id: int, value: int, plen: int) -> "EidPrefix":
+        """``EidPrefix(instance_id, IPv4Network((value, plen)))`` for arguments known good (a
+        24-bit instance-id, a 32-bit address without host bits, 0 <= plen <= 32), built without
+        checks or parsing: bulk loads build 100,000s. Equal to, and hashing as, the checked
+        construction."""
+        prefix = _NEW(cls)
+        _SET(prefix, "instance_id", instance_id)
+        _SET(prefix, "network", ipv4_network(value, plen))
+        _SET(prefix, "_hash", hash((instance_id, value, plen)))
+        return prefix
 
     @classmethod
     def parse(cls, text: str, default_instance_id: int = 0) -> "EidPrefix":

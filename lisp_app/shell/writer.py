@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..dataplane import ofwire, reconcile
 from ..dataplane.effects import LISP, FlowChange
 from ..dataplane.flows import Flow, Group
+from ..dataplane.pipeline import FlowRun
 
 XID_SPACE = 0x100000000
 
@@ -38,6 +39,14 @@ class FlowWriter:
             return self.encoder.bundled_flow_add(flow, xid, bundle_id)
         except ofwire.Unsupported:
             return ofwire.bundle_add(self.fallback.flow_add(flow, xid), bundle_id)
+
+    def bundled_run(self, run: FlowRun, next_xid, bundle_id: int) -> list[bytes]:
+        """The additions of a FlowRun's flows as messages of bundle ``bundle_id``, in order,
+        each numbered by ``next_xid()``."""
+        try:
+            return self.encoder.bundled_run(run, next_xid, bundle_id)
+        except ofwire.Unsupported:
+            return [self.bundled_flow_add(flow, next_xid(), bundle_id) for flow in run]
 
     def flow_delete(self, flow: Flow, xid: int) -> bytes:
         try:
@@ -96,17 +105,23 @@ class Bundle:
         return ofwire.bundle_control(self.first, self.bundle_id, ofwire.ONF_BCT_OPEN_REQUEST)
 
     def add(self, flows) -> list[bytes]:
-        """Add ``flows``: the byte chunks now complete (``chunk`` messages each), in order."""
+        """Add ``flows`` (Flow objects, and FlowRuns, whose flows are written from templates):
+        the byte chunks now complete (``chunk`` messages each, or one whole run), in order."""
         out = []
         parts, next_xid, bundle_id, chunk = self._parts, self._next_xid, self.bundle_id, \
             self._chunk
-        flow_add = self._writer.bundled_flow_add
+        writer = self._writer
+        flow_add = writer.bundled_flow_add
         for flow in flows:
-            parts.append(flow_add(flow, next_xid(), bundle_id))
+            if type(flow) is FlowRun:
+                parts.extend(writer.bundled_run(flow, next_xid, bundle_id))
+                self.flows += len(flow)
+            else:
+                parts.append(flow_add(flow, next_xid(), bundle_id))
+                self.flows += 1
             if len(parts) >= chunk:
                 out.append(b"".join(parts))
                 parts.clear()
-        self.flows += len(flows)
         return out
 
     def close(self) -> bytes:
@@ -160,10 +175,26 @@ def summary(errors: list[str]) -> str:
     return errors[0] + (f" and {more} more errors" if more > 0 else "")
 
 
-def split_bulk(effects, connected) -> tuple[list, dict[str, list[Flow]]]:
+def bulk_batches(effects, size: int):
+    """``effects`` (an iterable, taken as it comes) in lists holding about ``size`` flows each:
+    a flow change counts its new flows (a bulk load's may hold hundreds), any other effect one.
+    Each list ends with the effect that brings it to ``size``; the last may hold fewer."""
+    batch: list = []
+    weight = 0
+    for effect in effects:
+        batch.append(effect)
+        weight += len(effect.add) if type(effect) is FlowChange else 1
+        if weight >= size:
+            yield batch
+            batch, weight = [], 0
+    if batch:
+        yield batch
+
+
+def split_bulk(effects, connected) -> tuple[list, dict[str, list]]:
     """A bulk install's effects in two parts: what goes out at once, in order (packet-outs, ALT
-    effects, and each flow change's deletions and groups), and each connected bridge's new flows,
-    which go in one bundle. Changes for a bridge not in ``connected`` are left out: it is
+    effects, and each flow change's deletions and groups), and each connected bridge's new flows
+    (Flow objects, and FlowRuns as they are), which go in one bundle. Changes for a bridge not in ``connected`` are left out: it is
     programmed in full when it (re)connects."""
     now: list = []
     adds: dict[str, list[Flow]] = {}
@@ -174,5 +205,8 @@ def split_bulk(effects, connected) -> tuple[list, dict[str, list[Flow]]]:
             if effect.delete or effect.groups or effect.delete_groups:
                 now.append(FlowChange(effect.bridge, delete=effect.delete, groups=effect.groups,
                                       delete_groups=effect.delete_groups))
-            adds.setdefault(effect.bridge, []).extend(effect.add)
+            if type(effect.add) is FlowRun:  # kept whole: the bundle writes it from templates
+                adds.setdefault(effect.bridge, []).append(effect.add)
+            else:
+                adds.setdefault(effect.bridge, []).extend(effect.add)
     return now, adds

@@ -241,9 +241,38 @@ def test_eid_prefix_hash_is_kept_and_agrees_with_equality():
     a = EidPrefix.parse("[7]10.1.0.0/16")
     made = [EidPrefix(7, IPv4Network("10.1.0.0/16")), copy.deepcopy(a),
             pickle.loads(pickle.dumps(a)), dataclasses.replace(EidPrefix.parse("[8]10.1.0.0/16"),
-                                                               instance_id=7)]
+                                                               instance_id=7),
+            EidPrefix.ipv4(7, 0x0A010000, 16), copy.deepcopy(EidPrefix.ipv4(7, 0x0A010000, 16)),
+            pickle.loads(pickle.dumps(EidPrefix.ipv4(7, 0x0A010000, 16)))]
     for b in made:
         assert b == a and hash(b) == hash(a)
     table = {a: 1, EidPrefix.parse("10.1.0.0/16"): 2, EidPrefix.parse("[7]10.1.0.0/17"): 3}
     assert table[made[-1]] == 1 and len(table) == 3
-    assert "_hash" not in repr(a) and hash(a) == hash((7, IPv4Network("10.1.0.0/16")))
+    assert "_hash" not in repr(a) and hash(a) == hash((7, 0x0A010000, 16))
+
+
+def test_fast_ipv4_construction_is_the_checked_one():
+    """ipv4_network and EidPrefix.ipv4 (the bulk loads' unchecked constructors) give what the
+    checked constructors give, for every prefix length and random addresses and instance-ids:
+    equal, same hash, text, repr, attributes, containment, and they work as dict keys together."""
+    import random
+    from ipaddress import IPv4Address, IPv4Network
+    from lisp_app.protocol.addresses import ipv4_network
+    rng = random.Random(16)
+    for _ in range(5000):
+        plen = rng.randint(0, 32)
+        value = rng.getrandbits(32) & (0xFFFFFFFF ^ (0xFFFFFFFF >> plen))
+        fast, slow = ipv4_network(value, plen), IPv4Network((value, plen))
+        assert type(fast) is IPv4Network and fast == slow and hash(fast) == hash(slow)
+        assert (str(fast), repr(fast), fast.prefixlen, fast.netmask, fast.hostmask,
+                fast.broadcast_address, fast.num_addresses, fast.with_netmask) == \
+            (str(slow), repr(slow), slow.prefixlen, slow.netmask, slow.hostmask,
+             slow.broadcast_address, slow.num_addresses, slow.with_netmask)
+        assert type(fast.network_address) is IPv4Address and fast.network_address == \
+            slow.network_address and fast.network_address.packed == slow.network_address.packed
+        assert IPv4Address(value) in fast and fast.subnet_of(slow) and fast.version == 4
+        iid = rng.getrandbits(24)
+        quick, checked = EidPrefix.ipv4(iid, value, plen), EidPrefix(iid, slow)
+        assert quick == checked and hash(quick) == hash(checked)
+        assert (str(quick), repr(quick)) == (str(checked), repr(checked))
+        assert {quick: 1}[checked] == 1 and checked.contains(quick) and quick.contains(checked)
