@@ -17,7 +17,9 @@ switchless Map-Server/Map-Resolver does with a datagram (``MapServerNode.on_data
 message type to the pure engines, lisp_app/control/map_server.py ``MapServerEngine``,
 map_resolver.py ``MapResolverEngine``), and ``sendto`` of each resulting reply's bytes (``SendControl``: the payload to its destination and
 port; ``ForwardOverAlt``: the payload to the ALT neighbour's address). The client's source
-address is turned into an IPv4Address once and cached (the controller gets it from the frame).
+address is turned into an IPv4Address once and cached (the controller gets it from the frame),
+and so is each reply destination's text (the controller writes the reply's frame from the
+address's bytes).
 Figures, one run each per round, in this order:
 
 - ms-proxy: the Map-Server answers by proxy. Before each run the client registers site-36
@@ -170,6 +172,11 @@ class Server:
                  alt_neighbors: dict[str, tuple[str, int]]):
         self.sock, self.ms, self.mr, self.alt_neighbors = sock, ms, mr, alt_neighbors
         self.addresses: dict[str, IPv4Address] = {}
+        # each destination's text, made once: the controller writes the reply's frame from
+        # the address's integer, never its text (the switchless server caches it likewise)
+        # (by the address object's identity, which it holds: the request decoder hands the same
+        # ITR-RLOC objects again, and an address hashes in Python)
+        self.texts: dict[int, tuple[IPv4Address, str]] = {}
         self.control = ControlPlane(MapStat(), ms=ms, mr=mr)
 
     @property
@@ -193,7 +200,13 @@ class Server:
         sendto = self.sock.sendto
         for act in actions:
             if type(act) is SendControl:
-                sendto(act.payload, (str(act.destination), act.dest_port))
+                seen = self.texts.get(id(act.destination))
+                if seen is None or seen[0] is not act.destination:
+                    if len(self.texts) >= 4096:
+                        self.texts.clear()
+                    seen = self.texts[id(act.destination)] = (act.destination,
+                                                              str(act.destination))
+                sendto(act.payload, (seen[1], act.dest_port))
             elif type(act) is ForwardOverAlt:
                 target = self.alt_neighbors.get(act.neighbor)
                 if target is not None:

@@ -29,7 +29,9 @@ class PacketOut:
 
 @dataclass(frozen=True)
 class FlowChange:
-    """Flows and groups to program on one bridge. Deletions run first, then groups, then flows."""
+    """Flows and groups to program on one bridge. Deletions run first, then groups, then flows.
+    ``add`` is a tuple of flows, or a bulk load's :class:`~lisp_app.dataplane.pipeline.FlowRun`
+    (a sequence of flows too, which the bundle writer writes without building them)."""
 
     bridge: str
     add: tuple[Flow, ...] = ()
