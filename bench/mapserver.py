@@ -220,7 +220,7 @@ class SwitchlessServer:
     def __init__(self, sock: socket.socket, node: MapServerNode):
         self.sock, self.node, self.ms, self.mr = sock, node, node.ms, node.mr
         self.addresses: dict[str, object] = {}
-        self.texts: dict[int, dict[int, str]] = {4: {}, 6: {}}
+        self.texts: dict[int, tuple] = {}  # id(address) -> (address, text), as standalone.py
 
     @property
     def malformed(self) -> int:
@@ -240,11 +240,11 @@ class SwitchlessServer:
         sends = self.node.on_datagram(data, Received(source, peer[1]), time.monotonic())
         sendto = self.sock.sendto
         for send in sends:
-            texts = self.texts[send.destination.version]
-            text = texts.get(int(send.destination))
-            if text is None:
-                text = texts[int(send.destination)] = str(send.destination)
-            sendto(send.payload, (text, send.dest_port))
+            seen = self.texts.get(id(send.destination))
+            if seen is None or seen[0] is not send.destination:
+                seen = self.texts[id(send.destination)] = (send.destination,
+                                                            str(send.destination))
+            sendto(send.payload, (seen[1], send.dest_port))
 
 
 def new_engines(alt_routes: int) -> tuple[MapServerEngine, MapResolverEngine]:

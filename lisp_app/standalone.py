@@ -16,6 +16,7 @@ import time
 from ipaddress import ip_address
 
 import eventlet
+from eventlet.hubs import trampoline
 
 from .config import Config
 from .logs import Summary, flush_due
@@ -28,6 +29,7 @@ UNSENT = Summary(LOG, "messages that could not be sent", logging.WARNING)
 TIMER_TICK = 0.5  # seconds at most between two timer runs (registrations expire)
 MAX_DATAGRAM = 65535
 PEER_CACHE = 4096  # peer addresses kept parsed (and as text) by the socket loops
+BURST = 64  # datagrams a socket loop handles in a row before the other green threads run
 
 
 class StandaloneServer:
@@ -42,9 +44,11 @@ class StandaloneServer:
         self.sockets: dict[int, socket.socket] = {}  # IP version -> the socket that sends
         self._all: list[socket.socket] = []
         self._workers: list = []
-        # per IP version, destination address as an integer (cheaper to hash than the address)
-        # -> its text, for sendto (bounded)
-        self._texts: dict[int, dict[int, str]] = {4: {}, 6: {}}
+        # id(destination address) -> (the address, its text), for sendto (bounded; by identity:
+        # the request decoder hands the same ITR-RLOC objects again, and an address hashes in
+        # Python; the entry holds the address, so that its id stays its own)
+        self._texts: dict[int, tuple] = {}
+        self._raws: dict[int, object] = {}  # IP version -> the real socket in the green one
 
     def bind(self) -> None:
         """Open every configured socket, or raise OSError naming the address that failed."""
@@ -62,7 +66,8 @@ class StandaloneServer:
                 raise OSError(exc.errno, f"cannot bind UDP {address} port {port}: "
                                          f"{exc.strerror}") from None
             self._all.append(sock)
-            self.sockets.setdefault(address.version, sock)
+            if self.sockets.setdefault(address.version, sock) is sock:
+                self._raws[address.version] = _raw(sock)
             LOG.info("Map-Server/Map-Resolver on UDP %s port %d", address, port)
 
     def start(self) -> None:
@@ -84,7 +89,7 @@ class StandaloneServer:
         self._workers = []
         for sock in self._all:
             sock.close()
-        self._all, self.sockets = [], {}
+        self._all, self.sockets, self._raws = [], {}, {}
 
     def execute(self, effects) -> None:
         """The API hands operator effects here; this node produces none (no map-cache)."""
@@ -92,10 +97,29 @@ class StandaloneServer:
             LOG.debug("no switch: %r ignored", effect)
 
     def _receive(self, sock: socket.socket) -> None:
+        """Handle the socket's datagrams. Under eventlet, the datagrams waiting are read from
+        the real (non-blocking) socket, BURST in a row at most before the other green threads
+        run, and the loop sleeps in the hub only when none is waiting: the green socket's
+        wrapper around each read costs about as much as the read."""
         addresses: dict[str, object] = {}  # peer address text -> its address object, bounded
-        recvfrom, handle, clock = sock.recvfrom, self.xtr.on_datagram, time.monotonic
+        raw = _raw(sock)
+        recvfrom = (raw or sock).recvfrom
+        handle, clock = self.xtr.on_datagram, time.monotonic
+        burst = 0
         while True:
-            data, peer = recvfrom(MAX_DATAGRAM)
+            if raw is None:
+                data, peer = recvfrom(MAX_DATAGRAM)
+            else:
+                try:
+                    data, peer = recvfrom(MAX_DATAGRAM)
+                except BlockingIOError:  # nothing waiting: wait in the hub
+                    burst = 0
+                    trampoline(raw, read=True)
+                    continue
+                burst += 1
+                if burst >= BURST:
+                    burst = 0
+                    eventlet.sleep(0)
             try:
                 source = addresses.get(peer[0])
                 if source is None:
@@ -123,22 +147,42 @@ class StandaloneServer:
                            else min(TIMER_TICK, max(0.01, deadline - now)))
 
     def _send(self, sends) -> None:
+        """Send from the socket of each destination's family: on the real socket first, and
+        through the green one (which waits) only if the real one's buffer is full."""
         for send in sends:
             sock = self.sockets.get(send.destination.version)
             try:
                 if sock is None:
                     raise OSError(f"no IPv{send.destination.version} socket")
-                texts = self._texts[send.destination.version]
-                text = texts.get(int(send.destination))
-                if text is None:
-                    if len(texts) >= PEER_CACHE:
-                        texts.clear()
-                    text = texts[int(send.destination)] = str(send.destination)
-                sock.sendto(send.payload, (text, send.dest_port))
+                destination = send.destination
+                seen = self._texts.get(id(destination))
+                if seen is None or seen[0] is not destination:
+                    if len(self._texts) >= PEER_CACHE:
+                        self._texts.clear()
+                    seen = self._texts[id(destination)] = (destination, str(destination))
+                text = seen[1]
+                raw = self._raws.get(send.destination.version)
+                if raw is None:
+                    sock.sendto(send.payload, (text, send.dest_port))
+                    continue
+                try:
+                    raw.sendto(send.payload, (text, send.dest_port))
+                except BlockingIOError:
+                    sock.sendto(send.payload, (text, send.dest_port))
             except OSError as exc:
                 self.xtr.stats.control_send_failed += 1
                 UNSENT(send.destination, "could not send to %s port %d: %s", send.destination,
                        send.dest_port, exc)
+
+
+def _raw(sock):
+    """The real socket inside an eventlet green socket, if it is one and non-blocking (as
+    eventlet keeps it); else None."""
+    raw = getattr(sock, "fd", None)  # (a plain socket has no such attribute)
+    if raw is not None and hasattr(raw, "recvfrom") and hasattr(raw, "gettimeout") \
+            and raw.gettimeout() == 0.0:
+        return raw
+    return None
 
 
 def run(config: Config) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import struct
 import sys
-from array import array
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from .addresses import NO_ADDRESS, EidPrefix, InstanceIdAddress
@@ -38,6 +37,7 @@ _HEADER = struct.Struct("!BBBBQ")
 _LCAF = struct.Struct("!HBBBBHI")  # AFI 16387, Rsvd1, Flags, Type, Rsvd2, Length, Instance-ID
 _AFI_LCAF = 16387
 _LITTLE = sys.byteorder == "little"
+_ORDER = sys.byteorder  # how _ones_sum_ok reads 16-bit words: in native order, as array("H")
 
 _addresses: dict[bytes, object] = {}   # AFI + address bytes -> the address
 _v4: dict[int, IPv4Address] = {}       # an ECM's inner IPv4 source, as an integer -> the address
@@ -280,10 +280,12 @@ def _ones_sum_ok(data: bytes, extra: int = 0) -> bool:
     """Whether the ones'-complement sum of ``data`` (even length, 16-bit words in native order)
     plus ``extra`` is 0xFFFF: what ``internet_checksum(...) == 0`` says over data that carries
     its checksum."""
-    total = sum(array("H", data)) + extra
-    total = (total & 0xFFFF) + (total >> 16)
-    total = (total & 0xFFFF) + (total >> 16)
-    return total == 0xFFFF
+    # Read as one integer of native-order 16-bit digits, the data is the sum of word_i * 2**16i,
+    # and 2**16 is 1 modulo 0xFFFF: the ones'-complement sum (end-around carries) of words not
+    # all zero is 0xFFFF exactly when that integer is a multiple of 0xFFFF. (One C conversion
+    # and a remainder, a third of the time of summing an array.)
+    total = int.from_bytes(data, _ORDER) + extra
+    return total % 0xFFFF == 0 and total != 0
 
 
 def _native(word: int) -> int:

@@ -331,3 +331,32 @@ def test_proxy_replies_follow_re_registration_and_expiry():
     register("198.51.100.3", 300.0)
     assert answer(301.0).locators[0].address == ip_address("198.51.100.3")
     assert ms.registration_for(wanted, 301.0)[0] == prefix
+
+
+
+def test_the_checksum_test_agrees_with_internet_checksum():
+    """_ones_sum_ok (a remainder of one integer) says what summing the words with end-around
+    carries says, over random data of even lengths, data carrying its own checksum, all-zero
+    data and the extra word of a pseudo-header; and without the extra, what
+    internet_checksum(data) == 0 says."""
+    import struct
+    import sys
+
+    from lisp_app.protocol.fast_request import _ones_sum_ok
+    from lisp_app.protocol.inet import internet_checksum
+    rng = random.Random(1616)
+    for _ in range(20000):
+        data = bytes(rng.getrandbits(8) for _ in range(rng.choice([0, 2, 8, 20, 40, 64, 98])))
+        if data and rng.random() < 0.5:  # carrying its checksum in its last word
+            data = data[:-2] + struct.pack("!H", internet_checksum(data[:-2] + b"\0\0"))
+        if rng.random() < 0.02:
+            data = bytes(len(data))
+        extra = rng.choice([0, 0, rng.getrandbits(16), rng.getrandbits(17)])
+        # the reference: the words (native order, as the caller's extra is) summed the slow way
+        total = extra + sum(int.from_bytes(data[i:i + 2], sys.byteorder)
+                            for i in range(0, len(data), 2))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        assert _ones_sum_ok(data, extra) == (total == 0xFFFF), (data.hex(), extra)
+        if not extra and any(data):
+            assert _ones_sum_ok(data) == (internet_checksum(data) == 0), data.hex()

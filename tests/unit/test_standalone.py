@@ -121,6 +121,46 @@ def test_registration_resolution_and_negative_replies_over_ipv4_and_ipv6(server)
     assert b"lisp_ms_registers_accepted_total 2" in metrics
 
 
+def test_a_burst_is_answered_whole_and_the_api_stays_responsive(server):
+    """2,000 ECM Map-Requests sent in bursts of 100 (the socket loops read the datagrams
+    waiting in a row, yielding to the other green threads every few dozen): every one gets its
+    negative reply, and the API answers while they flow and after."""
+    port, api, _proc = server
+    n = 2000
+    with udp() as itr_sock:
+        itr_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        itr, sport = ip_address("127.0.0.1"), itr_sock.getsockname()[1]
+        eids = [f"10.9.{i >> 8}.{i & 255}" for i in range(n)]
+        requests = [EncapsulatedControlMessage(
+            itr, ip_address(eid), MapRequest(0x1000 + i, (EidRecord.for_prefix(
+                EidPrefix.parse(f"{eid}/32")),), (itr,)), source_port=sport).encode()
+            for i, eid in enumerate(eids)]
+        nonces = set()
+        for start in range(0, n, 100):  # in bursts of 100, read back between them
+            for payload in requests[start:start + 100]:
+                itr_sock.sendto(payload, ("127.0.0.1", port))
+            if start == 1000:
+                urllib.request.urlopen(f"http://127.0.0.1:{api}/mapstat", timeout=5)
+            while len(nonces) < start + 100:
+                reply = decode_control(itr_sock.recvfrom(65535)[0])
+                assert isinstance(reply, MapReply)
+                nonces.add(reply.nonce)
+    assert nonces == {0x1000 + i for i in range(n)}
+    stat = json.load(urllib.request.urlopen(f"http://127.0.0.1:{api}/mapstat", timeout=5))
+    assert stat["map_resolver"]["negative_replies"] == n
+    assert stat["counters"]["control_send_failed"] == 0
+
+
+def test_the_socket_loops_find_the_real_socket_inside_a_green_one():
+    from eventlet.green import socket as green
+
+    from lisp_app.standalone import _raw
+    with green.socket(socket.AF_INET, socket.SOCK_DGRAM) as g, udp() as plain:
+        raw = _raw(g)
+        assert raw is not None and raw is not g and raw.fileno() == g.fileno()
+        assert raw.gettimeout() == 0.0 and _raw(plain) is None
+
+
 def test_garbage_is_counted_and_sigterm_stops_the_server(server):
     port, api, proc = server
     with udp() as s:
