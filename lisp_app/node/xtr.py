@@ -336,11 +336,15 @@ class Xtr:
         """New mappings (a bulk load's): probing learns those that share a locators object
         together, and the installer compiles them together."""
         if self.prober is not None:
-            by_locators: dict = {}  # id(locators) -> (an entry, its prefixes)
+            # (id(locators), action) -> (an entry, their prefixes): the probe targets depend on
+            # the locators and, for a natively-forward entry, the action (the entry holds the
+            # locators object while its id keys the dict)
+            by_locators: dict = {}
             for entry in act.entries:
-                users = by_locators.get(id(entry.locators))
+                key = (id(entry.locators), entry.action)
+                users = by_locators.get(key)
                 if users is None:
-                    users = by_locators[id(entry.locators)] = (entry, [])
+                    users = by_locators[key] = (entry, [])
                 users[1].append(entry.prefix)
             for entry, prefixes in by_locators.values():
                 self.prober.track_new(prefixes, self.installer.probe_targets(entry), now)
