@@ -92,6 +92,30 @@ database-mapping {{
 """
 
 
+#: The interface index OOR's interfaces get in our labs. OOR's xTR gives each RLOC interface a
+#: routing table and rule of its own numbered 10 + its interface index (RULE_IFACE_BASE_TABLE_
+#: PRIORITY in its data-plane/tun/tun.c): an interface of index 243 to 245 gets table 253, 254
+#: or 255, the kernel's default, main and local tables, and the routes OOR puts into its tunnel
+#: then capture its own control traffic (seen in CI: an interface of index 244, its
+#: Map-Registers never left the namespace). An index left to chance reaches those values once
+#: the machine has made a few hundred interfaces.
+OOR_IFINDEX = 10
+
+
+def fix_oor_interface(host, name: str, peer, peer_name: str) -> None:
+    """Make a Mininet link's ``name`` end (on ``host``, which runs OOR) again with the index
+    OOR_IFINDEX, its other end ``peer_name`` on ``peer``; both up, without addresses (call it
+    before configuring them)."""
+    host.cmd(f"ip link del {name}")
+    host.cmd(f"ip link add {name} index {OOR_IFINDEX} type veth peer name {peer_name} "
+             f"netns {peer.pid}")
+    host.cmd(f"ip link set {name} up")
+    peer.cmd(f"ip link set {peer_name} up")
+    index = host.cmd(f"cat /sys/class/net/{name}/ifindex").strip()
+    if index != str(OOR_IFINDEX):
+        raise RuntimeError(f"{name}: interface index {index!r}, wanted {OOR_IFINDEX}")
+
+
 class OorNetwork:
     """Namespaces ``<tag>r`` (the router) and ``<tag><name>`` per node; :meth:`close` removes
     them and every process started in them."""
@@ -119,8 +143,9 @@ class OorNetwork:
         sh(f"ip netns exec {self.router} sysctl -qw net.ipv4.ip_forward=1")
         for name, i in self.nodes.items():
             ns, a, b = self.ns(name), f"{self.tag}{i}a", f"{self.tag}{i}b"
-            sh(f"ip link add {a} type veth peer name {b}; ip link set {a} netns {ns}; "
-               f"ip link set {b} netns {self.router}; ip -n {ns} link set {a} name eth0; "
+            # eth0 made in the node's namespace with a fixed interface index (OOR_IFINDEX)
+            sh(f"ip -n {ns} link add eth0 index {OOR_IFINDEX} type veth peer name {b} "
+               f"netns {self.router}; "
                f"ip -n {ns} addr add 10.77.{i}.1/24 dev eth0; ip -n {ns} link set eth0 up; "
                f"ip -n {ns} route add default via 10.77.{i}.254; "
                f"ip -n {self.router} addr add 10.77.{i}.254/24 dev {b}; "

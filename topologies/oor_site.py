@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from topologies.lispnode import LispLab, ProcessNode, quiet_interface  # noqa: E402
-from topologies.oor import oor_binary, oor_config  # noqa: E402
+from topologies.oor import fix_oor_interface, oor_binary, oor_config  # noqa: E402
 from topologies.two_sites import IID, site_spec  # noqa: E402
 
 MS_ADDRESS, OOR_RLOC, OOR_EID, KEY = "203.0.113.1", "198.51.100.1", "10.2.0.1", "s3cret"
@@ -93,6 +93,10 @@ class OorSite(LispLab):
         net.addLink("ms", "r", intfName1=f"{g}ms-eth0", intfName2=f"{g}r-eth3")
         self.start_network()
         r = self.host("r")
+        # OOR's interfaces with a fixed index (topologies.oor.OOR_IFINDEX says why)
+        fix_oor_interface(self.host("o2"), f"{g}o2-eth0", r, f"{g}r-eth2")
+        if self.ms_kind == "oor":
+            fix_oor_interface(self.host("ms"), f"{g}ms-eth0", r, f"{g}r-eth3")
         for n, addr in ((1, "192.0.2.254/24"), (2, "198.51.100.254/24"), (3, "203.0.113.254/24")):
             quiet_interface(r, f"{g}r-eth{n}")
             r.cmd(f"ip addr add {addr} dev {g}r-eth{n}")
