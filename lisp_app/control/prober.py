@@ -108,20 +108,16 @@ class Prober:
         for address in old_addresses:
             if address not in wanted:
                 self._drop_user(address, prefix)
-        for address in wanted:
-            if not self.reaches(address):
-                continue
-            state = self.locators.get(address)
-            if state is None:
-                state = self.locators[address] = LocatorState(address, due=now)
-                self._schedule(state, now)
-            state.users.add(prefix)
+        self._add_users(wanted, (prefix,), now)
 
     def track_new(self, prefixes, addresses, now: float) -> None:
         """:meth:`track` of each of ``prefixes``, new mappings that all use ``addresses``."""
-        if not self.settings.enabled:
-            return
-        for address in set(addresses):
+        if self.settings.enabled:
+            self._add_users(set(addresses), prefixes, now)
+
+    def _add_users(self, addresses: set, prefixes, now: float) -> None:
+        """``prefixes`` use each of ``addresses`` we can reach; a new one is probed at once."""
+        for address in addresses:
             if not self.reaches(address):
                 continue
             state = self.locators.get(address)
