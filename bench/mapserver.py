@@ -83,6 +83,7 @@ from lisp_app.control.mapstat import MapStat  # noqa: E402
 from lisp_app.config import parse_config  # noqa: E402
 from lisp_app.node.control_plane import ControlPlane, Received  # noqa: E402
 from lisp_app.node.server import MapServerNode  # noqa: E402
+from lisp_app.standalone import AddressTexts  # noqa: E402
 from lisp_app.protocol import (EidPrefix, EidRecord,  # noqa: E402
                                EncapsulatedControlMessage, Locator, MappingRecord, MapNotify,
                                MapRegister, MapRequest, decode_control, sign,
@@ -172,11 +173,9 @@ class Server:
                  alt_neighbors: dict[str, tuple[str, int]]):
         self.sock, self.ms, self.mr, self.alt_neighbors = sock, ms, mr, alt_neighbors
         self.addresses: dict[str, IPv4Address] = {}
-        # each destination's text, made once: the controller writes the reply's frame from
-        # the address's integer, never its text (the switchless server caches it likewise)
-        # (by the address object's identity, which it holds: the request decoder hands the same
-        # ITR-RLOC objects again, and an address hashes in Python)
-        self.texts: dict[int, tuple[IPv4Address, str]] = {}
+        # each destination's text, made once, as the switchless server makes it: the controller
+        # writes the reply's frame from the address's bytes, never its text
+        self.texts = AddressTexts()
         self.control = ControlPlane(MapStat(), ms=ms, mr=mr)
 
     @property
@@ -200,13 +199,7 @@ class Server:
         sendto = self.sock.sendto
         for act in actions:
             if type(act) is SendControl:
-                seen = self.texts.get(id(act.destination))
-                if seen is None or seen[0] is not act.destination:
-                    if len(self.texts) >= 4096:
-                        self.texts.clear()
-                    seen = self.texts[id(act.destination)] = (act.destination,
-                                                              str(act.destination))
-                sendto(act.payload, (seen[1], act.dest_port))
+                sendto(act.payload, (self.texts.text(act.destination), act.dest_port))
             elif type(act) is ForwardOverAlt:
                 target = self.alt_neighbors.get(act.neighbor)
                 if target is not None:
@@ -220,7 +213,7 @@ class SwitchlessServer:
     def __init__(self, sock: socket.socket, node: MapServerNode):
         self.sock, self.node, self.ms, self.mr = sock, node, node.ms, node.mr
         self.addresses: dict[str, object] = {}
-        self.texts: dict[int, tuple] = {}  # id(address) -> (address, text), as standalone.py
+        self.texts = AddressTexts()  # as standalone.py's send path
 
     @property
     def malformed(self) -> int:
@@ -240,11 +233,7 @@ class SwitchlessServer:
         sends = self.node.on_datagram(data, Received(source, peer[1]), time.monotonic())
         sendto = self.sock.sendto
         for send in sends:
-            seen = self.texts.get(id(send.destination))
-            if seen is None or seen[0] is not send.destination:
-                seen = self.texts[id(send.destination)] = (send.destination,
-                                                            str(send.destination))
-            sendto(send.payload, (seen[1], send.dest_port))
+            sendto(send.payload, (self.texts.text(send.destination), send.dest_port))
 
 
 def new_engines(alt_routes: int) -> tuple[MapServerEngine, MapResolverEngine]:

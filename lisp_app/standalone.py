@@ -32,6 +32,26 @@ PEER_CACHE = 4096  # peer addresses kept parsed (and as text) by the socket loop
 BURST = 64  # datagrams a socket loop handles in a row before the other green threads run
 
 
+class AddressTexts:
+    """Each destination address's text, for ``sendto``, made once: by the address object's
+    identity (the request decoder hands the same ITR-RLOC objects again, and an address hashes
+    in Python); an entry holds its address, so that the id stays its own. Bounded."""
+
+    __slots__ = ("_texts", "limit")
+
+    def __init__(self, limit: int = PEER_CACHE):
+        self._texts: dict[int, tuple] = {}
+        self.limit = limit
+
+    def text(self, address) -> str:
+        seen = self._texts.get(id(address))
+        if seen is None or seen[0] is not address:
+            if len(self._texts) >= self.limit:
+                self._texts.clear()
+            seen = self._texts[id(address)] = (address, str(address))
+        return seen[1]
+
+
 class StandaloneServer:
     """The sockets and the API around one :class:`MapServerNode`. For the API it looks like the
     os-ken app: ``xtr`` (the node), ``datapaths`` (none), ``alt`` (none), ``execute``."""
@@ -44,10 +64,7 @@ class StandaloneServer:
         self.sockets: dict[int, socket.socket] = {}  # IP version -> the socket that sends
         self._all: list[socket.socket] = []
         self._workers: list = []
-        # id(destination address) -> (the address, its text), for sendto (bounded; by identity:
-        # the request decoder hands the same ITR-RLOC objects again, and an address hashes in
-        # Python; the entry holds the address, so that its id stays its own)
-        self._texts: dict[int, tuple] = {}
+        self._texts = AddressTexts()
         self._raws: dict[int, object] = {}  # IP version -> the real socket in the green one
 
     def bind(self) -> None:
@@ -154,13 +171,7 @@ class StandaloneServer:
             try:
                 if sock is None:
                     raise OSError(f"no IPv{send.destination.version} socket")
-                destination = send.destination
-                seen = self._texts.get(id(destination))
-                if seen is None or seen[0] is not destination:
-                    if len(self._texts) >= PEER_CACHE:
-                        self._texts.clear()
-                    seen = self._texts[id(destination)] = (destination, str(destination))
-                text = seen[1]
+                text = self._texts.text(send.destination)
                 raw = self._raws.get(send.destination.version)
                 if raw is None:
                     sock.sendto(send.payload, (text, send.dest_port))

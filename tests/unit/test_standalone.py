@@ -188,3 +188,13 @@ def test_a_port_in_use_is_refused_with_the_address(tmp_path):
                               timeout=30)
     assert done.returncode == 1
     assert f"cannot bind UDP 127.0.0.1 port {port}" in done.stdout + done.stderr
+
+
+def test_address_texts_are_made_once_per_address_object_and_bounded():
+    from lisp_app.standalone import AddressTexts
+    texts = AddressTexts(limit=2)
+    a, b = ip_address("192.0.2.1"), ip_address("2001:db8::1")
+    assert texts.text(a) == "192.0.2.1" and texts.text(b) == "2001:db8::1"
+    assert texts.text(a) is texts.text(a)  # the same str: made once
+    c = ip_address("192.0.2.1")  # equal but another object: its own entry, the same text
+    assert texts.text(c) == "192.0.2.1" and len(texts._texts) <= 2
