@@ -124,19 +124,16 @@ class StandaloneServer:
         handle, clock = self.xtr.on_datagram, time.monotonic
         burst = 0
         while True:
-            if raw is None:
+            try:  # (only the real socket raises: the green one waits in the hub itself)
                 data, peer = recvfrom(MAX_DATAGRAM)
-            else:
-                try:
-                    data, peer = recvfrom(MAX_DATAGRAM)
-                except BlockingIOError:  # nothing waiting: wait in the hub
-                    burst = 0
-                    trampoline(raw, read=True)
-                    continue
-                burst += 1
-                if burst >= BURST:
-                    burst = 0
-                    eventlet.sleep(0)
+            except BlockingIOError:  # nothing waiting: wait in the hub
+                burst = 0
+                trampoline(raw, read=True)
+                continue
+            burst += 1
+            if burst >= BURST:
+                burst = 0
+                eventlet.sleep(0)
             try:
                 source = addresses.get(peer[0])
                 if source is None:

@@ -174,32 +174,27 @@ class FlowInstaller:
                            delete_groups=drop_group)]
 
     def install_new(self, entries) -> list[FlowChange]:
-        """:meth:`install` of each entry, for entries whose prefixes have no flows yet (a bulk
-        load's): the mappings without a select group that share their locators and action get
-        one FlowChange whose flows are a :class:`~lisp_app.dataplane.pipeline.FlowRun`, placed
-        once for them all. Any other entry goes through :meth:`install`."""
-        if self.bridge is None:
+        """:meth:`install` of each of ``entries``: new mappings (their prefixes have no flows
+        yet) that share one locators object and action, a bulk load's. They are placed once;
+        without a select group they get one FlowChange whose flows are a
+        :class:`~lisp_app.dataplane.pipeline.FlowRun`. Mappings with a group, and a prefix that
+        has flows after all, go through :meth:`install`."""
+        if self.bridge is None or not entries:
             return []
-        out: list = []
-        # (id(locators), action) -> (locators, record, prefixes), or None: grouped, one by one
-        # (a run holds its locators object while that object's id keys it)
-        runs: dict = {}
-        installed = self.installed
+        first = entries[0]
+        shares = self.shares(first)
+        if self._grouped(first, shares):  # (each has a group of its own)
+            return [change for entry in entries for change in self.install(entry)]
+        record = self._record(shares, False, first.action)
+        installed, out, prefixes = self.installed, [], []
         for entry in entries:
-            prefix = entry.prefix
-            key = (id(entry.locators), entry.action)
-            run = runs.get(key, False)
-            if run is False:
-                shares = self.shares(entry)
-                run = runs[key] = None if self._grouped(entry, shares) else (
-                    entry.locators, self._record(shares, False, entry.action), [])
-            if run is None or prefix in installed:
+            if entry.prefix in installed:
                 out += self.install(entry)
                 continue
-            installed[prefix] = run[1]
-            run[2].append(prefix)
-        out += [FlowChange(LISP, add=FlowRun(run[1], run[2]))
-                for run in runs.values() if run is not None and run[2]]
+            installed[entry.prefix] = record
+            prefixes.append(entry.prefix)
+        if prefixes:
+            out.append(FlowChange(LISP, add=FlowRun(record, prefixes)))
         return out
 
     def uninstall(self, prefix: EidPrefix) -> list[FlowChange]:

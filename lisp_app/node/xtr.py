@@ -333,22 +333,23 @@ class Xtr:
         return self.installer.install(act.entry)
 
     def _install_new(self, act: InstallNewMappings, now: float) -> list:
-        """New mappings (a bulk load's): probing learns those that share a locators object
-        together, and the installer compiles them together."""
-        if self.prober is not None:
-            # (id(locators), action) -> (an entry, their prefixes): the probe targets depend on
-            # the locators and, for a natively-forward entry, the action (the entry holds the
-            # locators object while its id keys the dict)
-            by_locators: dict = {}
-            for entry in act.entries:
-                key = (id(entry.locators), entry.action)
-                users = by_locators.get(key)
-                if users is None:
-                    users = by_locators[key] = (entry, [])
-                users[1].append(entry.prefix)
-            for entry, prefixes in by_locators.values():
-                self.prober.track_new(prefixes, self.installer.probe_targets(entry), now)
-        return self.installer.install_new(act.entries)
+        """New mappings (a bulk load's), taken together by locators object and action (on
+        which their probe targets and flows depend): probing learns each set's prefixes in one
+        update, and the installer places and compiles each set once."""
+        sets: dict = {}  # (id(locators), action) -> entries (which hold the locators object)
+        for entry in act.entries:
+            key = (id(entry.locators), entry.action)
+            same = sets.get(key)
+            if same is None:
+                same = sets[key] = []
+            same.append(entry)
+        out: list = []
+        for entries in sets.values():
+            if self.prober is not None:
+                self.prober.track_new([e.prefix for e in entries],
+                                      self.installer.probe_targets(entries[0]), now)
+            out += self.installer.install_new(entries)
+        return out
 
     def _uninstall(self, act: RemoveMapping, now: float) -> list:
         if self.prober is not None:

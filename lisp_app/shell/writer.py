@@ -194,10 +194,10 @@ def bulk_batches(effects, size: int):
 def split_bulk(effects, connected) -> tuple[list, dict[str, list]]:
     """A bulk install's effects in two parts: what goes out at once, in order (packet-outs, ALT
     effects, and each flow change's deletions and groups), and each connected bridge's new flows
-    (Flow objects, and FlowRuns as they are), which go in one bundle. Changes for a bridge not in ``connected`` are left out: it is
-    programmed in full when it (re)connects."""
+    (Flow objects, and FlowRuns as they are), which go in one bundle. Changes for a bridge not in
+    ``connected`` are left out: it is programmed in full when it (re)connects."""
     now: list = []
-    adds: dict[str, list[Flow]] = {}
+    adds: dict[str, list] = {}
     for effect in effects:
         if not isinstance(effect, FlowChange):
             now.append(effect)
